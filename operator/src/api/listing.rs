@@ -1,0 +1,410 @@
+//! `Listing`: one add-on in the marketplace catalog (cluster-scoped, written by the catalog sync).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::conditions::conditions_schema;
+use super::shared::{FeatureCode, ObjectName};
+
+/// An add-on that tenants can discover and, unless it is a partner redirect, subscribe to.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "marketplace.dev",
+    version = "v1alpha1",
+    kind = "Listing",
+    doc = "An add-on offered in the marketplace: what it is, how it is priced, which features it grants and who may buy it.",
+    status = "ListingStatus",
+    shortname = "lst",
+    category = "marketplace",
+    printcolumn(
+        name = "Display Name",
+        type_ = "string",
+        json_path = ".spec.displayName"
+    ),
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Category", type_ = "string", json_path = ".spec.category"),
+    printcolumn(name = "Lifecycle", type_ = "string", json_path = ".spec.lifecycle"),
+    printcolumn(name = "Activation", type_ = "string", json_path = ".spec.activation"),
+    printcolumn(
+        name = "Visibility",
+        type_ = "string",
+        json_path = ".spec.visibility",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(
+    validation = Rule::new("self.type != 'Partner' || (has(self.partner) && (!has(self.plans) || size(self.plans) == 0))")
+        .message("a Partner listing needs spec.partner and must not have spec.plans (partner add-ons are never billed)")
+        .field_path(".partner"),
+    validation = Rule::new("self.type == 'Partner' || !has(self.partner)")
+        .message("spec.partner is only allowed on listings of type Partner")
+        .field_path(".partner"),
+    validation = Rule::new("self.type != 'Integration' || has(self.integration)")
+        .message("an Integration listing needs spec.integration.wizardConfigRef (the connection wizard)")
+        .field_path(".integration"),
+    validation = Rule::new("self.type == 'Integration' || !has(self.integration)")
+        .message("spec.integration is only allowed on listings of type Integration")
+        .field_path(".integration"),
+    validation = Rule::new("self.type == 'Partner' || self.lifecycle != 'Published' || (has(self.plans) && size(self.plans) > 0)")
+        .message("a Published InApp or Integration listing needs at least one plan")
+        .field_path(".plans"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ListingSpec {
+    /// Name shown to tenants, e.g. "Route Optimization".
+    #[schemars(length(min = 1, max = 80))]
+    pub display_name: String,
+
+    /// One-line pitch shown on the listing card; at most 90 characters.
+    #[x_kube(validation = Rule::new("self.size() <= 90").message("tagline must be at most 90 characters (it is shown on listing cards)"))]
+    #[schemars(length(min = 1, max = 1000))]
+    pub tagline: String,
+
+    /// Long description in Markdown, shown on the listing's detail page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20000))]
+    pub description: Option<String>,
+
+    /// What kind of add-on this is: an in-app feature, an integration with a connection wizard,
+    /// or a redirect to a partner's site.
+    #[serde(rename = "type")]
+    pub type_: ListingType,
+
+    /// Catalog category, used for browsing and filtering.
+    pub category: Category,
+
+    /// Icon shown on the card and detail page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<Icon>,
+
+    /// Background colour of the detail page's hero banner, as #RRGGBB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^#[0-9a-fA-F]{6}$"))]
+    pub hero_color: Option<String>,
+
+    /// The "what you get" bullets on the detail page: 3 to 6 short sentences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 3, max = 6), inner(length(min = 1, max = 200)))]
+    pub what_you_get: Vec<String>,
+
+    /// Screenshots for the detail page's gallery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 12))]
+    pub screenshots: Vec<Screenshot>,
+
+    /// Frequently asked questions shown on the detail page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 30))]
+    pub faq: Vec<FaqEntry>,
+
+    /// Security and compliance badges shown on the detail page, e.g. "SOC 2 Type II".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 60)))]
+    pub security_badges: Vec<String>,
+
+    /// Whether the listing is promoted in the catalog's featured row.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub featured: bool,
+
+    /// Position in the catalog; lower values come first, ties sort by display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub sort_order: Option<i32>,
+
+    /// Where the listing is in its life: Draft (not shown), ComingSoon (shown, not purchasable),
+    /// Published (purchasable), Archived (no new subscriptions; existing ones keep running).
+    pub lifecycle: Lifecycle,
+
+    /// Who can see the listing: Internal (staff only), Private (tenants it is shared with),
+    /// Public (every tenant).
+    #[serde(default)]
+    pub visibility: Visibility,
+
+    /// Feature codes every plan of this listing grants (lower_snake_case, e.g. route_optimization).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub features: Vec<FeatureCode>,
+
+    /// Plans a tenant can choose from; plan names are unique within the listing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))").message("plan names must be unique within a listing"))]
+    pub plans: Vec<Plan>,
+
+    /// How a subscription becomes active: Instant (billing record created and features granted
+    /// at once) or Approval (a superadmin walks it through requested, invoiced, paid, active).
+    #[serde(default)]
+    pub activation: Activation,
+
+    /// What a tenant must already have before subscribing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<Requirements>,
+
+    /// Tenant base plans (Tenant spec.basePlan) allowed to subscribe; empty means every base plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), inner(length(min = 1, max = 63)))]
+    pub available_on_plans: Vec<String>,
+
+    /// Semver range of the platform versions this add-on works with, e.g. ">=4.2, <6".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100))]
+    pub platform_version: Option<String>,
+
+    /// Integration settings; required when type is Integration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration: Option<IntegrationSettings>,
+
+    /// Partner redirect; required when type is Partner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<PartnerRedirect>,
+
+    /// Release history, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub releases: Vec<Release>,
+}
+
+/// What kind of add-on a listing is.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ListingType {
+    /// A feature inside the product, granted by entitlements.
+    InApp,
+    /// A connection to an external system, set up with a wizard (WizardConfig).
+    Integration,
+    /// A redirect to a partner's own site; never billed by us.
+    Partner,
+}
+
+/// Catalog categories.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Category {
+    Operations,
+    Analytics,
+    AI,
+    Communication,
+    Finance,
+    Healthcare,
+    Insurance,
+    Storage,
+    Seats,
+    Compliance,
+}
+
+/// The listing's icon.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.kind != 'Url' || self.value.startsWith('https://')")
+    .message("an icon of kind Url must be an https:// URL")
+    .field_path(".value"))]
+pub struct Icon {
+    /// Lucide (a lucide.dev icon name such as "route") or Url (an https image URL).
+    pub kind: IconKind,
+    /// The lucide icon name or the image URL.
+    #[schemars(length(min = 1, max = 2048))]
+    pub value: String,
+}
+
+/// How an icon is given.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IconKind {
+    Lucide,
+    Url,
+}
+
+/// A screenshot in the detail page's gallery.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Screenshot {
+    /// https URL of the image.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://')").message("screenshot url must be an https:// URL"))]
+    pub url: String,
+    /// Alternative text describing the image, for screen readers.
+    #[schemars(length(min = 1, max = 300))]
+    pub alt: String,
+}
+
+/// A question and its answer.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+pub struct FaqEntry {
+    /// The question.
+    #[schemars(length(min = 1, max = 300))]
+    pub q: String,
+    /// The answer, in Markdown.
+    #[schemars(length(min = 1, max = 5000))]
+    pub a: String,
+}
+
+/// Lifecycle of a listing.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lifecycle {
+    Draft,
+    ComingSoon,
+    Published,
+    Archived,
+}
+
+/// Who can see a listing.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Visibility {
+    Internal,
+    Private,
+    #[default]
+    Public,
+}
+
+/// How a subscription to the listing becomes active.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Activation {
+    /// Active as soon as the billing record exists.
+    #[default]
+    Instant,
+    /// Requested, then invoiced, paid and approved by a superadmin through SubscriptionActions.
+    Approval,
+}
+
+/// A plan of a listing: a price and the features it adds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Plan identifier, unique within the listing (lowercase letters, digits and dashes).
+    pub name: ObjectName,
+    /// Name shown to tenants, e.g. "Professional".
+    #[schemars(length(min = 1, max = 80))]
+    pub display_name: String,
+    /// Price of the plan.
+    pub pricing: Pricing,
+    /// Days of free trial before billing starts; 0 or absent means no trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 90))]
+    pub trial_days: Option<i32>,
+    /// Feature codes this plan grants in addition to the listing's features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub extra_features: Vec<FeatureCode>,
+    /// SKU of the HubSpot product that bills this plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    )]
+    pub hubspot_sku: Option<String>,
+}
+
+/// A plan's price.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(
+    validation = Rule::new("self.model != 'PerUnit' || has(self.unit)")
+        .message("a PerUnit price must name its unit (e.g. seat, vehicle, GB)")
+        .field_path(".unit"),
+    validation = Rule::new("self.model == 'PerUnit' || !has(self.unit)")
+        .message("unit is only allowed on PerUnit prices")
+        .field_path(".unit"),
+)]
+pub struct Pricing {
+    /// Flat (one price per interval) or PerUnit (price per unit per interval).
+    pub model: PricingModel,
+    /// Price as a non-negative decimal string, e.g. "49.00"; "0" for free plans.
+    #[schemars(regex(pattern = r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,4})?$"))]
+    pub amount: String,
+    /// ISO 4217 currency code, e.g. USD.
+    #[schemars(regex(pattern = r"^[A-Z]{3}$"))]
+    pub currency: String,
+    /// Billing interval.
+    pub interval: BillingInterval,
+    /// What one unit is, for PerUnit prices (e.g. seat, vehicle, GB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 40))]
+    pub unit: Option<String>,
+}
+
+/// Pricing models.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PricingModel {
+    Flat,
+    PerUnit,
+}
+
+/// Billing intervals.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BillingInterval {
+    Month,
+    Year,
+}
+
+/// Prerequisites a tenant must meet before subscribing.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+pub struct Requirements {
+    /// Listings the tenant must have an active subscription to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub listings: Vec<ObjectName>,
+    /// Feature codes the tenant must already be entitled to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub features: Vec<FeatureCode>,
+}
+
+/// Integration settings.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationSettings {
+    /// Name of the WizardConfig that drives the connection wizard.
+    pub wizard_config_ref: ObjectName,
+}
+
+/// Where a partner listing sends the tenant.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PartnerRedirect {
+    /// The partner's name, e.g. "GigSafe".
+    #[schemars(length(min = 1, max = 80))]
+    pub name: String,
+    /// The partner's https landing page.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://')").message("partner url must be an https:// URL"))]
+    pub url: String,
+}
+
+/// One release of the add-on.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+pub struct Release {
+    /// Semantic version, e.g. 2.3.0.
+    #[schemars(regex(
+        pattern = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+    ))]
+    pub version: String,
+    /// Release date, YYYY-MM-DD.
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    pub date: String,
+    /// One-line summary.
+    #[schemars(length(min = 1, max = 200))]
+    pub summary: String,
+    /// Release notes in Markdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20000))]
+    pub notes: Option<String>,
+    /// Whether this release has breaking changes tenants should know about.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub major: bool,
+}
+
+/// Observed state of a listing.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListingStatus {
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Subscriptions to this listing that are not Cancelled, Rejected or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_subscriptions: Option<i32>,
+    /// Standard conditions (Ready: the listing is valid and its dependencies resolve).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,5 @@
+//! marketplace-operator: a SaaS add-on marketplace run as code on Kubernetes.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
