@@ -22,7 +22,7 @@ use super::shared::{FeatureCode, ObjectName};
     printcolumn(name = "Tenant", type_ = "string", json_path = ".spec.tenant"),
     printcolumn(name = "Feature", type_ = "string", json_path = ".spec.feature"),
     printcolumn(name = "State", type_ = "string", json_path = ".spec.state"),
-    printcolumn(name = "Ends", type_ = "date", json_path = ".spec.endsAt"),
+    printcolumn(name = "Ends At", type_ = "string", json_path = ".spec.endsAt"),
     printcolumn(
         name = "Subscription",
         type_ = "string",

@@ -23,7 +23,7 @@ use super::shared::ObjectName;
     shortname = "sact",
     category = "marketplace",
     printcolumn(
-        name = "Namespace",
+        name = "Tenant Namespace",
         type_ = "string",
         json_path = ".spec.subscriptionRef.namespace"
     ),

@@ -38,8 +38,7 @@ use super::conditions::conditions_schema;
     )
 )]
 #[kube(validation = Rule::new("self.metadata.name.size() <= 56")
-    .message("tenant names are at most 56 characters, so that the namespace tenant-<name> fits in 63")
-    .field_path(".metadata.name"))]
+    .message("metadata.name: tenant names are at most 56 characters, so that the namespace tenant-<name> fits in 63"))]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSpec {
     /// The organisation's name as shown to people, e.g. "Acme Logistics".

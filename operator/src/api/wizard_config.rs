@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new("self.secretFields.all(f, has(self.connectionSchema.properties) && f in self.connectionSchema.properties)")
+#[x_kube(validation = Rule::new("self.secretFields.all(f, f in self.connectionSchema.properties)")
     .message("every entry of secretFields must name a property of connectionSchema")
     .field_path(".secretFields"))]
 #[serde(rename_all = "camelCase")]
@@ -59,12 +59,42 @@ pub struct WizardConfigSpec {
     pub billing_confirmation: String,
 }
 
-/// Schema of a free-form JSON Schema document: an object whose content the apiserver keeps as is.
+/// Schema of the connection settings' JSON Schema document. Its top is typed (an object schema
+/// with named properties) so CEL rules can check `required` and `secretFields` against it; the
+/// rest of the document is kept as written.
 fn json_schema_document(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "description": "JSON Schema (draft 2020-12) of the tenant's connection settings, e.g. realm id and API key. The wizard renders a form from it and the operator validates the tenant's Secret against it.",
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
+        "required": ["type", "properties"],
+        "properties": {
+            "type": {
+                "description": "Always object: connection settings are a set of named fields.",
+                "type": "string",
+                "enum": ["object"],
+            },
+            "properties": {
+                "description": "The connection settings, by name, each a JSON Schema.",
+                "type": "object",
+                "maxProperties": 50,
+                "additionalProperties": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                },
+            },
+            "required": {
+                "description": "Names of the settings the tenant must fill in.",
+                "type": "array",
+                "maxItems": 50,
+                "items": {"type": "string", "maxLength": 63},
+            },
+        },
+        "x-kubernetes-validations": [{
+            "rule": "!has(self.required) || self.required.all(r, r in self.properties)",
+            "message": "every entry of connectionSchema.required must name one of its properties",
+            "fieldPath": ".required",
+        }],
     })
 }
 
