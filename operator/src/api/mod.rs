@@ -1,6 +1,10 @@
 //! The `marketplace.dev/v1alpha1` API: one module per kind, plus shared value types and
 //! condition helpers. No I/O here.
 
+// Each `printcolumn(...)` of the CustomResource derive repeats keys such as `type_ = "string"`,
+// which this lint mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod catalog_source;
 pub mod conditions;
 pub mod entitlement;
