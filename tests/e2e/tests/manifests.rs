@@ -1,5 +1,5 @@
-//! Every manifest in `examples/` applies to a real apiserver, round-trips through the Rust
-//! types, and `kubectl get marketplace` lists them with their printer columns.
+//! Every manifest in `examples/` and `catalog/` applies to a real apiserver and round-trips
+//! through the Rust types, and `kubectl get marketplace` lists them with their printer columns.
 
 use marketplace_e2e::{control_plane, kubectl, workspace_root, yaml_documents};
 use marketplace_operator::api::{
@@ -7,29 +7,47 @@ use marketplace_operator::api::{
     WizardConfig,
 };
 
-fn example_files() -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(workspace_root().join("examples"))
-        .expect("examples/ exists")
-        .map(|entry| entry.expect("readable entry").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
-        .collect();
+/// The YAML files under `folder` (recursively), sorted.
+fn yaml_files(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display())) {
+        let path = entry.expect("readable entry").path();
+        if path.is_dir() {
+            files.extend(yaml_files(&path));
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            files.push(path);
+        }
+    }
     files.sort();
     files
 }
 
-/// Each example deserializes into its Rust type with nothing left over: the examples and the
+fn manifest_files() -> Vec<std::path::PathBuf> {
+    let root = workspace_root();
+    let mut files = yaml_files(&root.join("examples"));
+    files.extend(yaml_files(&root.join("catalog")));
+    files
+}
+
+/// Each manifest deserializes into its Rust type with nothing left over: the manifests and the
 /// types cannot drift apart.
 #[test]
-fn examples_round_trip_through_the_rust_types() {
+fn manifests_round_trip_through_the_rust_types() {
     fn round_trip<K: serde::de::DeserializeOwned + serde::Serialize>(
         doc: &serde_json::Value,
     ) -> serde_json::Value {
         let typed: K = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{e}: {doc}"));
         serde_json::to_value(typed).expect("serializes")
     }
-    for file in example_files() {
+    let files = manifest_files();
+    assert!(
+        files.len() > 20,
+        "examples/ and catalog/ hold the manifests"
+    );
+    for file in files {
         for doc in yaml_documents(&file) {
             let back = match doc["kind"].as_str() {
+                Some("Namespace") => continue,
                 Some("Listing") => round_trip::<Listing>(&doc),
                 Some("WizardConfig") => round_trip::<WizardConfig>(&doc),
                 Some("Tenant") => round_trip::<Tenant>(&doc),
@@ -37,7 +55,7 @@ fn examples_round_trip_through_the_rust_types() {
                 Some("SubscriptionAction") => round_trip::<SubscriptionAction>(&doc),
                 Some("Entitlement") => round_trip::<Entitlement>(&doc),
                 Some("CatalogSource") => round_trip::<CatalogSource>(&doc),
-                _ => continue,
+                other => panic!("{}: unexpected kind {other:?}", file.display()),
             };
             assert_eq!(
                 without_defaults(&back["spec"]),
@@ -72,7 +90,7 @@ fn without_defaults(value: &serde_json::Value) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn every_example_applies_server_side_and_is_listed_by_kubectl_get_marketplace() {
+async fn examples_and_catalog_apply_server_side_and_kubectl_get_marketplace_lists_them() {
     let control_plane = control_plane().await;
     let examples = workspace_root().join("examples");
     let output = kubectl(
