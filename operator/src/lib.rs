@@ -4,3 +4,4 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod controllers;

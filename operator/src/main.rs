@@ -13,7 +13,7 @@ fn main() -> std::process::ExitCode {
                 eprintln!("  caused by: {cause}");
                 source = cause.source();
             }
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(error.exit_code())
         }
     }
 }

@@ -1,7 +1,12 @@
 //! Catalog as code: reading catalog files (from a folder or a git revision), linting them with
 //! the same rules everywhere (PR CI, pre-commit, the operator), and applying them.
 
+pub mod document;
 pub mod git;
+pub mod lint;
+pub mod report;
+pub mod source_status;
+pub mod sync;
 
 use std::path::PathBuf;
 
@@ -17,4 +22,46 @@ pub struct SourceFile {
 /// Whether a path names a catalog document (YAML).
 pub fn is_catalog_file(path: &std::path::Path) -> bool {
     path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+}
+
+/// The kinds that belong in a catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CatalogKind {
+    Listing,
+    WizardConfig,
+}
+
+impl CatalogKind {
+    pub const ALL: [CatalogKind; 2] = [CatalogKind::Listing, CatalogKind::WizardConfig];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CatalogKind::Listing => "Listing",
+            CatalogKind::WizardConfig => "WizardConfig",
+        }
+    }
+
+    pub fn from_name(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == kind)
+    }
+
+    /// File name of the editor schema in `catalog/schemas/`.
+    pub fn schema_file(self) -> &'static str {
+        match self {
+            CatalogKind::Listing => "listing.schema.json",
+            CatalogKind::WizardConfig => "wizardconfig.schema.json",
+        }
+    }
+
+    /// The catalog folder objects of this kind live in.
+    pub fn folder(self) -> &'static str {
+        match self {
+            CatalogKind::Listing => "listings",
+            CatalogKind::WizardConfig => "wizards",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
 }

@@ -1,6 +1,8 @@
 //! The `marketplace` command line.
 
+pub mod catalog;
 pub mod crds;
+pub mod operator;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -15,6 +17,14 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Lint the catalog offline, and write the JSON Schemas editors use for catalog files.
+    Catalog {
+        #[command(subcommand)]
+        command: catalog::CatalogCommand,
+    },
+    /// Run the controllers (CatalogSource sync, and more as they land) against the cluster of
+    /// the current kubeconfig or service account.
+    Operator(operator::OperatorArgs),
     /// Print every CustomResourceDefinition as YAML, or write one file per kind.
     Crds {
         /// Write `<crd name>.yaml` files into this folder instead of printing to stdout.
@@ -38,11 +48,49 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the catalog at the base revision")]
+    Git {
+        #[source]
+        source: crate::catalog::git::GitError,
+    },
+    #[error(transparent)]
+    Schema {
+        #[from]
+        source: crate::catalog::lint::SchemaError,
+    },
+    #[error(transparent)]
+    Operator(#[from] operator::OperatorError),
+    /// The catalog has errors; they are printed already.
+    #[error("catalog lint failed: {summary}")]
+    LintFailed { summary: String },
+}
+
+impl CliError {
+    /// The process exit code: 1 when the command ran and found problems (or for the older
+    /// commands' errors), 2 when it could not run (unreadable files, bad git revision), so CI
+    /// can tell "the catalog is wrong" from "the check is broken".
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Read { .. }
+            | CliError::Git { .. }
+            | CliError::Schema { .. }
+            | CliError::Operator(_) => 2,
+            CliError::Yaml { .. } | CliError::Write { .. } | CliError::LintFailed { .. } => 1,
+        }
+    }
 }
 
 impl Cli {
     pub fn run(self) -> Result<(), CliError> {
         match self.command {
+            Command::Catalog { command } => catalog::run(command),
+            Command::Operator(args) => Ok(operator::start(args)?),
             Command::Crds { output_dir } => crds::run(output_dir.as_deref()),
         }
     }

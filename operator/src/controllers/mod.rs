@@ -1,0 +1,143 @@
+//! The reconcilers, one per kind, and what they share: a small [`Context`], the [`Error`] type,
+//! per-object backoff, status writes and Events.
+
+pub mod backoff;
+pub mod catalog_source;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use tracing::warn;
+
+use backoff::Backoff;
+
+/// What every reconciler gets.
+pub struct Context {
+    pub client: Client,
+    /// Shared by all reconciles so repeated Events aggregate into series.
+    pub recorder: Recorder,
+    pub backoff: Backoff,
+    pub config: ControllerConfig,
+    /// Cached git repositories of CatalogSources.
+    pub git: crate::catalog::git::GitCache,
+}
+
+/// Settings of the controllers (from flags and environment).
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// The namespace the operator runs in (CatalogSources and SubscriptionActions live there).
+    pub namespace: String,
+    /// How long one git fetch may take.
+    pub git_timeout: Duration,
+    /// Where fetched repositories are cached.
+    pub git_cache_dir: std::path::PathBuf,
+    /// CatalogSources reconciled at once.
+    pub catalog_concurrency: u16,
+}
+
+impl Context {
+    pub fn new(client: Client, config: ControllerConfig, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: status::OPERATOR_MANAGER.into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
+            git: crate::catalog::git::GitCache::new(config.git_cache_dir.clone()),
+            config,
+        }
+    }
+
+    /// Publishes an Event about `object`. Failing to record an Event never fails a reconcile.
+    pub async fn event<K>(
+        &self,
+        object: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            // The Events API caps notes at 1 kB.
+            note: Some(truncate(note, 1000)),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            warn!(%error, reason, "could not record an Event");
+        }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
+pub fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub(3);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
+
+/// Errors of reconciles. Each has a static category for metrics and logs (object names never
+/// become metric labels).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Git(#[from] crate::catalog::git::GitError),
+    #[error("the object is invalid: {0}")]
+    InvalidObject(String),
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Git(_) => "git",
+            Error::InvalidObject(_) => "invalid_object",
+        }
+    }
+}
+
+/// The key backoff is tracked under: `namespace/name` or `name`.
+pub fn object_key<K: Resource>(object: &K) -> String {
+    match object.namespace() {
+        Some(namespace) => format!("{namespace}/{}", object.name_any()),
+        None => object.name_any(),
+    }
+}
+
+/// The shared error policy: log, then retry with the object's own exponential backoff.
+pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = object_key(object.as_ref());
+    let delay = ctx.backoff.failed(&key);
+    warn!(object = %key, category = error.category(), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("short".into(), 10), "short");
+        let cut = truncate("ééééé".into(), 6);
+        assert!(cut.len() <= 6 && cut.ends_with("..."), "{cut}");
+    }
+}
