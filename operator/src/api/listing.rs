@@ -39,6 +39,8 @@ use super::shared::{FeatureCode, ObjectName};
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[kube(validation = Rule::new("self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+    .message("metadata.name: a listing name must be a DNS label (lowercase letters, digits and dashes, at most 63), so that subscriptions and requires can name it"))]
 #[x_kube(
     validation = Rule::new("self.type != 'Partner' || (has(self.partner) && (!has(self.plans) || size(self.plans) == 0))")
         .message("a Partner listing needs spec.partner and must not have spec.plans (partner add-ons are never billed)")
@@ -379,7 +381,7 @@ pub struct Release {
     ))]
     pub version: String,
     /// Release date, YYYY-MM-DD.
-    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    #[schemars(extend("format" = "date"), regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
     pub date: String,
     /// One-line summary.
     #[schemars(length(min = 1, max = 200))]

@@ -27,6 +27,8 @@ use std::collections::BTreeMap;
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[kube(validation = Rule::new("self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+    .message("metadata.name: a wizard name must be a DNS label (lowercase letters, digits and dashes, at most 63), so that listings can reference it"))]
 #[x_kube(validation = Rule::new("self.secretFields.all(f, f in self.connectionSchema.properties)")
     .message("every entry of secretFields must name a property of connectionSchema")
     .field_path(".secretFields"))]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -365,44 +365,83 @@ async fn live_subscriptions(client: &Client) -> Result<BTreeMap<String, u32>, Er
     Ok(counts)
 }
 
+/// Applies and prunes with a few requests in flight: a first sync of a large catalog is
+/// otherwise bound by one round trip per object.
+const WRITES_IN_FLIGHT: usize = 8;
+
 async fn apply_plan(client: &Client, key: &str, plan: &SyncPlan<'_>) -> Result<(), Error> {
+    // Owned data only inside the futures: they run concurrently and must be `Send + 'static`-like.
+    let applies: Vec<_> = plan
+        .apply
+        .iter()
+        .map(|object| {
+            let manifest = json!({
+                "apiVersion": "marketplace.dev/v1alpha1",
+                "kind": object.kind.name(),
+                "metadata": { "name": object.name, "annotations": { SOURCE_ANNOTATION: key } },
+                "spec": object.spec,
+            });
+            apply_one(client.clone(), object.kind, object.name.clone(), manifest)
+        })
+        .collect();
+    futures::stream::iter(applies)
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let prunes: Vec<_> = plan
+        .prune
+        .iter()
+        .filter_map(|entry| {
+            Some(prune_one(
+                client.clone(),
+                CatalogKind::from_name(&entry.kind)?,
+                entry.name.clone(),
+            ))
+        })
+        .collect();
+    futures::stream::iter(prunes)
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+async fn apply_one(
+    client: Client,
+    kind: CatalogKind,
+    name: String,
+    manifest: serde_json::Value,
+) -> Result<(), Error> {
     let params = PatchParams::apply(CATALOG_MANAGER).force();
-    for object in &plan.apply {
-        let manifest = json!({
-            "apiVersion": "marketplace.dev/v1alpha1",
-            "kind": object.kind.name(),
-            "metadata": { "name": object.name, "annotations": { SOURCE_ANNOTATION: key } },
-            "spec": object.spec,
-        });
-        match object.kind {
-            CatalogKind::Listing => Api::<Listing>::all(client.clone())
-                .patch(&object.name, &params, &Patch::Apply(manifest))
-                .await
-                .map(drop)?,
-            CatalogKind::WizardConfig => Api::<WizardConfig>::all(client.clone())
-                .patch(&object.name, &params, &Patch::Apply(manifest))
-                .await
-                .map(drop)?,
-        }
-    }
-    for entry in &plan.prune {
-        let deleted = match CatalogKind::from_name(&entry.kind) {
-            Some(CatalogKind::Listing) => Api::<Listing>::all(client.clone())
-                .delete(&entry.name, &DeleteParams::default())
-                .await
-                .map(drop),
-            Some(CatalogKind::WizardConfig) => Api::<WizardConfig>::all(client.clone())
-                .delete(&entry.name, &DeleteParams::default())
-                .await
-                .map(drop),
-            None => Ok(()),
-        };
-        match deleted {
-            Err(kube::Error::Api(status)) if status.is_not_found() => {}
-            other => other?,
-        }
+    match kind {
+        CatalogKind::Listing => Api::<Listing>::all(client)
+            .patch(&name, &params, &Patch::Apply(manifest))
+            .await
+            .map(drop)?,
+        CatalogKind::WizardConfig => Api::<WizardConfig>::all(client)
+            .patch(&name, &params, &Patch::Apply(manifest))
+            .await
+            .map(drop)?,
     }
     Ok(())
+}
+
+/// Deletes one catalog object; already gone counts as done.
+async fn prune_one(client: Client, kind: CatalogKind, name: String) -> Result<(), Error> {
+    let deleted = match kind {
+        CatalogKind::Listing => Api::<Listing>::all(client)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(drop),
+        CatalogKind::WizardConfig => Api::<WizardConfig>::all(client)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(drop),
+    };
+    match deleted {
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 fn count(objects: &[DesiredObject], kind: CatalogKind) -> i32 {

@@ -612,3 +612,29 @@ async fn catalog_source_path_escaping_the_repository() {
     )
     .await;
 }
+
+// ---- Names that references can use ---------------------------------------------------------
+
+#[tokio::test]
+async fn listing_name_that_is_not_a_dns_label() {
+    rejected_on_create::<Listing>(
+        false,
+        ROUTE,
+        set(&["metadata", "name"], json!("route.optimization")),
+        "metadata.name",
+        "must be a DNS label",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn release_date_that_does_not_exist() {
+    rejected_on_create::<Listing>(
+        false,
+        ROUTE,
+        set(&["spec", "releases", "0", "date"], json!("2026-02-30")),
+        "spec.releases[0].date",
+        "date",
+    )
+    .await;
+}

@@ -75,8 +75,21 @@ impl Default for CelChecker {
     }
 }
 
+/// The field a CEL error is about. Root rules cannot carry a `fieldPath` into `metadata` (the
+/// apiserver refuses it), so by the API's convention their messages start with the field
+/// instead, e.g. `metadata.name: a listing name must be a DNS label`.
+fn field_of(error: &ValidationError) -> &str {
+    if !error.field_path.is_empty() {
+        return &error.field_path;
+    }
+    match error.message.split_once(": ") {
+        Some((field, _)) if field.starts_with("metadata.") && !field.contains(' ') => field,
+        _ => &error.field_path,
+    }
+}
+
 fn diagnose(error: &ValidationError, file: &FileRef<'_>, schema_valid: bool) -> Option<Diagnostic> {
-    let pointer = from_dotted(&error.field_path);
+    let pointer = from_dotted(field_of(error));
     match error.kind {
         ErrorKind::ValidationFailure => {
             let hint = format!(
