@@ -1,0 +1,51 @@
+//! HubSpot billing client: the operator's side of `/work/shared/notes/hubspot-contract.md`.
+//!
+//! HubSpot is the billing source of truth (contract §0). One tenant add-on subscription maps to
+//! a company (per tenant, unique `mkt_tenant_id`), a deal (the idempotency anchor, unique
+//! `mkt_subscription_uid`), a line item and a commerce subscription (contract §1.8).
+//!
+//! - [`HubSpotClient::bootstrap`]: start-up checks (contract §2.6 preconditions, §1.7, §1.2).
+//! - [`HubSpotClient::ensure_billing_record`]: the idempotent algorithm of contract §2.6, decided
+//!   by the pure [`algorithm::next_step`] and executed in `ensure.rs`.
+//! - lifecycle ([`HubSpotClient::cancel_billing_record`], pause, unpause, status), the batch
+//!   [`HubSpotClient::audit`] for drift checks, and [`HubSpotClient::sweep_orphans`].
+//! - [`ratelimit::RateLimiter`]: one limiter shared by all reconcilers (contract §3).
+//! - [`webhook::WebhookVerifier`]: v1/v3 signatures (contract §5.1).
+//!
+//! This module must never share code with the simulator in `tests/hubspot-sim`: it follows the
+//! contract document, so a misunderstanding of HubSpot cannot hide in both.
+
+pub mod algorithm;
+pub mod api;
+pub mod audit;
+pub mod bootstrap;
+pub mod client;
+mod ensure;
+pub mod error;
+pub mod http;
+pub mod lifecycle;
+pub mod model;
+pub mod ratelimit;
+pub mod retry;
+pub mod status;
+pub mod sweep;
+pub mod token;
+pub mod webhook;
+pub mod wire;
+
+pub use algorithm::BillingMode;
+pub use audit::{AuditEntry, Drift};
+pub use bootstrap::{BootstrapReport, PaymentsCheck};
+pub use client::{DEFAULT_API_VERSION, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, PortalInfo};
+pub use error::{ApiErrorBody, HubSpotError};
+pub use http::StatsSnapshot;
+pub use lifecycle::{CancelOutcome, SubscriptionState};
+pub use model::{BillingRecord, BillingRequest, BillingStatus, Repair};
+pub use ratelimit::{RateLimitConfig, RateLimiter, Tier};
+pub use retry::RetryPolicy;
+pub use status::{StatusClass, StatusMap};
+pub use sweep::{OrphanSweeper, SweepReport};
+pub use token::ApiToken;
+pub use webhook::{
+    SignatureHeaders, SignatureVersion, WebhookError, WebhookSecret, WebhookVerifier,
+};

@@ -1,0 +1,128 @@
+//! 429 policies against the simulator (contract §3.1, §8.2, §8.3): a budget shared with another
+//! writer produces `TEN_SECONDLY_ROLLING` storms that the client waits out (with or without
+//! `Retry-After`) instead of hammering; searches stay under 5/s.
+mod billing_support;
+
+use billing_support::*;
+use hubspot_sim::ObjectType;
+use marketplace_operator::billing::{BillingRequest, HubSpotClient, Tier};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Another app of the same account spends the whole 10-second budget (contract §8.3).
+async fn exhaust_window(base: &str, n: usize) {
+    let http = reqwest::Client::new();
+    let calls = (0..n).map(|_| {
+        http.get(format!("{base}/crm/objects/2026-09/deals?limit=1"))
+            .bearer_auth(TOKEN)
+            .send()
+    });
+    for r in futures::future::join_all(calls).await {
+        r.expect("noise call");
+    }
+}
+
+async fn storm(retry_after: bool) {
+    let mut cfg = sim_config();
+    cfg.retry_after_on_429 = retry_after;
+    let sim = start(cfg).await;
+    let c = ready(&sim, Tier::Professional).await;
+    tokio::time::sleep(Duration::from_millis(10_200)).await;
+    exhaust_window(&sim.base_url(), 190).await;
+    let reqs: Vec<BillingRequest> = (0..8).map(request).collect();
+    let started = Instant::now();
+    let results = futures::future::join_all(reqs.iter().map(|r| {
+        let c: HubSpotClient = c.clone();
+        async move { c.ensure_billing_record(r).await }
+    }))
+    .await;
+    let wall = started.elapsed();
+    for r in results {
+        r.expect("ensure after the storm");
+    }
+    for r in &reqs {
+        assert_one_record(&sim, &r.subscription_uid);
+    }
+    let counters = sim.admin().counters();
+    let got = c.stats().rate_limited;
+    println!(
+        "storm (retry-after {retry_after}): 429s {got}, wall {:.2}s, client requests {}",
+        wall.as_secs_f64(),
+        c.stats().requests
+    );
+    // Only the calls already in flight when the first 429 came back can meet the limit: the
+    // eight reconciles' first calls. Then everybody waits; no second wave.
+    assert!(got >= 1, "the storm did happen");
+    assert!(got <= 8, "{got} 429s: the client kept hammering");
+    assert_eq!(got, counters.rate_limited_ten_secondly);
+    assert_eq!(counters.rate_limited_daily, 0);
+}
+
+#[tokio::test]
+async fn ten_secondly_storm_is_waited_out() {
+    storm(false).await;
+}
+
+#[tokio::test]
+async fn ten_secondly_storm_honours_retry_after() {
+    storm(true).await;
+}
+
+#[tokio::test]
+async fn a_smaller_portal_bucket_is_adopted_from_the_headers() {
+    let mut cfg = sim_config();
+    cfg.ten_second_limit = Some(30);
+    let sim = start(cfg).await;
+    // Configured for Professional (190), the portal only allows 30.
+    let c = ready(&sim, Tier::Professional).await;
+    assert_eq!(c.limiter().capacity(), 30);
+    let reqs: Vec<BillingRequest> = (0..3).map(request).collect();
+    let results = futures::future::join_all(reqs.iter().map(|r| c.ensure_billing_record(r))).await;
+    for r in results {
+        r.expect("ensure");
+    }
+    let counters = sim.admin().counters();
+    assert_eq!(counters.rate_limited_ten_secondly, 0, "{counters:?}");
+    assert!(
+        counters.max_requests_in_any_10s_window <= 30,
+        "{counters:?}"
+    );
+}
+
+#[tokio::test]
+async fn product_searches_stay_under_five_per_second() {
+    let sim = start(sim_config()).await;
+    for n in 0..12 {
+        sim.admin()
+            .create_object(
+                ObjectType::Products,
+                serde_json::Map::from_iter([
+                    ("name".to_string(), json!(format!("p{n}"))),
+                    ("hs_sku".to_string(), json!(format!("sku-{n}"))),
+                ]),
+            )
+            .expect("product");
+    }
+    let c = ready(&sim, Tier::Professional).await;
+    let reqs: Vec<BillingRequest> = (0..12)
+        .map(|n| BillingRequest {
+            sku: format!("sku-{n}"),
+            ..request(n)
+        })
+        .collect();
+    let results = futures::future::join_all(reqs.iter().map(|r| c.ensure_billing_record(r))).await;
+    for r in results {
+        r.expect("ensure");
+    }
+    let counters = sim.admin().counters();
+    assert_eq!(counters.rate_limited_secondly, 0, "{counters:?}");
+    assert!(
+        counters.max_search_requests_in_any_1s_window <= 5,
+        "{counters:?}"
+    );
+    let with_product = live(&sim, ObjectType::LineItems)
+        .iter()
+        .filter(|li| li["properties"]["hs_product_id"].is_string())
+        .count();
+    assert_eq!(with_product, 12);
+}
