@@ -1,4 +1,4 @@
-//! HubSpot billing client: the operator's side of `/work/shared/notes/hubspot-contract.md`.
+//! HubSpot billing client: the operator's side of the HubSpot contract (`shared/notes/hubspot-contract.md`, beside the project).
 //!
 //! HubSpot is the billing source of truth (contract §0). One tenant add-on subscription maps to
 //! a company (per tenant, unique `mkt_tenant_id`), a deal (the idempotency anchor, unique

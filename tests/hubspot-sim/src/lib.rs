@@ -1,6 +1,6 @@
 //! A local simulator of HubSpot's public API (CRM objects, properties, associations, commerce
 //! subscriptions, rate limits, webhooks) for testing the operator's HubSpot client.
-//! It follows `/work/shared/notes/hubspot-contract.md`; comments cite its sections.
+//! It follows the HubSpot contract (`shared/notes/hubspot-contract.md`, beside the project); comments cite its sections.
 //! It shares no code with the operator: a misunderstanding of HubSpot must not hide in both.
 #![forbid(unsafe_code)]
 
