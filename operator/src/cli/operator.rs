@@ -8,7 +8,7 @@ use clap::Args;
 use kube::Client;
 use tracing::info;
 
-use crate::controllers::{Context, ControllerConfig, catalog_source};
+use crate::controllers::{Context, ControllerConfig, catalog_source, tenant};
 
 /// Settings of the controller process; every flag also reads an environment variable.
 #[derive(Args, Debug, Clone)]
@@ -36,6 +36,9 @@ pub struct OperatorArgs {
     /// CatalogSources reconciled at once.
     #[arg(long, env = "MARKETPLACE_CATALOG_CONCURRENCY", default_value_t = 2)]
     pub catalog_concurrency: u16,
+    /// Tenants reconciled at once.
+    #[arg(long, env = "MARKETPLACE_TENANT_CONCURRENCY", default_value_t = 4)]
+    pub tenant_concurrency: u16,
 }
 
 impl OperatorArgs {
@@ -45,6 +48,7 @@ impl OperatorArgs {
             git_timeout: Duration::from_secs(self.git_timeout_seconds),
             git_cache_dir: self.git_cache_dir.clone(),
             catalog_concurrency: self.catalog_concurrency,
+            tenant_concurrency: self.tenant_concurrency,
         }
     }
 }
@@ -88,14 +92,26 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
     ));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(OperatorError::Signals)?;
-    let shutdown = async move {
+    // One signal stops every controller.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
         }
         info!("shutting down");
+        let _ = stop.send(true);
+    });
+    let shutdown = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
     };
     info!(namespace = %args.namespace, "marketplace operator starting");
-    catalog_source::run(ctx, shutdown).await;
+    tokio::join!(
+        catalog_source::run(ctx.clone(), shutdown()),
+        tenant::run(ctx, shutdown())
+    );
     Ok(())
 }

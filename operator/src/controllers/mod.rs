@@ -4,6 +4,8 @@
 pub mod backoff;
 pub mod catalog_source;
 pub mod status;
+pub mod tenant;
+pub mod tenant_rbac;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,8 @@ pub struct ControllerConfig {
     pub git_cache_dir: std::path::PathBuf,
     /// CatalogSources reconciled at once.
     pub catalog_concurrency: u16,
+    /// Tenants reconciled at once.
+    pub tenant_concurrency: u16,
 }
 
 impl Context {

@@ -104,6 +104,7 @@ impl World {
             git_timeout: Duration::from_secs(30),
             git_cache_dir: std::env::temp_dir().join(format!("catalog-cache-{namespace}")),
             catalog_concurrency: 2,
+            tenant_concurrency: 2,
         };
         let ctx = Arc::new(Context::new(
             client.clone(),

@@ -68,6 +68,7 @@ async fn main() -> Result<()> {
         git_timeout: Duration::from_secs(120),
         git_cache_dir: repo.path().join("../bench-catalog-cache"),
         catalog_concurrency: 1,
+        tenant_concurrency: 1,
     };
     let ctx = Arc::new(Context::new(client.clone(), config, Some("bench".into())));
     let sources: Api<CatalogSource> = Api::namespaced(client.clone(), &namespace);

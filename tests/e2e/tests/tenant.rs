@@ -1,0 +1,214 @@
+//! The Tenant reconciler on a real apiserver: the namespace and RBAC it keeps in place are the
+//! whole purchase policy, proven with impersonated users ("only billing admins can purchase").
+//! One test: the Tenant controller serves every Tenant of the cluster, so only one runs here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use marketplace_e2e::{control_plane, dynamic_api, example, unique_name};
+use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription};
+use marketplace_operator::controllers::{Context, ControllerConfig, tenant};
+use serde_json::json;
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> bool {
+    matches!(result, Err(kube::Error::Api(status)) if status.code == 403)
+}
+
+#[tokio::test]
+async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
+    let control_plane = control_plane().await;
+    let admin = control_plane.client().await.expect("client");
+    let config = ControllerConfig {
+        namespace: "marketplace-system".into(),
+        git_timeout: Duration::from_secs(30),
+        git_cache_dir: std::env::temp_dir().join("tenant-e2e-git"),
+        catalog_concurrency: 1,
+        tenant_concurrency: 2,
+    };
+    let ctx = Arc::new(Context::new(
+        admin.clone(),
+        config,
+        Some("e2e-tenant".into()),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(tenant::run(ctx, async move {
+        let _ = stopped.await;
+    }));
+
+    // A tenant whose billing admin is dana, with viewer victor.
+    let name = unique_name("acme");
+    let mut object = example("tenant-acme-logistics.yaml");
+    object["metadata"] = json!({ "name": name });
+    object["spec"]["billingAdmins"] = json!([{ "kind": "User", "name": "dana@acme.example" }]);
+    object["spec"]["admins"] = json!([{ "kind": "Group", "name": "acme:admins" }]);
+    object["spec"]["viewers"] = json!([{ "kind": "User", "name": "victor@acme.example" }]);
+    let tenant: Tenant = serde_json::from_value(object).expect("a Tenant");
+    let tenants: Api<Tenant> = Api::all(admin.clone());
+    tenants
+        .create(&PostParams::default(), &tenant)
+        .await
+        .expect("tenant created");
+
+    let namespace = format!("tenant-{name}");
+    let status = eventually("the tenant to be Ready", || {
+        let tenants = tenants.clone();
+        let name = name.clone();
+        async move {
+            let status = tenants.get(&name).await.ok()?.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(status.namespace.as_deref(), Some(namespace.as_str()));
+    let ns = Api::<Namespace>::all(admin.clone())
+        .get(&namespace)
+        .await
+        .expect("namespace");
+    assert_eq!(
+        ns.metadata
+            .labels
+            .unwrap_or_default()
+            .get("marketplace.dev/tenant"),
+        Some(&name)
+    );
+
+    // dana buys; victor cannot, but may look at subscriptions, entitlements and the catalog.
+    let dana = control_plane
+        .client_as_user("dana@acme.example", &["system:authenticated"])
+        .await
+        .expect("dana");
+    let victor = control_plane
+        .client_as_user("victor@acme.example", &["system:authenticated"])
+        .await
+        .expect("victor");
+    let mut subscription = example("subscription-route-optimization.yaml");
+    subscription["metadata"]["namespace"] = json!(namespace);
+    let subscription: DynamicObject = serde_json::from_value(subscription).expect("subscription");
+    let as_victor = dynamic_api::<TenantSubscription>(victor.clone(), Some(&namespace));
+    assert!(
+        forbidden(
+            as_victor
+                .create(&PostParams::default(), &subscription)
+                .await
+        ),
+        "a viewer cannot purchase"
+    );
+    let as_dana = dynamic_api::<TenantSubscription>(dana.clone(), Some(&namespace));
+    as_dana
+        .create(&PostParams::default(), &subscription)
+        .await
+        .expect("a billing admin can purchase");
+    assert_eq!(
+        as_victor
+            .list(&ListParams::default())
+            .await
+            .expect("a viewer can read subscriptions")
+            .items
+            .len(),
+        1
+    );
+    dynamic_api::<Entitlement>(victor.clone(), Some(&namespace))
+        .list(&ListParams::default())
+        .await
+        .expect("a viewer can read entitlements");
+    Api::<Listing>::all(victor.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("a viewer can read the catalog");
+    assert!(
+        forbidden(
+            as_victor
+                .delete("route-optimization", &DeleteParams::default())
+                .await
+        ),
+        "a viewer cannot cancel"
+    );
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(victor.clone(), &namespace);
+    assert!(
+        forbidden(secrets.list(&ListParams::default()).await),
+        "a viewer cannot read connection secrets"
+    );
+    let outsider = control_plane
+        .client_as_user("mallory@example.com", &["system:authenticated"])
+        .await
+        .expect("mallory");
+    assert!(forbidden(
+        dynamic_api::<TenantSubscription>(outsider, Some(&namespace))
+            .list(&ListParams::default())
+            .await
+    ));
+
+    // Drift: a deleted binding is restored, and dana can purchase again.
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), &namespace);
+    bindings
+        .delete("marketplace-billing-admin", &DeleteParams::default())
+        .await
+        .expect("deleted by hand");
+    eventually("the binding to be restored", || {
+        let bindings = bindings.clone();
+        async move {
+            bindings
+                .get_opt("marketplace-billing-admin")
+                .await
+                .ok()
+                .flatten()
+        }
+    })
+    .await;
+    let mut second = subscription.clone();
+    second.metadata.name = Some("second".into());
+    eventually("dana to be able to purchase again", || {
+        let (as_dana, second) = (as_dana.clone(), second.clone());
+        async move { as_dana.create(&PostParams::default(), &second).await.ok() }
+    })
+    .await;
+
+    // Deleting the tenant removes its namespace (garbage collection of owned objects).
+    tenants
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("tenant deleted");
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    eventually("the tenant namespace to go", || {
+        let namespaces = namespaces.clone();
+        let namespace = namespace.clone();
+        async move {
+            namespaces
+                .get_opt(&namespace)
+                .await
+                .ok()
+                .and_then(|ns| if ns.is_none() { Some(()) } else { None })
+        }
+    })
+    .await;
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
+}
