@@ -88,3 +88,23 @@ pub fn unique_name(base: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{base}-{n}x{}", std::process::id() % 100_000)
 }
+
+/// Polls `check` every 200 ms until it returns a value, for at most `timeout`; panics naming
+/// `what` on timeout. Controllers converge asynchronously, so tests wait for outcomes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

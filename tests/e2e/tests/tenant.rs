@@ -9,28 +9,13 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
-use marketplace_e2e::{control_plane, dynamic_api, example, unique_name};
+use marketplace_e2e::{control_plane, dynamic_api, eventually, example, unique_name};
 use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription};
 use marketplace_operator::controllers::{Context, ControllerConfig, tenant};
 use serde_json::json;
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// Controllers here converge within seconds; GC of a namespace can take longer.
+const CONVERGED: Duration = Duration::from_secs(90);
 
 fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> bool {
     matches!(result, Err(kube::Error::Api(status)) if status.code == 403)
@@ -72,7 +57,7 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
         .expect("tenant created");
 
     let namespace = format!("tenant-{name}");
-    let status = eventually("the tenant to be Ready", || {
+    let status = eventually("the tenant to be Ready", CONVERGED, || {
         let tenants = tenants.clone();
         let name = name.clone();
         async move {
@@ -171,7 +156,7 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
         .delete("marketplace-billing-admin", &DeleteParams::default())
         .await
         .expect("deleted by hand");
-    eventually("the binding to be restored", || {
+    eventually("the binding to be restored", CONVERGED, || {
         let bindings = bindings.clone();
         async move {
             bindings
@@ -184,7 +169,7 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
     .await;
     let mut second = subscription.clone();
     second.metadata.name = Some("second".into());
-    eventually("dana to be able to purchase again", || {
+    eventually("dana to be able to purchase again", CONVERGED, || {
         let (as_dana, second) = (as_dana.clone(), second.clone());
         async move { as_dana.create(&PostParams::default(), &second).await.ok() }
     })
@@ -196,7 +181,7 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
         .await
         .expect("tenant deleted");
     let namespaces: Api<Namespace> = Api::all(admin.clone());
-    eventually("the tenant namespace to go", || {
+    eventually("the tenant namespace to go", CONVERGED, || {
         let namespaces = namespaces.clone();
         let namespace = namespace.clone();
         async move {
