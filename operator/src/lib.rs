@@ -6,3 +6,4 @@ pub mod billing;
 pub mod catalog;
 pub mod cli;
 pub mod controllers;
+pub mod lifecycle;

@@ -185,6 +185,10 @@ pub struct HubSpotIds {
     /// The commerce subscription that invoices the tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_id: Option<String>,
+    /// The commerce subscription's `hs_status` as last read (active, past_due, canceled, ...),
+    /// or `none` when nothing was ever billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// One phase transition.
@@ -202,4 +206,7 @@ pub struct Transition {
     /// Why, in a sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The SubscriptionAction (namespace/name) that caused it, for approval steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }

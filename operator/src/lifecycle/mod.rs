@@ -1,0 +1,37 @@
+//! The pure deciders of the subscription lifecycle: plain functions over plain data, no I/O and
+//! no clock reads (the time is an argument). The controllers observe, call these, then act.
+//!
+//! - [`validation`]: may this subscription be billed at all?
+//! - [`phase`]: which phase a subscription should be in, and what billing must do.
+//! - [`entitlements`]: which Entitlements a subscription grants, in which state.
+//! - [`actions`]: the approval ladder moved by SubscriptionActions.
+//! - [`period`]: billing periods and trial ends.
+
+pub mod actions;
+pub mod entitlements;
+pub mod period;
+pub mod phase;
+pub mod validation;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use actions::{ActionDecision, decide_action};
+pub use entitlements::{DesiredEntitlement, desired_entitlements, entitlement_name};
+pub use phase::{BillingFact, BillingIntent, Decision, SubscriptionFacts, billing_intent, decide};
+pub use validation::{Refusal, RequestContext, Sibling, validate_request};
+
+use crate::api::tenant_subscription::Phase;
+
+/// Phases after which a subscription never changes again.
+pub fn is_terminal(phase: Phase) -> bool {
+    matches!(phase, Phase::Cancelled | Phase::Rejected | Phase::Failed)
+}
+
+/// Phases in which the tenant may use the features.
+pub fn is_usable(phase: Phase) -> bool {
+    matches!(
+        phase,
+        Phase::Active | Phase::Trialing | Phase::CancelRequested
+    )
+}
