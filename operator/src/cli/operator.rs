@@ -1,14 +1,20 @@
-//! `marketplace operator`: the controller process.
+//! `marketplace operator`: the controller process. Every replica keeps its caches warm; only
+//! the holder of the leader Lease runs the controllers (the writers).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use kube::Client;
-use tracing::info;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+use tracing::{info, warn};
 
-use crate::controllers::{Context, ControllerConfig, catalog_source, tenant};
+use crate::billing::{ApiToken, BillingMode, HubSpotClient, HubSpotConfig, Tier};
+use crate::controllers::{
+    Context, ControllerConfig, catalog_source, drift, subscription_action, tenant,
+    tenant_subscription,
+};
 
 /// Settings of the controller process; every flag also reads an environment variable.
 #[derive(Args, Debug, Clone)]
@@ -39,6 +45,53 @@ pub struct OperatorArgs {
     /// Tenants reconciled at once.
     #[arg(long, env = "MARKETPLACE_TENANT_CONCURRENCY", default_value_t = 4)]
     pub tenant_concurrency: u16,
+    /// TenantSubscriptions reconciled at once.
+    #[arg(
+        long,
+        env = "MARKETPLACE_SUBSCRIPTION_CONCURRENCY",
+        default_value_t = 16
+    )]
+    pub subscription_concurrency: u16,
+    /// The platform's version, checked against listings' platformVersion ranges.
+    #[arg(long, env = "MARKETPLACE_PLATFORM_VERSION")]
+    pub platform_version: Option<semver::Version>,
+    /// Seconds between HubSpot drift audits.
+    #[arg(
+        long,
+        env = "MARKETPLACE_AUDIT_INTERVAL_SECONDS",
+        default_value_t = 600
+    )]
+    pub audit_interval_seconds: u64,
+    /// HubSpot API base URL.
+    #[arg(long, env = "HUBSPOT_BASE_URL", default_value = crate::billing::DEFAULT_BASE_URL)]
+    pub hubspot_base_url: String,
+    /// HubSpot private-app token. Prefer --hubspot-token-secret in a cluster.
+    #[arg(long, env = "HUBSPOT_TOKEN", hide_env_values = true)]
+    pub hubspot_token: Option<String>,
+    /// Secret (in the operator's namespace) whose key `token` holds the HubSpot token.
+    #[arg(long, env = "HUBSPOT_TOKEN_SECRET")]
+    pub hubspot_token_secret: Option<String>,
+    /// HubSpot account tier (free, starter, professional, enterprise, limit-increase): sets the
+    /// shared rate budget.
+    #[arg(long, env = "HUBSPOT_TIER", default_value = "professional")]
+    pub hubspot_tier: String,
+    /// `payments` (commerce subscriptions invoice tenants) or `crm-only` (deals only; never
+    /// chosen silently).
+    #[arg(long, env = "HUBSPOT_BILLING_MODE", default_value = "payments")]
+    pub billing_mode: String,
+    /// Run without HubSpot: subscriptions wait in Provisioning with a condition saying so.
+    #[arg(long, env = "MARKETPLACE_NO_BILLING")]
+    pub no_billing: bool,
+    /// Elect a leader with a Lease; without it this replica always writes (one replica only).
+    #[arg(long, env = "MARKETPLACE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader Lease in the operator's namespace.
+    #[arg(
+        long,
+        env = "MARKETPLACE_LEASE_NAME",
+        default_value = "marketplace-operator"
+    )]
+    pub lease_name: String,
 }
 
 impl OperatorArgs {
@@ -49,7 +102,17 @@ impl OperatorArgs {
             git_cache_dir: self.git_cache_dir.clone(),
             catalog_concurrency: self.catalog_concurrency,
             tenant_concurrency: self.tenant_concurrency,
+            subscription_concurrency: self.subscription_concurrency,
+            platform_version: self.platform_version.clone(),
+            audit_interval: Duration::from_secs(self.audit_interval_seconds.max(1)),
         }
+    }
+
+    fn identity(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+            format!("{host}-{}", std::process::id())
+        })
     }
 }
 
@@ -64,6 +127,14 @@ pub enum OperatorError {
     Signals(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("HubSpot configuration: {0}")]
+    HubSpotConfig(String),
+    #[error("HubSpot start-up checks failed: {0}")]
+    HubSpotBootstrap(#[source] crate::billing::HubSpotError),
+    #[error("leader election: {0}")]
+    LeaderElection(String),
+    #[error("lost the leader Lease; exiting so a fresh process can compete for it")]
+    LostLeadership,
 }
 
 /// Sets up logging (`RUST_LOG`, default `info`) and runs the operator on a multi-threaded runtime.
@@ -83,13 +154,71 @@ pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
         .block_on(run(args))
 }
 
+/// The HubSpot client from flags, bootstrapped (portal checks) before any reconcile.
+async fn hubspot(
+    args: &OperatorArgs,
+    client: &Client,
+) -> Result<Option<HubSpotClient>, OperatorError> {
+    if args.no_billing {
+        warn!("billing disabled (--no-billing): subscriptions will wait in Provisioning");
+        return Ok(None);
+    }
+    let bad = |m: String| OperatorError::HubSpotConfig(m);
+    let token = match (&args.hubspot_token, &args.hubspot_token_secret) {
+        (Some(token), _) => {
+            ApiToken::new(token.clone()).map_err(|e| bad(format!("HUBSPOT_TOKEN: {e}")))?
+        }
+        (None, Some(name)) => {
+            let secret = Api::<Secret>::namespaced(client.clone(), &args.namespace)
+                .get(name)
+                .await
+                .map_err(|e| bad(format!("Secret {}/{name}: {e}", args.namespace)))?;
+            ApiToken::from_secret(&secret, "token")
+                .map_err(|e| bad(format!("Secret {}/{name}: {e}", args.namespace)))?
+        }
+        (None, None) => {
+            return Err(bad(
+                "set --hubspot-token-secret (or HUBSPOT_TOKEN), or run with --no-billing".into(),
+            ));
+        }
+    };
+    let tier = Tier::parse(&args.hubspot_tier).ok_or_else(|| {
+        bad(format!(
+            "--hubspot-tier {:?} is not a HubSpot tier",
+            args.hubspot_tier
+        ))
+    })?;
+    let mut config = HubSpotConfig::new(args.hubspot_base_url.clone(), token, tier);
+    config.mode = match args.billing_mode.as_str() {
+        "payments" => BillingMode::Payments,
+        "crm-only" => BillingMode::CrmOnly,
+        other => {
+            return Err(bad(format!(
+                "--billing-mode {other:?}: use payments or crm-only"
+            )));
+        }
+    };
+    let hubspot = HubSpotClient::new(config).map_err(|e| bad(e.to_string()))?;
+    let report = hubspot
+        .bootstrap()
+        .await
+        .map_err(OperatorError::HubSpotBootstrap)?;
+    info!(?report, "HubSpot bootstrap done");
+    Ok(Some(hubspot))
+}
+
 pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
     let client = Client::try_default().await.map_err(OperatorError::Client)?;
-    let ctx = Arc::new(Context::new(
-        client,
+    let billing = hubspot(&args, &client).await?;
+    let mut context = Context::new(
+        client.clone(),
         args.controller_config(),
         args.instance.clone(),
-    ));
+    );
+    if let Some(billing) = billing {
+        context = context.with_billing(billing);
+    }
+    let ctx = Arc::new(context);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(OperatorError::Signals)?;
     // One signal stops every controller.
@@ -102,16 +231,96 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         info!("shutting down");
         let _ = stop.send(true);
     });
-    let shutdown = || {
-        let mut stopped = stopped.clone();
+    let shutdown_requested = {
+        let stopped = stopped.clone();
+        move || *stopped.borrow()
+    };
+    info!(namespace = %args.namespace, "marketplace operator starting; filling caches");
+    ctx.stores.wait_until_ready().await;
+    info!("caches synced");
+
+    if !args.leader_election {
+        run_controllers(ctx, stopped.clone()).await;
+        return Ok(());
+    }
+    let leases = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
+        .with_namespace(&args.namespace)
+        .with_identity(args.identity())
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .map_err(|e| OperatorError::LeaderElection(e.to_string()))?;
+    let (mut leader, lease_task) = leases.watch().await;
+    info!(identity = %args.identity(), lease = %args.lease_name, "waiting for leadership");
+    loop {
+        if *leader.borrow_and_update() {
+            break;
+        }
+        let mut stop_wait = stopped.clone();
+        tokio::select! {
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    return Err(OperatorError::LeaderElection("the lease task ended".into()));
+                }
+            }
+            _ = stop_wait.wait_for(|s| *s) => {
+                drop(leader);
+                let _ = lease_task.await;
+                return Ok(());
+            }
+        }
+    }
+    info!("became leader; starting controllers");
+    let lost = {
+        let mut leader = leader.clone();
         async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
+            let _ = leader.wait_for(|is_leader| !*is_leader).await;
         }
     };
-    info!(namespace = %args.namespace, "marketplace operator starting");
-    tokio::join!(
-        catalog_source::run(ctx.clone(), shutdown()),
-        tenant::run(ctx, shutdown())
-    );
+    let (lost_tx, mut lost_rx) = tokio::sync::watch::channel(false);
+    let stop_all = {
+        let stopped = stopped.clone();
+        async move {
+            tokio::select! {
+                _ = wait_for(stopped) => {}
+                _ = lost => { let _ = lost_tx.send(true); }
+            }
+        }
+    };
+    let (to_controllers, controllers_stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop_all.await;
+        let _ = to_controllers.send(true);
+    });
+    run_controllers(ctx, controllers_stop).await;
+    let lost_leadership = *lost_rx.borrow_and_update() && !shutdown_requested();
+    // Dropping the receiver releases the Lease, so a standby takes over at once.
+    drop(leader);
+    let _ = lease_task.await;
+    if lost_leadership {
+        return Err(OperatorError::LostLeadership);
+    }
     Ok(())
+}
+
+/// Resolves when the flag turns true.
+fn wait_for(
+    flag: tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    let mut flag = flag;
+    async move {
+        let _ = flag.wait_for(|s| *s).await;
+    }
+}
+
+/// Runs every controller and the drift audit until `stop` turns true.
+async fn run_controllers(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::join!(
+        catalog_source::run(ctx.clone(), wait_for(stop.clone())),
+        tenant::run(ctx.clone(), wait_for(stop.clone())),
+        tenant_subscription::run(ctx.clone(), wait_for(stop.clone())),
+        subscription_action::run(ctx.clone(), wait_for(stop.clone())),
+        drift::run(ctx, wait_for(stop)),
+    );
 }

@@ -3,9 +3,16 @@
 
 pub mod backoff;
 pub mod catalog_source;
+pub mod drift;
+pub mod entitlements;
+pub mod news;
 pub mod status;
+pub mod stores;
+pub mod subscription_action;
+pub mod subscription_billing;
 pub mod tenant;
 pub mod tenant_rbac;
+pub mod tenant_subscription;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +33,13 @@ pub struct Context {
     pub config: ControllerConfig,
     /// Cached git repositories of CatalogSources.
     pub git: crate::catalog::git::GitCache,
+    /// Always-warm caches of Listings, Tenants, subscriptions and Entitlements.
+    pub stores: stores::Stores,
+    /// The HubSpot client; `None` when billing is not configured (subscriptions then wait in
+    /// Provisioning with a condition saying so).
+    pub billing: Option<crate::billing::HubSpotClient>,
+    /// What webhooks and the drift audit learned about billing records, for the next reconcile.
+    pub news: news::NewsBoard,
 }
 
 /// Settings of the controllers (from flags and environment).
@@ -41,6 +55,27 @@ pub struct ControllerConfig {
     pub catalog_concurrency: u16,
     /// Tenants reconciled at once.
     pub tenant_concurrency: u16,
+    /// TenantSubscriptions reconciled at once.
+    pub subscription_concurrency: u16,
+    /// The platform's version, checked against listings' platformVersion ranges.
+    pub platform_version: Option<semver::Version>,
+    /// How often the HubSpot drift audit runs.
+    pub audit_interval: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            namespace: "marketplace-system".into(),
+            git_timeout: Duration::from_secs(60),
+            git_cache_dir: std::env::temp_dir().join("marketplace-git-cache"),
+            catalog_concurrency: 2,
+            tenant_concurrency: 4,
+            subscription_concurrency: 16,
+            platform_version: None,
+            audit_interval: Duration::from_secs(600),
+        }
+    }
 }
 
 impl Context {
@@ -51,11 +86,20 @@ impl Context {
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            stores: stores::Stores::start(&client),
             client,
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
             git: crate::catalog::git::GitCache::new(config.git_cache_dir.clone()),
             config,
+            billing: None,
+            news: news::NewsBoard::default(),
         }
+    }
+
+    /// The same context, billing through `client`.
+    pub fn with_billing(mut self, client: crate::billing::HubSpotClient) -> Self {
+        self.billing = Some(client);
+        self
     }
 
     /// Publishes an Event about `object`. Failing to record an Event never fails a reconcile.
@@ -106,6 +150,14 @@ pub enum Error {
     Git(#[from] crate::catalog::git::GitError),
     #[error("the object is invalid: {0}")]
     InvalidObject(String),
+    #[error("HubSpot: {0}")]
+    Billing(#[from] crate::billing::HubSpotError),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The reconcile wrote what it could and must be retried (e.g. entitlements failed after
+    /// billing succeeded); the status says why.
+    #[error("{0}")]
+    Retry(String),
 }
 
 impl Error {
@@ -114,6 +166,9 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Git(_) => "git",
             Error::InvalidObject(_) => "invalid_object",
+            Error::Billing(_) => "billing",
+            Error::Finalizer(_) => "finalizer",
+            Error::Retry(_) => "retry",
         }
     }
 }

@@ -21,15 +21,48 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
+    write_status(api, object, current, status, None).await
+}
+
+/// Like [`apply_status`], but only if `object` is still at its resourceVersion: for statuses
+/// that more than one writer moves (an approval action and the subscription reconciler), so a
+/// decision made from a stale read never overwrites a newer one (the apiserver answers 409).
+pub async fn apply_status_guarded<K, S>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<&S>,
+    status: &S,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    write_status(api, object, current, status, object.resource_version()).await
+}
+
+async fn write_status<K, S>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<&S>,
+    status: &S,
+    resource_version: Option<String>,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
     if current == Some(status) {
         return Ok(false);
     }
     // The apply body names apiVersion and kind, or the apiserver rejects it.
-    let patch = json!({
+    let mut patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
+    if let Some(rv) = resource_version {
+        patch["metadata"] = json!({ "resourceVersion": rv });
+    }
     api.patch_status(
         &object.name_any(),
         &PatchParams::apply(OPERATOR_MANAGER).force(),

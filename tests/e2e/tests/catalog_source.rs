@@ -105,6 +105,7 @@ impl World {
             git_cache_dir: std::env::temp_dir().join(format!("catalog-cache-{namespace}")),
             catalog_concurrency: 2,
             tenant_concurrency: 2,
+            ..ControllerConfig::default()
         };
         let ctx = Arc::new(Context::new(
             client.clone(),

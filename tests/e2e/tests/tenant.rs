@@ -31,6 +31,7 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
         git_cache_dir: std::env::temp_dir().join("tenant-e2e-git"),
         catalog_concurrency: 1,
         tenant_concurrency: 2,
+        ..ControllerConfig::default()
     };
     let ctx = Arc::new(Context::new(
         admin.clone(),

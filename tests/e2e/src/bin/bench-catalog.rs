@@ -69,6 +69,7 @@ async fn main() -> Result<()> {
         git_cache_dir: repo.path().join("../bench-catalog-cache"),
         catalog_concurrency: 1,
         tenant_concurrency: 1,
+        ..ControllerConfig::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), config, Some("bench".into())));
     let sources: Api<CatalogSource> = Api::namespaced(client.clone(), &namespace);

@@ -1,0 +1,169 @@
+//! The periodic HubSpot drift audit: batch-reads the billing records of every subscription in
+//! service (≤100 per call, within the shared rate budget), posts what changed as news for the
+//! subscriptions' next reconcile (which heals: recreate, suspend, resume), records Events, and
+//! writes a summary to the ConfigMap `marketplace-drift-report` (`marketplace drift report`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use serde::{Deserialize, Serialize};
+
+use super::Context;
+use super::news::BillingNews;
+use super::status::OPERATOR_MANAGER;
+use crate::api::conditions::find_condition;
+use crate::api::tenant_subscription::Phase;
+use crate::billing::HubSpotClient;
+use crate::lifecycle::BillingFact;
+use crate::lifecycle::drift::compare;
+
+/// Name of the ConfigMap holding the last audit's summary.
+pub const REPORT_CONFIG_MAP: &str = "marketplace-drift-report";
+/// Its key.
+pub const REPORT_KEY: &str = "report.json";
+
+/// The summary of one audit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftReport {
+    pub finished_at: String,
+    pub subscriptions_audited: usize,
+    pub hubspot_calls: u64,
+    pub in_sync: usize,
+    /// `namespace/name: finding` lines.
+    pub findings: Vec<String>,
+    /// Set when the audit could not finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Audits every `audit_interval` until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let Some(client) = ctx.billing.clone() else {
+        return;
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(ctx.config.audit_interval) => {}
+        }
+        let report = audit_once(&ctx, &client).await;
+        tracing::info!(
+            audited = report.subscriptions_audited,
+            findings = report.findings.len(),
+            calls = report.hubspot_calls,
+            "HubSpot drift audit finished"
+        );
+    }
+}
+
+/// One audit pass.
+pub async fn audit_once(ctx: &Context, client: &HubSpotClient) -> DriftReport {
+    let calls_before = client.stats().requests;
+    let subs: Vec<_> = ctx
+        .stores
+        .subscriptions
+        .state()
+        .into_iter()
+        .filter(|s| {
+            matches!(
+                s.status.as_ref().and_then(|st| st.phase),
+                Some(Phase::Active | Phase::Trialing | Phase::Suspended)
+            )
+        })
+        .collect();
+    let by_uid: BTreeMap<String, _> = subs
+        .iter()
+        .filter_map(|s| s.metadata.uid.clone().map(|u| (u, s.clone())))
+        .collect();
+    let uids: Vec<String> = by_uid.keys().cloned().collect();
+    let mut report = DriftReport {
+        subscriptions_audited: uids.len(),
+        ..DriftReport::default()
+    };
+    match client.audit(&uids).await {
+        Ok(entries) => {
+            for entry in entries {
+                let Some(sub) = by_uid.get(&entry.subscription_uid) else {
+                    continue;
+                };
+                let status = sub.status.clone().unwrap_or_default();
+                let recorded = BillingFact::from_recorded(
+                    status.hubspot.as_ref().and_then(|h| h.status.as_deref()),
+                );
+                let finding = compare(&entry, &recorded);
+                let key = format!(
+                    "{}/{}",
+                    sub.metadata.namespace.as_deref().unwrap_or_default(),
+                    sub.metadata.name.as_deref().unwrap_or_default()
+                );
+                let object = ObjectRef::from_obj(sub.as_ref());
+                if finding.findings.is_empty() {
+                    report.in_sync += 1;
+                    let synced = find_condition(&status.conditions, "Synced")
+                        .is_some_and(|c| c.status == "True");
+                    if !synced {
+                        ctx.news.post(
+                            &entry.subscription_uid,
+                            object,
+                            BillingNews {
+                                fact: finding.fact,
+                                source: "audit",
+                                finding: None,
+                            },
+                        );
+                    }
+                    continue;
+                }
+                for line in &finding.findings {
+                    report.findings.push(format!("{key}: {line}"));
+                }
+                ctx.news.post(
+                    &entry.subscription_uid,
+                    object,
+                    BillingNews {
+                        fact: finding.fact,
+                        source: "audit",
+                        finding: Some(finding.findings.join("; ")),
+                    },
+                );
+            }
+        }
+        Err(error) => report.error = Some(error.to_string()),
+    }
+    report.hubspot_calls = client.stats().requests.saturating_sub(calls_before);
+    report.finished_at = Timestamp::now().to_string();
+    if let Err(error) = write_report(ctx, &report).await {
+        tracing::warn!(%error, "could not write the drift report");
+    }
+    report
+}
+
+async fn write_report(ctx: &Context, report: &DriftReport) -> Result<(), kube::Error> {
+    let body = serde_json::to_string_pretty(report).unwrap_or_default();
+    let map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(REPORT_CONFIG_MAP.into()),
+            namespace: Some(ctx.config.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(REPORT_KEY.to_string(), body)])),
+        ..ConfigMap::default()
+    };
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), &ctx.config.namespace)
+        .patch(
+            REPORT_CONFIG_MAP,
+            &PatchParams::apply(OPERATOR_MANAGER).force(),
+            &Patch::Apply(&map),
+        )
+        .await?;
+    Ok(())
+}
