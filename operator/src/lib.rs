@@ -5,5 +5,6 @@ pub mod api;
 pub mod billing;
 pub mod catalog;
 pub mod cli;
+pub mod connection;
 pub mod controllers;
 pub mod lifecycle;

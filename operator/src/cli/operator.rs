@@ -62,6 +62,13 @@ pub struct OperatorArgs {
         default_value_t = 600
     )]
     pub audit_interval_seconds: u64,
+    /// Let integration test connections reach loopback, private and link-local addresses
+    /// (off: a tenant's connection settings must not make the operator probe its own network).
+    #[arg(long, env = "MARKETPLACE_PROBE_ALLOW_PRIVATE")]
+    pub probe_allow_private_targets: bool,
+    /// PEM file of extra CA certificates trusted by test connections (e.g. a corporate CA).
+    #[arg(long, env = "MARKETPLACE_PROBE_CA_FILE")]
+    pub probe_ca_file: Option<PathBuf>,
     /// HubSpot API base URL.
     #[arg(long, env = "HUBSPOT_BASE_URL", default_value = crate::billing::DEFAULT_BASE_URL)]
     pub hubspot_base_url: String,
@@ -105,6 +112,10 @@ impl OperatorArgs {
             subscription_concurrency: self.subscription_concurrency,
             platform_version: self.platform_version.clone(),
             audit_interval: Duration::from_secs(self.audit_interval_seconds.max(1)),
+            probe: crate::connection::ProbePolicy {
+                allow_private_targets: self.probe_allow_private_targets,
+                ..crate::connection::ProbePolicy::default()
+            },
         }
     }
 
@@ -127,6 +138,8 @@ pub enum OperatorError {
     Signals(#[source] std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("HubSpot configuration: {0}")]
     HubSpotConfig(String),
     #[error("HubSpot start-up checks failed: {0}")]

@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod catalog_source;
+pub mod connection_check;
 pub mod drift;
 pub mod entitlements;
 pub mod news;
@@ -61,6 +62,8 @@ pub struct ControllerConfig {
     pub platform_version: Option<semver::Version>,
     /// How often the HubSpot drift audit runs.
     pub audit_interval: Duration,
+    /// What integration connection tests may reach.
+    pub probe: crate::connection::ProbePolicy,
 }
 
 impl Default for ControllerConfig {
@@ -74,6 +77,7 @@ impl Default for ControllerConfig {
             subscription_concurrency: 16,
             platform_version: None,
             audit_interval: Duration::from_secs(600),
+            probe: crate::connection::ProbePolicy::default(),
         }
     }
 }

@@ -37,6 +37,8 @@ use crate::lifecycle::{
 pub const FINALIZER: &str = "marketplace.dev/billing";
 /// Prefix of tenant namespaces (`tenant-<name>`).
 pub const TENANT_NAMESPACE_PREFIX: &str = "tenant-";
+/// Condition recording a successful connection test for the current generation.
+const CONNECTION_TESTED: &str = "ConnectionTested";
 /// History entries kept in status.
 const HISTORY_LIMIT: usize = 50;
 /// Periodic re-check when nothing is due earlier.
@@ -151,7 +153,7 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
     let recorded = news.as_ref().map(|n| n.fact.clone()).unwrap_or_else(|| {
         BillingFact::from_recorded(status.hubspot.as_ref().and_then(|h| h.status.as_deref()))
     });
-    let refusal = if matches!(status.phase, None | Some(Phase::Requested)) {
+    let validation = if matches!(status.phase, None | Some(Phase::Requested)) {
         validate(
             sub,
             ctx,
@@ -163,8 +165,9 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         )
         .await?
     } else {
-        None
+        Validation::default()
     };
+    let refusal = validation.refusal.clone();
     let tenant_suspended = tenant.as_ref().is_some_and(|t| t.spec.suspended);
     let facts = |billing| SubscriptionFacts {
         now,
@@ -229,6 +232,7 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         &outcome.ids,
         news.as_ref(),
         granted,
+        validation.connection_tested,
         now,
     );
     let api: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -272,7 +276,7 @@ async fn validate(
     tenant: Option<&Tenant>,
     listing: Option<&Listing>,
     now: Timestamp,
-) -> Result<Option<Refusal>, Error> {
+) -> Result<Validation, Error> {
     // Read siblings from the apiserver, not a cache: two requests created a moment apart must
     // see each other for the one-per-hour rule.
     let api: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), namespace);
@@ -311,7 +315,39 @@ async fn validate(
         entitled_features: &entitled,
         platform_version: ctx.config.platform_version.as_ref(),
     };
-    Ok(validate_request(&request).err())
+    if let Err(refusal) = validate_request(&request) {
+        return Ok(Validation {
+            refusal: Some(refusal),
+            connection_tested: None,
+        });
+    }
+    // Last, the one check that calls out: only once per generation, so an approval
+    // subscription waiting in Requested does not probe the tenant's system on every resync.
+    let tested = sub.status.as_ref().and_then(|s| {
+        crate::api::conditions::find_condition(&s.conditions, CONNECTION_TESTED)
+            .filter(|c| c.status == TRUE && c.observed_generation == sub.metadata.generation)
+    });
+    match (listing, tested) {
+        (Some(listing), None) if sub.spec.connection.is_some() => {
+            let refusal =
+                super::connection_check::check_connection(ctx, namespace, &sub.spec, &listing.spec)
+                    .await?;
+            let passed = refusal.is_none();
+            Ok(Validation {
+                refusal,
+                connection_tested: Some(passed),
+            })
+        }
+        _ => Ok(Validation::default()),
+    }
+}
+
+/// What validation found.
+#[derive(Default, Clone)]
+struct Validation {
+    refusal: Option<Refusal>,
+    /// Whether the connection was tested now, and passed.
+    connection_tested: Option<bool>,
 }
 
 fn feature_names(status: &TenantSubscriptionStatus) -> Vec<String> {
@@ -336,6 +372,7 @@ fn next_status(
     ids: &Option<crate::api::tenant_subscription::HubSpotIds>,
     news: Option<&BillingNews>,
     granted: Vec<String>,
+    connection_tested: Option<bool>,
     now: Timestamp,
 ) -> TenantSubscriptionStatus {
     let at = Time(now);
@@ -387,6 +424,16 @@ fn next_status(
         );
     };
     set("Ready", d.ready, &d.reason, d.message.clone());
+    match connection_tested {
+        Some(true) => set(
+            CONNECTION_TESTED,
+            true,
+            "Succeeded",
+            "the connection settings are valid and the test connection succeeded".into(),
+        ),
+        Some(false) => set(CONNECTION_TESTED, false, &d.reason, d.message.clone()),
+        None => {}
+    }
     match fact {
         BillingFact::Live { status, .. } => set(
             "Billed",

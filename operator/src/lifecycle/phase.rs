@@ -57,6 +57,9 @@ impl BillingFact {
     }
 }
 
+/// How soon a subscription waiting on something fixable (its listing, its Secret) looks again.
+pub const WAITING_RECHECK: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
 /// `status.hubspot.status` once the operator has cancelled the record (or found none to cancel).
 pub const CANCELLED_MARK: &str = "canceled";
 
@@ -166,11 +169,10 @@ pub fn billing_intent(
                 BillingIntent::Ensure
             }
             BillingFact::Failed { .. } => BillingIntent::Ensure,
-            BillingFact::Live { class, .. }
-                if matches!(class, StatusClass::PaymentProblem | StatusClass::Paused) =>
-            {
-                BillingIntent::ReadStatus
-            }
+            BillingFact::Live {
+                class: StatusClass::PaymentProblem | StatusClass::Paused,
+                ..
+            } => BillingIntent::ReadStatus,
             BillingFact::Live { .. } => {
                 if current == Some(target) || current == Some(Phase::Suspended) {
                     BillingIntent::None
@@ -210,7 +212,16 @@ fn decide_phase(f: &SubscriptionFacts<'_>, current: Phase) -> Decision {
     match current {
         Phase::Requested | Phase::Invoiced | Phase::Paid => {
             if let Some(refusal) = f.refusal.filter(|_| current == Phase::Requested) {
-                return Decision::new(Phase::Rejected, false, refusal.reason, refusal.to_string());
+                let phase = if refusal.waits() {
+                    Phase::Requested
+                } else {
+                    Phase::Rejected
+                };
+                let mut d = Decision::new(phase, false, refusal.reason, refusal.to_string());
+                if refusal.waits() {
+                    d.wake_at = Some(f.now + WAITING_RECHECK);
+                }
+                return d;
             }
             if f.spec.cancellation.is_some() {
                 return Decision::new(
@@ -360,9 +371,10 @@ fn in_service(f: &SubscriptionFacts<'_>, current: Phase) -> Decision {
         return d;
     }
     match f.billing {
-        BillingFact::Live { status, class }
-            if matches!(class, StatusClass::PaymentProblem | StatusClass::Paused) =>
-        {
+        BillingFact::Live {
+            status,
+            class: StatusClass::PaymentProblem | StatusClass::Paused,
+        } => {
             let mut d = Decision::new(
                 Phase::Suspended,
                 false,

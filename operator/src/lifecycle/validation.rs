@@ -36,6 +36,24 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// Refusals that may resolve by themselves (the catalog or the tenant has not arrived yet,
+    /// as when a GitOps tool applies everything at once), or that the tenant fixes without a new
+    /// subscription (its connection Secret): the subscription waits in Requested, unbilled,
+    /// instead of being Rejected.
+    pub fn waits(&self) -> bool {
+        matches!(
+            self.reason,
+            "ListingNotFound"
+                | "TenantNotFound"
+                | "WizardConfigNotFound"
+                | "ConnectionSecretNotFound"
+                | "ConnectionInvalid"
+                | "ConnectionTestFailed"
+        )
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.field, self.message)

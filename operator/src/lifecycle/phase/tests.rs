@@ -177,6 +177,21 @@ fn refusals_reject_before_any_billing() {
 }
 
 #[test]
+fn a_listing_not_yet_synced_waits_instead_of_rejecting() {
+    let mut w = World::new("{listing: ro, plan: standard}", "");
+    w.refusal = Some(Refusal::new(
+        "ListingNotFound",
+        "spec.listing",
+        "no listing",
+    ));
+    let d = w.reconcile(T0, &live("active"));
+    assert_eq!((d.phase, d.ready), (Phase::Requested, false));
+    assert_eq!(w.status.hubspot, None, "nothing billed while waiting");
+    w.refusal = None;
+    assert_eq!(w.reconcile(T0, &live("active")).phase, Phase::Active);
+}
+
+#[test]
 fn trial_then_active() {
     let mut w = World::new("{listing: ro, plan: standard, trial: true}", "");
     let d = w.reconcile(T0, &live("scheduled"));
