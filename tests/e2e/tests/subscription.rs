@@ -147,6 +147,50 @@ fn live_hubspot_subscriptions(sim: &hubspot_sim::RunningSimulator, uid: &str) ->
     out
 }
 
+/// What every scenario shares: one control plane, one simulator, one set of controllers.
+struct Env {
+    client: Client,
+    sim: hubspot_sim::RunningSimulator,
+    hubspot: HubSpotClient,
+    ctx: Arc<Context>,
+    control_plane: &'static marketplace_harness::ControlPlane,
+    operator_namespace: String,
+}
+
+impl Env {
+    /// A new Tenant (spec merged over a default) and its namespace, once the operator made it.
+    async fn tenant(&self, base: &str, extra: Value) -> (String, String) {
+        let name = unique_name(base);
+        let mut spec = json!({"displayName": "Acme Logistics", "basePlan": "Professional",
+            "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}});
+        for (k, v) in extra.as_object().expect("object") {
+            spec[k] = v.clone();
+        }
+        let tenants: Api<Tenant> = Api::all(self.client.clone());
+        apply(
+            &tenants,
+            json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
+                   "metadata": {"name": name}, "spec": spec}),
+        )
+        .await;
+        let namespace = eventually("the tenant namespace", CONVERGED, || async {
+            tenants.get(&name).await.ok()?.status?.namespace
+        })
+        .await;
+        (name, namespace)
+    }
+
+    async fn listing(&self, base: &str, extra: Value) -> String {
+        let name = unique_name(base);
+        apply(
+            &Api::<Listing>::all(self.client.clone()),
+            listing(&name, extra),
+        )
+        .await;
+        name
+    }
+}
+
 #[tokio::test]
 async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
     let control_plane = control_plane().await;
@@ -201,7 +245,34 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
         }
     });
 
+    let env = Env {
+        client: client.clone(),
+        sim,
+        hubspot,
+        ctx,
+        control_plane,
+        operator_namespace,
+    };
+    tokio::join!(
+        lifecycle(&env),
+        suspension_and_trial(&env),
+        provisioning_failure_and_rollback(&env),
+        refusals_and_rbac(&env),
+        integration_connections(&env),
+    );
+
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(30), controllers)
+        .await
+        .expect("controllers stop")
+        .expect("controllers");
+}
+
+/// Instant activation, drift healing, payment failure, approval ladder, cancellation, deletion.
+async fn lifecycle(env: &Env) {
     // Catalog and tenant.
+    let (client, sim, hubspot, ctx) = (&env.client, &env.sim, &env.hubspot, &env.ctx);
+    let operator_namespace = &env.operator_namespace;
     let listings: Api<Listing> = Api::all(client.clone());
     let instant = unique_name("route-opt");
     let approval = unique_name("dedicated-support");
@@ -217,21 +288,7 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
         listing(&soon, json!({"lifecycle": "ComingSoon"})),
     )
     .await;
-    let tenant_name = unique_name("acme");
-    let tenants: Api<Tenant> = Api::all(client.clone());
-    apply(
-        &tenants,
-        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": tenant_name},
-               "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
-                        "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}}}),
-    )
-    .await;
-    let namespace = format!("tenant-{tenant_name}");
-    eventually("the tenant namespace", CONVERGED, || async {
-        let t = tenants.get(&tenant_name).await.ok()?;
-        t.status?.namespace
-    })
-    .await;
+    let (_, namespace) = env.tenant("acme", json!({})).await;
     let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &namespace);
     let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
 
@@ -463,10 +520,415 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
     })
     .await;
     assert!(live_hubspot_subscriptions(&sim, &support_uid).is_empty());
+}
 
-    let _ = stop.send(true);
-    tokio::time::timeout(Duration::from_secs(30), controllers)
+/// Creates a SubscriptionAction on `namespace/sub` and waits for its result and message.
+async fn act(
+    env: &Env,
+    namespace: &str,
+    sub: &str,
+    action: &str,
+    extra: Value,
+) -> (String, String) {
+    let actions: Api<SubscriptionAction> =
+        Api::namespaced(env.client.clone(), &env.operator_namespace);
+    let mut spec =
+        json!({"subscriptionRef": {"namespace": namespace, "name": sub}, "action": action});
+    for (k, v) in extra.as_object().expect("object") {
+        spec[k] = v.clone();
+    }
+    let name = unique_name(&action.to_lowercase());
+    let object: SubscriptionAction = serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "SubscriptionAction",
+        "metadata": {"name": name, "namespace": env.operator_namespace}, "spec": spec,
+    }))
+    .expect("action");
+    actions
+        .create(&PostParams::default(), &object)
         .await
-        .expect("controllers stop")
-        .expect("controllers");
+        .expect("create action");
+    eventually("the action's result", CONVERGED, || async {
+        let st = actions.get(&name).await.ok()?.status?;
+        Some((format!("{:?}", st.result?), st.message.unwrap_or_default()))
+    })
+    .await
+}
+
+/// Touches a subscription so its controller looks again now (an annotation; no new generation).
+async fn nudge(subs: &Api<TenantSubscription>, name: &str) {
+    let stamp = format!("{:?}", std::time::SystemTime::now());
+    subs.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"e2e/nudge": stamp}}})),
+    )
+    .await
+    .expect("nudge");
+}
+
+/// A trial runs with Trialing entitlements that end with it; a suspended tenant's
+/// entitlements are Suspended (its data kept) and come back when it is unsuspended.
+async fn suspension_and_trial(env: &Env) {
+    let listing = env.listing("fleet-eta", json!({})).await;
+    let (tenant, namespace) = env.tenant("suspend", json!({})).await;
+    let subs: Api<TenantSubscription> = Api::namespaced(env.client.clone(), &namespace);
+    let entitlements: Api<Entitlement> = Api::namespaced(env.client.clone(), &namespace);
+    subs.create(
+        &PostParams::default(),
+        &subscription("eta", &namespace, &listing, json!({"trial": true})),
+    )
+    .await
+    .expect("create");
+    let trialing = phase_of(&subs, "eta", Phase::Trialing).await;
+    let ends = trialing
+        .status
+        .and_then(|s| s.trial_ends_at)
+        .expect("trial end")
+        .0;
+    let days = ends.duration_since(jiff::Timestamp::now()).as_hours() / 24;
+    assert!((13..=14).contains(&days), "trial ends in {days} days");
+    all_entitlements(&entitlements, "eta", EntitlementState::Trialing).await;
+    let ent = entitlements
+        .get("eta-route-optimization")
+        .await
+        .expect("entitlement");
+    assert_eq!(ent.spec.ends_at.map(|t| t.0), Some(ends));
+
+    let tenants: Api<Tenant> = Api::all(env.client.clone());
+    let suspend = |on: bool| {
+        let tenants = tenants.clone();
+        let tenant = tenant.clone();
+        async move {
+            tenants
+                .patch(
+                    &tenant,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"suspended": on}})),
+                )
+                .await
+                .expect("suspend");
+        }
+    };
+    suspend(true).await;
+    let suspended = phase_of(&subs, "eta", Phase::Suspended).await;
+    assert!(
+        ready_reason(&suspended).starts_with("TenantSuspended"),
+        "{}",
+        ready_reason(&suspended)
+    );
+    all_entitlements(&entitlements, "eta", EntitlementState::Suspended).await;
+    suspend(false).await;
+    phase_of(&subs, "eta", Phase::Trialing).await;
+    all_entitlements(&entitlements, "eta", EntitlementState::Trialing).await;
+}
+
+/// Billing succeeds but the apiserver refuses the Entitlements (an admission policy): the
+/// subscription stays Provisioning with Ready=False Retrying and a Warning Event; a Rollback
+/// action cancels the HubSpot subscription and marks it Failed.
+async fn provisioning_failure_and_rollback(env: &Env) {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    use k8s_openapi::api::events::v1::Event;
+    let listing = env.listing("frozen", json!({})).await;
+    let (_, namespace) = env.tenant("frozen", json!({})).await;
+    let policy_name = unique_name("freeze-entitlements");
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(env.client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(env.client.clone());
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": {"name": policy_name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["marketplace.dev"], "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["entitlements"]}]},
+            "validations": [{"expression": "false", "message": "entitlements are frozen in this namespace"}],
+        }
+    }))
+    .expect("policy");
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": {"name": policy_name},
+        "spec": {"policyName": policy_name, "validationActions": ["Deny"],
+                 "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}}
+    }))
+    .expect("binding");
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .expect("policy");
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("binding");
+    // The apiserver enforces a new policy once its informer has it: probe with a dry run.
+    let entitlements: Api<Entitlement> = Api::namespaced(env.client.clone(), &namespace);
+    let probe: Entitlement = serde_json::from_value(json!({
+        "metadata": {"name": "probe"},
+        "spec": {"tenant": "x", "feature": "probe_feature", "state": "Active",
+                 "startsAt": "2026-01-01T00:00:00Z", "sourceSubscription": "probe"}
+    }))
+    .expect("probe");
+    eventually("the admission policy to deny", CONVERGED, || async {
+        let dry = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        entitlements
+            .create(&dry, &probe)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+
+    let subs: Api<TenantSubscription> = Api::namespaced(env.client.clone(), &namespace);
+    subs.create(
+        &PostParams::default(),
+        &subscription("frozen", &namespace, &listing, json!({})),
+    )
+    .await
+    .expect("create");
+    let stuck = eventually("Provisioning with Retrying", CONVERGED, || async {
+        let s = subs.get("frozen").await.ok()?;
+        let retrying = s.status.as_ref()?.phase == Some(Phase::Provisioning)
+            && ready_reason(&s).starts_with("Retrying");
+        retrying.then_some(s)
+    })
+    .await;
+    assert!(
+        ready_reason(&stuck).contains("frozen"),
+        "{}",
+        ready_reason(&stuck)
+    );
+    let uid = stuck.uid().expect("uid");
+    assert_eq!(
+        live_hubspot_subscriptions(&env.sim, &uid).len(),
+        1,
+        "billing was done"
+    );
+    let events: Api<Event> = Api::namespaced(env.client.clone(), &namespace);
+    eventually("a ProvisioningFailed Warning", CONVERGED, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("ProvisioningFailed")
+                    && e.type_.as_deref() == Some("Warning")
+            })
+            .then_some(())
+    })
+    .await;
+    let (result, message) = act(
+        env,
+        &namespace,
+        "frozen",
+        "Rollback",
+        json!({"reason": "entitlements frozen"}),
+    )
+    .await;
+    assert_eq!(result, "Accepted", "{message}");
+    phase_of(&subs, "frozen", Phase::Failed).await;
+    eventually(
+        "the HubSpot subscription to be cancelled",
+        CONVERGED,
+        || async {
+            live_hubspot_subscriptions(&env.sim, &uid)
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    let _ = bindings
+        .delete(&policy_name, &DeleteParams::default())
+        .await;
+    let _ = policies
+        .delete(&policy_name, &DeleteParams::default())
+        .await;
+}
+
+/// One request per listing per hour, partner listings never billed, and Kubernetes RBAC: a
+/// billing admin buys and cancels, but cannot write status or take approval steps.
+async fn refusals_and_rbac(env: &Env) {
+    let listing = env.listing("heatmaps", json!({})).await;
+    let partner = env
+        .listing(
+            "gigsafe",
+            json!({"type": "Partner", "plans": [], "partner": {"name": "GigSafe", "url": "https://gigsafe.example.com/signup"}}),
+        )
+        .await;
+    let (_, namespace) = env
+        .tenant(
+            "rbac",
+            json!({"billingAdmins": [{"kind": "User", "name": "bob@acme.example"}]}),
+        )
+        .await;
+    let bob = env
+        .control_plane
+        .client_as_user("bob@acme.example", &[])
+        .await
+        .expect("bob");
+    // RBAC for bob reaches the apiserver's cache a moment after the Tenant is Ready.
+    let subs: Api<TenantSubscription> = Api::namespaced(bob.clone(), &namespace);
+    eventually("bob may create subscriptions", CONVERGED, || async {
+        subs.create(
+            &PostParams::default(),
+            &subscription("first", &namespace, &listing, json!({})),
+        )
+        .await
+        .ok()
+    })
+    .await;
+    phase_of(&subs, "first", Phase::Active).await;
+    subs.patch(
+        "first",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"cancellation": {"effective": "Immediately"}}})),
+    )
+    .await
+    .expect("bob cancels");
+    phase_of(&subs, "first", Phase::Cancelled).await;
+    subs.create(
+        &PostParams::default(),
+        &subscription("second", &namespace, &listing, json!({})),
+    )
+    .await
+    .expect("create");
+    let limited = phase_of(&subs, "second", Phase::Rejected).await;
+    assert!(
+        ready_reason(&limited).starts_with("RateLimited"),
+        "{}",
+        ready_reason(&limited)
+    );
+    assert!(
+        ready_reason(&limited).contains("once per hour"),
+        "{}",
+        ready_reason(&limited)
+    );
+
+    subs.create(
+        &PostParams::default(),
+        &subscription("partner", &namespace, &partner, json!({})),
+    )
+    .await
+    .expect("create");
+    let refused = phase_of(&subs, "partner", Phase::Rejected).await;
+    assert!(
+        ready_reason(&refused).starts_with("PartnerListing"),
+        "{}",
+        ready_reason(&refused)
+    );
+    assert!(ready_reason(&refused).contains("https://gigsafe.example.com/signup"));
+    assert!(live_hubspot_subscriptions(&env.sim, &refused.uid().expect("uid")).is_empty());
+
+    let status_write = subs
+        .patch_status(
+            "second",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Active"}})),
+        )
+        .await;
+    assert!(
+        matches!(status_write, Err(kube::Error::Api(ref s)) if s.code == 403),
+        "{status_write:?}"
+    );
+    let actions: Api<SubscriptionAction> = Api::namespaced(bob, &env.operator_namespace);
+    let approve: SubscriptionAction = serde_json::from_value(json!({
+        "metadata": {"name": "bob-approves"},
+        "spec": {"subscriptionRef": {"namespace": namespace, "name": "second"}, "action": "Approve"}
+    }))
+    .expect("action");
+    let created = actions.create(&PostParams::default(), &approve).await;
+    assert!(
+        matches!(created, Err(kube::Error::Api(ref s)) if s.code == 403),
+        "{created:?}"
+    );
+}
+
+/// Integrations wait, unbilled, until the connection Secret validates against the wizard's
+/// schema and the test connection succeeds; a test aimed at a non-public address is refused;
+/// no message carries a secret.
+async fn integration_connections(env: &Env) {
+    let wizard = unique_name("qb-wizard");
+    let wizards: Api<marketplace_operator::api::WizardConfig> = Api::all(env.client.clone());
+    apply(
+        &wizards,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "WizardConfig", "metadata": {"name": wizard},
+               "spec": {"title": "Connect QuickBooks",
+                        "connectionSchema": {"type": "object",
+                            "properties": {"realmId": {"type": "string", "pattern": "^[0-9]+$"},
+                                           "apiKey": {"type": "string", "minLength": 12}},
+                            "required": ["realmId", "apiKey"]},
+                        "secretFields": ["apiKey"],
+                        "testConnection": {"method": "GET", "urlTemplate": "https://127.0.0.1:9/v3/company/{{realmId}}",
+                                           "headersTemplate": {"Authorization": "Bearer {{apiKey}}"}},
+                        "billingConfirmation": "QuickBooks is billed monthly."}}),
+    )
+    .await;
+    let listing = env
+        .listing(
+            "quickbooks",
+            json!({"type": "Integration", "integration": {"wizardConfigRef": wizard}}),
+        )
+        .await;
+    let (_, namespace) = env.tenant("integrations", json!({})).await;
+    let subs: Api<TenantSubscription> = Api::namespaced(env.client.clone(), &namespace);
+    let spec = json!({"connection": {"secretRef": {"name": "quickbooks"}}});
+    subs.create(
+        &PostParams::default(),
+        &subscription("qb", &namespace, &listing, spec),
+    )
+    .await
+    .expect("create");
+    let waiting = |reason: &'static str| {
+        let subs = subs.clone();
+        async move {
+            eventually(reason, CONVERGED, || async {
+                let s = subs.get("qb").await.ok()?;
+                let phase = s.status.as_ref()?.phase;
+                (phase == Some(Phase::Requested) && ready_reason(&s).starts_with(reason))
+                    .then_some(s)
+            })
+            .await
+        }
+    };
+    let missing = waiting("ConnectionSecretNotFound").await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(env.client.clone(), &namespace);
+    let secret = |realm: &str, key: &str| {
+        serde_json::from_value::<k8s_openapi::api::core::v1::Secret>(json!({
+            "metadata": {"name": "quickbooks"}, "stringData": {"realmId": realm, "apiKey": key}
+        }))
+        .expect("secret")
+    };
+    secrets
+        .create(&PostParams::default(), &secret("acme", "tiny-secret"))
+        .await
+        .expect("secret");
+    nudge(&subs, "qb").await;
+    let invalid = waiting("ConnectionInvalid").await;
+    let message = ready_reason(&invalid);
+    assert!(
+        message.contains("realmId") && message.contains("apiKey"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("tiny-secret"),
+        "a secret leaked: {message}"
+    );
+    secrets
+        .replace(
+            "quickbooks",
+            &PostParams::default(),
+            &secret("4620816365", "very-secret-api-key"),
+        )
+        .await
+        .expect("secret");
+    nudge(&subs, "qb").await;
+    let refused = waiting("ConnectionTestFailed").await;
+    let message = ready_reason(&refused);
+    assert!(message.contains("127.0.0.1"), "{message}");
+    assert!(
+        !message.contains("very-secret-api-key"),
+        "a secret leaked: {message}"
+    );
+    assert!(live_hubspot_subscriptions(&env.sim, &missing.uid().expect("uid")).is_empty());
 }
