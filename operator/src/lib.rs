@@ -2,9 +2,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit_log;
 pub mod billing;
 pub mod catalog;
 pub mod cli;
 pub mod connection;
 pub mod controllers;
 pub mod lifecycle;
+pub mod server;

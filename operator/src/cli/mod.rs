@@ -1,5 +1,6 @@
 //! The `marketplace` command line.
 
+pub mod audit;
 pub mod catalog;
 pub mod crds;
 pub mod operator;
@@ -24,12 +25,18 @@ pub enum Command {
     },
     /// Run the controllers (CatalogSource sync, and more as they land) against the cluster of
     /// the current kubeconfig or service account.
-    Operator(operator::OperatorArgs),
+    // Boxed: the operator's many flags would make every `Command` that large.
+    Operator(Box<operator::OperatorArgs>),
     /// Print every CustomResourceDefinition as YAML, or write one file per kind.
     Crds {
         /// Write `<crd name>.yaml` files into this folder instead of printing to stdout.
         #[arg(long)]
         output_dir: Option<PathBuf>,
+    },
+    /// Check the operator's hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
 }
 
@@ -69,6 +76,13 @@ pub enum CliError {
     /// The catalog has errors; they are printed already.
     #[error("catalog lint failed: {summary}")]
     LintFailed { summary: String },
+    /// The audit log's chain is broken at `line` (the first broken one).
+    #[error("audit log {} line {line}: {why}", path.display())]
+    AuditBroken {
+        path: PathBuf,
+        line: u64,
+        why: crate::audit_log::ChainBreak,
+    },
 }
 
 impl CliError {
@@ -81,7 +95,10 @@ impl CliError {
             | CliError::Git { .. }
             | CliError::Schema { .. }
             | CliError::Operator(_) => 2,
-            CliError::Yaml { .. } | CliError::Write { .. } | CliError::LintFailed { .. } => 1,
+            CliError::Yaml { .. }
+            | CliError::Write { .. }
+            | CliError::LintFailed { .. }
+            | CliError::AuditBroken { .. } => 1,
         }
     }
 }
@@ -90,8 +107,9 @@ impl Cli {
     pub fn run(self) -> Result<(), CliError> {
         match self.command {
             Command::Catalog { command } => catalog::run(command),
-            Command::Operator(args) => Ok(operator::start(args)?),
+            Command::Operator(args) => Ok(operator::start(*args)?),
             Command::Crds { output_dir } => crds::run(output_dir.as_deref()),
+            Command::Audit { command } => audit::run(command),
         }
     }
 }

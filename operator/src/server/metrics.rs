@@ -1,0 +1,258 @@
+//! `GET /metrics`: the operator's Prometheus metrics, in the OpenMetrics text format that
+//! Prometheus scrapes natively.
+//!
+//! Every label value is a `&'static str` chosen by the code (a kind, a result, a finding
+//! category, a webhook outcome), never an object name: label cardinality stays fixed however
+//! many tenants there are.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `Content-Type` of the OpenMetrics text exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Webhook outcomes, counted by `marketplace_webhooks_total{outcome}`. Refusals count once per
+/// request (the [`crate::billing::WebhookError::category`] values, plus `bad_body` and
+/// `too_large`); a verified request counts once per event it carried: `accepted` (forwarded as a
+/// hint), `duplicate` (seen before) or `dropped` (the hint channel was full).
+pub const WEBHOOK_OUTCOMES: &[&str] = &[
+    "accepted",
+    "forged",
+    "stale",
+    "replayed",
+    "missing_signature",
+    "bad_timestamp",
+    "v1_not_accepted",
+    "bad_body",
+    "too_large",
+    "duplicate",
+    "dropped",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindResult {
+    kind: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// 5 ms … ~41 s: a reconcile is a few API calls, or a HubSpot round trip under rate limiting.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// The operator's metrics. Share one `Arc<Metrics>` between the controllers and the server.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<KindResult, Counter>,
+    reconcile_duration: Family<KindLabel, Histogram>,
+    drift_findings: Family<KindLabel, Counter>,
+    webhooks: Family<OutcomeLabel, Counter>,
+    billing_calls: Counter,
+    activations: Counter,
+    leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let reconciles = Family::<KindResult, Counter>::default();
+        let reconcile_duration =
+            Family::<KindLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
+        let drift_findings = Family::<KindLabel, Counter>::default();
+        let webhooks = Family::<OutcomeLabel, Counter>::default();
+        let billing_calls = Counter::default();
+        let activations = Counter::default();
+        let leader = Gauge::default();
+        // Known outcomes start at 0, so `rate()` and alerts see the first refusal.
+        for outcome in WEBHOOK_OUTCOMES {
+            let _ = webhooks.get_or_create(&OutcomeLabel { outcome });
+        }
+
+        let mut registry = Registry::default();
+        // Counters are registered without `_total`: the encoder appends it.
+        registry.register(
+            "marketplace_reconciles",
+            "Reconciles finished, by kind and result",
+            reconciles.clone(),
+        );
+        registry.register(
+            "marketplace_reconcile_duration_seconds",
+            "Time spent in one reconcile, by kind",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "marketplace_drift_findings",
+            "Drift found between the cluster and HubSpot, by finding category",
+            drift_findings.clone(),
+        );
+        registry.register(
+            "marketplace_webhooks",
+            "HubSpot webhook requests refused (by reason) and events received (by outcome)",
+            webhooks.clone(),
+        );
+        registry.register(
+            "marketplace_billing_calls",
+            "Calls made to the billing system",
+            billing_calls.clone(),
+        );
+        registry.register(
+            "marketplace_activations",
+            "Subscriptions activated",
+            activations.clone(),
+        );
+        registry.register(
+            "marketplace_leader",
+            "1 while this replica holds the leader lease, else 0",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_duration,
+            drift_findings,
+            webhooks,
+            billing_calls,
+            activations,
+            leader,
+        }
+    }
+
+    /// One reconcile of `kind` ended with `result` (e.g. "ok", "error", "requeue").
+    pub fn reconciled(&self, kind: &'static str, result: &'static str, elapsed: Duration) {
+        self.reconciles
+            .get_or_create(&KindResult { kind, result })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&KindLabel { kind })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One drift finding of a static category (e.g. "missing_billing_record").
+    pub fn drift_found(&self, kind: &'static str) {
+        self.drift_findings.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// One webhook outcome (see [`WEBHOOK_OUTCOMES`]).
+    pub fn webhook(&self, outcome: &'static str) {
+        self.webhooks.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The current count of one webhook outcome (for tests and diagnostics).
+    pub fn webhook_count(&self, outcome: &'static str) -> u64 {
+        self.webhooks
+            .get(&OutcomeLabel { outcome })
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+
+    pub fn billing_call(&self) {
+        self.billing_calls.inc();
+    }
+
+    pub fn activation(&self) {
+        self.activations.inc();
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+pub(crate) fn routes(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(metrics)
+}
+
+async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.encode() {
+        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        // Writing into a String cannot fail; answer honestly if it ever does.
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn metrics_endpoint_lists_every_metric() {
+        let m = Arc::new(Metrics::new());
+        m.reconciled("TenantSubscription", "ok", Duration::from_millis(12));
+        m.drift_found("missing_billing_record");
+        m.webhook("accepted");
+        m.billing_call();
+        m.activation();
+        m.set_leader(true);
+        let res = routes(m.clone())
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        for line in [
+            r#"marketplace_reconciles_total{kind="TenantSubscription",result="ok"} 1"#,
+            r#"marketplace_reconcile_duration_seconds_count{kind="TenantSubscription"} 1"#,
+            r#"marketplace_drift_findings_total{kind="missing_billing_record"} 1"#,
+            r#"marketplace_webhooks_total{outcome="accepted"} 1"#,
+            r#"marketplace_webhooks_total{outcome="forged"} 0"#,
+            "marketplace_billing_calls_total 1",
+            "marketplace_activations_total 1",
+            "marketplace_leader 1",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        m.set_leader(false);
+        assert!(
+            m.encode()
+                .unwrap()
+                .lines()
+                .any(|l| l == "marketplace_leader 0")
+        );
+        assert_eq!(m.webhook_count("accepted"), 1);
+        assert_eq!(m.webhook_count("stale"), 0);
+    }
+}
