@@ -19,6 +19,7 @@ const MAX_PAGES: usize = 1000;
 /// The CRM object types the client touches (contract §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Obj {
+    Contacts,
     Companies,
     Deals,
     Products,
@@ -29,6 +30,7 @@ pub enum Obj {
 impl Obj {
     pub fn path(self) -> &'static str {
         match self {
+            Obj::Contacts => "contacts",
             Obj::Companies => "companies",
             Obj::Deals => "deals",
             Obj::Products => "products",
@@ -40,6 +42,7 @@ impl Obj {
     /// Keys under which reads with `associations=` may report this type.
     pub fn assoc_keys(self) -> &'static [&'static str] {
         match self {
+            Obj::Contacts => &["contacts", "contact", "0-1"],
             Obj::Companies => &["companies", "company", "0-2"],
             Obj::Deals => &["deals", "deal", "0-3"],
             Obj::Products => &["products", "product", "0-7"],
@@ -60,6 +63,11 @@ pub mod assoc {
     pub const DEAL_TO_COMPANY_PRIMARY: u32 = 5;
     pub const LINE_ITEM_TO_DEAL: u32 = 20;
     pub const DEAL_TO_LINE_ITEM: u32 = 19;
+    pub const CONTACT_TO_COMPANY: u32 = 279;
+    /// The contact's primary company. Not in the contract's §1.7 table (which lists only the
+    /// unlabeled 279/280); it is HubSpot's long-standing id for the "Primary" label, the
+    /// contact-side twin of [`DEAL_TO_COMPANY_PRIMARY`].
+    pub const CONTACT_TO_COMPANY_PRIMARY: u32 = 1;
 }
 
 /// Ids go into URL paths: accept only HubSpot's numeric strings (contract §6).
@@ -71,6 +79,20 @@ pub fn path_id(id: &str) -> Result<&str> {
             "{id:?} is not a HubSpot object id"
         )))
     }
+}
+
+/// A unique value (e.g. a contact's email) as one URL path segment: everything but RFC 3986
+/// unreserved characters is percent-encoded, so `/`, `?`, `#` or `%` in it cannot change the path.
+pub fn path_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn type_spec(type_id: u32) -> Value {
@@ -184,6 +206,41 @@ impl Api {
             call = call.query("associations", list.join(","));
         }
         self.http.json(&call).await
+    }
+
+    /// `GET /{type}/{value}?idProperty=…` (contract §2.3): one live object by a unique property
+    /// (or `email` for contacts), with chosen properties and associations; `None` when no live
+    /// object has that value. An object read, so read-your-writes, unlike search (§2.5).
+    pub async fn read_by_unique(
+        &self,
+        t: Obj,
+        id_property: &str,
+        value: &str,
+        props: &[&str],
+        associations: &[Obj],
+    ) -> Result<Option<ObjectJson>> {
+        if value.is_empty() {
+            return Err(HubSpotError::Invalid(format!(
+                "empty {id_property} to read {} by",
+                t.path()
+            )));
+        }
+        let mut call = Call::new(
+            format!("read {} by {id_property}", t.path()),
+            Method::GET,
+            format!("{}/{}", self.objects(t), path_value(value)),
+        )
+        .query("idProperty", id_property)
+        .query("properties", props.join(","));
+        if !associations.is_empty() {
+            let list: Vec<&str> = associations.iter().map(|a| a.path()).collect();
+            call = call.query("associations", list.join(","));
+        }
+        match self.http.json::<ObjectJson>(&call).await {
+            Ok(o) if !o.archived => Ok(Some(o)),
+            Ok(_) | Err(HubSpotError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `PATCH /{type}/{id}`: repeating it is harmless (contract §2.6 step 5).
@@ -455,6 +512,16 @@ mod tests {
         for bad in ["", "12/../x", "1?a=b", "abc", "1 2"] {
             assert!(path_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn unique_values_are_one_path_segment() {
+        assert_eq!(
+            path_value("ada.l-x_y~z@example.com"),
+            "ada.l-x_y~z%40example.com"
+        );
+        assert_eq!(path_value("a/b?c#d%e+f g"), "a%2Fb%3Fc%23d%25e%2Bf%20g");
+        assert_eq!(path_value("é"), "%C3%A9");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::algorithm::{
 };
 use super::api::{MAX_BATCH, Obj, assoc, inline_assoc};
 use super::client::HubSpotClient;
+use super::company::company_properties;
 use super::error::{HubSpotError, Result};
 use super::model::{BillingRecord, BillingRequest, Repair};
 use super::wire::ObjectJson;
@@ -78,11 +79,8 @@ impl HubSpotClient {
         let cfg = self.config();
         match step {
             BillingStep::UpsertCompany => {
-                let p = props([("name", req.tenant_name.clone())]);
-                let (id, _) = api
-                    .upsert_unique(Obj::Companies, "mkt_tenant_id", &req.tenant_id, &p)
-                    .await?;
-                o.company_id = Some(id);
+                let p = company_properties(&req.tenant_name);
+                o.company_id = Some(self.upsert_company(&req.tenant_id, &p).await?);
             }
             BillingStep::UpsertDeal => {
                 let p = props([

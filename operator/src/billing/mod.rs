@@ -5,6 +5,8 @@
 //! `mkt_subscription_uid`), a line item and a commerce subscription (contract §1.8).
 //!
 //! - [`HubSpotClient::bootstrap`]: start-up checks (contract §2.6 preconditions, §1.7, §1.2).
+//! - [`HubSpotClient::ensure_company`]: the tenant's company and billing contact (contract §1.5,
+//!   §1.8), for `Tenant.status.hubspotCompanyId`; in `company.rs`.
 //! - [`HubSpotClient::ensure_billing_record`]: the idempotent algorithm of contract §2.6, decided
 //!   by the pure [`algorithm::next_step`] and executed in `ensure.rs`.
 //! - lifecycle ([`HubSpotClient::cancel_billing_record`], pause, unpause, status), the batch
@@ -20,6 +22,7 @@ pub mod api;
 pub mod audit;
 pub mod bootstrap;
 pub mod client;
+pub mod company;
 mod ensure;
 pub mod error;
 pub mod http;
@@ -37,6 +40,7 @@ pub use algorithm::BillingMode;
 pub use audit::{AuditEntry, Drift};
 pub use bootstrap::{BootstrapReport, PaymentsCheck};
 pub use client::{DEFAULT_API_VERSION, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, PortalInfo};
+pub use company::{CompanyRecord, CompanyRepair, CompanyRequest, ContactRequest};
 pub use error::{ApiErrorBody, HubSpotError};
 pub use http::StatsSnapshot;
 pub use lifecycle::{CancelOutcome, SubscriptionState};

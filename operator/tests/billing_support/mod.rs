@@ -4,7 +4,8 @@
 
 use hubspot_sim::{FaultKind, FaultRule, ObjectType, RunningSimulator, SimConfig, Simulator};
 use marketplace_operator::billing::{
-    ApiToken, BillingRecord, BillingRequest, HubSpotClient, HubSpotConfig, HubSpotError, Tier,
+    ApiToken, BillingRecord, BillingRequest, CompanyRequest, ContactRequest, HubSpotClient,
+    HubSpotConfig, HubSpotError, Tier,
 };
 use serde_json::Value;
 use std::time::Duration;
@@ -173,4 +174,59 @@ pub fn orphan_counts(sim: &RunningSimulator) -> (usize, usize) {
         })
         .count();
     (items, subs)
+}
+
+/// The write commits, then the client gets `status` (contract §8.10).
+pub fn commit_then_fail(status: u16) -> FaultKind {
+    FaultKind::CommitThenFail {
+        status,
+        delay_ms: 0,
+    }
+}
+
+/// The request fails with `status` before the handler runs.
+pub fn fails_with(status: u16) -> FaultKind {
+    FaultKind::Error { status }
+}
+
+/// The tenant record of tenant `n`, for the same tenant as [`request`]`(n)`.
+pub fn company_request(n: usize) -> CompanyRequest {
+    CompanyRequest {
+        tenant_id: format!("tenant-{}", n % 7),
+        name: format!("Tenant {}", n % 7),
+        segment: Some("smb".into()),
+        region: Some("eu-west".into()),
+        billing_contact: Some(ContactRequest {
+            email: format!("billing@tenant-{}.example", n % 7),
+            name: "Ada Lovelace".into(),
+        }),
+    }
+}
+
+/// Live companies carrying `tenant_id` as their unique `mkt_tenant_id`.
+pub fn companies_of(sim: &RunningSimulator, tenant_id: &str) -> Vec<Value> {
+    live(sim, ObjectType::Companies)
+        .into_iter()
+        .filter(|c| prop(c, "mkt_tenant_id") == Some(tenant_id))
+        .collect()
+}
+
+/// Live contacts whose email is `email` (case-insensitive, as HubSpot compares them).
+pub fn contacts_with_email(sim: &RunningSimulator, email: &str) -> Vec<Value> {
+    live(sim, ObjectType::Contacts)
+        .into_iter()
+        .filter(|c| prop(c, "email").is_some_and(|e| e.eq_ignore_ascii_case(email)))
+        .collect()
+}
+
+/// The association type ids from a contact to a company.
+pub fn contact_company_types(sim: &RunningSimulator, contact: u64, company: u64) -> Vec<u32> {
+    sim.admin().with_state(|st| {
+        st.assoc
+            .list(ObjectType::Contacts, contact, ObjectType::Companies)
+            .into_iter()
+            .find(|(id, _)| *id == company)
+            .map(|(_, types)| types)
+            .unwrap_or_default()
+    })
 }
