@@ -41,6 +41,10 @@ pub struct Context {
     pub billing: Option<crate::billing::HubSpotClient>,
     /// What webhooks and the drift audit learned about billing records, for the next reconcile.
     pub news: news::NewsBoard,
+    /// The hash-chained record of every transition and billing call (disabled unless a path
+    /// is configured).
+    pub audit: crate::audit_log::AuditLog,
+    pub metrics: Arc<crate::server::Metrics>,
 }
 
 /// Settings of the controllers (from flags and environment).
@@ -97,6 +101,22 @@ impl Context {
             config,
             billing: None,
             news: news::NewsBoard::default(),
+            audit: crate::audit_log::AuditLog::disabled(),
+            metrics: Arc::new(crate::server::Metrics::new()),
+        }
+    }
+
+    /// The same context, recording to `audit`.
+    pub fn with_audit_log(mut self, audit: crate::audit_log::AuditLog) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// Appends to the audit log; a failure is logged and counted, never fails a reconcile
+    /// (the apiserver and HubSpot remain the sources of truth).
+    pub fn record(&self, entry: crate::audit_log::AuditEntry) {
+        if let Err(error) = self.audit.append(entry) {
+            warn!(%error, "could not append to the audit log");
         }
     }
 

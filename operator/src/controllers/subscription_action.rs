@@ -108,6 +108,17 @@ pub async fn reconcile(
             next.phase = Some(to);
             // 409 when the subscription moved meanwhile: the retry decides again.
             apply_status_guarded(&subs, &sub, sub.status.as_ref(), &next).await?;
+            let last = next.history.last().cloned();
+            ctx.record(crate::audit_log::AuditEntry::new(
+                actor(&action),
+                "subscription.transition",
+                format!("{}/{}", target.namespace, target.name),
+                last.as_ref()
+                    .and_then(|t| t.reason.clone())
+                    .unwrap_or_default(),
+                serde_json::json!({"from": status.phase, "to": to, "action": reference,
+                                   "step": action.spec.action, "invoice": action.spec.invoice}),
+            ));
             ctx.event(
                 &sub,
                 EventType::Normal,

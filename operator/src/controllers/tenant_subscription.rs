@@ -26,17 +26,21 @@ use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
 use crate::api::entitlement::EntitlementState;
 use crate::api::tenant_subscription::{Phase, TenantSubscriptionStatus, Transition};
 use crate::api::{Entitlement, Listing, Tenant, TenantSubscription};
+use crate::audit_log::AuditEntry;
 use crate::lifecycle::entitlements::{features_of, granted_features};
 use crate::lifecycle::phase::{activated_at, plan_of};
 use crate::lifecycle::{
     BillingFact, Decision, Refusal, RequestContext, Sibling, SubscriptionFacts, billing_intent,
     decide, desired_entitlements, is_terminal, validate_request,
 };
+use serde_json::json;
 
 /// Holds a subscription until its billing record is cancelled.
 pub const FINALIZER: &str = "marketplace.dev/billing";
 /// Prefix of tenant namespaces (`tenant-<name>`).
 pub const TENANT_NAMESPACE_PREFIX: &str = "tenant-";
+/// The audit log's name for this reconciler.
+const ACTOR: &str = "controller/tenant-subscription";
 /// Condition recording a successful connection test for the current generation.
 const CONNECTION_TESTED: &str = "ConnectionTested";
 /// History entries kept in status.
@@ -117,6 +121,7 @@ pub async fn reconcile(sub: Arc<TenantSubscription>, ctx: Arc<Context>) -> Resul
         Error::InvalidObject(format!("TenantSubscription {key} has no namespace"))
     })?;
     let api: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
+    let started = std::time::Instant::now();
     let action = finalizer(&api, FINALIZER, sub, |event| async {
         match event {
             FinalizerEvent::Apply(sub) => apply(&sub, &ctx).await,
@@ -127,7 +132,14 @@ pub async fn reconcile(sub: Arc<TenantSubscription>, ctx: Arc<Context>) -> Resul
     .map_err(|e| match e {
         finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(Box::new(other)),
-    })?;
+    });
+    let result = match &action {
+        Ok(_) => "ok",
+        Err(e) => e.category(),
+    };
+    ctx.metrics
+        .reconciled("TenantSubscription", result, started.elapsed());
+    let action = action?;
     ctx.backoff.succeeded(&key);
     Ok(action)
 }
@@ -191,7 +203,25 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         plan,
         started: activated_at(&status).unwrap_or(now),
     };
-    let outcome = execute(ctx.billing.as_ref(), intent, &inputs).await?;
+    let outcome = execute(ctx.billing.as_ref(), intent, &inputs).await;
+    if ctx.billing.is_some() && intent != crate::lifecycle::BillingIntent::None {
+        ctx.metrics.billing_call();
+        ctx.record(AuditEntry::new(
+            ACTOR,
+            format!("billing.{intent:?}").to_lowercase(),
+            format!("{namespace}/{name}"),
+            format!("phase {:?} needs {intent:?}", target.phase),
+            json!({
+                "uid": uid,
+                "outcome": match &outcome {
+                    Ok(o) => format!("{:?}", o.fact),
+                    Err(e) => format!("error: {e}"),
+                },
+                "hubspot": outcome.as_ref().ok().and_then(|o| o.ids.clone()),
+            }),
+        ));
+    }
+    let outcome = outcome?;
     let fact = outcome.fact.clone().unwrap_or_else(|| recorded.clone());
     let mut decision = decide(&facts(&fact));
 
@@ -237,6 +267,7 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
     );
     let api: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
     apply_status_guarded(&api, sub, sub.status.as_ref(), &next).await?;
+    record_transitions(ctx, &namespace, &name, &status, &next);
     report_events(
         ctx,
         sub,
@@ -513,6 +544,29 @@ async fn report_events(
     }
 }
 
+/// One audit record per new history entry; counts activations.
+fn record_transitions(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    before: &TenantSubscriptionStatus,
+    after: &TenantSubscriptionStatus,
+) {
+    let new = after.history.len().saturating_sub(before.history.len());
+    for t in &after.history[after.history.len() - new..] {
+        if t.to == Phase::Active && !before.history.iter().any(|h| h.to == Phase::Active) {
+            ctx.metrics.activation();
+        }
+        ctx.record(AuditEntry::new(
+            t.actor.clone(),
+            "subscription.transition",
+            format!("{namespace}/{name}"),
+            t.reason.clone().unwrap_or_default(),
+            json!({"from": t.from, "to": t.to, "entitlements": after.entitlements}),
+        ));
+    }
+}
+
 fn requeue(d: &Decision, now: Timestamp) -> Action {
     let wait = d
         .wake_at
@@ -534,7 +588,18 @@ async fn cleanup(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Erro
         == Some(crate::lifecycle::phase::CANCELLED_MARK);
     if let (Some(client), false) = (ctx.billing.as_ref(), already) {
         let uid = sub.metadata.uid.clone().unwrap_or_default();
-        client.cancel_billing_record(&uid).await?;
+        let outcome = client.cancel_billing_record(&uid).await;
+        ctx.record(AuditEntry::new(
+            ACTOR,
+            "billing.cancel",
+            format!("{namespace}/{name}"),
+            "the subscription was deleted",
+            json!({"uid": uid, "outcome": match &outcome {
+                Ok(o) => format!("{o:?}"),
+                Err(e) => format!("error: {e}"),
+            }}),
+        ));
+        outcome?;
     }
     let mut decision = decide(&SubscriptionFacts {
         now,
