@@ -1,6 +1,6 @@
 //! The Tenant reconciler: a namespace `tenant-<name>` with RBAC for the tenant's people, kept in
 //! place (an edited or deleted Role or binding is restored), and the status that says so.
-//! The HubSpot company comes with the billing wiring.
+//! With billing configured, the tenant's HubSpot company and billing contact are upserted too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,8 @@ use super::tenant_rbac::{
 };
 use super::{Context, Error, object_key};
 use crate::api::Tenant;
-use crate::api::conditions::{NewCondition, TRUE, set_condition};
+use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
+use crate::billing::{CompanyRequest, ContactRequest};
 
 /// Runs the Tenant controller until `shutdown` completes. Changes to the objects it made (found
 /// by their tenant label) re-reconcile their Tenant, which restores them.
@@ -86,11 +87,27 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     )
     .await?;
 
-    // Report.
+    // HubSpot: the tenant's company and billing contact (idempotent; the id is kept in status
+    // so subscriptions and people can find the record).
     let previous = tenant.status.clone().unwrap_or_default();
+    // Upserted once per generation: the spec is all it depends on, and every reconcile of
+    // an unchanged Tenant (owned-object events, resyncs) would otherwise spend 2 calls.
+    let upserted = previous.hubspot_company_id.is_some()
+        && previous.observed_generation == tenant.metadata.generation
+        && crate::api::conditions::find_condition(&previous.conditions, "Ready")
+            .is_some_and(|c| c.status == TRUE);
+    let company = match &ctx.billing {
+        Some(billing) if !upserted => Some(billing.ensure_company(&company_request(&tenant)).await),
+        _ => None,
+    };
+
+    // Report.
     let mut status = previous.clone();
     status.observed_generation = tenant.metadata.generation;
     status.namespace = Some(namespace.clone());
+    if let Some(Ok(record)) = &company {
+        status.hubspot_company_id = Some(record.company_id.clone());
+    }
     let (reason, message) = if tenant.spec.suspended {
         (
             "Suspended",
@@ -104,9 +121,22 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             format!("namespace {namespace} and RBAC in place"),
         )
     };
+    let (ready_status, reason, message) = match &company {
+        Some(Err(error)) => (
+            FALSE,
+            "HubSpotCompanyFailed",
+            format!("{message}; the HubSpot company could not be upserted: {error}"),
+        ),
+        Some(Ok(record)) => (
+            TRUE,
+            reason,
+            format!("{message}; HubSpot company {}", record.company_id),
+        ),
+        None => (TRUE, reason, message),
+    };
     let ready = NewCondition {
         type_: "Ready",
-        status: TRUE,
+        status: ready_status,
         reason,
         message: message.clone(),
         observed_generation: tenant.metadata.generation,
@@ -127,8 +157,26 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             .await;
         }
     }
+    if let Some(Err(error)) = company {
+        return Err(Error::Billing(error));
+    }
     ctx.backoff.succeeded(&key);
     Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// The tenant's HubSpot company: keyed by the Tenant's name, which never changes.
+pub fn company_request(tenant: &Tenant) -> CompanyRequest {
+    let spec = &tenant.spec;
+    CompanyRequest {
+        tenant_id: tenant.name_any(),
+        name: spec.display_name.clone(),
+        segment: spec.segment.clone(),
+        region: spec.region.clone(),
+        billing_contact: Some(ContactRequest {
+            email: spec.billing_contact.email.clone(),
+            name: spec.billing_contact.name.clone(),
+        }),
+    }
 }
 
 async fn apply<K>(api: Api<K>, object: &K) -> Result<(), Error>

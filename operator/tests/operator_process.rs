@@ -1,0 +1,367 @@
+//! The real `marketplace operator` binary against a real control plane and the HubSpot
+//! simulator: SIGKILL at the worst moments, then restart and prove convergence (one live
+//! commerce subscription per TenantSubscription, the right phase and Entitlements); leader
+//! election across two processes; graceful SIGTERM; HubSpot faults during activation.
+
+mod process_support;
+
+use std::time::{Duration, Instant};
+
+use hubspot_sim::FaultKind;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use marketplace_operator::api::EntitlementState;
+use marketplace_operator::api::tenant_subscription::Phase;
+use process_support::{Env, OPERATOR_NAMESPACE};
+
+/// Converging after a restart: caches, bootstrap, then one reconcile.
+const CONVERGE: Duration = Duration::from_secs(45);
+/// POSTs of commerce subscriptions (the create; a fresh subscription needs no batch read).
+const SUBSCRIPTIONS: &str = "/subscriptions";
+
+/// Asserts the end state of an activated subscription: Active, exactly one live HubSpot
+/// subscription, both features Active.
+async fn assert_active(env: &Env, name: &str, uid: &str, features: &[String]) {
+    env.wait_phase(name, Phase::Active, CONVERGE).await;
+    env.wait_entitlements(name, features, EntitlementState::Active)
+        .await;
+    let live = env.live_subscriptions(uid);
+    assert_eq!(
+        live.len(),
+        1,
+        "{name}: live HubSpot subscriptions {live:?} (all: {:?})\n{}",
+        env.hubspot_subscriptions(uid),
+        env.log_tails()
+    );
+    assert_eq!(env.deals(uid), 1, "{name}: one deal");
+}
+
+/// Asserts the end state of a cancelled subscription: Cancelled, its HubSpot subscriptions all
+/// canceled, both features Revoked.
+async fn assert_cancelled(env: &Env, name: &str, uid: &str, features: &[String]) {
+    env.wait_phase(name, Phase::Cancelled, CONVERGE).await;
+    env.wait_entitlements(name, features, EntitlementState::Revoked)
+        .await;
+    let all = env.hubspot_subscriptions(uid);
+    assert!(
+        !all.is_empty() && env.live_subscriptions(uid).is_empty(),
+        "{name}: HubSpot subscriptions {all:?} should exist and all be canceled\n{}",
+        env.log_tails()
+    );
+}
+
+/// Kill points of a cancellation.
+#[derive(Debug, Clone, Copy)]
+enum CancelKill {
+    /// Kill this long after spec.cancellation was set.
+    After(u64),
+    /// HubSpot's cancel is held 2 s before it runs; kill once it arrived.
+    InFlight,
+    /// HubSpot cancelled, its answer is held 2 s; kill once it committed.
+    CommittedUnanswered,
+}
+
+const CANCEL_POINTS: [CancelKill; 4] = [
+    CancelKill::After(30),
+    CancelKill::After(150),
+    CancelKill::InFlight,
+    CancelKill::CommittedUnanswered,
+];
+
+#[derive(Debug, Clone, Copy)]
+enum KillPoint {
+    /// The create is held 2 s by the simulator before it runs; kill once it arrived.
+    CreateInFlight,
+    /// The create commits, the answer is held 2 s; kill once it committed.
+    CreateCommittedUnanswered,
+    /// Kill this long after the TenantSubscription was created.
+    AfterCreate(u64),
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_any_point_converges_to_one_billing_record() {
+    let started = Instant::now();
+    let env = Env::start("crash").await;
+    let points = [
+        KillPoint::CreateInFlight,
+        KillPoint::CreateCommittedUnanswered,
+        KillPoint::AfterCreate(50),
+        KillPoint::AfterCreate(100),
+        KillPoint::AfterCreate(150),
+        KillPoint::AfterCreate(200),
+        KillPoint::AfterCreate(250),
+        KillPoint::AfterCreate(400),
+        KillPoint::AfterCreate(700),
+    ];
+    // One listing per subscription: a tenant may request a listing once per hour.
+    let mut listings = Vec::new();
+    for i in 0..points.len() + CANCEL_POINTS.len() {
+        let name = format!("crash-{i}");
+        let features = env.create_listing(&name, &format!("crash{i}")).await;
+        listings.push((name, features));
+    }
+    let mut generation = 0;
+    let mut operator = env.spawn_operator("crash-op-0", None);
+    env.create_tenant().await;
+
+    // (a) and (b): kills during activation.
+    for (i, point) in points.iter().enumerate() {
+        let (listing, features) = &listings[i];
+        let name = format!("sub-{i}");
+        let fault = match point {
+            KillPoint::CreateInFlight => Some(env.fault(
+                FaultKind::Latency { ms: 2000 },
+                "POST",
+                SUBSCRIPTIONS,
+                Some(1),
+            )),
+            KillPoint::CreateCommittedUnanswered => Some(env.fault(
+                FaultKind::CommitThenFail {
+                    status: 504,
+                    delay_ms: 2000,
+                },
+                "POST",
+                SUBSCRIPTIONS,
+                Some(1),
+            )),
+            KillPoint::AfterCreate(_) => None,
+        };
+        let uid = env.create_subscription(&name, listing).await;
+        let created = Instant::now();
+        match point {
+            KillPoint::AfterCreate(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+            _ => {
+                let id = fault.expect("fault");
+                process_support::eventually(
+                    "the subscription create to reach HubSpot",
+                    Duration::from_secs(20),
+                    || async { (!env.fault_pending(id)).then_some(()) },
+                )
+                .await;
+                // Let the held request reach its committing (or sleeping) part.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        operator.kill().await;
+        let at_kill = (env.phase(&name).await, env.hubspot_subscriptions(&uid));
+        eprintln!(
+            "kill point {point:?}: killed {:?} after create; phase then {:?}, HubSpot subscriptions {:?}",
+            created.elapsed(),
+            at_kill.0,
+            at_kill.1
+        );
+        if matches!(point, KillPoint::CreateCommittedUnanswered) {
+            assert_eq!(
+                at_kill.1.len(),
+                1,
+                "the kill point is after HubSpot committed the create"
+            );
+        }
+        if matches!(point, KillPoint::CreateInFlight) {
+            assert!(
+                at_kill.1.is_empty(),
+                "the kill point is before HubSpot committed the create"
+            );
+        }
+        env.sim.admin().clear_faults();
+        generation += 1;
+        operator = env.spawn_operator(&format!("crash-op-{generation}"), None);
+        assert_active(&env, &name, &uid, features).await;
+    }
+
+    // (c): kills during cancellation, after a short delay and while HubSpot's cancel is held.
+    for (j, point) in CANCEL_POINTS.into_iter().enumerate() {
+        let i = points.len() + j;
+        let (listing, features) = &listings[i];
+        let name = format!("sub-{i}");
+        let uid = env.create_subscription(&name, listing).await;
+        assert_active(&env, &name, &uid, features).await;
+        let fault = match point {
+            CancelKill::After(_) => None,
+            CancelKill::InFlight => {
+                Some(env.fault(FaultKind::Latency { ms: 2000 }, "POST", "/cancel", Some(1)))
+            }
+            CancelKill::CommittedUnanswered => Some(env.fault(
+                FaultKind::CommitThenFail {
+                    status: 504,
+                    delay_ms: 2000,
+                },
+                "POST",
+                "/cancel",
+                Some(1),
+            )),
+        };
+        env.cancel_immediately(&name).await;
+        match (point, fault) {
+            (_, Some(id)) => {
+                process_support::eventually(
+                    "the cancel to reach HubSpot",
+                    Duration::from_secs(20),
+                    || async { (!env.fault_pending(id)).then_some(()) },
+                )
+                .await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            (CancelKill::After(ms), None) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            (_, None) => unreachable!(),
+        }
+        operator.kill().await;
+        let at_kill = (env.phase(&name).await, env.hubspot_subscriptions(&uid));
+        eprintln!(
+            "cancel kill point {point:?}: phase then {:?}, HubSpot subscriptions {:?}",
+            at_kill.0, at_kill.1
+        );
+        match point {
+            CancelKill::InFlight => assert_eq!(
+                env.live_subscriptions(&uid).len(),
+                1,
+                "the kill point is before HubSpot cancelled"
+            ),
+            CancelKill::CommittedUnanswered => assert!(
+                env.live_subscriptions(&uid).is_empty(),
+                "the kill point is after HubSpot cancelled"
+            ),
+            CancelKill::After(_) => {}
+        }
+        env.sim.admin().clear_faults();
+        generation += 1;
+        operator = env.spawn_operator(&format!("crash-op-{generation}"), None);
+        assert_cancelled(&env, &name, &uid, features).await;
+    }
+
+    // Nothing else moved: the activated ones are still Active with one live record each.
+    for (i, (_, features)) in listings.iter().enumerate().take(points.len()) {
+        let name = format!("sub-{i}");
+        let uid = env
+            .tenant_subscriptions()
+            .get(&name)
+            .await
+            .expect("subscription")
+            .metadata
+            .uid
+            .expect("uid");
+        assert_active(&env, &name, &uid, features).await;
+        eprintln!(
+            "{name}: HubSpot subscriptions at the end {:?}",
+            env.hubspot_subscriptions(&uid)
+        );
+    }
+    operator.kill().await;
+    eprintln!("crash test took {:?}", started.elapsed());
+}
+
+async fn lease_holder(env: &Env, lease: &str) -> Option<String> {
+    Api::<Lease>::namespaced(env.client.clone(), OPERATOR_NAMESPACE)
+        .get_opt(lease)
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_leader_dies_and_sigterm_exits_cleanly() {
+    let started = Instant::now();
+    let env = Env::start("leader").await;
+    let lease = "marketplace-operator-leader-test";
+    let (first_listing, first_features) = (
+        "leader-0".to_string(),
+        env.create_listing("leader-0", "leader0").await,
+    );
+    let (second_listing, second_features) = (
+        "leader-1".to_string(),
+        env.create_listing("leader-1", "leader1").await,
+    );
+    let mut a = env.spawn_operator("replica-a", Some(lease));
+    let mut b = env.spawn_operator("replica-b", Some(lease));
+    env.create_tenant().await;
+
+    let uid = env.create_subscription("first", &first_listing).await;
+    assert_active(&env, "first", &uid, &first_features).await;
+    let leader = lease_holder(&env, lease).await.expect("a lease holder");
+    assert!(
+        leader == "replica-a" || leader == "replica-b",
+        "holder {leader:?}"
+    );
+    let (dead, survivor) = if leader == "replica-a" {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    dead.kill().await;
+    let killed = Instant::now();
+
+    let uid = env.create_subscription("second", &second_listing).await;
+    env.wait_phase("second", Phase::Active, Duration::from_secs(40))
+        .await;
+    eprintln!(
+        "takeover: second Active {:?} after the kill",
+        killed.elapsed()
+    );
+    assert_active(&env, "second", &uid, &second_features).await;
+    let holder = lease_holder(&env, lease).await.expect("a lease holder");
+    assert_eq!(holder, survivor.name, "the lease moved to the survivor");
+    assert!(survivor.running(), "the survivor still runs");
+
+    let exit = survivor.terminate(Duration::from_secs(10)).await;
+    let Some(exit) = exit else {
+        survivor.kill().await;
+        panic!(
+            "SIGTERM: {} did not exit within 10 s\n{}",
+            survivor.name,
+            env.log_tails()
+        );
+    };
+    assert!(
+        exit.success(),
+        "SIGTERM: {} exited with {exit}\n{}",
+        survivor.name,
+        env.log_tails()
+    );
+    eprintln!("leader test took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_faults_during_activation_leave_one_billing_record() {
+    let started = Instant::now();
+    let env = Env::start("faults").await;
+    let burst = env.create_listing("faults-0", "faults0").await;
+    let committed = env.create_listing("faults-1", "faults1").await;
+    let mut operator = env.spawn_operator("faults-op", None);
+    env.create_tenant().await;
+
+    // A 503 burst on the create.
+    env.fault(
+        FaultKind::Error { status: 503 },
+        "POST",
+        SUBSCRIPTIONS,
+        Some(3),
+    );
+    let uid = env.create_subscription("burst", "faults-0").await;
+    assert_active(&env, "burst", &uid, &burst).await;
+    env.sim.admin().clear_faults();
+
+    // The create commits but the operator is told it failed.
+    let id = env.fault(
+        FaultKind::CommitThenFail {
+            status: 503,
+            delay_ms: 0,
+        },
+        "POST",
+        SUBSCRIPTIONS,
+        Some(1),
+    );
+    let uid = env.create_subscription("committed", "faults-1").await;
+    assert_active(&env, "committed", &uid, &committed).await;
+    assert!(!env.fault_pending(id), "the commit_then_fail fault fired");
+    assert_eq!(
+        env.hubspot_subscriptions(&uid).len(),
+        1,
+        "no second subscription was created: {:?}",
+        env.hubspot_subscriptions(&uid)
+    );
+    assert!(operator.running());
+    operator.kill().await;
+    eprintln!("faults test took {:?}", started.elapsed());
+}
