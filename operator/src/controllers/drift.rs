@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::Context;
 use super::news::BillingNews;
 use super::status::OPERATOR_MANAGER;
+use crate::api::TenantSubscription;
 use crate::api::conditions::find_condition;
 use crate::api::tenant_subscription::Phase;
 use crate::billing::HubSpotClient;
@@ -65,10 +66,9 @@ pub async fn run(
     }
 }
 
-/// One audit pass.
+/// One audit pass over every subscription in service; writes the report ConfigMap.
 pub async fn audit_once(ctx: &Context, client: &HubSpotClient) -> DriftReport {
-    let calls_before = client.stats().requests;
-    let subs: Vec<_> = ctx
+    let subs = ctx
         .stores
         .subscriptions
         .state()
@@ -80,6 +80,22 @@ pub async fn audit_once(ctx: &Context, client: &HubSpotClient) -> DriftReport {
             )
         })
         .collect();
+    let report = check(ctx, client, subs, "audit").await;
+    if let Err(error) = write_report(ctx, &report).await {
+        tracing::warn!(%error, "could not write the drift report");
+    }
+    report
+}
+
+/// Batch-reads the billing records of `subs` and posts what differs from their status as news
+/// (from `source`: `audit` or `webhook`) for their next reconcile.
+pub async fn check(
+    ctx: &Context,
+    client: &HubSpotClient,
+    subs: Vec<Arc<TenantSubscription>>,
+    source: &'static str,
+) -> DriftReport {
+    let calls_before = client.stats().requests;
     let by_uid: BTreeMap<String, _> = subs
         .iter()
         .filter_map(|s| s.metadata.uid.clone().map(|u| (u, s.clone())))
@@ -116,12 +132,15 @@ pub async fn audit_once(ctx: &Context, client: &HubSpotClient) -> DriftReport {
                             object,
                             BillingNews {
                                 fact: finding.fact,
-                                source: "audit",
+                                source,
                                 finding: None,
                             },
                         );
                     }
                     continue;
+                }
+                for kind in &finding.kinds {
+                    ctx.metrics.drift_found(kind);
                 }
                 for line in &finding.findings {
                     report.findings.push(format!("{key}: {line}"));
@@ -131,7 +150,7 @@ pub async fn audit_once(ctx: &Context, client: &HubSpotClient) -> DriftReport {
                     object,
                     BillingNews {
                         fact: finding.fact,
-                        source: "audit",
+                        source,
                         finding: Some(finding.findings.join("; ")),
                     },
                 );
@@ -141,9 +160,6 @@ pub async fn audit_once(ctx: &Context, client: &HubSpotClient) -> DriftReport {
     }
     report.hubspot_calls = client.stats().requests.saturating_sub(calls_before);
     report.finished_at = Timestamp::now().to_string();
-    if let Err(error) = write_report(ctx, &report).await {
-        tracing::warn!(%error, "could not write the drift report");
-    }
     report
 }
 

@@ -14,6 +14,7 @@ pub mod subscription_billing;
 pub mod tenant;
 pub mod tenant_rbac;
 pub mod tenant_subscription;
+pub mod webhook_hints;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -203,6 +203,11 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         plan,
         started: activated_at(&status).unwrap_or(now),
     };
+    if intent != crate::lifecycle::BillingIntent::None && is_stale(sub, ctx).await? {
+        // Our own last status write has not reached the cache yet (an owned Entitlement's
+        // event can wake us first): deciding from the old state would repeat billing calls.
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     let outcome = execute(ctx.billing.as_ref(), intent, &inputs).await;
     if ctx.billing.is_some() && intent != crate::lifecycle::BillingIntent::None {
         ctx.metrics.billing_call();
@@ -296,6 +301,15 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         return Err(Error::Retry(message.clone()));
     }
     Ok(requeue(&decision, now))
+}
+
+/// Whether the apiserver holds a newer version of `sub` than the cache gave us (one read, made
+/// only before HubSpot calls).
+async fn is_stale(sub: &TenantSubscription, ctx: &Context) -> Result<bool, Error> {
+    let api: Api<TenantSubscription> =
+        Api::namespaced(ctx.client.clone(), &sub.namespace().unwrap_or_default());
+    let fresh = api.get_metadata_opt(&sub.name_any()).await?;
+    Ok(fresh.is_some_and(|f| f.metadata.resource_version != sub.metadata.resource_version))
 }
 
 /// Validation: the pure rules, then (for integrations) the connection.

@@ -272,7 +272,6 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
 async fn lifecycle(env: &Env) {
     // Catalog and tenant.
     let (client, sim, hubspot, ctx) = (&env.client, &env.sim, &env.hubspot, &env.ctx);
-    let operator_namespace = &env.operator_namespace;
     let listings: Api<Listing> = Api::all(client.clone());
     let instant = unique_name("route-opt");
     let approval = unique_name("dedicated-support");
@@ -316,18 +315,18 @@ async fn lifecycle(env: &Env) {
     );
     all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
     let uid = active.uid().expect("uid");
-    assert_eq!(live_hubspot_subscriptions(&sim, &uid).len(), 1);
+    assert_eq!(live_hubspot_subscriptions(sim, &uid).len(), 1);
 
     // Drift in the cluster: an Entitlement deleted or edited by hand is restored.
-    let first = format!("routes-eta-predictions");
+    let first = "routes-eta-predictions";
     entitlements
-        .delete(&first, &DeleteParams::default())
+        .delete(first, &DeleteParams::default())
         .await
         .expect("delete entitlement");
     all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
     entitlements
         .patch(
-            &first,
+            first,
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"state": "Revoked"}})),
         )
@@ -343,7 +342,7 @@ async fn lifecycle(env: &Env) {
         .expect("company");
     sim.admin().set_company_payments_failing(company, true);
     sim.admin().advance_clock(32 * 24 * 3600 * 1000);
-    let report = drift::audit_once(&ctx, &hubspot).await;
+    let report = drift::audit_once(ctx, hubspot).await;
     assert!(
         report.findings.iter().any(|f| f.contains("routes")),
         "audit should report the payment problem: {report:?}"
@@ -356,10 +355,10 @@ async fn lifecycle(env: &Env) {
     );
     all_entitlements(&entitlements, "routes", EntitlementState::Suspended).await;
     sim.admin().set_company_payments_failing(company, false);
-    drift::audit_once(&ctx, &hubspot).await;
+    drift::audit_once(ctx, hubspot).await;
     phase_of(&subs, "routes", Phase::Active).await;
     all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
-    assert_eq!(live_hubspot_subscriptions(&sim, &uid).len(), 1);
+    assert_eq!(live_hubspot_subscriptions(sim, &uid).len(), 1);
 
     // A record cancelled by hand in HubSpot is recreated (the cluster says the tenant has it).
     let sub_id = status
@@ -371,13 +370,13 @@ async fn lifecycle(env: &Env) {
         .cancel_subscription(&sub_id)
         .await
         .expect("cancel by hand");
-    let report = drift::audit_once(&ctx, &hubspot).await;
+    let report = drift::audit_once(ctx, hubspot).await;
     assert!(
         report.findings.iter().any(|f| f.contains("cancelled")),
         "{report:?}"
     );
     eventually("a new live HubSpot subscription", CONVERGED, || async {
-        (live_hubspot_subscriptions(&sim, &uid).len() == 1).then_some(())
+        (live_hubspot_subscriptions(sim, &uid).len() == 1).then_some(())
     })
     .await;
 
@@ -427,50 +426,36 @@ async fn lifecycle(env: &Env) {
             .then_some(())
     })
     .await;
-    assert!(live_hubspot_subscriptions(&sim, &waiting.uid().expect("uid")).is_empty());
-    let actions: Api<SubscriptionAction> = Api::namespaced(client.clone(), &operator_namespace);
-    let act = |name: &str, action: &str, extra: Value| {
-        let mut spec = json!({"subscriptionRef": {"namespace": namespace, "name": "support"}, "action": action});
-        for (k, v) in extra.as_object().expect("object") {
-            spec[k] = v.clone();
-        }
-        let name = unique_name(name);
-        let object: SubscriptionAction = serde_json::from_value(json!({
-            "apiVersion": "marketplace.dev/v1alpha1", "kind": "SubscriptionAction",
-            "metadata": {"name": name, "namespace": operator_namespace}, "spec": spec,
-        }))
-        .expect("action");
-        let actions = actions.clone();
-        async move {
-            actions
-                .create(&PostParams::default(), &object)
-                .await
-                .expect("create action");
-            eventually("the action's result", CONVERGED, || async {
-                let a = actions.get(&name).await.ok()?;
-                let st = a.status?;
-                Some((format!("{:?}", st.result?), st.message.unwrap_or_default()))
-            })
-            .await
-        }
-    };
-    let (result, message) = act("approve-early", "Approve", json!({})).await;
+    assert!(live_hubspot_subscriptions(sim, &waiting.uid().expect("uid")).is_empty());
+    let (result, message) = act(env, &namespace, "support", "Approve", json!({})).await;
     assert_eq!(result, "Refused");
     assert!(
         message.contains("Requested") && message.contains("Paid"),
         "{message}"
     );
     let (result, _) = act(
-        "invoice",
+        env,
+        &namespace,
+        "support",
         "Invoice",
         json!({"invoice": {"amount": "1200.00", "currency": "USD"}}),
     )
     .await;
     assert_eq!(result, "Accepted");
     phase_of(&subs, "support", Phase::Invoiced).await;
-    assert_eq!(act("paid", "MarkPaid", json!({})).await.0, "Accepted");
+    assert_eq!(
+        act(env, &namespace, "support", "MarkPaid", json!({}))
+            .await
+            .0,
+        "Accepted"
+    );
     phase_of(&subs, "support", Phase::Paid).await;
-    assert_eq!(act("approve", "Approve", json!({})).await.0, "Accepted");
+    assert_eq!(
+        act(env, &namespace, "support", "Approve", json!({}))
+            .await
+            .0,
+        "Accepted"
+    );
     let support = phase_of(&subs, "support", Phase::Active).await;
     let phases: Vec<Phase> = support
         .status
@@ -503,7 +488,7 @@ async fn lifecycle(env: &Env) {
     .expect("cancel");
     phase_of(&subs, "routes", Phase::Cancelled).await;
     all_entitlements(&entitlements, "routes", EntitlementState::Revoked).await;
-    assert!(live_hubspot_subscriptions(&sim, &uid).is_empty());
+    assert!(live_hubspot_subscriptions(sim, &uid).is_empty());
 
     // Deletion of a live subscription: the finalizer cancels billing before it goes.
     let support_uid = subs
@@ -519,7 +504,7 @@ async fn lifecycle(env: &Env) {
         subs.get_opt("support").await.ok()?.is_none().then_some(())
     })
     .await;
-    assert!(live_hubspot_subscriptions(&sim, &support_uid).is_empty());
+    assert!(live_hubspot_subscriptions(sim, &support_uid).is_empty());
 }
 
 /// Creates a SubscriptionAction on `namespace/sub` and waits for its result and message.

@@ -1,0 +1,721 @@
+//! `bench-activation`: T tenants × S Instant InApp subscriptions activated end to end by the
+//! Tenant and TenantSubscription controllers (run in this process, with one shared Context),
+//! against a real control plane on 127.0.0.1 and the in-process HubSpot simulator with a latency
+//! fault on every request (so each HubSpot call costs about as much as a real network call).
+//!
+//! Prints the wall time, activations per second, the create → entitlements-Active latency
+//! percentiles, the apiserver writes per activation (from the apiserver's own
+//! `apiserver_request_total`, split by resource), HubSpot calls and 429s per activation, the
+//! process's peak RSS, and the wall time against the lower bound set by the HubSpot rate budget.
+//!
+//!   scripts/bench-activation [--tenants T] [--subscriptions S] [--latency-ms MS] [--tier TIER]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures::StreamExt;
+use hubspot_sim::{FaultKind, FaultRule, SimConfig, Simulator, Tier as SimTier};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use marketplace_harness::{ControlPlane, ControlPlaneOptions};
+use marketplace_operator::api::conditions::find_condition;
+use marketplace_operator::api::tenant_subscription::Phase;
+use marketplace_operator::api::{
+    Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
+};
+use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
+use marketplace_operator::controllers::{Context, ControllerConfig, tenant, tenant_subscription};
+use serde_json::json;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Features per listing (each subscription must end with this many Active Entitlements).
+const FEATURES: usize = 2;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark subscription activation: tenants × listings, end to end")]
+struct Args {
+    /// Tenants (cluster-scoped; each gets the namespace tenant-<name>).
+    #[arg(long, default_value_t = 50)]
+    tenants: usize,
+    /// Subscriptions per tenant, one to each of this many listings.
+    #[arg(long, default_value_t = 20)]
+    subscriptions: usize,
+    /// Latency added by the simulator to every HubSpot request.
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+    /// HubSpot tier of the simulated portal and of the client's limiter.
+    #[arg(long, default_value = "professional")]
+    tier: String,
+    /// Search index lag of the simulator (contract §8.1).
+    #[arg(long, default_value_t = SimConfig::default().search_lag_ms)]
+    search_lag_ms: u64,
+    /// TenantSubscriptions reconciled at once (the operator's default unless given).
+    #[arg(long)]
+    subscription_concurrency: Option<u16>,
+    /// Fail when no subscription activates for this many seconds.
+    #[arg(long, default_value_t = 120)]
+    stall_timeout_s: u64,
+}
+
+fn tiers(name: &str) -> Result<(Tier, SimTier)> {
+    let t = Tier::parse(name).ok_or_else(|| format!("unknown tier {name:?}"))?;
+    let s = match t {
+        Tier::Free => SimTier::Free,
+        Tier::Starter => SimTier::Starter,
+        Tier::Professional => SimTier::Professional,
+        Tier::Enterprise => SimTier::Enterprise,
+        Tier::LimitIncrease => SimTier::Increase,
+    };
+    Ok((t, s))
+}
+
+/// What the watches saw, shared between the watch task and the main task.
+#[derive(Default)]
+struct Tracker {
+    /// `ns/name` → when the benchmark sent the create.
+    created: HashMap<String, Instant>,
+    /// `ns/name` → the latest phase, granted features in status and Ready message.
+    subs: HashMap<String, (Option<Phase>, usize, String)>,
+    /// `ns/subscription` → entitlement name → state.
+    ents: HashMap<String, HashMap<String, EntitlementState>>,
+    /// `ns/name` → create-to-active.
+    activated: HashMap<String, Duration>,
+    /// Every phase each subscription was seen in, in order (deduplicated).
+    phases: HashMap<String, Vec<Option<Phase>>>,
+    watch_errors: Vec<String>,
+}
+
+impl Tracker {
+    fn check(&mut self, key: &str, now: Instant) {
+        if self.activated.contains_key(key) {
+            return;
+        }
+        let Some(created) = self.created.get(key) else {
+            return;
+        };
+        let Some((phase, granted, _)) = self.subs.get(key) else {
+            return;
+        };
+        let active_ents = self.ents.get(key).map_or(0, |m| {
+            m.values()
+                .filter(|s| **s == EntitlementState::Active)
+                .count()
+        });
+        if *phase == Some(Phase::Active) && *granted == FEATURES && active_ents == FEATURES {
+            self.activated
+                .insert(key.to_string(), now.duration_since(*created));
+        }
+    }
+}
+
+enum Seen {
+    Sub(Box<TenantSubscription>),
+    Ent(Box<Entitlement>),
+    Error(String),
+}
+
+fn lock(t: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn key_of<K: ResourceExt>(o: &K) -> String {
+    format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
+}
+
+fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandle<()> {
+    let subs = watcher(
+        Api::<TenantSubscription>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .applied_objects()
+    .map(|r| match r {
+        Ok(s) => Seen::Sub(Box::new(s)),
+        Err(e) => Seen::Error(format!("TenantSubscription watch: {e}")),
+    });
+    let ents = watcher(Api::<Entitlement>::all(client), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .map(|r| match r {
+            Ok(e) => Seen::Ent(Box::new(e)),
+            Err(e) => Seen::Error(format!("Entitlement watch: {e}")),
+        });
+    let mut stream = futures::stream::select(subs.boxed(), ents.boxed());
+    tokio::spawn(async move {
+        while let Some(seen) = stream.next().await {
+            let now = Instant::now();
+            let mut t = lock(&tracker);
+            match seen {
+                Seen::Sub(s) => {
+                    let key = key_of(s.as_ref());
+                    let status = s.status.clone().unwrap_or_default();
+                    let ready = find_condition(&status.conditions, "Ready")
+                        .map(|c| format!("{}: {}", c.reason, c.message))
+                        .unwrap_or_default();
+                    let phases = t.phases.entry(key.clone()).or_default();
+                    if phases.last() != Some(&status.phase) {
+                        phases.push(status.phase);
+                    }
+                    t.subs.insert(
+                        key.clone(),
+                        (status.phase, status.entitlements.len(), ready),
+                    );
+                    t.check(&key, now);
+                }
+                Seen::Ent(e) => {
+                    let key = format!(
+                        "{}/{}",
+                        e.namespace().unwrap_or_default(),
+                        e.spec.source_subscription
+                    );
+                    t.ents
+                        .entry(key.clone())
+                        .or_default()
+                        .insert(e.name_any(), e.spec.state);
+                    t.check(&key, now);
+                }
+                Seen::Error(e) => t.watch_errors.push(e),
+            }
+        }
+    })
+}
+
+/// Writes counted by the apiserver so far: (resource, subresource, verb) → count. Leases (the
+/// control plane's own heartbeats) are left out.
+async fn writes(client: &Client) -> Result<BTreeMap<(String, String, String), u64>> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let label = |name: &str| {
+            line.split(&format!(",{name}=\""))
+                .nth(1)
+                .or_else(|| line.split(&format!("{{{name}=\"")).nth(1))
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        };
+        let verb = label("verb");
+        if !matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY") {
+            continue;
+        }
+        let resource = label("resource");
+        if resource == "leases" {
+            continue;
+        }
+        let count: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0);
+        *out.entry((resource, label("subresource"), verb))
+            .or_insert(0) += count as u64;
+    }
+    Ok(out)
+}
+
+fn delta(
+    before: &BTreeMap<(String, String, String), u64>,
+    after: &BTreeMap<(String, String, String), u64>,
+) -> BTreeMap<(String, String, String), u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn listing(i: usize) -> Result<Listing> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing",
+        "metadata": { "name": format!("bench-listing-{i}") },
+        "spec": {
+            "displayName": format!("Bench add-on {i}"),
+            "tagline": "A benchmark add-on, activated instantly.",
+            "type": "InApp",
+            "category": "Operations",
+            "lifecycle": "Published",
+            "visibility": "Public",
+            "features": [format!("bench_{i}_reports"), format!("bench_{i}_exports")],
+            "plans": [{
+                "name": "standard",
+                "displayName": "Standard",
+                "pricing": { "model": "Flat", "amount": "49.00", "currency": "USD", "interval": "Month" },
+                "hubspotSku": format!("BENCH-{i}-STD"),
+            }],
+            "activation": "Instant",
+            "availableOnPlans": ["Professional", "Enterprise"],
+        },
+    }))?)
+}
+
+fn tenant_object(name: &str) -> Result<Tenant> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
+        "metadata": { "name": name },
+        "spec": {
+            "displayName": format!("Bench {name}"),
+            "basePlan": "Professional",
+            "billingContact": { "name": "Bench Billing", "email": format!("billing@{name}.example.com") },
+        },
+    }))?)
+}
+
+fn subscription(namespace: &str, listing: &str) -> Result<TenantSubscription> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+        "metadata": { "name": listing, "namespace": namespace },
+        "spec": { "listing": listing, "plan": "standard", "quantity": 1 },
+    }))?)
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {timeout:?} waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_for(mut flag: tokio::sync::watch::Receiver<bool>) {
+    let _ = flag.wait_for(|s| *s).await;
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let (tier, sim_tier) = tiers(&args.tier)?;
+    let limit = u64::from(tier.ten_second_limit());
+    let total = args.tenants * args.subscriptions;
+
+    // 1. Control plane, CRDs, simulator with latency, bootstrapped client.
+    let control_plane = ControlPlane::start(ControlPlaneOptions::default()).await?;
+    control_plane
+        .install_crds(&marketplace_operator::api::crds())
+        .await?;
+    let client = control_plane.client().await?;
+    let version = client.apiserver_version().await?.git_version;
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".into(),
+        tier: sim_tier,
+        search_lag_ms: args.search_lag_ms,
+        ..SimConfig::default()
+    })
+    .await?;
+    sim.admin().add_fault(FaultRule {
+        id: 0,
+        method: None,
+        path_contains: None,
+        kind: FaultKind::Latency {
+            ms: args.latency_ms,
+        },
+        probability: 1.0,
+        times: None,
+    });
+    let hubspot = HubSpotClient::new(HubSpotConfig::new(
+        sim.base_url(),
+        ApiToken::new(SimConfig::default().token)?,
+        tier,
+    ))?;
+    hubspot.bootstrap().await?;
+    let bootstrap_calls = hubspot.stats().requests;
+
+    // 2. Listings, tenants, controllers; wait for the tenant namespaces.
+    let listings: Api<Listing> = Api::all(client.clone());
+    for i in 0..args.subscriptions {
+        listings
+            .create(&PostParams::default(), &listing(i)?)
+            .await?;
+    }
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    let tenant_names: Vec<String> = (0..args.tenants)
+        .map(|i| format!("bench-tenant-{i:03}"))
+        .collect();
+    for name in &tenant_names {
+        tenants
+            .create(&PostParams::default(), &tenant_object(name)?)
+            .await?;
+    }
+    let mut config = ControllerConfig {
+        git_cache_dir: std::env::temp_dir().join("bench-activation-git-cache"),
+        ..ControllerConfig::default()
+    };
+    if let Some(c) = args.subscription_concurrency {
+        config.subscription_concurrency = c;
+    }
+    let concurrency = config.subscription_concurrency;
+    let ctx = Arc::new(
+        Context::new(client.clone(), config, Some("bench".into())).with_billing(hubspot.clone()),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let controllers = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            tokio::join!(
+                tenant::run(ctx.clone(), wait_for(stopped.clone())),
+                tenant_subscription::run(ctx, wait_for(stopped)),
+            );
+        }
+    });
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    wait_until(
+        "every tenant namespace",
+        Duration::from_secs(args.stall_timeout_s),
+        || async {
+            let have: HashSet<String> = namespaces
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .map(|n| n.name_any())
+                .collect();
+            Ok(tenant_names
+                .iter()
+                .all(|t| have.contains(&format!("tenant-{t}"))))
+        },
+    )
+    .await?;
+    // The operator's caches must know every tenant and listing before the first request
+    // (otherwise a request could be refused as TenantNotFound/ListingNotFound).
+    ctx.stores.wait_until_ready().await;
+    wait_until("the operator's caches", Duration::from_secs(30), || async {
+        Ok(tenant_names.iter().all(|t| ctx.stores.tenant(t).is_some())
+            && (0..args.subscriptions)
+                .all(|i| ctx.stores.listing(&format!("bench-listing-{i}")).is_some()))
+    })
+    .await?;
+
+    // 3. Watch, then create T×S subscriptions.
+    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let watching = watch(client.clone(), tracker.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let writes_before = writes(&client).await?;
+    let sim_before = sim.admin().counters();
+    let client_before = hubspot.stats();
+    let started = Instant::now();
+    let creates: Vec<(String, String)> = tenant_names
+        .iter()
+        .flat_map(|t| {
+            (0..args.subscriptions)
+                .map(move |i| (format!("tenant-{t}"), format!("bench-listing-{i}")))
+        })
+        .collect();
+    let results: Vec<Result<()>> = futures::stream::iter(creates)
+        .map(|(ns, listing)| {
+            let client = client.clone();
+            let tracker = tracker.clone();
+            async move {
+                let api: Api<TenantSubscription> = Api::namespaced(client, &ns);
+                let object = subscription(&ns, &listing)?;
+                lock(&tracker)
+                    .created
+                    .insert(format!("{ns}/{listing}"), Instant::now());
+                api.create(&PostParams::default(), &object).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let create_errors: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect();
+    if !create_errors.is_empty() {
+        return Err(format!(
+            "{} creates failed, first: {}",
+            create_errors.len(),
+            create_errors[0]
+        )
+        .into());
+    }
+    let created_in = started.elapsed();
+
+    // Wait for every activation; fail when none happens for the stall timeout.
+    let stall = Duration::from_secs(args.stall_timeout_s);
+    let (mut done, mut last_progress) = (0usize, Instant::now());
+    loop {
+        let now_done = {
+            let mut t = lock(&tracker);
+            // Creates recorded after a watch event for the same object are checked here.
+            let keys: Vec<String> = t.created.keys().cloned().collect();
+            for k in keys {
+                t.check(&k, Instant::now());
+            }
+            t.activated.len()
+        };
+        if now_done > done {
+            done = now_done;
+            last_progress = Instant::now();
+        }
+        if done >= total {
+            break;
+        }
+        if last_progress.elapsed() > stall {
+            let t = lock(&tracker);
+            let mut by_phase: BTreeMap<String, usize> = BTreeMap::new();
+            let mut examples = Vec::new();
+            for k in t.created.keys().filter(|k| !t.activated.contains_key(*k)) {
+                let (phase, granted, ready) =
+                    t.subs.get(k).cloned().unwrap_or((None, 0, String::new()));
+                *by_phase.entry(format!("{phase:?}")).or_default() += 1;
+                if examples.len() < 5 {
+                    let ents = t.ents.get(k).cloned().unwrap_or_default();
+                    examples.push(format!(
+                        "    {k}: phase {phase:?}, status.entitlements {granted}, Entitlements {ents:?}, Ready {ready:?}"
+                    ));
+                }
+            }
+            eprintln!(
+                "bench-activation: STALLED: no subscription activated for {}s; {done}/{total} active; \
+                 not active by phase: {by_phase:?}\n{}",
+                stall.as_secs(),
+                examples.join("\n")
+            );
+            let _ = stop.send(true);
+            return Err(format!("activations stalled at {done}/{total}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let wall = started.elapsed();
+    let writes_at_done = writes(&client).await?;
+    let sim_after = sim.admin().counters();
+    let client_after = hubspot.stats();
+    // Writes that still follow the last activation (e.g. a trailing status write).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let writes_settled = writes(&client).await?;
+    let sim_settled = sim.admin().counters();
+
+    // 4. Figures.
+    let (mut latencies, phases, watch_errors) = {
+        let t = lock(&tracker);
+        let lat: Vec<Duration> = t.activated.values().copied().collect();
+        let mut paths: BTreeMap<String, usize> = BTreeMap::new();
+        for p in t.phases.values() {
+            let path: Vec<String> = p
+                .iter()
+                .map(|x| x.map_or("none".into(), |x| format!("{x:?}")))
+                .collect();
+            *paths.entry(path.join("→")).or_default() += 1;
+        }
+        (lat, paths, t.watch_errors.clone())
+    };
+    latencies.sort();
+    let n = total as f64;
+    let w = delta(&writes_before, &writes_at_done);
+    let sum = |f: &dyn Fn(&(String, String, String)) -> bool| -> u64 {
+        w.iter().filter(|(k, _)| f(k)).map(|(_, v)| *v).sum()
+    };
+    let all = sum(&|_| true);
+    let subs_create = sum(&|k| k.0 == "tenantsubscriptions" && k.1.is_empty() && k.2 == "POST");
+    let subs_main = sum(&|k| k.0 == "tenantsubscriptions" && k.1.is_empty()) - subs_create;
+    let subs_status = sum(&|k| k.0 == "tenantsubscriptions" && k.1 == "status");
+    let ents = sum(&|k| k.0 == "entitlements");
+    let events = sum(&|k| k.0 == "events");
+    let other = all - subs_create - subs_main - subs_status - ents - events;
+    let operator_writes = all - subs_create;
+    let calls = sim_after.total_requests - sim_before.total_requests;
+    let rejected = (sim_after.rate_limited_ten_secondly - sim_before.rate_limited_ten_secondly)
+        + (sim_after.rate_limited_secondly - sim_before.rate_limited_secondly)
+        + (sim_after.rate_limited_daily - sim_before.rate_limited_daily);
+    let bound = calls as f64 * 10.0 / limit as f64;
+    let latency_bound = calls as f64 * args.latency_ms as f64 / 1000.0 / f64::from(concurrency);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+
+    println!(
+        "activation benchmark: {} tenants × {} listings = {total} Instant InApp subscriptions \
+         ({FEATURES} features, Flat plan), Kubernetes {version} on 127.0.0.1",
+        args.tenants, args.subscriptions
+    );
+    println!(
+        "  HubSpot: in-process simulator on {}, tier {} ({limit} req/10 s), +{} ms latency on every \
+         request, search lag {} ms; bootstrap {bootstrap_calls} calls (not counted below)",
+        sim.base_url(),
+        args.tier,
+        args.latency_ms,
+        args.search_lag_ms
+    );
+    println!(
+        "  operator: Tenant + TenantSubscription controllers in this process, subscription concurrency {concurrency}"
+    );
+    println!(
+        "  subscriptions created     {total:>8}   (creates took {:.2} s)",
+        created_in.as_secs_f64()
+    );
+    println!("  total wall time           {:>8.2} s", wall.as_secs_f64());
+    println!(
+        "  activations/s             {:>8.2}",
+        n / wall.as_secs_f64()
+    );
+    println!(
+        "  create → entitlements Active: p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms  max {:.0} ms",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.90)),
+        ms(percentile(&latencies, 0.99)),
+        ms(percentile(&latencies, 1.0))
+    );
+    println!(
+        "  apiserver writes (POST/PUT/PATCH/DELETE, leases excluded): {all} total, {subs_create} \
+         subscription creates by the benchmark, {operator_writes} by the operator = {:.2} per activation",
+        operator_writes as f64 / n
+    );
+    println!(
+        "    tenantsubscriptions     {:>8}  ({:.2}/activation; {subs_main} object, {subs_status} status)",
+        subs_main + subs_status,
+        (subs_main + subs_status) as f64 / n
+    );
+    println!(
+        "    entitlements            {ents:>8}  ({:.2}/activation)",
+        ents as f64 / n
+    );
+    println!(
+        "    events                  {events:>8}  ({:.2}/activation)",
+        events as f64 / n
+    );
+    println!(
+        "    other                   {other:>8}  ({:.2}/activation)",
+        other as f64 / n
+    );
+    for ((resource, sub, verb), count) in &w {
+        let sub = if sub.is_empty() {
+            String::new()
+        } else {
+            format!("/{sub}")
+        };
+        println!("      {verb:<6} {resource}{sub}: {count}");
+    }
+    let trailing = delta(&writes_at_done, &writes_settled);
+    let trailing_total: u64 = trailing.values().sum();
+    println!(
+        "    writes in the 3 s after the last activation: {trailing_total} {:?}; HubSpot calls: {}",
+        trailing,
+        sim_settled.total_requests - sim_after.total_requests
+    );
+    println!(
+        "  HubSpot calls             {calls:>8}  ({:.2}/activation; client counted {}, retries {})",
+        calls as f64 / n,
+        client_after.requests - client_before.requests,
+        client_after.retries - client_before.retries
+    );
+    let mut routes: Vec<(String, u64)> = sim_after
+        .requests_per_route
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v - sim_before.requests_per_route.get(k).copied().unwrap_or(0),
+            )
+        })
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    routes.sort_by_key(|r| std::cmp::Reverse(r.1));
+    for (route, count) in &routes {
+        println!(
+            "      {count:>7} ({:.2}/activation) {route}",
+            *count as f64 / n
+        );
+    }
+    println!(
+        "  429s received             {rejected:>8}  (client saw {}); max requests in any 10 s: {} (limit {limit})",
+        client_after.rate_limited - client_before.rate_limited,
+        sim_after.max_requests_in_any_10s_window
+    );
+    match peak_rss_kib() {
+        Some(kib) => println!(
+            "  peak RSS (VmHWM)          {:>8.1} MiB  (this process: benchmark + operator controllers \
+             + HubSpot simulator; the apiserver and etcd are separate processes)",
+            kib as f64 / 1024.0
+        ),
+        None => println!("  peak RSS                  unknown (no /proc/self/status)"),
+    }
+    println!(
+        "  rate-budget lower bound   {bound:>8.2} s  ({calls} calls ÷ {limit}/10 s); wall/bound {:.2}",
+        wall.as_secs_f64() / bound.max(f64::EPSILON)
+    );
+    // A rolling window that starts empty lets the first `limit` calls go at once: request k
+    // cannot leave before ⌊k/limit⌋·10 s (as bench-billing states its bound).
+    let window_bound = calls.saturating_sub(1) / limit * 10;
+    println!(
+        "  (window-exact bound, first {limit} calls free: {window_bound} s; wall/that {:.2})",
+        wall.as_secs_f64() / (window_bound as f64).max(f64::EPSILON)
+    );
+    println!(
+        "  latency lower bound       {latency_bound:>8.2} s  ({calls} calls × {} ms ÷ {concurrency} reconciles in parallel)",
+        args.latency_ms
+    );
+    println!("  phase paths seen by the watch: {phases:?}");
+    if !watch_errors.is_empty() {
+        println!(
+            "  watch errors: {} (first: {})",
+            watch_errors.len(),
+            watch_errors[0]
+        );
+    }
+    // Warning Events the operator recorded (evidence of retries or refusals).
+    let events_api: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events_api.list(&ListParams::default()).await?.items {
+        if e.reporting_controller.as_deref()
+            == Some(marketplace_operator::controllers::status::OPERATOR_MANAGER)
+        {
+            let count = e.series.as_ref().map_or(1, |s| s.count.max(1) as u64);
+            *reasons
+                .entry(format!(
+                    "{} {}",
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default()
+                ))
+                .or_default() += count;
+        }
+    }
+    println!("  operator Events by type and reason: {reasons:?}");
+
+    // 5. Stop.
+    let _ = stop.send(true);
+    watching.abort();
+    if tokio::time::timeout(Duration::from_secs(15), controllers)
+        .await
+        .is_err()
+    {
+        eprintln!("bench-activation: the controllers did not stop within 15 s");
+    }
+    sim.shutdown().await?;
+    drop(control_plane);
+    Ok(())
+}
