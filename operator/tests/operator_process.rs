@@ -247,6 +247,17 @@ async fn sigkill_at_any_point_converges_to_one_billing_record() {
         );
     }
     operator.kill().await;
+    // Every replica's audit log survived its SIGKILL with an intact hash chain.
+    let mut records = 0;
+    for generation in 0..=points.len() + CANCEL_POINTS.len() {
+        let path = env.audit_log(&format!("crash-op-{generation}"));
+        if path.exists() {
+            let report = marketplace_operator::audit_log::verify(&path)
+                .unwrap_or_else(|e| panic!("audit log {} after SIGKILL: {e}", path.display()));
+            records += report.records;
+        }
+    }
+    assert!(records > 0, "the operators wrote audit records");
     eprintln!("crash test took {:?}", started.elapsed());
 }
 

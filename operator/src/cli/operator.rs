@@ -10,11 +10,15 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use tracing::{info, warn};
 
-use crate::billing::{ApiToken, BillingMode, HubSpotClient, HubSpotConfig, Tier};
+use crate::audit_log::AuditLog;
+use crate::billing::{
+    ApiToken, BillingMode, HubSpotClient, HubSpotConfig, Tier, WebhookSecret, WebhookVerifier,
+};
 use crate::controllers::{
     Context, ControllerConfig, catalog_source, drift, subscription_action, tenant,
-    tenant_subscription,
+    tenant_subscription, webhook_hints,
 };
+use crate::server::{Readiness, ServerState, WebhookHint, WebhookReceiver, router, serve};
 
 /// Settings of the controller process; every flag also reads an environment variable.
 #[derive(Args, Debug, Clone)]
@@ -99,6 +103,23 @@ pub struct OperatorArgs {
         default_value = "marketplace-operator"
     )]
     pub lease_name: String,
+    /// Address of the HTTP endpoint: /healthz, /readyz, /metrics and /webhooks/hubspot.
+    #[arg(long, env = "MARKETPLACE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The HubSpot app's client secret, to verify webhook signatures; without it the webhook
+    /// route is off (the periodic audit still heals). Prefer the Secret's `clientSecret` key.
+    #[arg(long, env = "HUBSPOT_CLIENT_SECRET", hide_env_values = true)]
+    pub hubspot_client_secret: Option<String>,
+    /// The public URL HubSpot calls for webhooks (v3 signs the full URL, which behind an
+    /// ingress is not the one this process sees), e.g. https://ops.example.com/webhooks/hubspot.
+    #[arg(long, env = "HUBSPOT_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Append-only, hash-chained audit log of transitions and billing calls (JSON Lines).
+    #[arg(long, env = "MARKETPLACE_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Seconds a shutdown may take before the process exits anyway.
+    #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
 }
 
 impl OperatorArgs {
@@ -171,12 +192,13 @@ pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
 async fn hubspot(
     args: &OperatorArgs,
     client: &Client,
-) -> Result<Option<HubSpotClient>, OperatorError> {
+) -> Result<(Option<HubSpotClient>, Option<String>), OperatorError> {
     if args.no_billing {
         warn!("billing disabled (--no-billing): subscriptions will wait in Provisioning");
-        return Ok(None);
+        return Ok((None, None));
     }
     let bad = |m: String| OperatorError::HubSpotConfig(m);
+    let mut client_secret = args.hubspot_client_secret.clone();
     let token = match (&args.hubspot_token, &args.hubspot_token_secret) {
         (Some(token), _) => {
             ApiToken::new(token.clone()).map_err(|e| bad(format!("HUBSPOT_TOKEN: {e}")))?
@@ -186,6 +208,13 @@ async fn hubspot(
                 .get(name)
                 .await
                 .map_err(|e| bad(format!("Secret {}/{name}: {e}", args.namespace)))?;
+            if client_secret.is_none() {
+                client_secret = secret
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("clientSecret"))
+                    .and_then(|v| String::from_utf8(v.0.clone()).ok());
+            }
             ApiToken::from_secret(&secret, "token")
                 .map_err(|e| bad(format!("Secret {}/{name}: {e}", args.namespace)))?
         }
@@ -217,25 +246,34 @@ async fn hubspot(
         .await
         .map_err(OperatorError::HubSpotBootstrap)?;
     info!(?report, "HubSpot bootstrap done");
-    Ok(Some(hubspot))
+    Ok((Some(hubspot), client_secret))
 }
 
 pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
     let client = Client::try_default().await.map_err(OperatorError::Client)?;
-    let billing = hubspot(&args, &client).await?;
-    let mut context = Context::new(
-        client.clone(),
-        args.controller_config(),
-        args.instance.clone(),
-    );
+    let (billing, client_secret) = hubspot(&args, &client).await?;
+    let mut config = args.controller_config();
+    if let Some(path) = &args.probe_ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            OperatorError::Config(format!("--probe-ca-file {}: {e}", path.display()))
+        })?;
+        config.probe.extra_root_certificates_pem.push(pem);
+    }
+    let mut context = Context::new(client.clone(), config, args.instance.clone());
     if let Some(billing) = billing {
         context = context.with_billing(billing);
+    }
+    if let Some(path) = &args.audit_log {
+        let log = AuditLog::open(path)
+            .map_err(|e| OperatorError::Config(format!("--audit-log {}: {e}", path.display())))?;
+        context = context.with_audit_log(log);
     }
     let ctx = Arc::new(context);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(OperatorError::Signals)?;
-    // One signal stops every controller.
+    // One signal stops every controller; if stopping takes longer than the grace, exit anyway.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
     tokio::spawn(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -243,17 +281,48 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         }
         info!("shutting down");
         let _ = stop.send(true);
+        tokio::time::sleep(grace).await;
+        warn!(
+            ?grace,
+            "shutdown took longer than the grace period; exiting now"
+        );
+        std::process::exit(0);
     });
     let shutdown_requested = {
         let stopped = stopped.clone();
         move || *stopped.borrow()
     };
+
+    // The HTTP endpoint serves from the start: liveness at once, readiness once caches sync.
+    let readiness = Readiness::new();
+    let caches_gate = readiness.gate("caches synced");
+    let (hints_tx, hints) = tokio::sync::mpsc::channel(1024);
+    let webhooks = match (&client_secret, &args.webhook_url) {
+        (Some(secret), Some(url)) => {
+            let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(secret.clone())));
+            Some(WebhookReceiver::new(verifier, url.clone(), hints_tx))
+        }
+        (Some(_), None) => {
+            warn!("HUBSPOT_CLIENT_SECRET is set but HUBSPOT_WEBHOOK_URL is not: webhooks are off");
+            None
+        }
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| OperatorError::Config(format!("--listen {}: {e}", args.listen)))?;
+    info!(address = %args.listen, webhooks = webhooks.is_some(), "HTTP endpoint listening");
+    let state = ServerState::new(readiness, ctx.metrics.clone(), webhooks);
+    tokio::spawn(serve(listener, router(state), wait_for(stopped.clone())));
+
     info!(namespace = %args.namespace, "marketplace operator starting; filling caches");
     ctx.stores.wait_until_ready().await;
+    caches_gate.set(true);
     info!("caches synced");
 
     if !args.leader_election {
-        run_controllers(ctx, stopped.clone()).await;
+        ctx.metrics.set_leader(true);
+        run_controllers(ctx, hints, stopped.clone()).await;
         return Ok(());
     }
     let leases = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
@@ -285,6 +354,7 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         }
     }
     info!("became leader; starting controllers");
+    ctx.metrics.set_leader(true);
     let lost = {
         let mut leader = leader.clone();
         async move {
@@ -306,7 +376,8 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         stop_all.await;
         let _ = to_controllers.send(true);
     });
-    run_controllers(ctx, controllers_stop).await;
+    run_controllers(ctx.clone(), hints, controllers_stop).await;
+    ctx.metrics.set_leader(false);
     let lost_leadership = *lost_rx.borrow_and_update() && !shutdown_requested();
     // Dropping the receiver releases the Lease, so a standby takes over at once.
     drop(leader);
@@ -327,13 +398,18 @@ fn wait_for(
     }
 }
 
-/// Runs every controller and the drift audit until `stop` turns true.
-async fn run_controllers(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<bool>) {
+/// Runs every controller, the drift audit and the webhook-hint consumer until `stop` turns true.
+async fn run_controllers(
+    ctx: Arc<Context>,
+    hints: tokio::sync::mpsc::Receiver<WebhookHint>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     tokio::join!(
         catalog_source::run(ctx.clone(), wait_for(stop.clone())),
         tenant::run(ctx.clone(), wait_for(stop.clone())),
         tenant_subscription::run(ctx.clone(), wait_for(stop.clone())),
         subscription_action::run(ctx.clone(), wait_for(stop.clone())),
-        drift::run(ctx, wait_for(stop)),
+        drift::run(ctx.clone(), wait_for(stop.clone())),
+        webhook_hints::run(ctx, hints, wait_for(stop)),
     );
 }

@@ -101,6 +101,11 @@ impl Env {
         }
     }
 
+    /// The audit log of the replica `name`.
+    pub fn audit_log(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("{name}-audit.jsonl"))
+    }
+
     /// Spawns `marketplace operator` named `name`; `lease` turns leader election on.
     pub fn spawn_operator(&self, name: &str, lease: Option<&str>) -> Operator {
         let log = self.dir.path().join(format!("{name}.log"));
@@ -125,6 +130,10 @@ impl Env {
             .env("MARKETPLACE_AUDIT_INTERVAL_SECONDS", "600")
             .env("MARKETPLACE_GIT_CACHE", self.dir.path().join("git-cache"))
             .env("NO_PROXY", "127.0.0.1,localhost")
+            // Loopback only, any free port: two replicas run side by side.
+            .env("MARKETPLACE_LISTEN", "127.0.0.1:0")
+            // One hash-chained log per replica, kept across its restarts.
+            .env("MARKETPLACE_AUDIT_LOG", self.audit_log(name))
             // OPERATOR_PROCESS_RUST_LOG overrides the operators' log filter for diagnostics.
             .env(
                 "RUST_LOG",
