@@ -48,7 +48,7 @@ pub use model::{BillingRecord, BillingRequest, BillingStatus, Repair};
 pub use ratelimit::{RateLimitConfig, RateLimiter, Tier};
 pub use retry::RetryPolicy;
 pub use status::{StatusClass, StatusMap};
-pub use sweep::{OrphanSweeper, SweepReport};
+pub use sweep::{OrphanSweeper, OurDeal, SweepReport};
 pub use token::ApiToken;
 pub use webhook::{
     SignatureHeaders, SignatureVersion, WebhookError, WebhookSecret, WebhookVerifier,

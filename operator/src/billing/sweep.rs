@@ -152,6 +152,38 @@ impl HubSpotClient {
     }
 }
 
+/// A deal anchoring one of our subscriptions (it carries `mkt_subscription_uid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OurDeal {
+    pub deal_id: String,
+    pub subscription_uid: String,
+    pub stage: Option<String>,
+    /// `createdAt` as HubSpot wrote it (RFC 3339).
+    pub created: String,
+}
+
+impl HubSpotClient {
+    /// Every deal carrying `mkt_subscription_uid`, for comparing with the cluster's subscriptions
+    /// (lists, never searches: contract §8.4).
+    pub async fn our_deals(&self) -> Result<Vec<OurDeal>> {
+        let deals = self
+            .list_all(Obj::Deals, &["mkt_subscription_uid", "dealstage"], &[])
+            .await?;
+        Ok(deals
+            .iter()
+            .filter(|d| !d.archived)
+            .filter_map(|d| {
+                Some(OurDeal {
+                    deal_id: d.id.clone(),
+                    subscription_uid: d.prop("mkt_subscription_uid")?.to_string(),
+                    stage: d.prop("dealstage").map(str::to_string),
+                    created: d.created(),
+                })
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

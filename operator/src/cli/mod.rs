@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod crds;
+pub mod drift;
 pub mod operator;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,11 @@ pub enum Command {
         /// Write `<crd name>.yaml` files into this folder instead of printing to stdout.
         #[arg(long)]
         output_dir: Option<PathBuf>,
+    },
+    /// Show what the last HubSpot drift audit found.
+    Drift {
+        #[command(subcommand)]
+        command: drift::DriftCommand,
     },
     /// Check the operator's hash-chained audit log.
     Audit {
@@ -76,6 +82,12 @@ pub enum CliError {
     /// The catalog has errors; they are printed already.
     #[error("catalog lint failed: {summary}")]
     LintFailed { summary: String },
+    /// The cluster could not be read.
+    #[error("{0}")]
+    Cluster(String),
+    /// The last drift audit found drift; the report is printed already.
+    #[error("the last drift audit found {findings} finding(s)")]
+    DriftFound { findings: usize },
     /// The audit log's chain is broken at `line` (the first broken one).
     #[error("audit log {} line {line}: {why}", path.display())]
     AuditBroken {
@@ -94,11 +106,13 @@ impl CliError {
             CliError::Read { .. }
             | CliError::Git { .. }
             | CliError::Schema { .. }
-            | CliError::Operator(_) => 2,
+            | CliError::Operator(_)
+            | CliError::Cluster(_) => 2,
             CliError::Yaml { .. }
             | CliError::Write { .. }
             | CliError::LintFailed { .. }
-            | CliError::AuditBroken { .. } => 1,
+            | CliError::AuditBroken { .. }
+            | CliError::DriftFound { .. } => 1,
         }
     }
 }
@@ -110,6 +124,7 @@ impl Cli {
             Command::Operator(args) => Ok(operator::start(*args)?),
             Command::Crds { output_dir } => crds::run(output_dir.as_deref()),
             Command::Audit { command } => audit::run(command),
+            Command::Drift { command } => drift::run(command),
         }
     }
 }

@@ -59,6 +59,10 @@ pub struct OperatorArgs {
     /// The platform's version, checked against listings' platformVersion ranges.
     #[arg(long, env = "MARKETPLACE_PLATFORM_VERSION")]
     pub platform_version: Option<semver::Version>,
+    /// Cancel HubSpot billing records tagged with our uid that no TenantSubscription owns
+    /// (found by the drift audit); without it they are only reported.
+    #[arg(long, env = "MARKETPLACE_CANCEL_ORPHANS")]
+    pub cancel_orphans: bool,
     /// Seconds between HubSpot drift audits.
     #[arg(
         long,
@@ -133,6 +137,8 @@ impl OperatorArgs {
             subscription_concurrency: self.subscription_concurrency,
             platform_version: self.platform_version.clone(),
             audit_interval: Duration::from_secs(self.audit_interval_seconds.max(1)),
+            cancel_orphans: self.cancel_orphans,
+            orphan_grace: ControllerConfig::default().orphan_grace,
             probe: crate::connection::ProbePolicy {
                 allow_private_targets: self.probe_allow_private_targets,
                 ..crate::connection::ProbePolicy::default()

@@ -20,7 +20,7 @@ use crate::api::conditions::find_condition;
 use crate::api::tenant_subscription::Phase;
 use crate::billing::HubSpotClient;
 use crate::lifecycle::BillingFact;
-use crate::lifecycle::drift::compare;
+use crate::lifecycle::drift::{compare, orphan_deals};
 
 /// Name of the ConfigMap holding the last audit's summary.
 pub const REPORT_CONFIG_MAP: &str = "marketplace-drift-report";
@@ -37,6 +37,9 @@ pub struct DriftReport {
     pub in_sync: usize,
     /// `namespace/name: finding` lines.
     pub findings: Vec<String>,
+    /// Billing records no subscription owns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<String>,
     /// Set when the audit could not finish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -80,7 +83,10 @@ pub async fn audit_once(ctx: &Context, client: &HubSpotClient) -> DriftReport {
             )
         })
         .collect();
-    let report = check(ctx, client, subs, "audit").await;
+    let mut report = check(ctx, client, subs, "audit").await;
+    if report.error.is_none() {
+        orphans(ctx, client, &mut report).await;
+    }
     if let Err(error) = write_report(ctx, &report).await {
         tracing::warn!(%error, "could not write the drift report");
     }
@@ -161,6 +167,52 @@ pub async fn check(
     report.hubspot_calls = client.stats().requests.saturating_sub(calls_before);
     report.finished_at = Timestamp::now().to_string();
     report
+}
+
+/// Billing records tagged with our uid that no TenantSubscription owns (deleted while its
+/// finalizer was removed by hand, a cluster restored from an old backup): reported, and
+/// cancelled when the operator is configured to.
+async fn orphans(ctx: &Context, client: &HubSpotClient, report: &mut DriftReport) {
+    let calls_before = client.stats().requests;
+    let deals = match client.our_deals().await {
+        Ok(deals) => deals,
+        Err(error) => {
+            report.error = Some(format!("listing deals: {error}"));
+            return;
+        }
+    };
+    let known = ctx
+        .stores
+        .subscriptions
+        .state()
+        .iter()
+        .filter_map(|s| s.metadata.uid.clone())
+        .collect();
+    let cancelled_stage = client.config().deal_stage_canceled.clone();
+    let grace = jiff::SignedDuration::try_from(ctx.config.orphan_grace).unwrap_or_default();
+    let found = orphan_deals(&deals, &known, &cancelled_stage, Timestamp::now(), grace);
+    for deal in found {
+        ctx.metrics.drift_found("orphan_record");
+        let mut line = format!(
+            "HubSpot deal {} bills subscription uid {}, which no TenantSubscription owns",
+            deal.deal_id, deal.subscription_uid
+        );
+        if ctx.config.cancel_orphans {
+            match client.cancel_billing_record(&deal.subscription_uid).await {
+                Ok(_) => line.push_str("; cancelled"),
+                Err(error) => line.push_str(&format!("; cancelling failed: {error}")),
+            }
+            ctx.record(crate::audit_log::AuditEntry::new(
+                "controller/drift",
+                "billing.cancel",
+                format!("hubspot-deal/{}", deal.deal_id),
+                "orphan billing record",
+                serde_json::json!({"uid": deal.subscription_uid}),
+            ));
+        }
+        report.orphans.push(line);
+    }
+    report.hubspot_calls += client.stats().requests.saturating_sub(calls_before);
 }
 
 async fn write_report(ctx: &Context, report: &DriftReport) -> Result<(), kube::Error> {

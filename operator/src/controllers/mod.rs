@@ -69,6 +69,11 @@ pub struct ControllerConfig {
     pub audit_interval: Duration,
     /// What integration connection tests may reach.
     pub probe: crate::connection::ProbePolicy,
+    /// Cancel HubSpot billing records that no subscription owns (otherwise only reported).
+    pub cancel_orphans: bool,
+    /// Deals younger than this are never called orphans (their subscription may not be cached
+    /// yet).
+    pub orphan_grace: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -83,6 +88,8 @@ impl Default for ControllerConfig {
             platform_version: None,
             audit_interval: Duration::from_secs(600),
             probe: crate::connection::ProbePolicy::default(),
+            cancel_orphans: false,
+            orphan_grace: Duration::from_secs(15 * 60),
         }
     }
 }

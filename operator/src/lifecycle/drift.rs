@@ -67,6 +67,30 @@ pub fn compare(entry: &AuditEntry, recorded: &BillingFact) -> AuditFinding {
     }
 }
 
+/// Deals of ours that no TenantSubscription owns: not in `known` uids, not already in the
+/// cancelled stage, and older than `grace` (a subscription created a moment ago may not have
+/// reached the cache yet). Sorted by deal id.
+pub fn orphan_deals<'a>(
+    deals: &'a [crate::billing::OurDeal],
+    known: &std::collections::BTreeSet<String>,
+    cancelled_stage: &str,
+    now: jiff::Timestamp,
+    grace: jiff::SignedDuration,
+) -> Vec<&'a crate::billing::OurDeal> {
+    let mut out: Vec<_> = deals
+        .iter()
+        .filter(|d| !known.contains(&d.subscription_uid))
+        .filter(|d| d.stage.as_deref() != Some(cancelled_stage))
+        .filter(|d| {
+            d.created
+                .parse::<jiff::Timestamp>()
+                .is_ok_and(|created| now.duration_since(created) >= grace)
+        })
+        .collect();
+    out.sort_by(|a, b| a.deal_id.cmp(&b.deal_id));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +147,35 @@ mod tests {
         assert_eq!(
             compare(&none, &BillingFact::Unknown).kinds,
             vec!["missing_record"]
+        );
+    }
+
+    #[test]
+    fn orphan_deals_are_old_unknown_and_not_cancelled() {
+        let deal = |id: &str, uid: &str, stage: &str, created: &str| crate::billing::OurDeal {
+            deal_id: id.into(),
+            subscription_uid: uid.into(),
+            stage: Some(stage.into()),
+            created: created.into(),
+        };
+        let deals = vec![
+            deal("1", "known", "closedwon", "2026-11-01T00:00:00Z"),
+            deal("2", "gone", "closedwon", "2026-11-01T00:00:00Z"),
+            deal("3", "gone-too", "closedlost", "2026-11-01T00:00:00Z"),
+            deal("4", "just-created", "closedwon", "2026-11-22T09:59:00Z"),
+        ];
+        let known = ["known".to_string()].into_iter().collect();
+        let now: jiff::Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        let found = orphan_deals(
+            &deals,
+            &known,
+            "closedlost",
+            now,
+            jiff::SignedDuration::from_mins(15),
+        );
+        assert_eq!(
+            found.iter().map(|d| d.deal_id.as_str()).collect::<Vec<_>>(),
+            vec!["2"]
         );
     }
 

@@ -220,6 +220,7 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
                 namespace: operator_namespace.clone(),
                 // The test runs audits itself.
                 audit_interval: Duration::from_secs(3600),
+                orphan_grace: Duration::ZERO,
                 ..ControllerConfig::default()
             },
             Some("e2e-subscription".into()),
@@ -259,6 +260,7 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
         provisioning_failure_and_rollback(&env),
         refusals_and_rbac(&env),
         integration_connections(&env),
+        orphaned_billing(&env),
     );
 
     let _ = stop.send(true);
@@ -916,4 +918,54 @@ async fn integration_connections(env: &Env) {
         "a secret leaked: {message}"
     );
     assert!(live_hubspot_subscriptions(&env.sim, &missing.uid().expect("uid")).is_empty());
+}
+
+/// A subscription that vanished without its finalizer (removed by hand) leaves a live HubSpot
+/// record: the audit reports it as an orphan in the drift report, and nothing else is touched.
+async fn orphaned_billing(env: &Env) {
+    let listing = env.listing("orphaned", json!({})).await;
+    let (_, namespace) = env.tenant("orphans", json!({})).await;
+    let subs: Api<TenantSubscription> = Api::namespaced(env.client.clone(), &namespace);
+    subs.create(
+        &PostParams::default(),
+        &subscription("lost", &namespace, &listing, json!({})),
+    )
+    .await
+    .expect("create");
+    let active = phase_of(&subs, "lost", Phase::Active).await;
+    let uid = active.uid().expect("uid");
+    // Someone removes the finalizer and deletes the object: billing was never cancelled.
+    subs.patch(
+        "lost",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("remove finalizer");
+    subs.delete("lost", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("the subscription to go", CONVERGED, || async {
+        subs.get_opt("lost").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let found = eventually("the orphan in the drift report", CONVERGED, || async {
+        let report = drift::audit_once(&env.ctx, &env.hubspot).await;
+        report.orphans.iter().find(|o| o.contains(&uid)).cloned()
+    })
+    .await;
+    assert!(found.contains("no TenantSubscription owns"), "{found}");
+    // Reported, not cancelled: the operator was not told to cancel orphans.
+    assert_eq!(live_hubspot_subscriptions(&env.sim, &uid).len(), 1);
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(env.client.clone(), &env.operator_namespace);
+    let map = maps
+        .get(drift::REPORT_CONFIG_MAP)
+        .await
+        .expect("drift report ConfigMap");
+    let text = map
+        .data
+        .and_then(|d| d.get(drift::REPORT_KEY).cloned())
+        .unwrap_or_default();
+    assert!(text.contains(&uid), "the report names the orphan: {text}");
 }
