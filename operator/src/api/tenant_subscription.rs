@@ -189,6 +189,12 @@ pub struct HubSpotIds {
     /// or `none` when nothing was ever billed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The plan the live HubSpot subscription bills; a different spec.plan is a plan change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_plan: Option<String>,
+    /// The quantity the live HubSpot subscription bills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_quantity: Option<i32>,
 }
 
 /// One phase transition.

@@ -95,17 +95,36 @@ pub async fn execute(
         out.fact = match intent {
             BillingIntent::None => None,
             BillingIntent::Cancel => Some(BillingFact::Cancelled),
-            BillingIntent::Ensure | BillingIntent::ReadStatus => Some(BillingFact::Failed {
-                message: "HubSpot billing is not configured on the operator".into(),
-                retryable: false,
-            }),
+            BillingIntent::Ensure | BillingIntent::ReadStatus | BillingIntent::ChangePlan => {
+                Some(BillingFact::Failed {
+                    message: "HubSpot billing is not configured on the operator".into(),
+                    retryable: false,
+                })
+            }
         };
         return Ok(out);
     };
     match intent {
         BillingIntent::None => {}
-        BillingIntent::Ensure => {
+        BillingIntent::ChangePlan | BillingIntent::Ensure => {
             out.call = Some("ensure_billing_record");
+            if intent == BillingIntent::ChangePlan {
+                out.call = Some("change_plan");
+                // contract §1.8: end the subscription billing the old plan; ensure then
+                // creates the next generation under the same deal.
+                let live = previous_ids
+                    .as_ref()
+                    .and_then(|h| h.subscription_id.clone());
+                if let Some(id) = live
+                    && let Err(e) = client.cancel_subscription(&id).await
+                {
+                    out.fact = Some(BillingFact::Failed {
+                        message: format!("ending the old plan's subscription {id}: {e}"),
+                        retryable: e.is_retryable(),
+                    });
+                    return Ok(out);
+                }
+            }
             let request = match billing_request(inputs) {
                 Ok(r) => r,
                 Err(message) => {
@@ -120,7 +139,10 @@ pub async fn execute(
                 Ok(record) => {
                     out.repairs = record.repairs.iter().map(|r| format!("{r:?}")).collect();
                     out.fact = Some(fact_of(&record));
-                    out.ids = Some(ids_of(&record, previous_ids));
+                    let mut ids = ids_of(&record, previous_ids);
+                    ids.billed_plan = Some(request.plan.clone());
+                    ids.billed_quantity = i32::try_from(request.quantity).ok();
+                    out.ids = Some(ids);
                 }
                 Err(e) => {
                     out.fact = Some(BillingFact::Failed {
@@ -182,5 +204,7 @@ fn ids_of(record: &BillingRecord, previous: Option<HubSpotIds>) -> HubSpotIds {
         line_item_id: record.line_item_id.clone(),
         subscription_id: record.subscription_id.clone(),
         status: previous.and_then(|p| p.status),
+        billed_plan: None,
+        billed_quantity: None,
     }
 }

@@ -31,7 +31,7 @@ use crate::lifecycle::entitlements::{features_of, granted_features};
 use crate::lifecycle::phase::{activated_at, plan_of};
 use crate::lifecycle::{
     BillingFact, Decision, Refusal, RequestContext, Sibling, SubscriptionFacts, billing_intent,
-    decide, desired_entitlements, is_terminal, validate_request,
+    decide, desired_entitlements, is_terminal, plan_changed, validate_request,
 };
 use serde_json::json;
 
@@ -193,7 +193,8 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
 
     // Decide what billing must do, do it, decide again with what it found.
     let target = decide(&facts(&recorded));
-    let intent = billing_intent(target.phase, status.phase, &recorded);
+    let changed = plan_changed(&sub.spec, &status, listing_spec);
+    let intent = billing_intent(target.phase, status.phase, &recorded, changed);
     let plan = plan_of(listing_spec, &sub.spec);
     let inputs = BillingInputs {
         subscription: sub,
@@ -227,6 +228,27 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         ));
     }
     let outcome = outcome?;
+    if intent == crate::lifecycle::BillingIntent::ChangePlan
+        && matches!(outcome.fact, Some(BillingFact::Live { .. }))
+    {
+        let billed = status.hubspot.as_ref();
+        ctx.event(
+            sub,
+            EventType::Normal,
+            "PlanChanged",
+            "Bill",
+            format!(
+                "now billing plan {} × {} (was {} × {})",
+                sub.spec.plan.as_str(),
+                sub.spec.quantity,
+                billed
+                    .and_then(|h| h.billed_plan.clone())
+                    .unwrap_or_default(),
+                billed.and_then(|h| h.billed_quantity).unwrap_or_default()
+            ),
+        )
+        .await;
+    }
     let fact = outcome.fact.clone().unwrap_or_else(|| recorded.clone());
     let mut decision = decide(&facts(&fact));
 

@@ -82,9 +82,11 @@ pub fn orphan_deals<'a>(
         .filter(|d| !known.contains(&d.subscription_uid))
         .filter(|d| d.stage.as_deref() != Some(cancelled_stage))
         .filter(|d| {
-            d.created
-                .parse::<jiff::Timestamp>()
-                .is_ok_and(|created| now.duration_since(created) >= grace)
+            // No grace means no age check (HubSpot's clock may run ahead of ours).
+            grace.is_zero()
+                || d.created
+                    .parse::<jiff::Timestamp>()
+                    .is_ok_and(|created| now.duration_since(created) >= grace)
         })
         .collect();
     out.sort_by(|a, b| a.deal_id.cmp(&b.deal_id));

@@ -19,7 +19,9 @@ mod fixtures;
 
 pub use actions::{ActionDecision, decide_action};
 pub use entitlements::{DesiredEntitlement, desired_entitlements, entitlement_name};
-pub use phase::{BillingFact, BillingIntent, Decision, SubscriptionFacts, billing_intent, decide};
+pub use phase::{
+    BillingFact, BillingIntent, Decision, SubscriptionFacts, billing_intent, decide, plan_changed,
+};
 pub use validation::{Refusal, RequestContext, Sibling, validate_request};
 
 use crate::api::tenant_subscription::Phase;

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use super::is_terminal;
 use super::period::{current_period_end, trial_end};
 use super::validation::Refusal;
-use crate::api::listing::{Activation, ListingSpec, Plan};
+use crate::api::listing::{Activation, ListingSpec, Plan, PricingModel};
 use crate::api::tenant_subscription::{
     CancellationEffective, Phase, TenantSubscriptionSpec, TenantSubscriptionStatus,
 };
@@ -74,6 +74,9 @@ pub enum BillingIntent {
     ReadStatus,
     /// Cancel every live record of the subscription (idempotent).
     Cancel,
+    /// The plan or quantity changed while in service: end the live HubSpot subscription and
+    /// ensure a new one under the same deal (contract §1.8: a plan change is cancel + create).
+    ChangePlan,
 }
 
 /// Everything [`decide`] looks at.
@@ -154,8 +157,44 @@ fn resume_phase(status: &TenantSubscriptionStatus) -> Phase {
         .unwrap_or(Phase::Active)
 }
 
-/// The billing call the `target` phase needs, given what is recorded.
+/// Whether the spec asks for another plan or quantity than the live record bills (and the new
+/// plan exists, with a quantity it allows).
+pub fn plan_changed(
+    spec: &TenantSubscriptionSpec,
+    status: &TenantSubscriptionStatus,
+    listing: Option<&ListingSpec>,
+) -> bool {
+    let Some(ids) = &status.hubspot else {
+        return false;
+    };
+    let (Some(plan), Some(quantity)) = (&ids.billed_plan, ids.billed_quantity) else {
+        return false;
+    };
+    let Some(new_plan) = plan_of(listing, spec) else {
+        return false;
+    };
+    let quantity_ok = new_plan.pricing.model != PricingModel::Flat || spec.quantity == 1;
+    quantity_ok && (plan != spec.plan.as_str() || quantity != spec.quantity)
+}
+
+/// The billing call the `target` phase needs, given what is recorded and whether the plan
+/// changed.
 pub fn billing_intent(
+    target: Phase,
+    current: Option<Phase>,
+    billing: &BillingFact,
+    plan_changed: bool,
+) -> BillingIntent {
+    let intent = billing_intent_for_phase(target, current, billing);
+    let in_service = matches!(target, Phase::Active | Phase::Trialing);
+    if plan_changed && in_service && intent == BillingIntent::None {
+        BillingIntent::ChangePlan
+    } else {
+        intent
+    }
+}
+
+fn billing_intent_for_phase(
     target: Phase,
     current: Option<Phase>,
     billing: &BillingFact,
@@ -358,6 +397,35 @@ fn in_service(f: &SubscriptionFacts<'_>, current: Phase) -> Decision {
         d.current_period_end = Some(end);
         d.trial_ends_at = trial_ends;
         d.wake_at = Some(end);
+        return d;
+    }
+    if let (Some(listing), None) = (f.listing, plan) {
+        let names: Vec<&str> = listing.plans.iter().map(|p| p.name.as_str()).collect();
+        let mut d = Decision::new(
+            current,
+            false,
+            "PlanNotFound",
+            format!(
+                "the listing has no plan {:?} (its plans: {}); billing continues on the previous plan",
+                f.spec.plan.as_str(),
+                names.join(", ")
+            ),
+        );
+        d.trial_ends_at = trial_ends;
+        return d;
+    }
+    if plan.is_some_and(|p| p.pricing.model == PricingModel::Flat) && f.spec.quantity != 1 {
+        let mut d = Decision::new(
+            current,
+            false,
+            "InvalidQuantity",
+            format!(
+                "plan {} has a flat price; quantity must be 1, not {}; billing continues unchanged",
+                f.spec.plan.as_str(),
+                f.spec.quantity
+            ),
+        );
+        d.trial_ends_at = trial_ends;
         return d;
     }
     if f.tenant_suspended {

@@ -102,12 +102,24 @@ async fn entitlement_states(api: &Api<Entitlement>, sub: &str) -> Vec<(String, E
 }
 
 async fn all_entitlements(api: &Api<Entitlement>, sub: &str, state: EntitlementState) {
-    let what = format!("entitlements of {sub} to be {state:?}");
-    eventually(&what, CONVERGED, || async {
+    let deadline = tokio::time::Instant::now() + CONVERGED;
+    loop {
         let states = entitlement_states(api, sub).await;
-        (states.len() == 2 && states.iter().all(|(_, s)| *s == state)).then_some(())
-    })
-    .await;
+        if states.len() == 2 && states.iter().all(|(_, s)| *s == state) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let subs: Api<TenantSubscription> = Api::namespaced(
+                api.clone().into_client(),
+                api.namespace().unwrap_or_default(),
+            );
+            let status = subs.get(sub).await.ok().and_then(|s| s.status);
+            panic!(
+                "entitlements of {sub} are {states:?}, not all {state:?}; subscription status: {status:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn ready_reason(s: &TenantSubscription) -> String {
@@ -381,6 +393,33 @@ async fn lifecycle(env: &Env) {
         (live_hubspot_subscriptions(sim, &uid).len() == 1).then_some(())
     })
     .await;
+
+    // A plan change in service (quantity 3 → 5): the old HubSpot subscription ends, a new one
+    // bills the new quantity under the same deal; still exactly one live record.
+    subs.patch(
+        "routes",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"quantity": 5}})),
+    )
+    .await
+    .expect("change quantity");
+    let rebilled = eventually("the new quantity to be billed", CONVERGED, || async {
+        let s = subs.get("routes").await.ok()?;
+        let ids = s.status.as_ref()?.hubspot.clone()?;
+        (ids.billed_quantity == Some(5)).then_some(ids)
+    })
+    .await;
+    assert_eq!(rebilled.deal_id, ids.deal_id, "same deal");
+    assert_eq!(live_hubspot_subscriptions(sim, &uid).len(), 1);
+    assert_eq!(
+        subs.get("routes")
+            .await
+            .expect("routes")
+            .status
+            .expect("status")
+            .phase,
+        Some(Phase::Active)
+    );
 
     // Refusals: a second subscription to the same listing, and a ComingSoon listing.
     subs.create(
@@ -920,35 +959,31 @@ async fn integration_connections(env: &Env) {
     assert!(live_hubspot_subscriptions(&env.sim, &missing.uid().expect("uid")).is_empty());
 }
 
-/// A subscription that vanished without its finalizer (removed by hand) leaves a live HubSpot
-/// record: the audit reports it as an orphan in the drift report, and nothing else is touched.
+/// A billing record tagged with a subscription uid that no TenantSubscription has (one deleted
+/// with its finalizer stripped while the operator was down, or a cluster restored from an old
+/// backup): the audit reports it in the drift report, and touches nothing.
 async fn orphaned_billing(env: &Env) {
-    let listing = env.listing("orphaned", json!({})).await;
-    let (_, namespace) = env.tenant("orphans", json!({})).await;
-    let subs: Api<TenantSubscription> = Api::namespaced(env.client.clone(), &namespace);
-    subs.create(
-        &PostParams::default(),
-        &subscription("lost", &namespace, &listing, json!({})),
-    )
-    .await
-    .expect("create");
-    let active = phase_of(&subs, "lost", Phase::Active).await;
-    let uid = active.uid().expect("uid");
-    // Someone removes the finalizer and deletes the object: billing was never cancelled.
-    subs.patch(
-        "lost",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await
-    .expect("remove finalizer");
-    subs.delete("lost", &DeleteParams::default())
+    let uid = format!("0rphan00-0000-4000-8000-{:012}", std::process::id());
+    let request = marketplace_operator::billing::BillingRequest {
+        tenant_id: unique_name("gone"),
+        tenant_name: "Gone Ltd".into(),
+        subscription_uid: uid.clone(),
+        listing: "route-optimization".into(),
+        plan: "standard".into(),
+        sku: "ROUTE-OPT-STD".into(),
+        quantity: 1,
+        unit_price: "12.00".into(),
+        currency: "USD".into(),
+        interval: "monthly".into(),
+        trial_days: 0,
+        start_date: jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date(),
+    };
+    env.hubspot
+        .ensure_billing_record(&request)
         .await
-        .expect("delete");
-    eventually("the subscription to go", CONVERGED, || async {
-        subs.get_opt("lost").await.ok()?.is_none().then_some(())
-    })
-    .await;
+        .expect("a billing record with no subscription");
     let found = eventually("the orphan in the drift report", CONVERGED, || async {
         let report = drift::audit_once(&env.ctx, &env.hubspot).await;
         report.orphans.iter().find(|o| o.contains(&uid)).cloned()

@@ -48,10 +48,13 @@ impl World {
                 .and_then(|h| h.status.as_deref()),
         );
         let first = self.decide(now, &recorded);
-        let fact = match billing_intent(first.phase, self.status.phase, &recorded) {
+        let changed = plan_changed(&self.spec, &self.status, self.listing.as_ref());
+        let fact = match billing_intent(first.phase, self.status.phase, &recorded, changed) {
             BillingIntent::None => recorded,
             BillingIntent::Cancel => BillingFact::Cancelled,
-            BillingIntent::Ensure | BillingIntent::ReadStatus => hubspot.clone(),
+            BillingIntent::Ensure | BillingIntent::ReadStatus | BillingIntent::ChangePlan => {
+                hubspot.clone()
+            }
         };
         let d = self.decide(now, &fact);
         self.record(now, &d, &fact);
@@ -117,7 +120,7 @@ fn instant_goes_requested_provisioning_active_in_one_reconcile() {
     // Steady: no billing call, nothing changes.
     let recorded = live("active");
     assert_eq!(
-        billing_intent(Phase::Active, Some(Phase::Active), &recorded),
+        billing_intent(Phase::Active, Some(Phase::Active), &recorded, false),
         BillingIntent::None
     );
     assert_eq!(
@@ -159,11 +162,16 @@ fn refusals_reject_before_any_billing() {
     );
     // Entering Rejected cancels once (a crash may have left a record), then never again.
     assert_eq!(
-        billing_intent(d.phase, None, &BillingFact::Unknown),
+        billing_intent(d.phase, None, &BillingFact::Unknown, false),
         BillingIntent::Cancel
     );
     assert_eq!(
-        billing_intent(d.phase, Some(Phase::Rejected), &BillingFact::Cancelled),
+        billing_intent(
+            d.phase,
+            Some(Phase::Rejected),
+            &BillingFact::Cancelled,
+            false
+        ),
         BillingIntent::None
     );
     w.reconcile(T0, &BillingFact::Unknown);
@@ -174,6 +182,41 @@ fn refusals_reject_before_any_billing() {
         (d.phase, d.reason.as_str()),
         (Phase::Rejected, "ListingNotPublished")
     );
+}
+
+#[test]
+fn a_plan_change_in_service_rebills() {
+    let mut w = World::new("{listing: ro, plan: standard, quantity: 3}", "");
+    w.reconcile(T0, &live("active"));
+    let ids = w.status.hubspot.get_or_insert_with(Default::default);
+    ids.billed_plan = Some("standard".into());
+    ids.billed_quantity = Some(3);
+    assert!(!plan_changed(&w.spec, &w.status, w.listing.as_ref()));
+    w.spec.quantity = 5;
+    assert!(plan_changed(&w.spec, &w.status, w.listing.as_ref()));
+    let recorded = live("active");
+    assert_eq!(
+        billing_intent(Phase::Active, Some(Phase::Active), &recorded, true),
+        BillingIntent::ChangePlan
+    );
+    // Not while suspended or cancelling: those phases bill nothing new.
+    assert_eq!(
+        billing_intent(Phase::Suspended, Some(Phase::Suspended), &recorded, true),
+        BillingIntent::None
+    );
+    // A plan that does not exist is not a plan change; the condition says why.
+    w.spec.plan = "gold".into();
+    assert!(!plan_changed(&w.spec, &w.status, w.listing.as_ref()));
+    let d = w.decide("2026-11-02T00:00:00Z", &recorded);
+    assert_eq!(
+        (d.phase, d.ready, d.reason.as_str()),
+        (Phase::Active, false, "PlanNotFound")
+    );
+    // Flat plans take quantity 1 only.
+    w.spec.plan = "flat".into();
+    assert!(!plan_changed(&w.spec, &w.status, w.listing.as_ref()));
+    w.spec.quantity = 1;
+    assert!(plan_changed(&w.spec, &w.status, w.listing.as_ref()));
 }
 
 #[test]
@@ -266,7 +309,7 @@ fn withdrawing_a_cancellation_resumes_and_rebills() {
     let first = w.decide("2026-11-21T00:00:00Z", &recorded);
     assert_eq!(first.phase, Phase::Active);
     assert_eq!(
-        billing_intent(first.phase, Some(Phase::CancelRequested), &recorded),
+        billing_intent(first.phase, Some(Phase::CancelRequested), &recorded, false),
         BillingIntent::Ensure
     );
     assert_eq!(
@@ -288,7 +331,12 @@ fn payment_failure_suspends_and_recovery_resumes() {
     );
     // Suspended re-reads the status; still unpaid → still suspended.
     assert_eq!(
-        billing_intent(Phase::Suspended, Some(Phase::Suspended), &live("past_due")),
+        billing_intent(
+            Phase::Suspended,
+            Some(Phase::Suspended),
+            &live("past_due"),
+            false
+        ),
         BillingIntent::ReadStatus
     );
     assert_eq!(
@@ -337,7 +385,7 @@ fn a_record_cancelled_by_hand_is_recreated() {
     assert_eq!(missing, BillingFact::Cancelled);
     let by_hand = BillingFact::Missing;
     assert_eq!(
-        billing_intent(Phase::Active, Some(Phase::Active), &by_hand),
+        billing_intent(Phase::Active, Some(Phase::Active), &by_hand, false),
         BillingIntent::Ensure
     );
     let d = w.decide("2026-11-10T00:00:00Z", &by_hand);

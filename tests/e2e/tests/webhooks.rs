@@ -1,0 +1,455 @@
+//! HubSpot webhooks end to end, with no drift audit: the simulator delivers signed webhooks
+//! to the operator's own HTTP endpoint on 127.0.0.1, the endpoint verifies them and forwards
+//! hints, the hint consumer re-reads HubSpot and posts news, and the subscription controller
+//! suspends and restores a subscription and its Entitlements on payment failure and recovery.
+//! Duplicated and reordered deliveries do not inflate the status history; a forged delivery
+//! is refused with 401 and changes nothing.
+//! One test: the controllers serve the whole cluster, so only one set runs here.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hubspot_sim::{SimConfig, Simulator, WebhookFaults};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use marketplace_e2e::{control_plane, eventually, unique_name};
+use marketplace_operator::api::tenant_subscription::Phase;
+use marketplace_operator::api::{Entitlement, EntitlementState, Tenant, TenantSubscription};
+use marketplace_operator::billing::{
+    ApiToken, HubSpotClient, HubSpotConfig, Tier, WebhookSecret, WebhookVerifier,
+};
+use marketplace_operator::controllers::{
+    Context, ControllerConfig, tenant, tenant_subscription, webhook_hints,
+};
+use marketplace_operator::server::{Readiness, ServerState, WebhookReceiver, router, serve};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CONVERGED: Duration = Duration::from_secs(30);
+
+async fn apply<K>(api: &Api<K>, object: Value) -> K
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let name = object["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    api.patch(
+        &name,
+        &PatchParams::apply("e2e").force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {name}: {e}"))
+}
+
+async fn phase_of(api: &Api<TenantSubscription>, name: &str, want: Phase) -> TenantSubscription {
+    let what = format!("subscription {name} to reach {want:?}");
+    eventually(&what, CONVERGED, || async {
+        let s = api.get(name).await.ok()?;
+        (s.status.as_ref()?.phase == Some(want)).then_some(s)
+    })
+    .await
+}
+
+async fn all_entitlements(api: &Api<Entitlement>, sub: &str, state: EntitlementState) {
+    let what = format!("entitlements of {sub} to be {state:?}");
+    eventually(&what, CONVERGED, || async {
+        let states: Vec<EntitlementState> = api
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter(|e| e.spec.source_subscription == sub)
+            .map(|e| e.spec.state)
+            .collect();
+        (states.len() == 2 && states.iter().all(|s| *s == state)).then_some(())
+    })
+    .await;
+}
+
+fn condition(s: &TenantSubscription, type_: &str) -> String {
+    s.status
+        .as_ref()
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| format!("{} {}: {}", c.status, c.reason, c.message))
+        .unwrap_or_default()
+}
+
+fn history(s: &TenantSubscription) -> Vec<Phase> {
+    s.status
+        .as_ref()
+        .map(|st| st.history.iter().map(|t| t.to).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until the simulator has delivered everything it queued (retries included), then a
+/// little more, so late duplicates have had their chance to do harm.
+async fn deliveries_settled(sim: &hubspot_sim::RunningSimulator) {
+    eventually("webhook deliveries to settle", CONVERGED, || async {
+        (sim.admin().pending_webhook_events() == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// Deliveries the simulator made whose body mentions `needle`, with their HTTP status.
+fn deliveries_with(sim: &hubspot_sim::RunningSimulator, needle: &str) -> Vec<Option<u16>> {
+    sim.admin()
+        .webhook_deliveries()
+        .into_iter()
+        .filter(|d| d.body.contains(needle))
+        .map(|d| d.status)
+        .collect()
+}
+
+/// One HubSpot `hs_status` change event for a subscription, as HubSpot's body would carry it.
+fn event(subscription_id: &str, value: &str, occurred_at_ms: i64) -> String {
+    json!([{
+        "eventId": 99_999_999u64, "subscriptionId": 7_662_269u64, "portalId": 62515u64,
+        "occurredAt": occurred_at_ms, "subscriptionType": "object.propertyChange", "attemptNumber": 0,
+        "objectTypeId": "0-69", "objectId": subscription_id.parse::<u64>().expect("numeric id"),
+        "propertyName": "hs_status", "propertyValue": value, "changeSource": "CRM_UI",
+    }])
+    .to_string()
+}
+
+/// A minimal HTTP/1.1 POST over a loopback socket (the e2e crate has no HTTP client);
+/// returns the response's status code.
+async fn post_raw(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("response in time")
+        .expect("read response");
+    let response = String::from_utf8_lossy(&response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"))
+}
+
+#[tokio::test]
+async fn webhooks_alone_suspend_and_restore_a_subscription() {
+    let started = std::time::Instant::now();
+    let control_plane = control_plane().await;
+    let client: Client = control_plane.client().await.expect("client");
+    let operator_namespace = control_plane
+        .create_namespace("marketplace")
+        .await
+        .expect("operator namespace");
+
+    // The simulator, and our endpoint it delivers to.
+    let sim_config = SimConfig {
+        search_lag_ms: 0,
+        // Refused deliveries come back quickly.
+        webhook_retry_base_ms: 50,
+        ..SimConfig::default()
+    };
+    let client_secret = sim_config.client_secret.clone();
+    let sim = Simulator::start(sim_config).await.expect("simulator");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let addr = listener.local_addr().expect("address");
+    let public_url = format!("http://{addr}/webhooks/hubspot");
+    sim.admin().set_webhook_url(Some(public_url.clone()));
+
+    let mut hubspot_config = HubSpotConfig::new(
+        sim.base_url(),
+        ApiToken::new("pat-na1-simulator-token").expect("token"),
+        Tier::Professional,
+    );
+    hubspot_config.rate_limits.margin = Duration::from_millis(20);
+    let hubspot = HubSpotClient::new(hubspot_config).expect("hubspot client");
+    hubspot.bootstrap().await.expect("bootstrap");
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            ControllerConfig {
+                namespace: operator_namespace.clone(),
+                // No audit runs in this test: webhooks alone must do it.
+                audit_interval: Duration::from_secs(3600),
+                ..ControllerConfig::default()
+            },
+            Some("e2e-webhooks".into()),
+        )
+        .with_billing(hubspot.clone()),
+    );
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    // As the operator process wires it: endpoint → hints channel → hint consumer.
+    let (hints_tx, hints) = tokio::sync::mpsc::channel(1024);
+    let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(
+        client_secret.clone(),
+    )));
+    let receiver = WebhookReceiver::new(verifier, public_url.clone(), hints_tx);
+    let state = ServerState::new(Readiness::new(), ctx.metrics.clone(), Some(receiver));
+    let server = tokio::spawn(serve(listener, router(state), until_stopped()));
+    let controllers = tokio::spawn({
+        let ctx = ctx.clone();
+        let (a, b, c) = (until_stopped(), until_stopped(), until_stopped());
+        async move {
+            tokio::join!(
+                tenant::run(ctx.clone(), a),
+                tenant_subscription::run(ctx.clone(), b),
+                webhook_hints::run(ctx, hints, c),
+            );
+        }
+    });
+
+    // 1. A Published Instant listing, a Tenant, and an Active subscription.
+    let listing = unique_name("hooked");
+    apply(
+        &Api::<marketplace_operator::api::Listing>::all(client.clone()),
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing", "metadata": {"name": listing},
+               "spec": {"displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
+                        "category": "Operations", "lifecycle": "Published",
+                        "features": ["route_optimization", "eta_predictions"],
+                        "plans": [{"name": "standard", "displayName": "Standard",
+                                   "pricing": {"model": "PerUnit", "amount": "12.00", "currency": "USD",
+                                               "interval": "Month", "unit": "vehicle"}}]}}),
+    )
+    .await;
+    let tenant_name = unique_name("hooks");
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    apply(
+        &tenants,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": tenant_name},
+               "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
+                        "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}}}),
+    )
+    .await;
+    let namespace = eventually("the tenant namespace", CONVERGED, || async {
+        tenants.get(&tenant_name).await.ok()?.status?.namespace
+    })
+    .await;
+    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &namespace);
+    let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
+    let sub: TenantSubscription = serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+        "metadata": {"name": "routes", "namespace": namespace},
+        "spec": {"listing": listing, "plan": "standard", "quantity": 3},
+    }))
+    .expect("a TenantSubscription");
+    subs.create(&PostParams::default(), &sub)
+        .await
+        .expect("create");
+    let active = phase_of(&subs, "routes", Phase::Active).await;
+    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    let ids = active
+        .status
+        .as_ref()
+        .and_then(|s| s.hubspot.clone())
+        .expect("hubspot ids");
+    let company: u64 = ids
+        .company_id
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .expect("company id");
+    let hs_sub_id = ids.subscription_id.clone().expect("subscription id");
+    // The creation webhook reached us and was accepted.
+    eventually("the creation webhook accepted", CONVERGED, || async {
+        (ctx.metrics.webhook_count("accepted") >= 1).then_some(())
+    })
+    .await;
+    deliveries_settled(&sim).await;
+    assert_eq!(
+        history(&subs.get("routes").await.expect("get")),
+        vec![Phase::Provisioning, Phase::Active]
+    );
+
+    // 2. Payments fail; the next billing cycle makes HubSpot's subscription past_due; only the
+    // webhook tells the operator.
+    let accepted_before = ctx.metrics.webhook_count("accepted");
+    sim.admin().set_company_payments_failing(company, true);
+    sim.admin().advance_clock(32 * 24 * 3600 * 1000);
+    let suspended = phase_of(&subs, "routes", Phase::Suspended).await;
+    assert!(
+        condition(&suspended, "Ready").starts_with("False PaymentFailed"),
+        "{}",
+        condition(&suspended, "Ready")
+    );
+    all_entitlements(&entitlements, "routes", EntitlementState::Suspended).await;
+    assert!(ctx.metrics.webhook_count("accepted") > accepted_before);
+    assert!(
+        deliveries_with(&sim, "\"past_due\"").contains(&Some(200)),
+        "the past_due webhook was delivered and answered 200"
+    );
+    // The news came from the webhook's re-read (no audit runs): Synced reports the drift.
+    let synced = condition(&suspended, "Synced");
+    assert!(
+        synced.starts_with("False DriftFound") && synced.contains("past_due"),
+        "{synced}"
+    );
+
+    // 3. Payments recover: the webhook brings it back.
+    sim.admin().set_company_payments_failing(company, false);
+    phase_of(&subs, "routes", Phase::Active).await;
+    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    deliveries_settled(&sim).await;
+    let expected = vec![
+        Phase::Provisioning,
+        Phase::Active,
+        Phase::Suspended,
+        Phase::Active,
+    ];
+    assert_eq!(history(&subs.get("routes").await.expect("get")), expected);
+
+    // 4. Duplicated and reordered deliveries: the next failure and recovery still converge,
+    // and each real transition is written once.
+    sim.admin().set_webhook_faults(WebhookFaults {
+        duplicate: true,
+        reorder: true,
+        ..WebhookFaults::default()
+    });
+    let deliveries_before = sim.admin().webhook_deliveries().len();
+    sim.admin().set_company_payments_failing(company, true);
+    sim.admin().advance_clock(32 * 24 * 3600 * 1000);
+    phase_of(&subs, "routes", Phase::Suspended).await;
+    all_entitlements(&entitlements, "routes", EntitlementState::Suspended).await;
+    sim.admin().set_company_payments_failing(company, false);
+    phase_of(&subs, "routes", Phase::Active).await;
+    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    deliveries_settled(&sim).await;
+    let faulty: Vec<_> = sim.admin().webhook_deliveries()[deliveries_before..].to_vec();
+    let mut bodies: Vec<&str> = faulty.iter().map(|d| d.body.as_str()).collect();
+    bodies.sort_unstable();
+    let total = bodies.len();
+    bodies.dedup();
+    assert!(
+        bodies.len() < total,
+        "the duplicate fault sent some batch twice: {faulty:#?}"
+    );
+    let after_faults = subs.get("routes").await.expect("get");
+    let expected = vec![
+        Phase::Provisioning,
+        Phase::Active,
+        Phase::Suspended,
+        Phase::Active,
+        Phase::Suspended,
+        Phase::Active,
+    ];
+    assert_eq!(
+        history(&after_faults),
+        expected,
+        "{:#?}",
+        after_faults.status
+    );
+    eprintln!(
+        "webhooks: accepted {}, duplicate {}, replayed {}",
+        ctx.metrics.webhook_count("accepted"),
+        ctx.metrics.webhook_count("duplicate"),
+        ctx.metrics.webhook_count("replayed")
+    );
+
+    // 5. A forged delivery, claiming the subscription was cancelled: 401, nothing changes.
+    sim.admin().set_webhook_faults(WebhookFaults::default());
+    let version = after_faults.resource_version();
+    let forged_before = ctx.metrics.webhook_count("forged");
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as i64;
+    let body = event(&hs_sub_id, "canceled", now_ms);
+    let status = post_raw(
+        addr,
+        "/webhooks/hubspot",
+        &[
+            ("X-HubSpot-Signature-v3", "Zm9yZ2VkIHNpZ25hdHVyZQ==".into()),
+            ("X-HubSpot-Signature-Version", "v3".into()),
+            ("X-HubSpot-Request-Timestamp", now_ms.to_string()),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(ctx.metrics.webhook_count("forged"), forged_before + 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let unchanged = subs.get("routes").await.expect("get");
+    assert_eq!(unchanged.resource_version(), version);
+    assert_eq!(history(&unchanged), expected);
+    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+
+    // The control case: the same kind of request correctly signed (as HubSpot signs it) is
+    // accepted; the re-read finds HubSpot in agreement, and Synced names the webhook as source.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as i64;
+    let body = event(&hs_sub_id, "active", now_ms);
+    let signature = hubspot_sim::webhooks::signature_v3(
+        &client_secret,
+        "POST",
+        &public_url,
+        body.as_bytes(),
+        now_ms,
+    );
+    let status = post_raw(
+        addr,
+        "/webhooks/hubspot",
+        &[
+            ("X-HubSpot-Signature-v3", signature),
+            ("X-HubSpot-Request-Timestamp", now_ms.to_string()),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let synced = eventually("Synced to name the webhook", CONVERGED, || async {
+        let s = subs.get("routes").await.ok()?;
+        let synced = condition(&s, "Synced");
+        synced.starts_with("True InSync").then_some((s, synced))
+    })
+    .await;
+    assert!(synced.1.contains("(webhook at "), "{}", synced.1);
+    assert_eq!(
+        synced.0.status.as_ref().and_then(|s| s.phase),
+        Some(Phase::Active)
+    );
+    assert_eq!(history(&synced.0), expected);
+
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(30), controllers)
+        .await
+        .expect("controllers stop")
+        .expect("controllers");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("server task")
+        .expect("server");
+    eprintln!("webhooks e2e took {:?}", started.elapsed());
+}
