@@ -30,8 +30,8 @@ use crate::audit_log::AuditEntry;
 use crate::lifecycle::entitlements::{features_of, granted_features};
 use crate::lifecycle::phase::{activated_at, plan_of};
 use crate::lifecycle::{
-    BillingFact, Decision, Refusal, RequestContext, Sibling, SubscriptionFacts, billing_intent,
-    decide, desired_entitlements, is_terminal, plan_changed, validate_request,
+    BillingFact, BillingIntent, Decision, Refusal, RequestContext, Sibling, SubscriptionFacts,
+    billing_intent, decide, desired_entitlements, is_terminal, plan_changed, validate_request,
 };
 use serde_json::json;
 
@@ -194,7 +194,19 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
     // Decide what billing must do, do it, decide again with what it found.
     let target = decide(&facts(&recorded));
     let changed = plan_changed(&sub.spec, &status, listing_spec);
-    let intent = billing_intent(target.phase, status.phase, &recorded, changed);
+    let mut intent = billing_intent(target.phase, status.phase, &recorded, changed);
+    // Drift found in HubSpot (duplicates, invoicing off, a record gone) is healed by the
+    // idempotent ensure, which keeps one live record and turns invoicing on.
+    let drifted = news.as_ref().is_some_and(|n| n.finding.is_some());
+    if drifted
+        && matches!(
+            target.phase,
+            Phase::Active | Phase::Trialing | Phase::Suspended
+        )
+        && matches!(intent, BillingIntent::None | BillingIntent::ReadStatus)
+    {
+        intent = BillingIntent::Ensure;
+    }
     let plan = plan_of(listing_spec, &sub.spec);
     let inputs = BillingInputs {
         subscription: sub,
@@ -204,13 +216,13 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         plan,
         started: activated_at(&status).unwrap_or(now),
     };
-    if intent != crate::lifecycle::BillingIntent::None && is_stale(sub, ctx).await? {
+    if intent != BillingIntent::None && is_stale(sub, ctx).await? {
         // Our own last status write has not reached the cache yet (an owned Entitlement's
         // event can wake us first): deciding from the old state would repeat billing calls.
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
     let outcome = execute(ctx.billing.as_ref(), intent, &inputs).await;
-    if ctx.billing.is_some() && intent != crate::lifecycle::BillingIntent::None {
+    if ctx.billing.is_some() && intent != BillingIntent::None {
         ctx.metrics.billing_call();
         ctx.record(AuditEntry::new(
             ACTOR,
@@ -228,8 +240,7 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         ));
     }
     let outcome = outcome?;
-    if intent == crate::lifecycle::BillingIntent::ChangePlan
-        && matches!(outcome.fact, Some(BillingFact::Live { .. }))
+    if intent == BillingIntent::ChangePlan && matches!(outcome.fact, Some(BillingFact::Live { .. }))
     {
         let billed = status.hubspot.as_ref();
         ctx.event(
@@ -445,13 +456,18 @@ fn next_status(
     let at = Time(now);
     let mut next = status.clone();
     next.observed_generation = sub.metadata.generation;
+    // A transition caused by what HubSpot said (webhook or audit) is HubSpot's.
+    let actor = match news {
+        Some(_) => "hubspot".to_string(),
+        None => "operator".to_string(),
+    };
     if status.phase != Some(d.phase) {
         let mut push = |from: Option<Phase>, to: Phase| {
             next.history.push(Transition {
                 from,
                 to,
                 at: at.clone(),
-                actor: "operator".into(),
+                actor: actor.clone(),
                 reason: Some(d.message.clone()),
                 action: None,
             });
@@ -524,13 +540,25 @@ fn next_status(
         BillingFact::Unknown => {}
     }
     if let Some(news) = news {
-        match &news.finding {
-            Some(finding) => set("Synced", false, "DriftFound", finding.clone()),
-            None => set(
+        let source = news.source;
+        match (&news.finding, fact) {
+            (Some(finding), BillingFact::Failed { message, .. }) => set(
+                "Synced",
+                false,
+                "DriftFound",
+                format!("{finding} ({source} at {now}); healing failed: {message}"),
+            ),
+            (Some(finding), _) => set(
+                "Synced",
+                true,
+                "Healed",
+                format!("{finding}; healed ({source} at {now})"),
+            ),
+            (None, _) => set(
                 "Synced",
                 true,
                 "InSync",
-                format!("HubSpot agrees ({} at {now})", news.source),
+                format!("HubSpot agrees ({source} at {now})"),
             ),
         }
     }

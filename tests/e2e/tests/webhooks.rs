@@ -308,12 +308,21 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
         deliveries_with(&sim, "\"past_due\"").contains(&Some(200)),
         "the past_due webhook was delivered and answered 200"
     );
-    // The news came from the webhook's re-read (no audit runs): Synced reports the drift.
+    // The news came from the webhook's re-read (no audit runs): Synced says what changed in
+    // HubSpot, that the cluster followed, and where the news came from; HubSpot is the actor.
     let synced = condition(&suspended, "Synced");
     assert!(
-        synced.starts_with("False DriftFound") && synced.contains("past_due"),
+        synced.starts_with("True Healed")
+            && synced.contains("past_due")
+            && synced.contains("(webhook at "),
         "{synced}"
     );
+    let last = suspended
+        .status
+        .as_ref()
+        .and_then(|s| s.history.last())
+        .expect("history");
+    assert_eq!(last.actor, "hubspot");
 
     // 3. Payments recover: the webhook brings it back.
     sim.admin().set_company_payments_failing(company, false);
@@ -431,7 +440,8 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     let synced = eventually("Synced to name the webhook", CONVERGED, || async {
         let s = subs.get("routes").await.ok()?;
         let synced = condition(&s, "Synced");
-        synced.starts_with("True InSync").then_some((s, synced))
+        (synced.starts_with("True InSync") || synced.starts_with("True Healed"))
+            .then_some((s, synced))
     })
     .await;
     assert!(synced.1.contains("(webhook at "), "{}", synced.1);
