@@ -671,10 +671,16 @@ async fn main() -> Result<()> {
     // A rolling window that starts empty lets the first `limit` calls go at once: request k
     // cannot leave before ⌊k/limit⌋·10 s (as bench-billing states its bound).
     let window_bound = calls.saturating_sub(1) / limit * 10;
-    println!(
-        "  (window-exact bound, first {limit} calls free: {window_bound} s; wall/that {:.2})",
-        wall.as_secs_f64() / (window_bound as f64).max(f64::EPSILON)
-    );
+    if window_bound > 0 {
+        println!(
+            "  (window-exact bound, first {limit} calls free: {window_bound} s; wall/that {:.2})",
+            wall.as_secs_f64() / window_bound as f64
+        );
+    } else {
+        println!(
+            "  (window-exact bound, first {limit} calls free: 0 s: every call fits one window)"
+        );
+    }
     println!(
         "  latency lower bound       {latency_bound:>8.2} s  ({calls} calls × {} ms ÷ {concurrency} reconciles in parallel)",
         args.latency_ms
