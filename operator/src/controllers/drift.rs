@@ -127,23 +127,15 @@ pub async fn check(
                     sub.metadata.namespace.as_deref().unwrap_or_default(),
                     sub.metadata.name.as_deref().unwrap_or_default()
                 );
-                let object = ObjectRef::from_obj(sub.as_ref());
-                if finding.findings.is_empty() {
+                let in_sync = finding.findings.is_empty();
+                if in_sync {
                     report.in_sync += 1;
+                    // Agreement is news only to a subscription not already marked Synced.
                     let synced = find_condition(&status.conditions, "Synced")
                         .is_some_and(|c| c.status == "True");
-                    if !synced {
-                        ctx.news.post(
-                            &entry.subscription_uid,
-                            object,
-                            BillingNews {
-                                fact: finding.fact,
-                                source,
-                                finding: None,
-                            },
-                        );
+                    if synced {
+                        continue;
                     }
-                    continue;
                 }
                 for kind in &finding.kinds {
                     ctx.metrics.drift_found(kind);
@@ -153,11 +145,11 @@ pub async fn check(
                 }
                 ctx.news.post(
                     &entry.subscription_uid,
-                    object,
+                    ObjectRef::from_obj(sub.as_ref()),
                     BillingNews {
                         fact: finding.fact,
                         source,
-                        finding: Some(finding.findings.join("; ")),
+                        finding: (!in_sync).then(|| finding.findings.join("; ")),
                     },
                 );
             }

@@ -43,24 +43,7 @@ pub struct Operator {
     pub log: PathBuf,
 }
 
-/// Polls `check` every 100 ms until it gives a value; panics naming `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+pub use marketplace_harness::eventually;
 
 impl Env {
     /// Control plane + CRDs + operator namespace, simulator (no search lag), one tenant whose

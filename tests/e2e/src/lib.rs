@@ -89,22 +89,6 @@ pub fn unique_name(base: &str) -> String {
     format!("{base}-{n}x{}", std::process::id() % 100_000)
 }
 
-/// Polls `check` every 200 ms until it returns a value, for at most `timeout`; panics naming
-/// `what` on timeout. Controllers converge asynchronously, so tests wait for outcomes.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
+pub mod subscriptions;
+
+pub use marketplace_harness::eventually;

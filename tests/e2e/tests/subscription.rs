@@ -8,9 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubspot_sim::{ObjectType, SimConfig, Simulator};
+use hubspot_sim::{SimConfig, Simulator};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
+use marketplace_e2e::subscriptions::{
+    CONVERGED, all_entitlements, apply, entitlement_states, live_hubspot_subscriptions, phase_of,
+    ready_reason,
+};
 use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{
@@ -21,29 +25,6 @@ use marketplace_operator::controllers::{
     Context, ControllerConfig, drift, subscription_action, tenant, tenant_subscription,
 };
 use serde_json::{Value, json};
-
-const CONVERGED: Duration = Duration::from_secs(60);
-
-async fn apply<K>(api: &Api<K>, object: Value) -> K
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let name = object["metadata"]["name"]
-        .as_str()
-        .expect("name")
-        .to_string();
-    api.patch(
-        &name,
-        &PatchParams::apply("e2e").force(),
-        &Patch::Apply(&object),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"))
-}
 
 fn listing(name: &str, extra: Value) -> Value {
     let mut spec = json!({
@@ -76,87 +57,6 @@ fn subscription(name: &str, namespace: &str, listing: &str, extra: Value) -> Ten
         "metadata": {"name": name, "namespace": namespace}, "spec": spec,
     }))
     .expect("a TenantSubscription")
-}
-
-async fn phase_of(api: &Api<TenantSubscription>, name: &str, want: Phase) -> TenantSubscription {
-    let what = format!("subscription {name} to reach {want:?}");
-    eventually(&what, CONVERGED, || async {
-        let s = api.get(name).await.ok()?;
-        (s.status.as_ref()?.phase == Some(want)).then_some(s)
-    })
-    .await
-}
-
-async fn entitlement_states(api: &Api<Entitlement>, sub: &str) -> Vec<(String, EntitlementState)> {
-    let mut out: Vec<_> = api
-        .list(&Default::default())
-        .await
-        .expect("entitlements")
-        .items
-        .into_iter()
-        .filter(|e| e.spec.source_subscription == sub)
-        .map(|e| (e.spec.feature.as_str().to_string(), e.spec.state))
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-async fn all_entitlements(api: &Api<Entitlement>, sub: &str, state: EntitlementState) {
-    let deadline = tokio::time::Instant::now() + CONVERGED;
-    loop {
-        let states = entitlement_states(api, sub).await;
-        if states.len() == 2 && states.iter().all(|(_, s)| *s == state) {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let subs: Api<TenantSubscription> = Api::namespaced(
-                api.clone().into_client(),
-                api.namespace().unwrap_or_default(),
-            );
-            let status = subs.get(sub).await.ok().and_then(|s| s.status);
-            panic!(
-                "entitlements of {sub} are {states:?}, not all {state:?}; subscription status: {status:#?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn ready_reason(s: &TenantSubscription) -> String {
-    s.status
-        .as_ref()
-        .and_then(|st| st.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| format!("{}: {}", c.reason, c.message))
-        .unwrap_or_default()
-}
-
-/// Live (not canceled) HubSpot subscriptions billing `uid`.
-fn live_hubspot_subscriptions(sim: &hubspot_sim::RunningSimulator, uid: &str) -> Vec<Value> {
-    let admin = sim.admin();
-    let deals: Vec<Value> = admin
-        .objects(ObjectType::Deals)
-        .into_iter()
-        .filter(|d| d["properties"]["mkt_subscription_uid"] == uid)
-        .collect();
-    let mut out = Vec::new();
-    for deal in deals {
-        let id: u64 = deal["id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .expect("deal id");
-        for sub_id in admin.associated(ObjectType::Deals, id, ObjectType::Subscriptions) {
-            let sub = admin
-                .objects(ObjectType::Subscriptions)
-                .into_iter()
-                .find(|s| s["id"].as_str() == Some(sub_id.to_string().as_str()));
-            if let Some(sub) = sub
-                && sub["properties"]["hs_status"] != "canceled"
-            {
-                out.push(sub);
-            }
-        }
-    }
-    out
 }
 
 /// What every scenario shares: one control plane, one simulator, one set of controllers.
@@ -327,7 +227,7 @@ async fn lifecycle(env: &Env) {
             .iter()
             .any(|f| f == tenant_subscription::FINALIZER)
     );
-    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
     let uid = active.uid().expect("uid");
     assert_eq!(live_hubspot_subscriptions(sim, &uid).len(), 1);
 
@@ -337,7 +237,7 @@ async fn lifecycle(env: &Env) {
         .delete(first, &DeleteParams::default())
         .await
         .expect("delete entitlement");
-    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
     entitlements
         .patch(
             first,
@@ -346,7 +246,7 @@ async fn lifecycle(env: &Env) {
         )
         .await
         .expect("edit entitlement");
-    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
 
     // Payment failure in HubSpot, found by the audit: Suspended; recovery: Active.
     let company: u64 = ids
@@ -367,11 +267,11 @@ async fn lifecycle(env: &Env) {
         "{}",
         ready_reason(&suspended)
     );
-    all_entitlements(&entitlements, "routes", EntitlementState::Suspended).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Suspended).await;
     sim.admin().set_company_payments_failing(company, false);
     drift::audit_once(ctx, hubspot).await;
     phase_of(&subs, "routes", Phase::Active).await;
-    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
     assert_eq!(live_hubspot_subscriptions(sim, &uid).len(), 1);
 
     // A record cancelled by hand in HubSpot is recreated (the cluster says the tenant has it).
@@ -515,7 +415,7 @@ async fn lifecycle(env: &Env) {
             Phase::Active
         ]
     );
-    all_entitlements(&entitlements, "support", EntitlementState::Active).await;
+    all_entitlements(&entitlements, "support", 2, EntitlementState::Active).await;
 
     // Cancellation, effective immediately: HubSpot cancelled, entitlements Revoked.
     subs.patch(
@@ -528,7 +428,7 @@ async fn lifecycle(env: &Env) {
     .await
     .expect("cancel");
     phase_of(&subs, "routes", Phase::Cancelled).await;
-    all_entitlements(&entitlements, "routes", EntitlementState::Revoked).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Revoked).await;
     assert!(live_hubspot_subscriptions(sim, &uid).is_empty());
 
     // Deletion of a live subscription: the finalizer cancels billing before it goes.
@@ -613,7 +513,7 @@ async fn suspension_and_trial(env: &Env) {
         .0;
     let days = ends.duration_since(jiff::Timestamp::now()).as_hours() / 24;
     assert!((13..=14).contains(&days), "trial ends in {days} days");
-    all_entitlements(&entitlements, "eta", EntitlementState::Trialing).await;
+    all_entitlements(&entitlements, "eta", 2, EntitlementState::Trialing).await;
     let ent = entitlements
         .get("eta-route-optimization")
         .await
@@ -642,10 +542,10 @@ async fn suspension_and_trial(env: &Env) {
         "{}",
         ready_reason(&suspended)
     );
-    all_entitlements(&entitlements, "eta", EntitlementState::Suspended).await;
+    all_entitlements(&entitlements, "eta", 2, EntitlementState::Suspended).await;
     suspend(false).await;
     phase_of(&subs, "eta", Phase::Trialing).await;
-    all_entitlements(&entitlements, "eta", EntitlementState::Trialing).await;
+    all_entitlements(&entitlements, "eta", 2, EntitlementState::Trialing).await;
 }
 
 /// Billing succeeds but the apiserver refuses the Entitlements (an admission policy): the

@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hubspot_sim::{SimConfig, Simulator, WebhookFaults};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
+use marketplace_e2e::subscriptions::{
+    CONVERGED, all_entitlements, apply, condition, history, phase_of,
+};
 use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, EntitlementState, Tenant, TenantSubscription};
@@ -22,72 +25,8 @@ use marketplace_operator::controllers::{
     Context, ControllerConfig, tenant, tenant_subscription, webhook_hints,
 };
 use marketplace_operator::server::{Readiness, ServerState, WebhookReceiver, router, serve};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const CONVERGED: Duration = Duration::from_secs(30);
-
-async fn apply<K>(api: &Api<K>, object: Value) -> K
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let name = object["metadata"]["name"]
-        .as_str()
-        .expect("name")
-        .to_string();
-    api.patch(
-        &name,
-        &PatchParams::apply("e2e").force(),
-        &Patch::Apply(&object),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"))
-}
-
-async fn phase_of(api: &Api<TenantSubscription>, name: &str, want: Phase) -> TenantSubscription {
-    let what = format!("subscription {name} to reach {want:?}");
-    eventually(&what, CONVERGED, || async {
-        let s = api.get(name).await.ok()?;
-        (s.status.as_ref()?.phase == Some(want)).then_some(s)
-    })
-    .await
-}
-
-async fn all_entitlements(api: &Api<Entitlement>, sub: &str, state: EntitlementState) {
-    let what = format!("entitlements of {sub} to be {state:?}");
-    eventually(&what, CONVERGED, || async {
-        let states: Vec<EntitlementState> = api
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .filter(|e| e.spec.source_subscription == sub)
-            .map(|e| e.spec.state)
-            .collect();
-        (states.len() == 2 && states.iter().all(|s| *s == state)).then_some(())
-    })
-    .await;
-}
-
-fn condition(s: &TenantSubscription, type_: &str) -> String {
-    s.status
-        .as_ref()
-        .and_then(|st| st.conditions.iter().find(|c| c.type_ == type_))
-        .map(|c| format!("{} {}: {}", c.status, c.reason, c.message))
-        .unwrap_or_default()
-}
-
-fn history(s: &TenantSubscription) -> Vec<Phase> {
-    s.status
-        .as_ref()
-        .map(|st| st.history.iter().map(|t| t.to).collect())
-        .unwrap_or_default()
-}
 
 /// Waits until the simulator has delivered everything it queued (retries included), then a
 /// little more, so late duplicates have had their chance to do harm.
@@ -268,7 +207,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
         .await
         .expect("create");
     let active = phase_of(&subs, "routes", Phase::Active).await;
-    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
     let ids = active
         .status
         .as_ref()
@@ -302,7 +241,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
         "{}",
         condition(&suspended, "Ready")
     );
-    all_entitlements(&entitlements, "routes", EntitlementState::Suspended).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Suspended).await;
     assert!(ctx.metrics.webhook_count("accepted") > accepted_before);
     assert!(
         deliveries_with(&sim, "\"past_due\"").contains(&Some(200)),
@@ -327,7 +266,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     // 3. Payments recover: the webhook brings it back.
     sim.admin().set_company_payments_failing(company, false);
     phase_of(&subs, "routes", Phase::Active).await;
-    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
     deliveries_settled(&sim).await;
     let expected = vec![
         Phase::Provisioning,
@@ -348,10 +287,10 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     sim.admin().set_company_payments_failing(company, true);
     sim.admin().advance_clock(32 * 24 * 3600 * 1000);
     phase_of(&subs, "routes", Phase::Suspended).await;
-    all_entitlements(&entitlements, "routes", EntitlementState::Suspended).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Suspended).await;
     sim.admin().set_company_payments_failing(company, false);
     phase_of(&subs, "routes", Phase::Active).await;
-    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
     deliveries_settled(&sim).await;
     let faulty: Vec<_> = sim.admin().webhook_deliveries()[deliveries_before..].to_vec();
     let mut bodies: Vec<&str> = faulty.iter().map(|d| d.body.as_str()).collect();
@@ -410,7 +349,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     let unchanged = subs.get("routes").await.expect("get");
     assert_eq!(unchanged.resource_version(), version);
     assert_eq!(history(&unchanged), expected);
-    all_entitlements(&entitlements, "routes", EntitlementState::Active).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
 
     // The control case: the same kind of request correctly signed (as HubSpot signs it) is
     // accepted; the re-read finds HubSpot in agreement, and Synced names the webhook as source.

@@ -31,6 +31,7 @@ mod error;
 pub mod kubeconfig;
 pub mod pki;
 pub mod process;
+mod wait;
 
 use std::sync::OnceLock;
 
@@ -39,6 +40,7 @@ pub use control_plane::{
     ControlPlane, ControlPlaneOptions, FIELD_MANAGER, KEEP_ENV, TEST_NAMESPACE_LABEL,
 };
 pub use error::HarnessError;
+pub use wait::eventually;
 
 static SHARED: OnceLock<Result<ControlPlane, HarnessError>> = OnceLock::new();
 

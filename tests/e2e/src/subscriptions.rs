@@ -1,0 +1,151 @@
+//! Helpers of the suites that watch subscriptions converge: apply objects, wait for phases and
+//! Entitlement states, read conditions and history, count live HubSpot records in the simulator.
+
+use std::time::Duration;
+
+use hubspot_sim::{ObjectType, RunningSimulator};
+use kube::api::{Api, Patch, PatchParams};
+use marketplace_operator::api::tenant_subscription::Phase;
+use marketplace_operator::api::{Entitlement, EntitlementState, TenantSubscription};
+use serde_json::Value;
+
+use crate::eventually;
+
+/// How long a controller may take to converge in these suites.
+pub const CONVERGED: Duration = Duration::from_secs(60);
+
+/// Server-side applies `object` (field manager `e2e`) and returns it as stored.
+pub async fn apply<K>(api: &Api<K>, object: Value) -> K
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let name = object["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    api.patch(
+        &name,
+        &PatchParams::apply("e2e").force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {name}: {e}"))
+}
+
+/// Waits until subscription `name` is in phase `want`, and returns it.
+pub async fn phase_of(
+    api: &Api<TenantSubscription>,
+    name: &str,
+    want: Phase,
+) -> TenantSubscription {
+    let what = format!("subscription {name} to reach {want:?}");
+    eventually(&what, CONVERGED, || async {
+        let s = api.get(name).await.ok()?;
+        (s.status.as_ref()?.phase == Some(want)).then_some(s)
+    })
+    .await
+}
+
+/// The Entitlements of subscription `sub`, as (feature, state), sorted by feature.
+pub async fn entitlement_states(
+    api: &Api<Entitlement>,
+    sub: &str,
+) -> Vec<(String, EntitlementState)> {
+    let mut out: Vec<_> = api
+        .list(&Default::default())
+        .await
+        .expect("entitlements")
+        .items
+        .into_iter()
+        .filter(|e| e.spec.source_subscription == sub)
+        .map(|e| (e.spec.feature.as_str().to_string(), e.spec.state))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Waits until subscription `sub` has exactly `count` Entitlements, all in `state`; on timeout
+/// the panic shows what there is and the subscription's status.
+pub async fn all_entitlements(
+    api: &Api<Entitlement>,
+    sub: &str,
+    count: usize,
+    state: EntitlementState,
+) {
+    let deadline = tokio::time::Instant::now() + CONVERGED;
+    loop {
+        let states = entitlement_states(api, sub).await;
+        if states.len() == count && states.iter().all(|(_, s)| *s == state) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let namespace = api.namespace().unwrap_or_default().to_string();
+            let subs: Api<TenantSubscription> =
+                Api::namespaced(api.clone().into_client(), &namespace);
+            let status = subs.get(sub).await.ok().and_then(|s| s.status);
+            panic!(
+                "entitlements of {sub} are {states:?}, not {count} × {state:?}; subscription status: {status:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A condition as `"<status> <reason>: <message>"`, or empty when absent.
+pub fn condition(s: &TenantSubscription, type_: &str) -> String {
+    s.status
+        .as_ref()
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| format!("{} {}: {}", c.status, c.reason, c.message))
+        .unwrap_or_default()
+}
+
+/// The Ready condition as `"<reason>: <message>"`.
+pub fn ready_reason(s: &TenantSubscription) -> String {
+    s.status
+        .as_ref()
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| format!("{}: {}", c.reason, c.message))
+        .unwrap_or_default()
+}
+
+/// The phases of the subscription's history, oldest first.
+pub fn history(s: &TenantSubscription) -> Vec<Phase> {
+    s.status
+        .as_ref()
+        .map(|st| st.history.iter().map(|t| t.to).collect())
+        .unwrap_or_default()
+}
+
+/// Live (not canceled) HubSpot commerce subscriptions billing subscription `uid`, as the
+/// simulator holds them.
+pub fn live_hubspot_subscriptions(sim: &RunningSimulator, uid: &str) -> Vec<Value> {
+    let admin = sim.admin();
+    let subscriptions = admin.objects(ObjectType::Subscriptions);
+    let mut out = Vec::new();
+    for deal in admin
+        .objects(ObjectType::Deals)
+        .into_iter()
+        .filter(|d| d["properties"]["mkt_subscription_uid"] == uid)
+    {
+        let id: u64 = deal["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("deal id");
+        for sub_id in admin.associated(ObjectType::Deals, id, ObjectType::Subscriptions) {
+            let sub_id = sub_id.to_string();
+            if let Some(sub) = subscriptions
+                .iter()
+                .find(|s| s["id"].as_str() == Some(sub_id.as_str()))
+                && sub["properties"]["hs_status"] != "canceled"
+            {
+                out.push(sub.clone());
+            }
+        }
+    }
+    out
+}
