@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::ResourceExt;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
 use std::collections::BTreeMap;
 
 use super::status::OPERATOR_MANAGER;
@@ -60,7 +60,7 @@ fn label_value(value: &str) -> String {
         .to_string()
 }
 
-/// Applies every desired Entitlement whose spec differs from the cached one (or that is missing).
+/// Applies every desired Entitlement whose spec differs from the live one (or that is missing).
 /// Returns how many were written.
 pub async fn apply_entitlements(
     ctx: &Context,
@@ -71,10 +71,15 @@ pub async fn apply_entitlements(
     desired: &[DesiredEntitlement],
 ) -> Result<usize, Error> {
     let api: Api<Entitlement> = Api::namespaced(ctx.client.clone(), namespace);
-    let cached: BTreeMap<String, _> = ctx
-        .stores
-        .entitlements_in(namespace)
+    // Read from the apiserver, not a cache: this reconcile may have been woken by the very
+    // deletion or edit it must undo, which a cache can still be missing.
+    let selector = format!("{SUBSCRIPTION_LABEL}={}", label_value(subscription));
+    let cached: BTreeMap<String, Entitlement> = api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
         .into_iter()
+        .filter(|e| e.spec.source_subscription == subscription)
         .map(|e| (e.name_any(), e))
         .collect();
     let mut written = 0;
