@@ -372,7 +372,35 @@ async fn hubspot_faults_during_activation_leave_one_billing_record() {
         "no second subscription was created: {:?}",
         env.hubspot_subscriptions(&uid)
     );
+    // A 429 storm: the portal's real budget is far below the tier the operator was told
+    // (another app shares it), so three purchases at once run into HubSpot's 10-second limit.
+    let mut storm = Vec::new();
+    for i in 2..5 {
+        let listing = format!("faults-{i}");
+        let features = env.create_listing(&listing, &format!("faults{i}")).await;
+        storm.push((format!("storm-{i}"), listing, features));
+    }
+    env.sim
+        .admin()
+        .with_state(|st| st.config.ten_second_limit = Some(12));
+    let rate_limited_before = env.sim.admin().counters().rate_limited_ten_secondly;
+    let mut uids = Vec::new();
+    for (name, listing, _) in &storm {
+        uids.push(env.create_subscription(name, listing).await);
+    }
+    for ((name, _, features), uid) in storm.iter().zip(&uids) {
+        assert_active(&env, name, uid, features).await;
+    }
+    let rate_limited = env.sim.admin().counters().rate_limited_ten_secondly - rate_limited_before;
+    assert!(rate_limited > 0, "the storm produced 429s");
+    env.sim
+        .admin()
+        .with_state(|st| st.config.ten_second_limit = None);
+
     assert!(operator.running());
     operator.kill().await;
-    eprintln!("faults test took {:?}", started.elapsed());
+    eprintln!(
+        "faults test took {:?} ({rate_limited} 429s in the storm)",
+        started.elapsed()
+    );
 }

@@ -115,6 +115,8 @@ impl Env {
             .env("NO_PROXY", "127.0.0.1,localhost")
             // Loopback only, any free port: two replicas run side by side.
             .env("MARKETPLACE_LISTEN", "127.0.0.1:0")
+            // Below the tests' 10 s exit limit: a stop that hangs still ends (and logs why).
+            .env("MARKETPLACE_SHUTDOWN_GRACE_SECONDS", "8")
             // One hash-chained log per replica, kept across its restarts.
             .env("MARKETPLACE_AUDIT_LOG", self.audit_log(name))
             // OPERATOR_PROCESS_RUST_LOG overrides the operators' log filter for diagnostics.
