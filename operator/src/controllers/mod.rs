@@ -193,8 +193,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A write refused because the object changed since it was read (409): the next reconcile
+    /// decides again from the newer object; not a failure.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube(kube::Error::Api(status)) if status.code == 409)
+    }
+
     pub fn category(&self) -> &'static str {
         match self {
+            Error::Kube(_) if self.is_conflict() => "conflict",
             Error::Kube(_) => "kube",
             Error::Git(_) => "git",
             Error::InvalidObject(_) => "invalid_object",
@@ -216,6 +223,10 @@ pub fn object_key<K: Resource>(object: &K) -> String {
 /// The shared error policy: log, then retry with the object's own exponential backoff.
 pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = object_key(object.as_ref());
+    if error.is_conflict() {
+        tracing::debug!(object = %key, "decided from a stale read; deciding again");
+        return Action::requeue(Duration::from_millis(200));
+    }
     let delay = ctx.backoff.failed(&key);
     warn!(object = %key, category = error.category(), %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)

@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::status::{OPERATOR_MANAGER, apply_status};
+use super::status::{OPERATOR_MANAGER, apply_status_guarded};
 use super::tenant_rbac::{
     TENANT_LABEL, catalog_reader_cluster_role, desired_objects, namespace_name,
 };
@@ -143,7 +143,9 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     };
     set_condition(&mut status.conditions, ready, &Time(Timestamp::now()));
     let api: Api<Tenant> = Api::all(client.clone());
-    if apply_status(&api, tenant.as_ref(), tenant.status.as_ref(), &status).await? {
+    // Guarded: a reconcile woken before the cache holds our own last write gets a 409 instead
+    // of writing (and announcing) the same transition twice.
+    if apply_status_guarded(&api, tenant.as_ref(), tenant.status.as_ref(), &status).await? {
         let ready_before = crate::api::conditions::find_condition(&previous.conditions, "Ready")
             .map(|c| c.reason.clone());
         if ready_before.as_deref() != Some(reason) {
