@@ -18,7 +18,9 @@ use crate::controllers::{
     Context, ControllerConfig, catalog_source, drift, subscription_action, tenant,
     tenant_subscription, webhook_hints,
 };
-use crate::server::{Readiness, ServerState, WebhookHint, WebhookReceiver, router, serve};
+use crate::server::{
+    Readiness, ServerState, WebhookHint, WebhookReceiver, router, serve, serve_tls, tls,
+};
 
 /// Settings of the controller process; every flag also reads an environment variable.
 #[derive(Args, Debug, Clone)]
@@ -121,6 +123,13 @@ pub struct OperatorArgs {
     /// Append-only, hash-chained audit log of transitions and billing calls (JSON Lines).
     #[arg(long, env = "MARKETPLACE_AUDIT_LOG")]
     pub audit_log: Option<PathBuf>,
+    /// PEM certificate chain: serve the endpoint over HTTPS (HubSpot calls HTTPS URLs only);
+    /// without it, terminate TLS at an ingress.
+    #[arg(long, env = "MARKETPLACE_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "MARKETPLACE_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -317,9 +326,28 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| OperatorError::Config(format!("--listen {}: {e}", args.listen)))?;
-    info!(address = %args.listen, webhooks = webhooks.is_some(), "HTTP endpoint listening");
+    info!(
+        address = %args.listen,
+        https = args.tls_cert_file.is_some(),
+        webhooks = webhooks.is_some(),
+        "HTTP endpoint listening"
+    );
     let state = ServerState::new(readiness, ctx.metrics.clone(), webhooks);
-    tokio::spawn(serve(listener, router(state), wait_for(stopped.clone())));
+    match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let tls =
+                tls::server_config(cert, key).map_err(|e| OperatorError::Config(e.to_string()))?;
+            tokio::spawn(serve_tls(
+                listener,
+                tls,
+                router(state),
+                wait_for(stopped.clone()),
+            ));
+        }
+        _ => {
+            tokio::spawn(serve(listener, router(state), wait_for(stopped.clone())));
+        }
+    }
 
     info!(namespace = %args.namespace, "marketplace operator starting; filling caches");
     ctx.stores.wait_until_ready().await;

@@ -16,6 +16,7 @@
 
 pub mod health;
 pub mod metrics;
+pub mod tls;
 pub mod webhooks;
 
 pub use health::{Readiness, ReadinessGate};
@@ -76,6 +77,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// [`serve`] over HTTPS with `config` (see [`tls::server_config`]).
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(tls::TlsListener::new(listener, config)?, router)
         .with_graceful_shutdown(shutdown)
         .await
 }
