@@ -7,12 +7,27 @@ use hubspot_sim::{ObjectType, RunningSimulator};
 use kube::api::{Api, Patch, PatchParams};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, EntitlementState, TenantSubscription};
+use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
 use serde_json::Value;
 
 use crate::eventually;
 
 /// How long a controller may take to converge in these suites.
 pub const CONVERGED: Duration = Duration::from_secs(60);
+
+/// A HubSpot client pointed at `sim` (professional tier, short limiter margin for quick tests),
+/// bootstrapped as the operator does at start-up.
+pub async fn hubspot_client(sim: &RunningSimulator) -> HubSpotClient {
+    let mut config = HubSpotConfig::new(
+        sim.base_url(),
+        ApiToken::new("pat-na1-simulator-token").expect("token"),
+        Tier::Professional,
+    );
+    config.rate_limits.margin = Duration::from_millis(20);
+    let hubspot = HubSpotClient::new(config).expect("hubspot client");
+    hubspot.bootstrap().await.expect("bootstrap");
+    hubspot
+}
 
 /// Server-side applies `object` (field manager `e2e`) and returns it as stored.
 pub async fn apply<K>(api: &Api<K>, object: Value) -> K

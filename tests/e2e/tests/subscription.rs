@@ -12,15 +12,15 @@ use hubspot_sim::{SimConfig, Simulator};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::subscriptions::{
-    CONVERGED, all_entitlements, apply, entitlement_states, live_hubspot_subscriptions, phase_of,
-    ready_reason,
+    CONVERGED, all_entitlements, apply, entitlement_states, hubspot_client,
+    live_hubspot_subscriptions, phase_of, ready_reason,
 };
 use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, SubscriptionAction, Tenant, TenantSubscription,
 };
-use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
+use marketplace_operator::billing::HubSpotClient;
 use marketplace_operator::controllers::{
     Context, ControllerConfig, drift, subscription_action, tenant, tenant_subscription,
 };
@@ -117,14 +117,7 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
     })
     .await
     .expect("simulator");
-    let mut hubspot_config = HubSpotConfig::new(
-        sim.base_url(),
-        ApiToken::new("pat-na1-simulator-token").expect("token"),
-        Tier::Professional,
-    );
-    hubspot_config.rate_limits.margin = Duration::from_millis(20);
-    let hubspot = HubSpotClient::new(hubspot_config).expect("hubspot client");
-    hubspot.bootstrap().await.expect("bootstrap");
+    let hubspot = hubspot_client(&sim).await;
     let ctx = Arc::new(
         Context::new(
             client.clone(),

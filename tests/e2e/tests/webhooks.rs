@@ -13,14 +13,12 @@ use hubspot_sim::{SimConfig, Simulator, WebhookFaults};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::subscriptions::{
-    CONVERGED, all_entitlements, apply, condition, history, phase_of,
+    CONVERGED, all_entitlements, apply, condition, history, hubspot_client, phase_of,
 };
 use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, EntitlementState, Tenant, TenantSubscription};
-use marketplace_operator::billing::{
-    ApiToken, HubSpotClient, HubSpotConfig, Tier, WebhookSecret, WebhookVerifier,
-};
+use marketplace_operator::billing::{WebhookSecret, WebhookVerifier};
 use marketplace_operator::controllers::{
     Context, ControllerConfig, tenant, tenant_subscription, webhook_hints,
 };
@@ -120,14 +118,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     let public_url = format!("http://{addr}/webhooks/hubspot");
     sim.admin().set_webhook_url(Some(public_url.clone()));
 
-    let mut hubspot_config = HubSpotConfig::new(
-        sim.base_url(),
-        ApiToken::new("pat-na1-simulator-token").expect("token"),
-        Tier::Professional,
-    );
-    hubspot_config.rate_limits.margin = Duration::from_millis(20);
-    let hubspot = HubSpotClient::new(hubspot_config).expect("hubspot client");
-    hubspot.bootstrap().await.expect("bootstrap");
+    let hubspot = hubspot_client(&sim).await;
     let ctx = Arc::new(
         Context::new(
             client.clone(),
