@@ -102,12 +102,21 @@ async fn signed_deliveries_are_accepted_and_forged_stale_replayed_refused() {
         let log = recv.log.lock().unwrap();
         assert!(log.iter().all(|r| r.is_ok()), "{log:?}");
     }
-    let deliveries = sim.admin().webhook_deliveries();
-    let d = deliveries
-        .iter()
-        .find(|d| d.status == Some(204))
-        .expect("an accepted delivery")
-        .clone();
+    // The simulator records a delivery's status once our reply reaches it, a moment after our
+    // receiver logged the request: wait for the record rather than race it.
+    let mut accepted = None;
+    for _ in 0..100 {
+        accepted = sim
+            .admin()
+            .webhook_deliveries()
+            .into_iter()
+            .find(|d| d.status == Some(204));
+        if accepted.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let d = accepted.expect("an accepted delivery");
 
     // Replay: the same request, byte for byte, within the 5-minute window.
     let http = reqwest::Client::new();
