@@ -9,4 +9,6 @@ pub mod cli;
 pub mod connection;
 pub mod controllers;
 pub mod lifecycle;
+pub mod process;
+pub mod runtime;
 pub mod server;

@@ -1,26 +1,18 @@
-//! `marketplace operator`: the controller process. Every replica keeps its caches warm; only
-//! the holder of the leader Lease runs the controllers (the writers).
+//! `marketplace operator`: its flags, parsed and checked into [`OperatorSettings`]; the process
+//! itself is [`crate::process::operator`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client};
-use tracing::{info, warn};
 
-use crate::audit_log::AuditLog;
-use crate::billing::{
-    ApiToken, BillingMode, HubSpotClient, HubSpotConfig, Tier, WebhookSecret, WebhookVerifier,
-};
-use crate::controllers::{
-    Context, ControllerConfig, catalog_source, drift, subscription_action, tenant,
-    tenant_subscription, webhook_hints,
-};
-use crate::server::{
-    Readiness, ServerState, WebhookHint, WebhookReceiver, router, serve, serve_tls, tls,
-};
+use crate::billing::{BillingMode, Tier};
+use crate::controllers::ControllerConfig;
+use crate::process::operator::{HubSpotSettings, OperatorSettings, TokenSource};
+use crate::runtime::LeaseSettings;
+use crate::runtime::endpoint::EndpointSettings;
+
+pub use crate::process::operator::OperatorError;
 
 /// Settings of the controller process; every flag also reads an environment variable.
 #[derive(Args, Debug, Clone)]
@@ -58,6 +50,9 @@ pub struct OperatorArgs {
         default_value_t = 16
     )]
     pub subscription_concurrency: u16,
+    /// SubscriptionActions reconciled at once.
+    #[arg(long, env = "MARKETPLACE_ACTION_CONCURRENCY", default_value_t = 4)]
+    pub action_concurrency: u16,
     /// The platform's version, checked against listings' platformVersion ranges.
     #[arg(long, env = "MARKETPLACE_PLATFORM_VERSION")]
     pub platform_version: Option<semver::Version>,
@@ -144,6 +139,7 @@ impl OperatorArgs {
             catalog_concurrency: self.catalog_concurrency,
             tenant_concurrency: self.tenant_concurrency,
             subscription_concurrency: self.subscription_concurrency,
+            action_concurrency: self.action_concurrency,
             platform_version: self.platform_version.clone(),
             audit_interval: Duration::from_secs(self.audit_interval_seconds.max(1)),
             cancel_orphans: self.cancel_orphans,
@@ -161,33 +157,75 @@ impl OperatorArgs {
             format!("{host}-{}", std::process::id())
         })
     }
-}
 
-/// Errors that stop the controller process.
-#[derive(Debug, thiserror::Error)]
-pub enum OperatorError {
-    #[error(
-        "cannot reach the Kubernetes API (is KUBECONFIG set, or is this running in a cluster?): {0}"
-    )]
-    Client(#[source] kube::Error),
-    #[error("cannot listen for shutdown signals: {0}")]
-    Signals(#[source] std::io::Error),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("HubSpot configuration: {0}")]
-    HubSpotConfig(String),
-    #[error("HubSpot start-up checks failed: {0}")]
-    HubSpotBootstrap(#[source] crate::billing::HubSpotError),
-    #[error("leader election: {0}")]
-    LeaderElection(String),
-    #[error("lost the leader Lease; exiting so a fresh process can compete for it")]
-    LostLeadership,
+    /// The HubSpot settings, or why the flags do not make any.
+    fn hubspot(&self) -> Result<Option<HubSpotSettings>, OperatorError> {
+        if self.no_billing {
+            return Ok(None);
+        }
+        let bad = OperatorError::HubSpotConfig;
+        let token = match (&self.hubspot_token, &self.hubspot_token_secret) {
+            (Some(token), _) => TokenSource::Value(token.clone()),
+            (None, Some(name)) => TokenSource::Secret(name.clone()),
+            (None, None) => {
+                return Err(bad(
+                    "set --hubspot-token-secret (or HUBSPOT_TOKEN), or run with --no-billing"
+                        .into(),
+                ));
+            }
+        };
+        let tier = Tier::parse(&self.hubspot_tier).ok_or_else(|| {
+            bad(format!(
+                "--hubspot-tier {:?} is not a HubSpot tier",
+                self.hubspot_tier
+            ))
+        })?;
+        let mode = match self.billing_mode.as_str() {
+            "payments" => BillingMode::Payments,
+            "crm-only" => BillingMode::CrmOnly,
+            other => {
+                return Err(bad(format!(
+                    "--billing-mode {other:?}: use payments or crm-only"
+                )));
+            }
+        };
+        Ok(Some(HubSpotSettings {
+            base_url: self.hubspot_base_url.clone(),
+            token,
+            tier,
+            mode,
+            client_secret: self.hubspot_client_secret.clone(),
+        }))
+    }
+
+    /// Every setting of the process, checked before anything starts.
+    pub fn settings(&self) -> Result<OperatorSettings, OperatorError> {
+        Ok(OperatorSettings {
+            controllers: self.controller_config(),
+            instance: self.instance.clone(),
+            hubspot: self.hubspot()?,
+            endpoint: EndpointSettings {
+                listen: self.listen,
+                tls: self.tls_cert_file.clone().zip(self.tls_key_file.clone()),
+            },
+            webhook_url: self.webhook_url.clone(),
+            lease: self.leader_election.then(|| LeaseSettings {
+                name: self.lease_name.clone(),
+                namespace: self.namespace.clone(),
+                identity: self.identity(),
+                duration_seconds: 15,
+                renew_grace_seconds: 5,
+            }),
+            audit_log: self.audit_log.clone(),
+            probe_ca_file: self.probe_ca_file.clone(),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+        })
+    }
 }
 
 /// Sets up logging (`RUST_LOG`, default `info`) and runs the operator on a multi-threaded runtime.
 pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
+    let settings = args.settings()?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -200,250 +238,5 @@ pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
         .enable_all()
         .build()
         .map_err(OperatorError::Runtime)?
-        .block_on(run(args))
-}
-
-/// The HubSpot client from flags, bootstrapped (portal checks) before any reconcile.
-async fn hubspot(
-    args: &OperatorArgs,
-    client: &Client,
-) -> Result<(Option<HubSpotClient>, Option<String>), OperatorError> {
-    if args.no_billing {
-        warn!("billing disabled (--no-billing): subscriptions will wait in Provisioning");
-        return Ok((None, None));
-    }
-    let bad = |m: String| OperatorError::HubSpotConfig(m);
-    let mut client_secret = args.hubspot_client_secret.clone();
-    let token = match (&args.hubspot_token, &args.hubspot_token_secret) {
-        (Some(token), _) => {
-            ApiToken::new(token.clone()).map_err(|e| bad(format!("HUBSPOT_TOKEN: {e}")))?
-        }
-        (None, Some(name)) => {
-            let secret = Api::<Secret>::namespaced(client.clone(), &args.namespace)
-                .get(name)
-                .await
-                .map_err(|e| bad(format!("Secret {}/{name}: {e}", args.namespace)))?;
-            if client_secret.is_none() {
-                client_secret = secret
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get("clientSecret"))
-                    .and_then(|v| String::from_utf8(v.0.clone()).ok());
-            }
-            ApiToken::from_secret(&secret, "token")
-                .map_err(|e| bad(format!("Secret {}/{name}: {e}", args.namespace)))?
-        }
-        (None, None) => {
-            return Err(bad(
-                "set --hubspot-token-secret (or HUBSPOT_TOKEN), or run with --no-billing".into(),
-            ));
-        }
-    };
-    let tier = Tier::parse(&args.hubspot_tier).ok_or_else(|| {
-        bad(format!(
-            "--hubspot-tier {:?} is not a HubSpot tier",
-            args.hubspot_tier
-        ))
-    })?;
-    let mut config = HubSpotConfig::new(args.hubspot_base_url.clone(), token, tier);
-    config.mode = match args.billing_mode.as_str() {
-        "payments" => BillingMode::Payments,
-        "crm-only" => BillingMode::CrmOnly,
-        other => {
-            return Err(bad(format!(
-                "--billing-mode {other:?}: use payments or crm-only"
-            )));
-        }
-    };
-    let hubspot = HubSpotClient::new(config).map_err(|e| bad(e.to_string()))?;
-    let report = hubspot
-        .bootstrap()
-        .await
-        .map_err(OperatorError::HubSpotBootstrap)?;
-    info!(?report, "HubSpot bootstrap done");
-    Ok((Some(hubspot), client_secret))
-}
-
-pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
-    let client = Client::try_default().await.map_err(OperatorError::Client)?;
-    let (billing, client_secret) = hubspot(&args, &client).await?;
-    let mut config = args.controller_config();
-    if let Some(path) = &args.probe_ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            OperatorError::Config(format!("--probe-ca-file {}: {e}", path.display()))
-        })?;
-        config.probe.extra_root_certificates_pem.push(pem);
-    }
-    let mut context = Context::new(client.clone(), config, args.instance.clone());
-    if let Some(billing) = billing {
-        context = context.with_billing(billing);
-    }
-    if let Some(path) = &args.audit_log {
-        let log = AuditLog::open(path)
-            .map_err(|e| OperatorError::Config(format!("--audit-log {}: {e}", path.display())))?;
-        context = context.with_audit_log(log);
-    }
-    let ctx = Arc::new(context);
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(OperatorError::Signals)?;
-    // One signal stops every controller; if stopping takes longer than the grace, exit anyway.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let grace = Duration::from_secs(args.shutdown_grace_seconds);
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        info!("shutting down");
-        let _ = stop.send(true);
-        tokio::time::sleep(grace).await;
-        warn!(
-            ?grace,
-            "shutdown took longer than the grace period; exiting now"
-        );
-        std::process::exit(0);
-    });
-    let shutdown_requested = {
-        let stopped = stopped.clone();
-        move || *stopped.borrow()
-    };
-
-    // The HTTP endpoint serves from the start: liveness at once, readiness once caches sync.
-    let readiness = Readiness::new();
-    let caches_gate = readiness.gate("caches synced");
-    let (hints_tx, hints) = tokio::sync::mpsc::channel(1024);
-    let webhooks = match (&client_secret, &args.webhook_url) {
-        (Some(secret), Some(url)) => {
-            let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(secret.clone())));
-            Some(WebhookReceiver::new(verifier, url.clone(), hints_tx))
-        }
-        (Some(_), None) => {
-            warn!("HUBSPOT_CLIENT_SECRET is set but HUBSPOT_WEBHOOK_URL is not: webhooks are off");
-            None
-        }
-        _ => None,
-    };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| OperatorError::Config(format!("--listen {}: {e}", args.listen)))?;
-    info!(
-        address = %args.listen,
-        https = args.tls_cert_file.is_some(),
-        webhooks = webhooks.is_some(),
-        "HTTP endpoint listening"
-    );
-    let state = ServerState::new(readiness, ctx.metrics.clone(), webhooks);
-    match (&args.tls_cert_file, &args.tls_key_file) {
-        (Some(cert), Some(key)) => {
-            let tls =
-                tls::server_config(cert, key).map_err(|e| OperatorError::Config(e.to_string()))?;
-            tokio::spawn(serve_tls(
-                listener,
-                tls,
-                router(state),
-                wait_for(stopped.clone()),
-            ));
-        }
-        _ => {
-            tokio::spawn(serve(listener, router(state), wait_for(stopped.clone())));
-        }
-    }
-
-    info!(namespace = %args.namespace, "marketplace operator starting; filling caches");
-    ctx.stores.wait_until_ready().await;
-    caches_gate.set(true);
-    info!("caches synced");
-
-    if !args.leader_election {
-        ctx.metrics.set_leader(true);
-        run_controllers(ctx, hints, stopped.clone()).await;
-        return Ok(());
-    }
-    let leases = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
-        .with_namespace(&args.namespace)
-        .with_identity(args.identity())
-        .with_duration(15)
-        .with_grace(5)
-        .build()
-        .await
-        .map_err(|e| OperatorError::LeaderElection(e.to_string()))?;
-    let (mut leader, lease_task) = leases.watch().await;
-    info!(identity = %args.identity(), lease = %args.lease_name, "waiting for leadership");
-    loop {
-        if *leader.borrow_and_update() {
-            break;
-        }
-        let mut stop_wait = stopped.clone();
-        tokio::select! {
-            changed = leader.changed() => {
-                if changed.is_err() {
-                    return Err(OperatorError::LeaderElection("the lease task ended".into()));
-                }
-            }
-            _ = stop_wait.wait_for(|s| *s) => {
-                drop(leader);
-                let _ = lease_task.await;
-                return Ok(());
-            }
-        }
-    }
-    info!("became leader; starting controllers");
-    ctx.metrics.set_leader(true);
-    let lost = {
-        let mut leader = leader.clone();
-        async move {
-            let _ = leader.wait_for(|is_leader| !*is_leader).await;
-        }
-    };
-    let (lost_tx, mut lost_rx) = tokio::sync::watch::channel(false);
-    let stop_all = {
-        let stopped = stopped.clone();
-        async move {
-            tokio::select! {
-                _ = wait_for(stopped) => {}
-                _ = lost => { let _ = lost_tx.send(true); }
-            }
-        }
-    };
-    let (to_controllers, controllers_stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        stop_all.await;
-        let _ = to_controllers.send(true);
-    });
-    run_controllers(ctx.clone(), hints, controllers_stop).await;
-    ctx.metrics.set_leader(false);
-    let lost_leadership = *lost_rx.borrow_and_update() && !shutdown_requested();
-    // Dropping the receiver releases the Lease, so a standby takes over at once.
-    drop(leader);
-    let _ = lease_task.await;
-    if lost_leadership {
-        return Err(OperatorError::LostLeadership);
-    }
-    Ok(())
-}
-
-/// Resolves when the flag turns true.
-fn wait_for(
-    flag: tokio::sync::watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
-    let mut flag = flag;
-    async move {
-        let _ = flag.wait_for(|s| *s).await;
-    }
-}
-
-/// Runs every controller, the drift audit and the webhook-hint consumer until `stop` turns true.
-async fn run_controllers(
-    ctx: Arc<Context>,
-    hints: tokio::sync::mpsc::Receiver<WebhookHint>,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    tokio::join!(
-        catalog_source::run(ctx.clone(), wait_for(stop.clone())),
-        tenant::run(ctx.clone(), wait_for(stop.clone())),
-        tenant_subscription::run(ctx.clone(), wait_for(stop.clone())),
-        subscription_action::run(ctx.clone(), wait_for(stop.clone())),
-        drift::run(ctx.clone(), wait_for(stop.clone())),
-        webhook_hints::run(ctx, hints, wait_for(stop)),
-    );
+        .block_on(crate::process::operator::run(settings))
 }

@@ -13,10 +13,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::utils::Predicate;
-use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::info;
@@ -32,6 +30,7 @@ use crate::catalog::source_status::{SyncOutcome, next_status, parse_interval};
 use crate::catalog::sync::{
     DesiredObject, LiveObject, SOURCE_ANNOTATION, SyncInputs, SyncPlan, plan_sync,
 };
+use crate::runtime::spec_changes;
 
 /// Field manager of the catalog objects the operator applies.
 pub const CATALOG_MANAGER: &str = "marketplace-catalog";
@@ -39,41 +38,20 @@ pub const CATALOG_MANAGER: &str = "marketplace-catalog";
 /// How many lint errors a status message quotes.
 const QUOTED_ERRORS: usize = 5;
 
-/// Runs the CatalogSource controller until `shutdown` completes. It serves the CatalogSources of
-/// the operator's own namespace only: who may create one there decides what the catalog is.
-pub async fn run(
-    ctx: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let api: Api<CatalogSource> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
-    let (reader, writer) = reflector::store();
-    // Only spec changes (generation) and finalizer changes trigger a sync; our own status writes
-    // do not, or every sync would cause another one. The interval requeue drives polling.
-    let changes = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(
-            predicates::generation.combine(predicates::finalizers),
-            Default::default(),
-        );
-    Controller::for_stream(changes, reader)
-        .with_config(controller::Config::default().concurrency(ctx.config.catalog_concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, super::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "CatalogSource reconcile did not complete");
-            }
-        })
-        .await;
+/// The CatalogSource controller, driven by the shared cache of the operator's namespace. Only
+/// spec changes (generation) and finalizer changes trigger a sync; our own status writes do
+/// not, or every sync would cause another one. The interval requeue drives polling.
+pub fn controller(ctx: &Context) -> Controller<CatalogSource> {
+    let sources = &ctx.operator_stores.catalog_sources;
+    Controller::for_shared_stream(
+        spec_changes(sources.changes(), sources.store().clone()),
+        sources.store().clone(),
+    )
 }
 
 pub async fn reconcile(source: Arc<CatalogSource>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = object_key(source.as_ref());
-    let action = sync(&source, &ctx, &key).await?;
-    ctx.backoff.succeeded(&key);
-    Ok(action)
+    sync(&source, &ctx, &key).await
 }
 
 async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action, Error> {

@@ -1,5 +1,7 @@
 //! The reconcilers, one per kind, and what they share: a small [`Context`], the [`Error`] type,
-//! per-object backoff, status writes and Events.
+//! per-object backoff, status writes and Events. Every controller is driven by the process's
+//! shared caches ([`crate::runtime::Stores`], [`OperatorStores`]): one watch per kind, warm
+//! before the first reconcile. [`run`] starts a chosen set of them through [`runner`].
 
 pub mod backoff;
 pub mod catalog_source;
@@ -7,8 +9,8 @@ pub mod connection_check;
 pub mod drift;
 pub mod entitlements;
 pub mod news;
+pub mod runner;
 pub mod status;
-pub mod stores;
 pub mod subscription_action;
 pub mod subscription_billing;
 pub mod tenant;
@@ -19,11 +21,15 @@ pub mod webhook_hints;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use tracing::warn;
 
+use crate::api::{CatalogSource, SubscriptionAction};
+use crate::runtime::{SharedCache, Shutdown, Stores};
+use crate::server::WebhookHint;
 use backoff::Backoff;
 
 /// What every reconciler gets.
@@ -36,7 +42,9 @@ pub struct Context {
     /// Cached git repositories of CatalogSources.
     pub git: crate::catalog::git::GitCache,
     /// Always-warm caches of Listings, Tenants, subscriptions and Entitlements.
-    pub stores: stores::Stores,
+    pub stores: Stores,
+    /// Caches of the kinds only the operator reconciles.
+    pub operator_stores: OperatorStores,
     /// The HubSpot client; `None` when billing is not configured (subscriptions then wait in
     /// Provisioning with a condition saying so).
     pub billing: Option<crate::billing::HubSpotClient>,
@@ -63,6 +71,8 @@ pub struct ControllerConfig {
     pub tenant_concurrency: u16,
     /// TenantSubscriptions reconciled at once.
     pub subscription_concurrency: u16,
+    /// SubscriptionActions reconciled at once.
+    pub action_concurrency: u16,
     /// The platform's version, checked against listings' platformVersion ranges.
     pub platform_version: Option<semver::Version>,
     /// How often the HubSpot drift audit runs.
@@ -85,6 +95,7 @@ impl Default for ControllerConfig {
             catalog_concurrency: 2,
             tenant_concurrency: 4,
             subscription_concurrency: 16,
+            action_concurrency: 4,
             platform_version: None,
             audit_interval: Duration::from_secs(600),
             probe: crate::connection::ProbePolicy::default(),
@@ -94,15 +105,46 @@ impl Default for ControllerConfig {
     }
 }
 
+/// Caches of the kinds that live in the operator's namespace and only the operator reads.
+#[derive(Clone)]
+pub struct OperatorStores {
+    pub catalog_sources: SharedCache<CatalogSource>,
+    pub actions: SharedCache<SubscriptionAction>,
+}
+
+impl OperatorStores {
+    /// Starts one watch per kind in `namespace`.
+    pub fn start(client: &Client, namespace: &str) -> Self {
+        OperatorStores {
+            catalog_sources: SharedCache::start(Api::namespaced(client.clone(), namespace)),
+            actions: SharedCache::start(Api::namespaced(client.clone(), namespace)),
+        }
+    }
+
+    pub async fn wait_until_ready(&self) {
+        let _ = tokio::join!(
+            self.catalog_sources.wait_until_ready(),
+            self.actions.wait_until_ready(),
+        );
+    }
+}
+
 impl Context {
-    pub fn new(client: Client, config: ControllerConfig, instance: Option<String>) -> Self {
+    /// A context reading the process's shared `stores`; the operator-only caches start here.
+    pub fn new(
+        client: Client,
+        stores: Stores,
+        config: ControllerConfig,
+        instance: Option<String>,
+    ) -> Self {
         let reporter = Reporter {
             controller: status::OPERATOR_MANAGER.into(),
             instance,
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
-            stores: stores::Stores::start(&client),
+            operator_stores: OperatorStores::start(&client, &config.namespace),
+            stores,
             client,
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
             git: crate::catalog::git::GitCache::new(config.git_cache_dir.clone()),
@@ -157,6 +199,119 @@ impl Context {
             warn!(%error, reason, "could not record an Event");
         }
     }
+}
+
+/// Which controllers and tasks [`run`] starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enabled {
+    pub catalog_sources: bool,
+    pub tenants: bool,
+    pub subscriptions: bool,
+    pub actions: bool,
+    /// The periodic HubSpot drift audit.
+    pub billing_audit: bool,
+}
+
+impl Enabled {
+    /// Everything: what `marketplace operator` runs.
+    pub const ALL: Enabled = Enabled {
+        catalog_sources: true,
+        tenants: true,
+        subscriptions: true,
+        actions: true,
+        billing_audit: true,
+    };
+    /// Nothing; switch on what a test needs.
+    pub const NONE: Enabled = Enabled {
+        catalog_sources: false,
+        tenants: false,
+        subscriptions: false,
+        actions: false,
+        billing_audit: false,
+    };
+}
+
+/// Runs the `enabled` controllers (and, given `hints`, the webhook-hint consumer) until
+/// `shutdown`. Waits for the caches first, so no controller decides from an empty one.
+pub async fn run(
+    ctx: Arc<Context>,
+    enabled: Enabled,
+    hints: Option<tokio::sync::mpsc::Receiver<WebhookHint>>,
+    shutdown: Shutdown,
+) {
+    tokio::join!(
+        ctx.stores.wait_until_ready(),
+        ctx.operator_stores.wait_until_ready()
+    );
+    let c = &ctx.config;
+    let when = |on: bool, task: futures::future::BoxFuture<'static, ()>| async move {
+        if on {
+            task.await
+        }
+    };
+    use futures::FutureExt;
+    use runner::run_controller;
+    tokio::join!(
+        when(
+            enabled.catalog_sources,
+            run_controller(
+                "CatalogSource",
+                catalog_source::controller(&ctx),
+                c.catalog_concurrency,
+                catalog_source::reconcile,
+                ctx.clone(),
+                shutdown.clone(),
+            )
+            .boxed()
+        ),
+        when(
+            enabled.tenants,
+            run_controller(
+                "Tenant",
+                tenant::controller(&ctx),
+                c.tenant_concurrency,
+                tenant::reconcile,
+                ctx.clone(),
+                shutdown.clone(),
+            )
+            .boxed()
+        ),
+        when(
+            enabled.subscriptions,
+            run_controller(
+                "TenantSubscription",
+                tenant_subscription::controller(&ctx),
+                c.subscription_concurrency,
+                tenant_subscription::reconcile,
+                ctx.clone(),
+                shutdown.clone(),
+            )
+            .boxed()
+        ),
+        when(
+            enabled.actions,
+            run_controller(
+                "SubscriptionAction",
+                subscription_action::controller(&ctx),
+                c.action_concurrency,
+                subscription_action::reconcile,
+                ctx.clone(),
+                shutdown.clone(),
+            )
+            .boxed()
+        ),
+        when(
+            enabled.billing_audit,
+            drift::run(ctx.clone(), shutdown.requested()).boxed()
+        ),
+        when(
+            hints.is_some(),
+            match hints {
+                Some(hints) => webhook_hints::run(ctx.clone(), hints, shutdown.requested()).boxed(),
+                None => futures::future::ready(()).boxed(),
+            }
+        ),
+    );
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.

@@ -9,17 +9,8 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
 
 use crate::api::TenantSubscription;
-use crate::lifecycle::BillingFact;
 
-/// One piece of news about a subscription's billing record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BillingNews {
-    pub fact: BillingFact,
-    /// `webhook` or `audit`.
-    pub source: &'static str,
-    /// A drift finding, for the Synced condition; `None` when HubSpot agrees.
-    pub finding: Option<String>,
-}
+pub use crate::lifecycle::subscription_plan::BillingNews;
 
 /// News by subscription uid, plus the channel that wakes the subscription controller.
 pub struct NewsBoard {

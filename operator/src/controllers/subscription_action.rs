@@ -6,14 +6,12 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 
 use super::status::{apply_status, apply_status_guarded};
 use super::{Context, Error, object_key};
@@ -24,22 +22,10 @@ use crate::api::tenant_subscription::Transition;
 use crate::api::{SubscriptionAction, TenantSubscription};
 use crate::lifecycle::{ActionDecision, decide_action};
 
-/// Runs the controller for the actions in the operator's namespace until `shutdown` completes.
-pub async fn run(
-    ctx: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let api: Api<SubscriptionAction> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
-    Controller::new(api, watcher::Config::default())
-        .with_config(controller::Config::default().concurrency(4))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, super::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "SubscriptionAction reconcile did not complete");
-            }
-        })
-        .await;
+/// The SubscriptionAction controller, driven by the shared cache of the operator's namespace.
+pub fn controller(ctx: &Context) -> Controller<SubscriptionAction> {
+    let actions = &ctx.operator_stores.actions;
+    Controller::for_shared_stream(actions.changes(), actions.store().clone())
 }
 
 pub async fn reconcile(
@@ -186,6 +172,5 @@ async fn finish(
         EventType::Normal
     };
     ctx.event(action, type_, &reason, "Handle", message).await;
-    ctx.backoff.succeeded(&object_key(action));
     Ok(Action::await_change())
 }

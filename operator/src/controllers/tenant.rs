@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -27,31 +26,19 @@ use crate::api::Tenant;
 use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
 use crate::billing::{CompanyRequest, ContactRequest};
 
-/// Runs the Tenant controller until `shutdown` completes. Changes to the objects it made (found
-/// by their tenant label) re-reconcile their Tenant, which restores them.
-pub async fn run(
-    ctx: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+/// The Tenant controller, driven by the shared Tenant cache. Changes to the objects it made
+/// (found by their tenant label) re-reconcile their Tenant, which restores them.
+pub fn controller(ctx: &Context) -> Controller<Tenant> {
     let client = ctx.client.clone();
     let owned = || watcher::Config::default().labels(TENANT_LABEL);
-    Controller::new(
-        Api::<Tenant>::all(client.clone()),
-        watcher::Config::default(),
+    Controller::for_shared_stream(
+        ctx.stores.tenants.changes(),
+        ctx.stores.tenants.store().clone(),
     )
     .owns(Api::<Namespace>::all(client.clone()), owned())
     .owns(Api::<Role>::all(client.clone()), owned())
     .owns(Api::<RoleBinding>::all(client.clone()), owned())
     .owns(Api::<ClusterRoleBinding>::all(client), owned())
-    .with_config(controller::Config::default().concurrency(ctx.config.tenant_concurrency))
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, super::error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            tracing::debug!(%error, "Tenant reconcile did not complete");
-        }
-    })
-    .await;
 }
 
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -162,7 +149,6 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     if let Some(Err(error)) = company {
         return Err(Error::Billing(error));
     }
-    ctx.backoff.succeeded(&key);
     Ok(Action::requeue(Duration::from_secs(600)))
 }
 

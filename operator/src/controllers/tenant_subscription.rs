@@ -5,34 +5,35 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::entitlements::apply_entitlements;
-use super::news::BillingNews;
 use super::status::apply_status_guarded;
 use super::subscription_billing::{BillingInputs, execute};
 use super::tenant_rbac::namespace_name;
 use super::{Context, Error, object_key};
-use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
+use crate::api::conditions::TRUE;
 use crate::api::entitlement::EntitlementState;
-use crate::api::tenant_subscription::{Phase, TenantSubscriptionStatus, Transition};
-use crate::api::{Entitlement, Listing, Tenant, TenantSubscription};
+use crate::api::tenant_subscription::{Phase, TenantSubscriptionStatus};
+use crate::api::{Listing, Tenant, TenantSubscription};
 use crate::audit_log::AuditEntry;
 use crate::lifecycle::entitlements::{features_of, granted_features};
 use crate::lifecycle::phase::{activated_at, plan_of};
-use crate::lifecycle::{
-    BillingFact, BillingIntent, Decision, Refusal, RequestContext, Sibling, SubscriptionFacts,
-    billing_intent, decide, desired_entitlements, is_terminal, plan_changed, validate_request,
+use crate::lifecycle::subscription_plan::{
+    Acted, BillingStep, CONNECTION_TESTED, Observation, decide_after_billing,
+    hold_on_entitlement_failure, plan_billing, report,
 };
+use crate::lifecycle::{
+    BillingFact, BillingIntent, Refusal, RequestContext, Sibling, SubscriptionFacts, decide,
+    desired_entitlements, validate_request,
+};
+use crate::runtime::spec_changes;
 use serde_json::json;
 
 /// Holds a subscription until its billing record is cancelled.
@@ -41,62 +42,47 @@ pub const FINALIZER: &str = "marketplace.dev/billing";
 pub const TENANT_NAMESPACE_PREFIX: &str = "tenant-";
 /// The audit log's name for this reconciler.
 const ACTOR: &str = "controller/tenant-subscription";
-/// Condition recording a successful connection test for the current generation.
-const CONNECTION_TESTED: &str = "ConnectionTested";
-/// History entries kept in status.
-const HISTORY_LIMIT: usize = 50;
-/// Periodic re-check when nothing is due earlier.
-const RESYNC: Duration = Duration::from_secs(600);
 
-/// Runs the controller until `shutdown` completes. A Listing or Tenant spec change re-reconciles
+/// The controller, driven by the shared caches: a Listing or Tenant spec change re-reconciles
 /// the subscriptions that depend on it; a changed or deleted Entitlement, its subscription;
 /// webhook and audit news, the subscription concerned.
-pub async fn run(
-    ctx: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let client = ctx.client.clone();
-    let store = ctx.stores.subscriptions.clone();
+pub fn controller(ctx: &Context) -> Controller<TenantSubscription> {
+    let stores = &ctx.stores;
     let by_listing = {
-        let store = store.clone();
-        move |listing: Listing| {
+        let subscriptions = stores.subscriptions.clone();
+        move |listing: Arc<Listing>| {
             let name = listing.name_any();
-            store
+            subscriptions
                 .state_filter(|s| s.spec.listing.as_str() == name)
                 .iter()
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect::<Vec<_>>()
         }
     };
-    let by_tenant = move |tenant: Tenant| {
-        let namespace = namespace_name(&tenant.name_any());
-        store
-            .state_filter(|s| s.metadata.namespace.as_deref() == Some(namespace.as_str()))
-            .iter()
-            .map(|s| ObjectRef::from_obj(s.as_ref()))
-            .collect::<Vec<_>>()
+    let by_tenant = {
+        let subscriptions = stores.subscriptions.clone();
+        move |tenant: Arc<Tenant>| {
+            let namespace = namespace_name(&tenant.name_any());
+            subscriptions
+                .state_filter(|s| s.metadata.namespace.as_deref() == Some(namespace.as_str()))
+                .iter()
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        }
     };
-    let listings = watcher(
-        Api::<Listing>::all(client.clone()),
-        watcher::Config::default(),
+    let mut controller = Controller::for_shared_stream(
+        stores.subscriptions.changes(),
+        stores.subscriptions.store().clone(),
     )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(predicates::generation, Default::default());
-    let tenants = watcher(
-        Api::<Tenant>::all(client.clone()),
-        watcher::Config::default(),
+    .owns_shared_stream(stores.entitlements.changes())
+    .watches_shared_stream(
+        spec_changes(stores.listings.changes(), stores.listings.store().clone()),
+        by_listing,
     )
-    .default_backoff()
-    .touched_objects()
-    .predicate_filter(predicates::generation, Default::default());
-    let mut controller = Controller::new(
-        Api::<TenantSubscription>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<Entitlement>::all(client), watcher::Config::default())
-    .watches_stream(listings, by_listing)
-    .watches_stream(tenants, by_tenant);
+    .watches_shared_stream(
+        spec_changes(stores.tenants.changes(), stores.tenants.store().clone()),
+        by_tenant,
+    );
     if let Some(wakeups) = ctx.news.wakeups() {
         let stream = futures::stream::unfold(wakeups, |mut rx| async move {
             rx.recv().await.map(|object| (object, rx))
@@ -104,15 +90,6 @@ pub async fn run(
         controller = controller.reconcile_on(stream);
     }
     controller
-        .with_config(controller::Config::default().concurrency(ctx.config.subscription_concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, super::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "TenantSubscription reconcile did not complete");
-            }
-        })
-        .await;
 }
 
 pub async fn reconcile(sub: Arc<TenantSubscription>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -121,10 +98,9 @@ pub async fn reconcile(sub: Arc<TenantSubscription>, ctx: Arc<Context>) -> Resul
         Error::InvalidObject(format!("TenantSubscription {key} has no namespace"))
     })?;
     let api: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
-    let started = std::time::Instant::now();
-    let action = finalizer(&api, FINALIZER, sub, |event| async {
+    finalizer(&api, FINALIZER, sub, |event| async {
         match event {
-            FinalizerEvent::Apply(sub) => apply(&sub, &ctx).await,
+            FinalizerEvent::Apply(sub) => reconcile_live(&sub, &ctx).await,
             FinalizerEvent::Cleanup(sub) => cleanup(&sub, &ctx).await,
         }
     })
@@ -132,16 +108,7 @@ pub async fn reconcile(sub: Arc<TenantSubscription>, ctx: Arc<Context>) -> Resul
     .map_err(|e| match e {
         finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(Box::new(other)),
-    });
-    let result = match &action {
-        Ok(_) => "ok",
-        Err(e) => e.category(),
-    };
-    ctx.metrics
-        .reconciled("TenantSubscription", result, started.elapsed());
-    let action = action?;
-    ctx.backoff.succeeded(&key);
-    Ok(action)
+    })
 }
 
 /// The tenant a namespace belongs to.
@@ -149,7 +116,7 @@ fn tenant_of(namespace: &str) -> Option<&str> {
     namespace.strip_prefix(TENANT_NAMESPACE_PREFIX)
 }
 
-async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
     let namespace = sub.namespace().unwrap_or_default();
     let name = sub.name_any();
@@ -162,9 +129,6 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
 
     // Observe.
     let news = ctx.news.take(&uid);
-    let recorded = news.as_ref().map(|n| n.fact.clone()).unwrap_or_else(|| {
-        BillingFact::from_recorded(status.hubspot.as_ref().and_then(|h| h.status.as_deref()))
-    });
     let validation = if matches!(status.phase, None | Some(Phase::Requested)) {
         validate(
             sub,
@@ -179,34 +143,20 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
     } else {
         Validation::default()
     };
-    let refusal = validation.refusal.clone();
-    let tenant_suspended = tenant.as_ref().is_some_and(|t| t.spec.suspended);
-    let facts = |billing| SubscriptionFacts {
+    let observed = Observation {
         now,
+        generation: sub.metadata.generation,
         spec: &sub.spec,
         status: &status,
         listing: listing_spec,
-        tenant_suspended,
-        refusal: refusal.as_ref(),
-        billing,
+        tenant_suspended: tenant.as_ref().is_some_and(|t| t.spec.suspended),
+        refusal: validation.refusal.as_ref(),
+        connection_tested: validation.connection_tested,
+        news: news.as_ref(),
     };
 
-    // Decide what billing must do, do it, decide again with what it found.
-    let target = decide(&facts(&recorded));
-    let changed = plan_changed(&sub.spec, &status, listing_spec);
-    let mut intent = billing_intent(target.phase, status.phase, &recorded, changed);
-    // Drift found in HubSpot (duplicates, invoicing off, a record gone) is healed by the
-    // idempotent ensure, which keeps one live record and turns invoicing on.
-    let drifted = news.as_ref().is_some_and(|n| n.finding.is_some());
-    if drifted
-        && matches!(
-            target.phase,
-            Phase::Active | Phase::Trialing | Phase::Suspended
-        )
-        && matches!(intent, BillingIntent::None | BillingIntent::ReadStatus)
-    {
-        intent = BillingIntent::Ensure;
-    }
+    // Decide what billing must do, and do it.
+    let BillingStep { target, intent } = plan_billing(&observed);
     let plan = plan_of(listing_spec, &sub.spec);
     let inputs = BillingInputs {
         subscription: sub,
@@ -240,28 +190,8 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         ));
     }
     let outcome = outcome?;
-    if intent == BillingIntent::ChangePlan && matches!(outcome.fact, Some(BillingFact::Live { .. }))
-    {
-        let billed = status.hubspot.as_ref();
-        ctx.event(
-            sub,
-            EventType::Normal,
-            "PlanChanged",
-            "Bill",
-            format!(
-                "now billing plan {} × {} (was {} × {})",
-                sub.spec.plan.as_str(),
-                sub.spec.quantity,
-                billed
-                    .and_then(|h| h.billed_plan.clone())
-                    .unwrap_or_default(),
-                billed.and_then(|h| h.billed_quantity).unwrap_or_default()
-            ),
-        )
-        .await;
-    }
-    let fact = outcome.fact.clone().unwrap_or_else(|| recorded.clone());
-    let mut decision = decide(&facts(&fact));
+    let fact = outcome.fact.clone().unwrap_or_else(|| observed.recorded());
+    let mut decision = decide_after_billing(&observed, &fact);
 
     // Act on the cluster: the Entitlements.
     let features = listing_spec.and_then(|l| plan.map(|p| features_of(l, p)));
@@ -271,69 +201,49 @@ async fn apply(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Error>
         .controller_owner_ref(&())
         .ok_or_else(|| Error::InvalidObject(format!("{namespace}/{name} has no uid yet")))?;
     let entitled = apply_entitlements(ctx, &namespace, tenant_name, &name, &owner, &desired).await;
-    let mut granted = granted_features(&desired);
-    let mut retry = None;
-    if let Err(error) = &entitled {
-        // Billing is done but the features are not: stay where we were and retry.
-        let before = status.phase.unwrap_or(Phase::Requested);
-        if !matches!(
-            before,
-            Phase::Active | Phase::Trialing | Phase::Suspended | Phase::CancelRequested
-        ) && !is_terminal(decision.phase)
-        {
-            decision.phase = Phase::Provisioning;
-            decision.via = None;
+    let (granted, entitlement_error) = match entitled {
+        Ok(_) => (granted_features(&desired), None),
+        Err(error) => {
+            decision = hold_on_entitlement_failure(status.phase, decision, &error.to_string());
+            (previously, Some(error.to_string()))
         }
-        decision.ready = false;
-        decision.reason = "Retrying".into();
-        decision.message = format!("billing is in place but granting entitlements failed: {error}");
-        granted = previously.clone();
-        retry = Some(decision.message.clone());
-    }
+    };
 
     // Report.
-    let next = next_status(
-        sub,
-        &status,
+    let billed = status.hubspot.as_ref();
+    let plan_changed_from = (intent == BillingIntent::ChangePlan
+        && matches!(fact, BillingFact::Live { .. }))
+    .then(|| {
+        (
+            billed
+                .and_then(|h| h.billed_plan.clone())
+                .unwrap_or_default(),
+            billed.and_then(|h| h.billed_quantity).unwrap_or_default(),
+        )
+    });
+    let report = report(
+        &observed,
         &decision,
-        &fact,
-        &outcome.ids,
-        news.as_ref(),
-        granted,
-        validation.connection_tested,
-        now,
+        &Acted {
+            fact: Some(&fact),
+            ids: outcome.ids.as_ref(),
+            repairs: &outcome.repairs,
+            granted,
+            entitlement_error,
+            plan_changed_from,
+        },
     );
     let api: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status_guarded(&api, sub, sub.status.as_ref(), &next).await?;
-    record_transitions(ctx, &namespace, &name, &status, &next);
-    report_events(
-        ctx,
-        sub,
-        &status,
-        &decision,
-        &outcome.repairs,
-        news.as_ref(),
-    )
-    .await;
-    if let Some(message) = retry {
-        ctx.event(
-            sub,
-            EventType::Warning,
-            "ProvisioningFailed",
-            "Provision",
-            message.clone(),
-        )
-        .await;
-        return Err(Error::Retry(message));
+    apply_status_guarded(&api, sub, sub.status.as_ref(), &report.status).await?;
+    record_transitions(ctx, &namespace, &name, &status, &report.status);
+    for event in report.events {
+        ctx.event(sub, event.type_, &event.reason, event.action, event.note)
+            .await;
     }
-    if let BillingFact::Failed {
-        message,
-        retryable: true,
-    } = &fact
-    {
-        return Err(Error::Retry(message.clone()));
+    match report.retry {
+        Some(message) => Err(Error::Retry(message)),
+        None => Ok(Action::requeue(report.requeue)),
     }
-    Ok(requeue(&decision, now))
 }
 
 /// Whether the apiserver holds a newer version of `sub` than the cache gave us (one read, made
@@ -440,174 +350,6 @@ fn created_at(object: &impl Resource) -> Option<Timestamp> {
     object.meta().creation_timestamp.as_ref().map(|t| t.0)
 }
 
-/// The status after this reconcile.
-#[allow(clippy::too_many_arguments)]
-fn next_status(
-    sub: &TenantSubscription,
-    status: &TenantSubscriptionStatus,
-    d: &Decision,
-    fact: &BillingFact,
-    ids: &Option<crate::api::tenant_subscription::HubSpotIds>,
-    news: Option<&BillingNews>,
-    granted: Vec<String>,
-    connection_tested: Option<bool>,
-    now: Timestamp,
-) -> TenantSubscriptionStatus {
-    let at = Time(now);
-    let mut next = status.clone();
-    next.observed_generation = sub.metadata.generation;
-    // A transition caused by what HubSpot said (webhook or audit) is HubSpot's.
-    let actor = match news {
-        Some(_) => "hubspot".to_string(),
-        None => "operator".to_string(),
-    };
-    if status.phase != Some(d.phase) {
-        let mut push = |from: Option<Phase>, to: Phase| {
-            next.history.push(Transition {
-                from,
-                to,
-                at: at.clone(),
-                actor: actor.clone(),
-                reason: Some(d.message.clone()),
-                action: None,
-            });
-        };
-        match d.via {
-            Some(via) if status.phase != Some(via) => {
-                push(status.phase, via);
-                push(Some(via), d.phase);
-            }
-            _ => push(status.phase, d.phase),
-        }
-        let excess = next.history.len().saturating_sub(HISTORY_LIMIT);
-        next.history.drain(..excess);
-    }
-    next.phase = Some(d.phase);
-    next.trial_ends_at = d.trial_ends_at.map(Time);
-    next.current_period_end = d.current_period_end.map(Time);
-    next.entitlements = granted.iter().map(|f| f.as_str().into()).collect();
-    if let Some(ids) = ids {
-        next.hubspot = Some(ids.clone());
-    }
-    if let Some(recorded) = fact.recorded() {
-        next.hubspot.get_or_insert_with(Default::default).status = Some(recorded);
-    }
-    let generation = sub.metadata.generation;
-    let mut set = |type_: &str, ok: bool, reason: &str, message: String| {
-        set_condition(
-            &mut next.conditions,
-            NewCondition {
-                type_,
-                status: if ok { TRUE } else { FALSE },
-                reason,
-                message,
-                observed_generation: generation,
-            },
-            &at,
-        );
-    };
-    set("Ready", d.ready, &d.reason, d.message.clone());
-    match connection_tested {
-        Some(true) => set(
-            CONNECTION_TESTED,
-            true,
-            "Succeeded",
-            "the connection settings are valid and the test connection succeeded".into(),
-        ),
-        Some(false) => set(CONNECTION_TESTED, false, &d.reason, d.message.clone()),
-        None => {}
-    }
-    match fact {
-        BillingFact::Live { status, .. } => set(
-            "Billed",
-            true,
-            "Live",
-            format!("HubSpot subscription is {status}"),
-        ),
-        BillingFact::Cancelled => set(
-            "Billed",
-            false,
-            "Cancelled",
-            "billing cancelled in HubSpot".into(),
-        ),
-        BillingFact::Missing => set(
-            "Billed",
-            false,
-            "Missing",
-            "no live HubSpot billing record".into(),
-        ),
-        BillingFact::Failed { message, .. } => set("Billed", false, "Failed", message.clone()),
-        BillingFact::Unknown => {}
-    }
-    if let Some(news) = news {
-        let source = news.source;
-        match (&news.finding, fact) {
-            (Some(finding), BillingFact::Failed { message, .. }) => set(
-                "Synced",
-                false,
-                "DriftFound",
-                format!("{finding} ({source} at {now}); healing failed: {message}"),
-            ),
-            (Some(finding), _) => set(
-                "Synced",
-                true,
-                "Healed",
-                format!("{finding}; healed ({source} at {now})"),
-            ),
-            (None, _) => set(
-                "Synced",
-                true,
-                "InSync",
-                format!("HubSpot agrees ({source} at {now})"),
-            ),
-        }
-    }
-    next
-}
-
-async fn report_events(
-    ctx: &Context,
-    sub: &TenantSubscription,
-    before: &TenantSubscriptionStatus,
-    d: &Decision,
-    repairs: &[String],
-    news: Option<&BillingNews>,
-) {
-    if before.phase != Some(d.phase) {
-        let type_ = match d.phase {
-            Phase::Rejected | Phase::Suspended | Phase::Failed => EventType::Warning,
-            _ => EventType::Normal,
-        };
-        let from = before
-            .phase
-            .map(|p| format!("{p:?}"))
-            .unwrap_or_else(|| "new".into());
-        let note = format!("{from} → {:?}: {}", d.phase, d.message);
-        ctx.event(sub, type_, &format!("{:?}", d.phase), "Transition", note)
-            .await;
-    }
-    for repair in repairs {
-        ctx.event(
-            sub,
-            EventType::Warning,
-            "BillingRepaired",
-            "Bill",
-            repair.clone(),
-        )
-        .await;
-    }
-    if let Some(finding) = news.and_then(|n| n.finding.as_ref()) {
-        ctx.event(
-            sub,
-            EventType::Warning,
-            "DriftFound",
-            "Audit",
-            finding.clone(),
-        )
-        .await;
-    }
-}
-
 /// One audit record per new history entry; counts activations.
 fn record_transitions(
     ctx: &Context,
@@ -629,16 +371,6 @@ fn record_transitions(
             json!({"from": t.from, "to": t.to, "entitlements": after.entitlements}),
         ));
     }
-}
-
-fn requeue(d: &Decision, now: Timestamp) -> Action {
-    let wait = d
-        .wake_at
-        .map(|at| at.duration_since(now))
-        .and_then(|s| Duration::try_from(s).ok())
-        .map(|w| w.min(RESYNC) + Duration::from_millis(50))
-        .unwrap_or(RESYNC);
-    Action::requeue(wait)
 }
 
 /// Deletion: cancel billing (idempotent; already-cancelled counts as done), revoke what was

@@ -6,12 +6,14 @@
 //! - [`entitlements`]: which Entitlements a subscription grants, in which state.
 //! - [`actions`]: the approval ladder moved by SubscriptionActions.
 //! - [`period`]: billing periods and trial ends.
+//! - [`subscription_plan`]: the subscription reconcile, step by step, as a plan.
 
 pub mod actions;
 pub mod drift;
 pub mod entitlements;
 pub mod period;
 pub mod phase;
+pub mod subscription_plan;
 pub mod validation;
 
 #[cfg(test)]

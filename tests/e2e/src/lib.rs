@@ -89,6 +89,7 @@ pub fn unique_name(base: &str) -> String {
     format!("{base}-{n}x{}", std::process::id() % 100_000)
 }
 
+pub mod controllers;
 pub mod subscriptions;
 
 pub use marketplace_harness::eventually;

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
+use marketplace_e2e::controllers;
 use marketplace_e2e::{control_plane, example, unique_name};
 use marketplace_operator::api::catalog_source::{CatalogSource, CatalogSourceStatus};
 use marketplace_operator::api::conditions::find_condition;
 use marketplace_operator::api::{Listing, TenantSubscription, WizardConfig};
-use marketplace_operator::controllers::{Context, ControllerConfig, catalog_source};
+use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 /// A git repository the test commits catalog files to.
 struct Repo {
@@ -87,8 +87,7 @@ struct World {
     namespace: String,
     prefix: String,
     repo: Repo,
-    stop: Option<oneshot::Sender<()>>,
-    controller: Option<tokio::task::JoinHandle<()>>,
+    running: Option<controllers::RunningControllers>,
 }
 
 impl World {
@@ -107,22 +106,25 @@ impl World {
             tenant_concurrency: 2,
             ..ControllerConfig::default()
         };
-        let ctx = Arc::new(Context::new(
-            client.clone(),
+        let ctx = Arc::new(controllers::context(
+            &client,
             config,
-            Some(format!("e2e-{test}")),
+            &format!("e2e-{test}"),
         ));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let controller = tokio::spawn(catalog_source::run(ctx, async move {
-            let _ = stopped.await;
-        }));
+        let running = controllers::start(
+            ctx,
+            Enabled {
+                catalog_sources: true,
+                ..Enabled::NONE
+            },
+            None,
+        );
         Self {
             client,
             namespace,
             prefix: unique_name(test),
             repo: Repo::new(),
-            stop: Some(stop),
-            controller: Some(controller),
+            running: Some(running),
         }
     }
 
@@ -258,11 +260,8 @@ impl World {
     }
 
     async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(controller) = self.controller.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
+        if let Some(running) = self.running.take() {
+            running.stop().await;
         }
     }
 }

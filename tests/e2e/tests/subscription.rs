@@ -11,6 +11,7 @@ use std::time::Duration;
 use hubspot_sim::{SimConfig, Simulator};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
+use marketplace_e2e::controllers;
 use marketplace_e2e::subscriptions::{
     CONVERGED, all_entitlements, apply, entitlement_states, hubspot_client,
     live_hubspot_subscriptions, phase_of, ready_reason,
@@ -21,9 +22,7 @@ use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, SubscriptionAction, Tenant, TenantSubscription,
 };
 use marketplace_operator::billing::HubSpotClient;
-use marketplace_operator::controllers::{
-    Context, ControllerConfig, drift, subscription_action, tenant, tenant_subscription,
-};
+use marketplace_operator::controllers::{Context, ControllerConfig, Enabled, drift};
 use serde_json::{Value, json};
 
 fn listing(name: &str, extra: Value) -> Value {
@@ -119,8 +118,8 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
     .expect("simulator");
     let hubspot = hubspot_client(&sim).await;
     let ctx = Arc::new(
-        Context::new(
-            client.clone(),
+        controllers::context(
+            &client,
             ControllerConfig {
                 namespace: operator_namespace.clone(),
                 // The test runs audits itself.
@@ -128,28 +127,20 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
                 orphan_grace: Duration::ZERO,
                 ..ControllerConfig::default()
             },
-            Some("e2e-subscription".into()),
+            "e2e-subscription",
         )
         .with_billing(hubspot.clone()),
     );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
-    let controllers = tokio::spawn({
-        let ctx = ctx.clone();
-        let (a, b, c) = (until_stopped(), until_stopped(), until_stopped());
-        async move {
-            tokio::join!(
-                tenant::run(ctx.clone(), a),
-                tenant_subscription::run(ctx.clone(), b),
-                subscription_action::run(ctx, c),
-            );
-        }
-    });
+    let running = controllers::start(
+        ctx.clone(),
+        Enabled {
+            tenants: true,
+            subscriptions: true,
+            actions: true,
+            ..Enabled::NONE
+        },
+        None,
+    );
 
     let env = Env {
         client: client.clone(),
@@ -168,11 +159,7 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
         orphaned_billing(&env),
     );
 
-    let _ = stop.send(true);
-    tokio::time::timeout(Duration::from_secs(30), controllers)
-        .await
-        .expect("controllers stop")
-        .expect("controllers");
+    running.stop().await;
 }
 
 /// Instant activation, drift healing, payment failure, approval ladder, cancellation, deletion.
@@ -218,7 +205,7 @@ async fn lifecycle(env: &Env) {
         active
             .finalizers()
             .iter()
-            .any(|f| f == tenant_subscription::FINALIZER)
+            .any(|f| f == marketplace_operator::controllers::tenant_subscription::FINALIZER)
     );
     all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
     let uid = active.uid().expect("uid");

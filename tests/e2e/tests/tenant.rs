@@ -9,9 +9,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use marketplace_e2e::controllers;
 use marketplace_e2e::{control_plane, dynamic_api, eventually, example, unique_name};
 use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription};
-use marketplace_operator::controllers::{Context, ControllerConfig, tenant};
+use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::json;
 
 /// Controllers here converge within seconds; GC of a namespace can take longer.
@@ -33,15 +34,15 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
         tenant_concurrency: 2,
         ..ControllerConfig::default()
     };
-    let ctx = Arc::new(Context::new(
-        admin.clone(),
-        config,
-        Some("e2e-tenant".into()),
-    ));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(tenant::run(ctx, async move {
-        let _ = stopped.await;
-    }));
+    let ctx = Arc::new(controllers::context(&admin, config, "e2e-tenant"));
+    let running = controllers::start(
+        ctx,
+        Enabled {
+            tenants: true,
+            ..Enabled::NONE
+        },
+        None,
+    );
 
     // A tenant whose billing admin is dana, with viewer victor.
     let name = unique_name("acme");
@@ -195,6 +196,5 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
     })
     .await;
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
+    running.stop().await;
 }

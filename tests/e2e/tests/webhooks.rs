@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hubspot_sim::{SimConfig, Simulator, WebhookFaults};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
+use marketplace_e2e::controllers;
 use marketplace_e2e::subscriptions::{
     CONVERGED, all_entitlements, apply, condition, history, hubspot_client, phase_of,
 };
@@ -19,9 +20,8 @@ use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, EntitlementState, Tenant, TenantSubscription};
 use marketplace_operator::billing::{WebhookSecret, WebhookVerifier};
-use marketplace_operator::controllers::{
-    Context, ControllerConfig, tenant, tenant_subscription, webhook_hints,
-};
+use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use marketplace_operator::runtime::Shutdown;
 use marketplace_operator::server::{Readiness, ServerState, WebhookReceiver, router, serve};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -120,26 +120,20 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
 
     let hubspot = hubspot_client(&sim).await;
     let ctx = Arc::new(
-        Context::new(
-            client.clone(),
+        controllers::context(
+            &client,
             ControllerConfig {
                 namespace: operator_namespace.clone(),
                 // No audit runs in this test: webhooks alone must do it.
                 audit_interval: Duration::from_secs(3600),
                 ..ControllerConfig::default()
             },
-            Some("e2e-webhooks".into()),
+            "e2e-webhooks",
         )
         .with_billing(hubspot.clone()),
     );
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
+    let (stop_server, server_stop) = Shutdown::manual();
     // As the operator process wires it: endpoint → hints channel → hint consumer.
     let (hints_tx, hints) = tokio::sync::mpsc::channel(1024);
     let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(
@@ -147,18 +141,16 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     )));
     let receiver = WebhookReceiver::new(verifier, public_url.clone(), hints_tx);
     let state = ServerState::new(Readiness::new(), ctx.metrics.clone(), Some(receiver));
-    let server = tokio::spawn(serve(listener, router(state), until_stopped()));
-    let controllers = tokio::spawn({
-        let ctx = ctx.clone();
-        let (a, b, c) = (until_stopped(), until_stopped(), until_stopped());
-        async move {
-            tokio::join!(
-                tenant::run(ctx.clone(), a),
-                tenant_subscription::run(ctx.clone(), b),
-                webhook_hints::run(ctx, hints, c),
-            );
-        }
-    });
+    let server = tokio::spawn(serve(listener, router(state), server_stop.requested()));
+    let running = controllers::start(
+        ctx.clone(),
+        Enabled {
+            tenants: true,
+            subscriptions: true,
+            ..Enabled::NONE
+        },
+        Some(hints),
+    );
 
     // 1. A Published Instant listing, a Tenant, and an Active subscription.
     let listing = unique_name("hooked");
@@ -381,11 +373,8 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     );
     assert_eq!(history(&synced.0), expected);
 
-    let _ = stop.send(true);
-    tokio::time::timeout(Duration::from_secs(30), controllers)
-        .await
-        .expect("controllers stop")
-        .expect("controllers");
+    stop_server.stop();
+    running.stop().await;
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("server stops")

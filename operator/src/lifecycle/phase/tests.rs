@@ -3,17 +3,24 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::*;
 use crate::api::tenant_subscription::Transition;
 use crate::lifecycle::fixtures::*;
+use crate::lifecycle::subscription_plan::{
+    Acted, Observation, decide_after_billing, hold_on_entitlement_failure, plan_billing, report,
+};
 
 fn live(status: &str) -> BillingFact {
     BillingFact::from_recorded(Some(status))
 }
 
+/// A subscription driven through whole lifecycles by the reconciler's own plan
+/// ([`crate::lifecycle::subscription_plan`]), with HubSpot answering `hubspot` to every call.
 struct World {
     spec: TenantSubscriptionSpec,
     status: TenantSubscriptionStatus,
     listing: Option<ListingSpec>,
     tenant_suspended: bool,
     refusal: Option<Refusal>,
+    /// Make the next Entitlement write fail.
+    entitlements_fail: bool,
 }
 
 impl World {
@@ -24,6 +31,21 @@ impl World {
             listing: Some(listing(listing_extra)),
             tenant_suspended: false,
             refusal: None,
+            entitlements_fail: false,
+        }
+    }
+
+    fn observe(&self, now: &str) -> Observation<'_> {
+        Observation {
+            now: ts(now),
+            generation: Some(1),
+            spec: &self.spec,
+            status: &self.status,
+            listing: self.listing.as_ref(),
+            tenant_suspended: self.tenant_suspended,
+            refusal: self.refusal.as_ref(),
+            connection_tested: None,
+            news: None,
         }
     }
 
@@ -39,57 +61,62 @@ impl World {
         })
     }
 
-    /// What a reconcile does: decide, call billing as the target needs, decide again, record.
+    /// One reconcile, as the controller runs it: plan billing, "call" HubSpot, decide again,
+    /// grant (or fail to), report; the reported status becomes the new status.
     fn reconcile(&mut self, now: &str, hubspot: &BillingFact) -> Decision {
-        let recorded = BillingFact::from_recorded(
-            self.status
-                .hubspot
-                .as_ref()
-                .and_then(|h| h.status.as_deref()),
-        );
-        let first = self.decide(now, &recorded);
-        let changed = plan_changed(&self.spec, &self.status, self.listing.as_ref());
-        let fact = match billing_intent(first.phase, self.status.phase, &recorded, changed) {
-            BillingIntent::None => recorded,
-            BillingIntent::Cancel => BillingFact::Cancelled,
-            BillingIntent::Ensure | BillingIntent::ReadStatus | BillingIntent::ChangePlan => {
-                hubspot.clone()
-            }
+        let (decision, report) = {
+            let o = self.observe(now);
+            let step = plan_billing(&o);
+            let fact = match step.intent {
+                BillingIntent::None => o.recorded(),
+                BillingIntent::Cancel => BillingFact::Cancelled,
+                BillingIntent::Ensure | BillingIntent::ReadStatus | BillingIntent::ChangePlan => {
+                    hubspot.clone()
+                }
+            };
+            let mut decision = decide_after_billing(&o, &fact);
+            let previously: Vec<String> = self
+                .status
+                .entitlements
+                .iter()
+                .map(|f| f.as_str().to_string())
+                .collect();
+            let desired = crate::lifecycle::desired_entitlements(
+                &decision,
+                "sub",
+                None,
+                &previously,
+                ts(now),
+            );
+            let (granted, error) = if self.entitlements_fail {
+                decision = hold_on_entitlement_failure(self.status.phase, decision, "denied");
+                (previously, Some("denied".to_string()))
+            } else {
+                (
+                    crate::lifecycle::entitlements::granted_features(&desired),
+                    None,
+                )
+            };
+            let report = report(
+                &o,
+                &decision,
+                &Acted {
+                    fact: Some(&fact),
+                    granted,
+                    entitlement_error: error,
+                    ..Acted::default()
+                },
+            );
+            (decision, report)
         };
-        let d = self.decide(now, &fact);
-        self.record(now, &d, &fact);
-        d
+        self.status = report.status;
+        decision
     }
 
-    fn record(&mut self, now: &str, d: &Decision, fact: &BillingFact) {
-        let from = self.status.phase;
-        if from != Some(d.phase) {
-            if let Some(via) = d.via {
-                self.status.history.push(transition(from, via, now));
-                self.status
-                    .history
-                    .push(transition(Some(via), d.phase, now));
-            } else {
-                self.status.history.push(transition(from, d.phase, now));
-            }
-        }
-        self.status.phase = Some(d.phase);
-        self.status.trial_ends_at = d.trial_ends_at.map(Time);
-        self.status.current_period_end = d.current_period_end.map(Time);
-        if let Some(recorded) = fact.recorded() {
-            self.status
-                .hubspot
-                .get_or_insert_with(Default::default)
-                .status = Some(recorded);
-        }
-        self.status.conditions = vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-            type_: "Ready".into(),
-            status: if d.ready { "True" } else { "False" }.into(),
-            reason: d.reason.clone(),
-            message: d.message.clone(),
-            last_transition_time: Time(ts(now)),
-            observed_generation: None,
-        }];
+    fn condition(&self, type_: &str) -> (String, String) {
+        let c = crate::api::conditions::find_condition(&self.status.conditions, type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"));
+        (c.status.clone(), c.reason.clone())
     }
 
     fn phases(&self) -> Vec<Phase> {
@@ -427,4 +454,66 @@ fn a_cancellation_before_activation_bills_nothing() {
     w.status.phase = Some(Phase::Invoiced);
     w.spec.cancellation = Some(serde_json::from_str("{}").unwrap());
     assert_eq!(w.reconcile(T0, &live("active")).phase, Phase::Cancelled);
+}
+
+#[test]
+fn a_refused_request_that_was_never_billed_says_so() {
+    let mut w = World::new("{listing: ro, plan: standard}", "");
+    w.refusal = Some(Refusal::new(
+        "ListingNotPublished",
+        "spec.listing",
+        "coming soon",
+    ));
+    assert_eq!(w.reconcile(T0, &live("active")).phase, Phase::Rejected);
+    assert_eq!(
+        w.condition("Billed"),
+        ("False".to_string(), "NotBilled".to_string()),
+        "never billed is not 'billing cancelled in HubSpot'"
+    );
+}
+
+#[test]
+fn a_request_waiting_for_its_tenant_records_a_neutral_first_transition() {
+    let mut w = World::new("{listing: ro, plan: standard}", "");
+    w.refusal = Some(Refusal::new(
+        "TenantNotFound",
+        "metadata.namespace",
+        "there is no Tenant",
+    ));
+    assert_eq!(w.reconcile(T0, &live("active")).phase, Phase::Requested);
+    let first = &w.status.history[0];
+    assert_eq!(
+        first.reason.as_deref(),
+        Some(crate::lifecycle::subscription_plan::REQUEST_RECEIVED)
+    );
+    assert_eq!(w.condition("Ready").1, "TenantNotFound");
+    assert_eq!(w.condition("Entitled").1, "Pending");
+    w.refusal = None;
+    assert_eq!(w.reconcile(T0, &live("active")).phase, Phase::Active);
+    assert_eq!(
+        w.condition("Entitled"),
+        ("True".to_string(), "Granted".to_string())
+    );
+}
+
+#[test]
+fn entitlements_that_cannot_be_written_hold_provisioning_then_recover() {
+    let mut w = World::new("{listing: ro, plan: standard}", "");
+    w.entitlements_fail = true;
+    let d = w.reconcile(T0, &live("active"));
+    assert_eq!(
+        (d.phase, d.ready, d.reason.as_str()),
+        (Phase::Provisioning, false, "Retrying")
+    );
+    assert_eq!(w.condition("Entitled").1, "Failed");
+    assert_eq!(w.condition("Billed").1, "Live", "billing stays in place");
+    w.entitlements_fail = false;
+    assert_eq!(
+        w.reconcile("2026-11-01T00:00:05Z", &live("active")).phase,
+        Phase::Active
+    );
+    // Failing in service keeps the phase.
+    w.entitlements_fail = true;
+    let d = w.reconcile("2026-11-02T00:00:00Z", &live("active"));
+    assert_eq!((d.phase, d.ready), (Phase::Active, false));
 }

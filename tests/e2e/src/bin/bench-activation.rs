@@ -21,6 +21,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+use marketplace_e2e::controllers;
 use marketplace_harness::{ControlPlane, ControlPlaneOptions};
 use marketplace_operator::api::conditions::find_condition;
 use marketplace_operator::api::tenant_subscription::Phase;
@@ -28,7 +29,7 @@ use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
 };
 use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
-use marketplace_operator::controllers::{Context, ControllerConfig, tenant, tenant_subscription};
+use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::json;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -313,10 +314,6 @@ where
     }
 }
 
-async fn wait_for(mut flag: tokio::sync::watch::Receiver<bool>) {
-    let _ = flag.wait_for(|s| *s).await;
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -380,19 +377,17 @@ async fn main() -> Result<()> {
         config.subscription_concurrency = c;
     }
     let concurrency = config.subscription_concurrency;
-    let ctx = Arc::new(
-        Context::new(client.clone(), config, Some("bench".into())).with_billing(hubspot.clone()),
+    let ctx =
+        Arc::new(controllers::context(&client, config, "bench").with_billing(hubspot.clone()));
+    let running = controllers::start(
+        ctx.clone(),
+        Enabled {
+            tenants: true,
+            subscriptions: true,
+            ..Enabled::NONE
+        },
+        None,
     );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let controllers = tokio::spawn({
-        let ctx = ctx.clone();
-        async move {
-            tokio::join!(
-                tenant::run(ctx.clone(), wait_for(stopped.clone())),
-                tenant_subscription::run(ctx, wait_for(stopped)),
-            );
-        }
-    });
     let namespaces: Api<Namespace> = Api::all(client.clone());
     wait_until(
         "every tenant namespace",
@@ -508,7 +503,7 @@ async fn main() -> Result<()> {
                 stall.as_secs(),
                 examples.join("\n")
             );
-            let _ = stop.send(true);
+            running.stop().await;
             return Err(format!("activations stalled at {done}/{total}").into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -713,14 +708,8 @@ async fn main() -> Result<()> {
     println!("  operator Events by type and reason: {reasons:?}");
 
     // 5. Stop.
-    let _ = stop.send(true);
     watching.abort();
-    if tokio::time::timeout(Duration::from_secs(15), controllers)
-        .await
-        .is_err()
-    {
-        eprintln!("bench-activation: the controllers did not stop within 15 s");
-    }
+    running.stop().await;
     sim.shutdown().await?;
     drop(control_plane);
     Ok(())

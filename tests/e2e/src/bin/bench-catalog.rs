@@ -71,7 +71,9 @@ async fn main() -> Result<()> {
         tenant_concurrency: 1,
         ..ControllerConfig::default()
     };
-    let ctx = Arc::new(Context::new(client.clone(), config, Some("bench".into())));
+    let ctx = Arc::new(marketplace_e2e::controllers::context(
+        &client, config, "bench",
+    ));
     let sources: Api<CatalogSource> = Api::namespaced(client.clone(), &namespace);
     let source: CatalogSource = serde_json::from_value(json!({
         "apiVersion": "marketplace.dev/v1alpha1", "kind": "CatalogSource",

@@ -1,0 +1,66 @@
+//! The one way a controller runs, in the operator, the e2e suites and the benchmarks alike:
+//! the shared error policy with per-object backoff, the backoff reset after every success,
+//! reconcile metrics for every kind, configurable concurrency and graceful shutdown.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use kube::Resource;
+use kube::runtime::controller::{self, Action, Controller};
+use serde::de::DeserializeOwned;
+
+use super::{Context, Error, error_policy, object_key};
+use crate::runtime::Shutdown;
+
+/// Runs `controller` with `reconcile` until `shutdown`, `concurrency` objects at once.
+pub async fn run_controller<K, R, Fut>(
+    kind: &'static str,
+    controller: Controller<K>,
+    concurrency: u16,
+    reconcile: R,
+    ctx: Arc<Context>,
+    shutdown: Shutdown,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let reconcile = Arc::new(reconcile);
+    // Logged once: how soon a new leader acts (its caches are warm before it leads).
+    let first = Arc::new(std::sync::Once::new());
+    controller
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown.requested())
+        .run(
+            move |object: Arc<K>, ctx: Arc<Context>| {
+                let reconcile = reconcile.clone();
+                let first = first.clone();
+                async move {
+                    let key = object_key(object.as_ref());
+                    let started = Instant::now();
+                    let result = reconcile(object, ctx.clone()).await;
+                    let outcome = match &result {
+                        Ok(_) => "ok",
+                        Err(error) => error.category(),
+                    };
+                    ctx.metrics.reconciled(kind, outcome, started.elapsed());
+                    if result.is_ok() {
+                        ctx.backoff.succeeded(&key);
+                    }
+                    first.call_once(|| tracing::info!(kind, "first reconcile done"));
+                    result
+                }
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, kind, "reconcile did not complete");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,456 @@
+//! The subscription reconcile as a plan: every choice the reconciler makes, as pure functions
+//! over what it observed. The reconciler runs them in this order, acting between them:
+//!
+//! 1. [`plan_billing`]: the target phase and the one billing call it needs (drift found in
+//!    HubSpot is healed by the idempotent ensure);
+//! 2. after the call, [`decide_after_billing`] and the Entitlements to write
+//!    ([`super::desired_entitlements`]);
+//! 3. if writing them failed, [`hold_on_entitlement_failure`];
+//! 4. [`report`]: the status to write, the Events to publish and when to look again.
+//!
+//! `phase/tests.rs` drives exactly these functions through whole lifecycles.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
+
+use super::phase::{BillingFact, BillingIntent, Decision, SubscriptionFacts};
+use super::{Refusal, billing_intent, decide, is_terminal, is_usable, plan_changed};
+use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
+use crate::api::listing::ListingSpec;
+use crate::api::tenant_subscription::{
+    HubSpotIds, Phase, TenantSubscriptionSpec, TenantSubscriptionStatus, Transition,
+};
+
+/// Condition: the connection test passed for this generation.
+pub const CONNECTION_TESTED: &str = "ConnectionTested";
+/// Condition: the subscription's features are granted.
+pub const ENTITLED: &str = "Entitled";
+/// History entries kept in status.
+pub const HISTORY_LIMIT: usize = 50;
+/// Periodic re-check when nothing is due earlier.
+pub const RESYNC: Duration = Duration::from_secs(600);
+/// The reason the first history entry records for a new request. Why it waits (a listing or
+/// tenant not cached yet, a Secret to fix) is the Ready condition's to say, not history's: it
+/// is often gone a moment later.
+pub const REQUEST_RECEIVED: &str = "request received";
+
+/// What webhooks or the drift audit learned about the billing record (re-read from HubSpot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingNews {
+    pub fact: BillingFact,
+    /// `webhook` or `audit`.
+    pub source: &'static str,
+    /// A drift finding, for the Synced condition; `None` when HubSpot agrees.
+    pub finding: Option<String>,
+}
+
+/// Everything the reconcile observed before deciding.
+#[derive(Debug, Clone)]
+pub struct Observation<'a> {
+    pub now: Timestamp,
+    pub generation: Option<i64>,
+    pub spec: &'a TenantSubscriptionSpec,
+    pub status: &'a TenantSubscriptionStatus,
+    /// Absent when the listing is not (or no longer) in the catalog.
+    pub listing: Option<&'a ListingSpec>,
+    pub tenant_suspended: bool,
+    /// Validation's verdict (only made while Requested).
+    pub refusal: Option<&'a Refusal>,
+    /// Whether a connection test ran in this reconcile, and passed.
+    pub connection_tested: Option<bool>,
+    pub news: Option<&'a BillingNews>,
+}
+
+impl<'a> Observation<'a> {
+    /// What is known of the billing record before any call: fresh news, else the status.
+    pub fn recorded(&self) -> BillingFact {
+        match self.news {
+            Some(news) => news.fact.clone(),
+            None => BillingFact::from_recorded(
+                self.status
+                    .hubspot
+                    .as_ref()
+                    .and_then(|h| h.status.as_deref()),
+            ),
+        }
+    }
+
+    fn facts(&self, billing: &'a BillingFact) -> SubscriptionFacts<'a> {
+        SubscriptionFacts {
+            now: self.now,
+            spec: self.spec,
+            status: self.status,
+            listing: self.listing,
+            tenant_suspended: self.tenant_suspended,
+            refusal: self.refusal,
+            billing,
+        }
+    }
+}
+
+/// Step 1: where the subscription is headed and the billing call that needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingStep {
+    pub target: Decision,
+    pub intent: BillingIntent,
+}
+
+pub fn plan_billing(o: &Observation<'_>) -> BillingStep {
+    let recorded = o.recorded();
+    let target = decide(&o.facts(&recorded));
+    let changed = plan_changed(o.spec, o.status, o.listing);
+    let mut intent = billing_intent(target.phase, o.status.phase, &recorded, changed);
+    // Drift found in HubSpot (duplicates, invoicing off, a record gone) is healed by the
+    // idempotent ensure, which keeps one live record and turns invoicing on.
+    let drifted = o.news.is_some_and(|n| n.finding.is_some());
+    if drifted
+        && matches!(
+            target.phase,
+            Phase::Active | Phase::Trialing | Phase::Suspended
+        )
+        && matches!(intent, BillingIntent::None | BillingIntent::ReadStatus)
+    {
+        intent = BillingIntent::Ensure;
+    }
+    BillingStep { target, intent }
+}
+
+/// Step 2: the phase, given what the billing call found (`fact`).
+pub fn decide_after_billing(o: &Observation<'_>, fact: &BillingFact) -> Decision {
+    decide(&o.facts(fact))
+}
+
+/// Step 3: billing is in place but granting the features failed. A subscription not yet in
+/// service stays in Provisioning (it must not claim Active without its features); one in
+/// service keeps its phase. Either way Ready says why, and the reconcile retries.
+pub fn hold_on_entitlement_failure(
+    before: Option<Phase>,
+    mut decision: Decision,
+    error: &str,
+) -> Decision {
+    let in_service = matches!(
+        before,
+        Some(Phase::Active | Phase::Trialing | Phase::Suspended | Phase::CancelRequested)
+    );
+    if !in_service && !is_terminal(decision.phase) {
+        decision.phase = Phase::Provisioning;
+        decision.via = None;
+    }
+    decision.ready = false;
+    decision.reason = "Retrying".into();
+    decision.message = format!("billing is in place but granting entitlements failed: {error}");
+    decision
+}
+
+/// An Event to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedEvent {
+    pub type_: EventType,
+    pub reason: String,
+    pub action: &'static str,
+    pub note: String,
+}
+
+/// What the reconcile reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub status: TenantSubscriptionStatus,
+    pub events: Vec<PlannedEvent>,
+    /// When to look again (a trial or period end, or the periodic re-check).
+    pub requeue: Duration,
+    /// Retry with backoff instead (the status says why).
+    pub retry: Option<String>,
+}
+
+/// What acting found, for the report.
+#[derive(Debug, Clone, Default)]
+pub struct Acted<'a> {
+    /// The billing fact after the call (or the recorded one if none was made).
+    pub fact: Option<&'a BillingFact>,
+    pub ids: Option<&'a HubSpotIds>,
+    /// Repairs the ensure made (duplicates retired, invoicing turned on).
+    pub repairs: &'a [String],
+    /// The features granted now.
+    pub granted: Vec<String>,
+    /// Why granting failed, if it did.
+    pub entitlement_error: Option<String>,
+    /// A plan change billed in this reconcile: (was plan, was quantity).
+    pub plan_changed_from: Option<(String, i32)>,
+}
+
+/// Step 4: the status after this reconcile, its Events and the next look.
+pub fn report(o: &Observation<'_>, decision: &Decision, acted: &Acted<'_>) -> Report {
+    let fallback = o.recorded();
+    let fact = acted.fact.unwrap_or(&fallback);
+    let status = next_status(o, decision, fact, acted);
+    let mut events = transition_events(o.status, decision, o.spec, acted);
+    if let Some(finding) = o.news.and_then(|n| n.finding.as_ref()) {
+        events.push(PlannedEvent {
+            type_: EventType::Warning,
+            reason: "DriftFound".into(),
+            action: "Audit",
+            note: finding.clone(),
+        });
+    }
+    let retry = match (&acted.entitlement_error, fact) {
+        (Some(_), _) => {
+            events.push(PlannedEvent {
+                type_: EventType::Warning,
+                reason: "ProvisioningFailed".into(),
+                action: "Provision",
+                note: decision.message.clone(),
+            });
+            Some(decision.message.clone())
+        }
+        (
+            None,
+            BillingFact::Failed {
+                message,
+                retryable: true,
+            },
+        ) => Some(message.clone()),
+        _ => None,
+    };
+    Report {
+        status,
+        events,
+        requeue: requeue_after(decision, o.now),
+        retry,
+    }
+}
+
+fn transition_events(
+    before: &TenantSubscriptionStatus,
+    d: &Decision,
+    spec: &TenantSubscriptionSpec,
+    acted: &Acted<'_>,
+) -> Vec<PlannedEvent> {
+    let mut events = Vec::new();
+    if let Some((plan, quantity)) = &acted.plan_changed_from {
+        events.push(PlannedEvent {
+            type_: EventType::Normal,
+            reason: "PlanChanged".into(),
+            action: "Bill",
+            note: format!(
+                "now billing plan {} × {} (was {plan} × {quantity})",
+                spec.plan.as_str(),
+                spec.quantity
+            ),
+        });
+    }
+    if before.phase != Some(d.phase) {
+        let type_ = match d.phase {
+            Phase::Rejected | Phase::Suspended | Phase::Failed => EventType::Warning,
+            _ => EventType::Normal,
+        };
+        let from = before
+            .phase
+            .map(|p| format!("{p:?}"))
+            .unwrap_or_else(|| "new".into());
+        events.push(PlannedEvent {
+            type_,
+            reason: format!("{:?}", d.phase),
+            action: "Transition",
+            note: format!("{from} → {:?}: {}", d.phase, d.message),
+        });
+    }
+    for repair in acted.repairs {
+        events.push(PlannedEvent {
+            type_: EventType::Warning,
+            reason: "BillingRepaired".into(),
+            action: "Bill",
+            note: repair.clone(),
+        });
+    }
+    events
+}
+
+/// When to reconcile again: the next time-based change, at most [`RESYNC`] away.
+pub fn requeue_after(d: &Decision, now: Timestamp) -> Duration {
+    d.wake_at
+        .map(|at| at.duration_since(now))
+        .and_then(|s| Duration::try_from(s).ok())
+        .map(|w| w.min(RESYNC) + Duration::from_millis(50))
+        .unwrap_or(RESYNC)
+}
+
+/// The status after this reconcile.
+fn next_status(
+    o: &Observation<'_>,
+    d: &Decision,
+    fact: &BillingFact,
+    acted: &Acted<'_>,
+) -> TenantSubscriptionStatus {
+    let status = o.status;
+    let at = Time(o.now);
+    let mut next = status.clone();
+    next.observed_generation = o.generation;
+    // A transition caused by what HubSpot said (webhook or audit) is HubSpot's.
+    let actor = if o.news.is_some() {
+        "hubspot"
+    } else {
+        "operator"
+    };
+    if status.phase != Some(d.phase) {
+        let mut push = |from: Option<Phase>, to: Phase| {
+            let reason = if from.is_none() && to == Phase::Requested {
+                REQUEST_RECEIVED.to_string()
+            } else {
+                d.message.clone()
+            };
+            next.history.push(Transition {
+                from,
+                to,
+                at: at.clone(),
+                actor: actor.to_string(),
+                reason: Some(reason),
+                action: None,
+            });
+        };
+        match d.via {
+            Some(via) if status.phase != Some(via) => {
+                push(status.phase, via);
+                push(Some(via), d.phase);
+            }
+            _ => push(status.phase, d.phase),
+        }
+        let excess = next.history.len().saturating_sub(HISTORY_LIMIT);
+        next.history.drain(..excess);
+    }
+    next.phase = Some(d.phase);
+    next.trial_ends_at = d.trial_ends_at.map(Time);
+    next.current_period_end = d.current_period_end.map(Time);
+    next.entitlements = acted.granted.iter().map(|f| f.as_str().into()).collect();
+    if let Some(ids) = acted.ids {
+        next.hubspot = Some(ids.clone());
+    }
+    if let Some(recorded) = fact.recorded() {
+        next.hubspot.get_or_insert_with(Default::default).status = Some(recorded);
+    }
+    let ever_billed = next.hubspot.as_ref().is_some_and(|h| h.deal_id.is_some());
+    let generation = o.generation;
+    let mut set = |type_: &str, ok: bool, reason: &str, message: String| {
+        set_condition(
+            &mut next.conditions,
+            NewCondition {
+                type_,
+                status: if ok { TRUE } else { FALSE },
+                reason,
+                message,
+                observed_generation: generation,
+            },
+            &at,
+        );
+    };
+    set("Ready", d.ready, &d.reason, d.message.clone());
+    match o.connection_tested {
+        Some(true) => set(
+            CONNECTION_TESTED,
+            true,
+            "Succeeded",
+            "the connection settings are valid and the test connection succeeded".into(),
+        ),
+        Some(false) => set(CONNECTION_TESTED, false, &d.reason, d.message.clone()),
+        None => {}
+    }
+    match fact {
+        BillingFact::Live { status, .. } => set(
+            "Billed",
+            true,
+            "Live",
+            format!("HubSpot subscription is {status}"),
+        ),
+        BillingFact::Cancelled if ever_billed => set(
+            "Billed",
+            false,
+            "Cancelled",
+            "billing cancelled in HubSpot".into(),
+        ),
+        BillingFact::Cancelled => set(
+            "Billed",
+            false,
+            "NotBilled",
+            "nothing was billed for this subscription".into(),
+        ),
+        BillingFact::Missing => set(
+            "Billed",
+            false,
+            "Missing",
+            "no live HubSpot billing record".into(),
+        ),
+        BillingFact::Failed { message, .. } => set("Billed", false, "Failed", message.clone()),
+        BillingFact::Unknown => {}
+    }
+    let (entitled, reason, message) = entitled_condition(d.phase, &acted.granted, acted);
+    set(ENTITLED, entitled, reason, message);
+    if let Some(news) = o.news {
+        let source = news.source;
+        let now = o.now;
+        match (&news.finding, fact) {
+            (Some(finding), BillingFact::Failed { message, .. }) => set(
+                "Synced",
+                false,
+                "DriftFound",
+                format!("{finding} ({source} at {now}); healing failed: {message}"),
+            ),
+            (Some(finding), _) => set(
+                "Synced",
+                true,
+                "Healed",
+                format!("{finding}; healed ({source} at {now})"),
+            ),
+            (None, _) => set(
+                "Synced",
+                true,
+                "InSync",
+                format!("HubSpot agrees ({source} at {now})"),
+            ),
+        }
+    }
+    next
+}
+
+/// The Entitled condition: `Granted` while the tenant may use the features, `Pending` before
+/// service starts, `Suspended` while suspended, `Revoked` once over, `Failed` when writing the
+/// Entitlements failed.
+fn entitled_condition(
+    phase: Phase,
+    granted: &[String],
+    acted: &Acted<'_>,
+) -> (bool, &'static str, String) {
+    if let Some(error) = &acted.entitlement_error {
+        return (
+            false,
+            "Failed",
+            format!("writing the Entitlements failed: {error}"),
+        );
+    }
+    match phase {
+        p if is_usable(p) => (
+            true,
+            "Granted",
+            format!("features granted: {}", granted.join(", ")),
+        ),
+        Phase::Suspended => (
+            false,
+            "Suspended",
+            format!("features suspended: {}", granted.join(", ")),
+        ),
+        p if is_terminal(p) => (
+            false,
+            "Revoked",
+            format!("no features: the subscription is {p:?}"),
+        ),
+        p => (
+            false,
+            "Pending",
+            format!("features are granted once the subscription is in service (now {p:?})"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+use super::*;
+use crate::api::tenant_subscription::TenantSubscriptionStatus;
+use crate::lifecycle::fixtures::*;
+
+const T0: &str = "2026-11-01T00:00:00Z";
+
+fn active_status() -> TenantSubscriptionStatus {
+    TenantSubscriptionStatus {
+        phase: Some(Phase::Active),
+        hubspot: Some(HubSpotIds {
+            deal_id: Some("d1".into()),
+            status: Some("active".into()),
+            ..HubSpotIds::default()
+        }),
+        ..TenantSubscriptionStatus::default()
+    }
+}
+
+fn observe<'a>(
+    spec: &'a TenantSubscriptionSpec,
+    status: &'a TenantSubscriptionStatus,
+    listing: &'a ListingSpec,
+    news: Option<&'a BillingNews>,
+) -> Observation<'a> {
+    Observation {
+        now: ts(T0),
+        generation: Some(3),
+        spec,
+        status,
+        listing: Some(listing),
+        tenant_suspended: false,
+        refusal: None,
+        connection_tested: None,
+        news,
+    }
+}
+
+#[test]
+fn drift_found_in_service_is_healed_by_the_ensure() {
+    let spec = subscription("{listing: ro, plan: standard}");
+    let listing = listing("");
+    let status = active_status();
+    let quiet = plan_billing(&observe(&spec, &status, &listing, None));
+    assert_eq!(
+        quiet.intent,
+        BillingIntent::None,
+        "steady state calls nothing"
+    );
+    let news = BillingNews {
+        fact: BillingFact::from_recorded(Some("active")),
+        source: "audit",
+        finding: Some("invoicing was off".into()),
+    };
+    let healing = plan_billing(&observe(&spec, &status, &listing, Some(&news)));
+    assert_eq!(healing.intent, BillingIntent::Ensure);
+    // News without a finding only records that HubSpot agrees.
+    let agree = BillingNews {
+        finding: None,
+        ..news.clone()
+    };
+    let o = observe(&spec, &status, &listing, Some(&agree));
+    assert_eq!(plan_billing(&o).intent, BillingIntent::None);
+    let d = decide_after_billing(&o, &o.recorded());
+    let r = report(&o, &d, &Acted::default());
+    let synced = crate::api::conditions::find_condition(&r.status.conditions, "Synced").unwrap();
+    assert_eq!(synced.reason, "InSync");
+    assert_eq!(r.status.history.len(), 0, "no transition");
+    assert_eq!(r.status.observed_generation, Some(3));
+}
+
+#[test]
+fn a_finding_is_an_event_and_a_failed_heal_says_drift_found() {
+    let spec = subscription("{listing: ro, plan: standard}");
+    let listing = listing("");
+    let status = active_status();
+    let news = BillingNews {
+        fact: BillingFact::Missing,
+        source: "webhook",
+        finding: Some("the record was cancelled by hand".into()),
+    };
+    let o = observe(&spec, &status, &listing, Some(&news));
+    let failed = BillingFact::Failed {
+        message: "HubSpot answered 503".into(),
+        retryable: true,
+    };
+    let d = decide_after_billing(&o, &failed);
+    let r = report(
+        &o,
+        &d,
+        &Acted {
+            fact: Some(&failed),
+            ..Acted::default()
+        },
+    );
+    assert!(r.events.iter().any(|e| e.reason == "DriftFound"));
+    let synced = crate::api::conditions::find_condition(&r.status.conditions, "Synced").unwrap();
+    assert_eq!(
+        (synced.status.as_str(), synced.reason.as_str()),
+        ("False", "DriftFound")
+    );
+    assert_eq!(r.retry.as_deref(), Some("HubSpot answered 503"));
+}
+
+#[test]
+fn transitions_and_plan_changes_are_events() {
+    let spec = subscription("{listing: ro, plan: standard, quantity: 5}");
+    let listing = listing("");
+    let status = active_status();
+    let o = observe(&spec, &status, &listing, None);
+    let live = BillingFact::from_recorded(Some("active"));
+    let d = decide_after_billing(&o, &live);
+    let r = report(
+        &o,
+        &d,
+        &Acted {
+            fact: Some(&live),
+            plan_changed_from: Some(("standard".into(), 3)),
+            repairs: &["retired a duplicate".to_string()],
+            ..Acted::default()
+        },
+    );
+    let reasons: Vec<&str> = r.events.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(reasons, ["PlanChanged", "BillingRepaired"]);
+    assert!(
+        r.events[0].note.contains("was standard × 3"),
+        "{:?}",
+        r.events[0]
+    );
+}
+
+#[test]
+fn requeue_waits_for_the_next_due_change_at_most_the_resync() {
+    let mut d = decide_after_billing(
+        &observe(
+            &subscription("{listing: ro, plan: standard}"),
+            &active_status(),
+            &listing(""),
+            None,
+        ),
+        &BillingFact::from_recorded(Some("active")),
+    );
+    assert_eq!(requeue_after(&d, ts(T0)), RESYNC);
+    d.wake_at = Some(ts("2026-11-01T00:00:30Z"));
+    assert_eq!(
+        requeue_after(&d, ts(T0)),
+        Duration::from_secs(30) + Duration::from_millis(50)
+    );
+    d.wake_at = Some(ts("2027-01-01T00:00:00Z"));
+    assert_eq!(
+        requeue_after(&d, ts(T0)),
+        RESYNC + Duration::from_millis(50)
+    );
+}

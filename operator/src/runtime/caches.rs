@@ -1,0 +1,191 @@
+//! One watch per kind, shared by everything in the process: a [`SharedCache`] keeps a reflector
+//! store of one kind and fans its changes out to any number of subscribers (controllers, the
+//! API's live streams).
+//!
+//! kube's own shared streams (`store_shared` + `ReflectHandle`) would serve the controllers too,
+//! but they apply backpressure: a subscriber that is not polled (a standby replica's stopped
+//! controller, a stalled stream) would freeze the cache for every reader, and they never report
+//! deletions, which owner-triggered reconciles need (a deleted Entitlement must wake its
+//! subscription). Here the fan-out is a bounded broadcast that never blocks the watch: a
+//! subscriber that falls behind is handed the whole cache again instead.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+/// Changes buffered per subscriber before it is considered behind and re-sent everything.
+const CHANGE_BUFFER: usize = 4096;
+
+/// A watched, always-current cache of one kind, readable as a [`Store`] (through `Deref`) and
+/// subscribable as a stream of changes.
+pub struct SharedCache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store: Store<K>,
+    changes: broadcast::Sender<Arc<K>>,
+}
+
+impl<K> Clone for SharedCache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    fn clone(&self) -> Self {
+        SharedCache {
+            store: self.store.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+impl<K> Deref for SharedCache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    type Target = Store<K>;
+
+    fn deref(&self) -> &Store<K> {
+        &self.store
+    }
+}
+
+impl<K> SharedCache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    /// Starts the one watch of `api` on the current runtime; the task ends with the runtime.
+    pub fn start(api: Api<K>) -> Self {
+        let events = watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+        Self::from_events(events)
+    }
+
+    /// A cache fed by a stream of watch events (the watch itself, or a test's script).
+    pub fn from_events(
+        events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    ) -> Self {
+        let (store, writer) = reflector::store();
+        let (changes, _) = broadcast::channel(CHANGE_BUFFER);
+        let cache = SharedCache { store, changes };
+        tokio::spawn(follow(events, writer, cache.clone()));
+        cache
+    }
+
+    /// The store, for APIs that take one.
+    pub fn store(&self) -> &Store<K> {
+        &self.store
+    }
+
+    /// Every object in the cache now, then every change from here on: applied objects as they
+    /// are now, deleted ones as they were last seen. A subscriber that falls more than
+    /// [`CHANGE_BUFFER`] changes behind gets the whole cache again; nothing is lost, and the
+    /// watch never waits for a subscriber.
+    pub fn changes(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        // Subscribe before the snapshot: a change made in between arrives twice, never not at all.
+        let receiver = self.changes.subscribe();
+        let pending: VecDeque<Arc<K>> = self.store.state().into();
+        let store = self.store.clone();
+        futures::stream::unfold(
+            (receiver, pending, store),
+            |(mut receiver, mut pending, store)| async move {
+                loop {
+                    if let Some(object) = pending.pop_front() {
+                        return Some((object, (receiver, pending, store)));
+                    }
+                    match receiver.recv().await {
+                        Ok(object) => return Some((object, (receiver, pending, store))),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            pending.extend(store.state());
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// The watch task: keeps the store current and announces each change.
+async fn follow<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    mut writer: reflector::store::Writer<K>,
+    cache: SharedCache<K>,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let stream = events;
+    futures::pin_mut!(stream);
+    // What the cache held when a re-list began: objects missing after it were deleted meanwhile.
+    let mut before_relist: Vec<Arc<K>> = Vec::new();
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::debug!(%error, kind = %K::kind(&()), "cache watch error; retrying");
+                continue;
+            }
+        };
+        if matches!(event, watcher::Event::Init) {
+            before_relist = cache.store.state();
+        }
+        writer.apply_watcher_event(&event);
+        // A send fails only when nobody subscribes, which is fine.
+        match event {
+            watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+                let _ = cache.changes.send(Arc::new(object));
+            }
+            watcher::Event::InitDone => {
+                for gone in before_relist.drain(..) {
+                    if cache
+                        .store
+                        .get(&ObjectRef::from_obj(gone.as_ref()))
+                        .is_none()
+                    {
+                        let _ = cache.changes.send(gone);
+                    }
+                }
+                for object in cache.store.state() {
+                    let _ = cache.changes.send(object);
+                }
+            }
+            watcher::Event::Init | watcher::Event::InitApply(_) => {}
+        }
+    }
+}
+
+/// Passes only the changes that matter to a dependent: a new object, a changed `generation`
+/// (a spec edit, not a status write), a changed finalizer list (kube's finalizer helper waits
+/// for its own addition to come back) and a deletion (the object is no longer in `store`).
+pub fn spec_changes<K>(
+    changes: impl Stream<Item = Arc<K>> + Send + 'static,
+    store: Store<K>,
+) -> impl Stream<Item = Arc<K>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    type Signature = (Option<i64>, Option<Vec<String>>);
+    let mut seen: HashMap<ObjectRef<K>, Signature> = HashMap::new();
+    changes.filter(move |object| {
+        let key = ObjectRef::from_obj(object.as_ref());
+        let meta = object.meta();
+        let signature = (meta.generation, meta.finalizers.clone());
+        let pass = if store.get(&key).is_none() {
+            seen.remove(&key);
+            true
+        } else {
+            seen.insert(key, signature.clone()) != Some(signature)
+        };
+        futures::future::ready(pass)
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+use kube::runtime::watcher::Event;
+
+use super::*;
+
+fn object(name: &str, generation: i64) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("ns".into()),
+            generation: Some(generation),
+            ..ObjectMeta::default()
+        },
+        ..ConfigMap::default()
+    }
+}
+
+type Events = mpsc::UnboundedSender<Result<Event<ConfigMap>, watcher::Error>>;
+
+fn cache() -> (Events, SharedCache<ConfigMap>) {
+    let (tx, rx) = mpsc::unbounded();
+    (tx, SharedCache::from_events(rx))
+}
+
+fn list(tx: &Events, objects: &[ConfigMap]) {
+    tx.unbounded_send(Ok(Event::Init)).unwrap();
+    for o in objects {
+        tx.unbounded_send(Ok(Event::InitApply(o.clone()))).unwrap();
+    }
+    tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+}
+
+async fn next_names(
+    stream: &mut (impl Stream<Item = Arc<ConfigMap>> + Unpin),
+    n: usize,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for _ in 0..n {
+        let object = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("a change in time")
+            .expect("the stream goes on");
+        names.push(object.name_any());
+    }
+    names.sort();
+    names
+}
+
+async fn settle(cache: &SharedCache<ConfigMap>, expect: usize) {
+    cache.wait_until_ready().await.unwrap();
+    for _ in 0..100 {
+        if cache.state().len() == expect {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("cache never held {expect} objects");
+}
+
+#[tokio::test]
+async fn a_subscriber_gets_the_cache_then_applies_and_deletions() {
+    let (tx, cache) = cache();
+    list(&tx, &[object("a", 1), object("b", 1)]);
+    settle(&cache, 2).await;
+    let mut changes = Box::pin(cache.changes());
+    assert_eq!(next_names(&mut changes, 2).await, ["a", "b"]);
+    tx.unbounded_send(Ok(Event::Apply(object("c", 1)))).unwrap();
+    tx.unbounded_send(Ok(Event::Delete(object("a", 1))))
+        .unwrap();
+    assert_eq!(next_names(&mut changes, 2).await, ["a", "c"]);
+    settle(&cache, 2).await;
+    assert!(cache.get(&ObjectRef::new("a").within("ns")).is_none());
+}
+
+#[tokio::test]
+async fn a_relist_announces_what_was_deleted_meanwhile() {
+    let (tx, cache) = cache();
+    list(&tx, &[object("a", 1), object("b", 1)]);
+    settle(&cache, 2).await;
+    let mut changes = Box::pin(cache.changes());
+    next_names(&mut changes, 2).await;
+    // The watch broke; "a" was deleted while it was down and comes back missing.
+    list(&tx, &[object("b", 2)]);
+    assert_eq!(next_names(&mut changes, 2).await, ["a", "b"]);
+    settle(&cache, 1).await;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_given_everything_again() {
+    let (tx, cache) = cache();
+    list(&tx, &[object("kept", 1)]);
+    settle(&cache, 1).await;
+    let mut changes = Box::pin(cache.changes());
+    next_names(&mut changes, 1).await;
+    // More changes than the buffer holds, never read: the watch does not wait for us.
+    for n in 0..(CHANGE_BUFFER + 10) {
+        tx.unbounded_send(Ok(Event::Apply(object("kept", n as i64 + 2))))
+            .unwrap();
+    }
+    tx.unbounded_send(Ok(Event::Apply(object("last", 1))))
+        .unwrap();
+    for _ in 0..200 {
+        if cache.state().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(cache.state().len(), 2, "the cache kept up");
+    // The lagging subscriber is re-sent the whole cache, so "last" reaches it either way.
+    let mut seen = std::collections::BTreeSet::new();
+    while !seen.contains("last") {
+        let object = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.insert(object.name_any());
+    }
+}
+
+#[tokio::test]
+async fn spec_changes_skip_status_writes() {
+    let (tx, cache) = cache();
+    list(&tx, &[object("a", 1)]);
+    settle(&cache, 1).await;
+    let mut specs = Box::pin(spec_changes(cache.changes(), cache.store().clone()));
+    assert_eq!(next_names(&mut specs, 1).await, ["a"], "new objects pass");
+    // A status write keeps the generation: filtered. A spec edit bumps it: passes.
+    tx.unbounded_send(Ok(Event::Apply(object("a", 1)))).unwrap();
+    tx.unbounded_send(Ok(Event::Apply(object("a", 2)))).unwrap();
+    let edited = tokio::time::timeout(Duration::from_secs(5), specs.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(edited.metadata.generation, Some(2));
+    // Deletion passes.
+    tx.unbounded_send(Ok(Event::Delete(object("a", 2))))
+        .unwrap();
+    settle(&cache, 0).await;
+    assert_eq!(next_names(&mut specs, 1).await, ["a"]);
+}

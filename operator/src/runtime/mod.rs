@@ -1,0 +1,15 @@
+//! What every marketplace process runs, whatever it serves (kubert's shape): the shared caches
+//! ([`Stores`]), the HTTP endpoint, leader election for the writers, and one shutdown signal.
+//! `marketplace operator` assembles these in [`crate::process`]; the command line only parses
+//! flags into settings.
+
+pub mod caches;
+pub mod endpoint;
+pub mod leader;
+pub mod shutdown;
+pub mod stores;
+
+pub use caches::{SharedCache, spec_changes};
+pub use leader::{LeaderOutcome, LeaseSettings};
+pub use shutdown::Shutdown;
+pub use stores::Stores;

@@ -1,0 +1,61 @@
+//! The shared caches every marketplace process reads: Listings, Tenants, TenantSubscriptions
+//! and Entitlements, one watch each. The operator's controllers are driven by their changes
+//! (so a replica that becomes leader decides from a warm cache at once), and the marketplace
+//! API answers from them without calling the apiserver.
+//!
+//! Start them once per process with [`Stores::start`], wait for [`Stores::wait_until_ready`],
+//! then clone freely: every clone reads the same caches.
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
+
+use super::caches::SharedCache;
+use crate::api::{Entitlement, Listing, Tenant, TenantSubscription};
+
+/// Read-only, always-current caches of the four shared kinds.
+#[derive(Clone)]
+pub struct Stores {
+    pub listings: SharedCache<Listing>,
+    pub tenants: SharedCache<Tenant>,
+    pub subscriptions: SharedCache<TenantSubscription>,
+    pub entitlements: SharedCache<Entitlement>,
+}
+
+impl Stores {
+    /// Starts one cluster-wide watch per kind on the current runtime; the tasks end with it.
+    pub fn start(client: &Client) -> Stores {
+        Stores {
+            listings: SharedCache::start(Api::all(client.clone())),
+            tenants: SharedCache::start(Api::all(client.clone())),
+            subscriptions: SharedCache::start(Api::all(client.clone())),
+            entitlements: SharedCache::start(Api::all(client.clone())),
+        }
+    }
+
+    /// Resolves once every cache has its first full list.
+    pub async fn wait_until_ready(&self) {
+        let _ = tokio::join!(
+            self.listings.wait_until_ready(),
+            self.tenants.wait_until_ready(),
+            self.subscriptions.wait_until_ready(),
+            self.entitlements.wait_until_ready(),
+        );
+    }
+
+    pub fn listing(&self, name: &str) -> Option<Arc<Listing>> {
+        self.listings.get(&ObjectRef::new(name))
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<Arc<Tenant>> {
+        self.tenants.get(&ObjectRef::new(name))
+    }
+
+    /// The Entitlements in `namespace`.
+    pub fn entitlements_in(&self, namespace: &str) -> Vec<Arc<Entitlement>> {
+        self.entitlements
+            .state_filter(|e| e.metadata.namespace.as_deref() == Some(namespace))
+    }
+}
