@@ -35,6 +35,8 @@ impl Drop for StateDir {
 fn config(state_file: &Path) -> SimConfig {
     SimConfig {
         state_file: Some(state_file.to_path_buf()),
+        // Nothing listens there: events are queued and numbered, never delivered.
+        webhook_url: Some("http://127.0.0.1:9/webhooks".into()),
         // Long enough that only the save at shutdown can have written the file.
         state_save_interval_ms: 60_000,
         ..common::config()
@@ -80,6 +82,8 @@ async fn a_restarted_simulator_finds_the_same_portal() {
     assert_eq!(s, 200);
     let before = first.sim.admin().counters();
     let clock_before = first.sim.admin().now_ms();
+    let events_before = first.sim.admin().with_state(|st| st.webhooks.next_event_id);
+    assert!(events_before > 0, "the writes emitted webhook events");
     first.sim.shutdown().await.expect("shutdown");
     assert!(dir.file().exists(), "the shutdown saved the state");
 
@@ -136,6 +140,14 @@ async fn a_restarted_simulator_finds_the_same_portal() {
     assert!(
         next.parse::<u64>().expect("numeric id") > newest,
         "no id is reused: {next} after {newest}"
+    );
+    let events_after = second
+        .sim
+        .admin()
+        .with_state(|st| st.webhooks.next_event_id);
+    assert_eq!(
+        events_after, events_before,
+        "webhook event ids continue from where they stopped"
     );
     let after = second.sim.admin().counters();
     assert!(after.total_requests > before.total_requests);
