@@ -6,6 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{CrmObject, ObjectType};
 use crate::state::SimState;
 use crate::webhooks::ChangeSource;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,7 +32,8 @@ const DAY_MS: i64 = 86_400_000;
 /// schedule is not in the contract).
 pub const RETRY_AFTER_FAILURE_MS: i64 = 3 * DAY_MS;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BillingState {
     pub payments_enabled: bool,
     /// Companies (tenants) whose payments fail.

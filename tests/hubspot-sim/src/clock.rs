@@ -49,6 +49,15 @@ impl SimClock {
     }
 }
 
+/// Wall-clock now, epoch ms (webhook signatures and state files use real time, not the
+/// simulated clock).
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// ISO-8601 UTC with milliseconds, as HubSpot renders `createdAt`/`updatedAt`.
 pub fn iso(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {

@@ -135,6 +135,11 @@ pub struct SimConfig {
     /// contract §5.3: webhook settings are cached up to 5 minutes; subscription changes made
     /// through the admin API take effect after this many real ms (0 = at once).
     pub webhook_settings_delay_ms: u64,
+    /// Where the portal's data is kept across restarts (loaded at start when present, saved
+    /// after changes and at shutdown); `None` keeps it in memory only.
+    pub state_file: Option<std::path::PathBuf>,
+    /// How often (real ms) changes are saved to `state_file`.
+    pub state_save_interval_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -203,6 +208,8 @@ impl Default for SimConfig {
             webhook_tick_ms: 20,
             webhook_max_concurrency: 10,
             webhook_settings_delay_ms: 0,
+            state_file: None,
+            state_save_interval_ms: 500,
         }
     }
 }

@@ -1,22 +1,16 @@
 //! Webhook delivery loop (contract §5.3): batches ≤100 events, signs them (v1 + v3), retries any
 //! non-2xx or timeout with growing, jittered spacing up to the retry limit.
 
+use crate::clock::wall_ms;
 use crate::state::{Sim, lock};
 use crate::webhooks::{DeliveryRecord, PendingEvent, signature_v1, signature_v3};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 
 /// contract §5.1: receivers reject timestamps older than 5 minutes; the stale fault uses 6.
 const STALE_BY_MS: i64 = 6 * 60 * 1000;
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 struct Batch {
     url: String,

@@ -26,6 +26,11 @@ pub enum SimError {
     Serve(std::io::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("state file {}: {reason} (delete it to start from an empty portal)", path.display())]
+    State {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 /// An HTTP error in HubSpot's shape:

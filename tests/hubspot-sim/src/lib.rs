@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod error;
 pub mod faults;
 pub mod model;
+pub mod persist;
 pub mod properties;
 pub mod ratelimit;
 pub mod rng;

@@ -3,6 +3,8 @@
 
 use clap::Parser;
 use hubspot_sim::{SimConfig, Simulator, Tier};
+use std::process::ExitCode;
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser, Debug)]
 #[command(name = "hubspot-sim", about = "Local HubSpot API simulator")]
@@ -42,14 +44,27 @@ struct Args {
     /// Seed for fault randomness.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Keep the portal's data in this file across restarts: loaded at start when it exists,
+    /// saved (atomically) after changes and on SIGTERM/SIGINT.
+    #[arg(long)]
+    state_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
-    let args = Args::parse();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubspot-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = SimConfig {
         listen: args.listen,
         tier: args.tier,
@@ -60,14 +75,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         payments_enabled: args.payments_enabled,
         retry_after_on_429: args.retry_after,
         seed: args.seed,
+        state_file: args.state_file,
         ..SimConfig::default()
     };
+    // Installed before serving, so a stop request never finds the default (unsaved) exit.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let sim = Simulator::start(config).await?;
     tracing::info!(url = %sim.base_url(), "hubspot-sim listening");
     println!("hubspot-sim listening on {}", sim.base_url());
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => { r?; }
-        r = sim.wait() => { r?; }
-    }
+    sim.serve_until(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+    .await?;
     Ok(())
 }

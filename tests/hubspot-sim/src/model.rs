@@ -2,10 +2,10 @@
 //! `objectTypeId` (contract §9).
 
 use crate::error::ApiError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectType {
     Contacts,
@@ -95,7 +95,7 @@ impl ObjectType {
 }
 
 /// One CRM record. Property values are always strings (contract §6).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CrmObject {
     pub id: u64,

@@ -3,10 +3,11 @@
 use crate::clock;
 use crate::error::ApiError;
 use crate::model::ObjectType;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PropType {
     String,
     Number,
@@ -51,7 +52,8 @@ impl PropType {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PropertyDef {
     pub name: String,
     pub label: String,

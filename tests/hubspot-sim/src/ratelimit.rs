@@ -4,7 +4,7 @@
 use crate::config::SimConfig;
 use crate::error::{ApiError, correlation_id};
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -39,8 +39,8 @@ impl RateHeaders {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Counters {
     pub total_requests: u64,
     /// "METHOD /matched/path" → count.
@@ -58,7 +58,8 @@ pub struct Counters {
     pub daily_used: u64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RateLimiter {
     accepted: VecDeque<i64>,
     seen: VecDeque<i64>,

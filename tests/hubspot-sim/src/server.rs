@@ -5,6 +5,7 @@ use crate::billing;
 use crate::config::SimConfig;
 use crate::error::{ApiError, SimError};
 use crate::faults::{FaultKind, injected_error};
+use crate::persist;
 use crate::ratelimit::RateHeaders;
 use crate::routes::{associations, batch, lifecycle, objects, properties, search};
 use crate::state::{Sim, SimState, lock};
@@ -244,6 +245,8 @@ pub struct RunningSimulator {
     handle: SimHandle,
     shutdown_tx: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+    /// Saves the state file (when configured); makes its last save on shutdown.
+    persister: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Simulator {
@@ -255,9 +258,23 @@ impl Simulator {
                 source,
             })?;
         let addr = listener.local_addr().map_err(SimError::Serve)?;
-        let sim: Sim = Arc::new(Mutex::new(SimState::new(config)));
+        let state_file = config.state_file.clone();
+        let save_every = std::time::Duration::from_millis(config.state_save_interval_ms.max(10));
+        let state = match &state_file {
+            Some(path) => persist::load(config, path)?,
+            None => SimState::new(config),
+        };
+        let sim: Sim = Arc::new(Mutex::new(state));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tokio::spawn(crate::delivery::run(sim.clone(), shutdown_rx.clone()));
+        let persister = state_file.map(|path| {
+            tokio::spawn(persist::run(
+                sim.clone(),
+                path,
+                save_every,
+                shutdown_rx.clone(),
+            ))
+        });
         let app = router(sim.clone());
         let mut rx = shutdown_rx;
         let server = tokio::spawn(async move {
@@ -272,6 +289,7 @@ impl Simulator {
             handle: SimHandle::new(sim),
             shutdown_tx,
             server: Some(server),
+            persister,
         })
     }
 }
@@ -291,26 +309,36 @@ impl RunningSimulator {
         &self.handle
     }
 
-    pub async fn shutdown(mut self) -> Result<(), SimError> {
-        let _ = self.shutdown_tx.send(true);
-        if let Some(server) = self.server.take() {
-            match server.await {
-                Ok(r) => r.map_err(SimError::Serve)?,
-                Err(e) => return Err(SimError::Serve(std::io::Error::other(e))),
-            }
-        }
-        Ok(())
+    /// Stops serving and, with a state file, returns once the last save is written.
+    pub async fn shutdown(self) -> Result<(), SimError> {
+        self.serve_until(std::future::ready(())).await
     }
 
-    /// Serves until the process is stopped (binary use).
-    pub async fn wait(mut self) -> Result<(), SimError> {
-        if let Some(server) = self.server.take() {
-            match server.await {
-                Ok(r) => r.map_err(SimError::Serve)?,
-                Err(e) => return Err(SimError::Serve(std::io::Error::other(e))),
+    /// Serves until `stop` completes (binary use: a signal), then shuts down like
+    /// [`RunningSimulator::shutdown`].
+    pub async fn serve_until(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), SimError> {
+        let Some(mut server) = self.server.take() else {
+            return Ok(());
+        };
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = stop => {
+                let _ = self.shutdown_tx.send(true);
+                server.await
             }
+        };
+        // The server may also end on its own: the last save is made either way.
+        let _ = self.shutdown_tx.send(true);
+        if let Some(persister) = self.persister.take() {
+            let _ = persister.await;
         }
-        Ok(())
+        match served {
+            Ok(r) => r.map_err(SimError::Serve),
+            Err(e) => Err(SimError::Serve(std::io::Error::other(e))),
+        }
     }
 }
 

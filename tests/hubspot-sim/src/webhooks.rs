@@ -154,6 +154,17 @@ impl ChangeSource {
             ChangeSource::Admin => "CRM_UI",
         }
     }
+
+    /// The inverse of [`ChangeSource::as_str`].
+    pub fn parse(s: &str) -> Option<ChangeSource> {
+        [
+            ChangeSource::Integration,
+            ChangeSource::Billing,
+            ChangeSource::Admin,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
