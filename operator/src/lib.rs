@@ -10,3 +10,4 @@ pub mod connection;
 pub mod controllers;
 pub mod lifecycle;
 pub mod server;
+pub mod text;
