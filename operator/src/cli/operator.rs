@@ -15,7 +15,7 @@ use crate::billing::{
     ApiToken, BillingMode, HubSpotClient, HubSpotConfig, Tier, WebhookSecret, WebhookVerifier,
 };
 use crate::controllers::{
-    Context, ControllerConfig, catalog_source, drift, subscription_action, tenant,
+    Context, ControllerConfig, billing_audit, catalog_source, subscription_action, tenant,
     tenant_subscription, webhook_hints,
 };
 use crate::server::{
@@ -443,7 +443,7 @@ async fn run_controllers(
         tenant::run(ctx.clone(), wait_for(stop.clone())),
         tenant_subscription::run(ctx.clone(), wait_for(stop.clone())),
         subscription_action::run(ctx.clone(), wait_for(stop.clone())),
-        drift::run(ctx.clone(), wait_for(stop.clone())),
+        billing_audit::run(ctx.clone(), wait_for(stop.clone())),
         webhook_hints::run(ctx, hints, wait_for(stop)),
     );
 }

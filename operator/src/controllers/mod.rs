@@ -2,9 +2,9 @@
 //! per-object backoff, status writes and Events.
 
 pub mod backoff;
+pub mod billing_audit;
 pub mod catalog_source;
 pub mod connection_check;
-pub mod drift;
 pub mod entitlements;
 pub mod news;
 pub mod status;

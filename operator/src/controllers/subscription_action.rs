@@ -17,6 +17,8 @@ use kube::runtime::watcher;
 
 use super::status::{apply_status, apply_status_guarded};
 use super::{Context, Error, object_key};
+use crate::api::conditions::reasons::{ACCEPTED, REFUSED};
+use crate::api::conditions::types::READY;
 use crate::api::conditions::{NewCondition, TRUE, set_condition};
 use crate::api::listing::Activation;
 use crate::api::subscription_action::{ActionResult, SubscriptionActionStatus};
@@ -164,13 +166,16 @@ async fn finish(
     status.observed_generation = action.metadata.generation;
     status.result = Some(result);
     status.message = Some(message.clone());
-    let reason = format!("{result:?}");
+    let reason = match result {
+        ActionResult::Accepted => ACCEPTED,
+        ActionResult::Refused => REFUSED,
+    };
     set_condition(
         &mut status.conditions,
         NewCondition {
-            type_: "Ready",
+            type_: READY,
             status: TRUE,
-            reason: &reason,
+            reason,
             message: message.clone(),
             observed_generation: action.metadata.generation,
         },
@@ -185,7 +190,7 @@ async fn finish(
     } else {
         EventType::Normal
     };
-    ctx.event(action, type_, &reason, "Handle", message).await;
+    ctx.event(action, type_, reason, "Handle", message).await;
     ctx.backoff.succeeded(&object_key(action));
     Ok(Action::await_change())
 }

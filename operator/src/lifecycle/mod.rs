@@ -8,7 +8,7 @@
 //! - [`period`]: billing periods and trial ends.
 
 pub mod actions;
-pub mod drift;
+pub mod billing_drift;
 pub mod entitlements;
 pub mod period;
 pub mod phase;

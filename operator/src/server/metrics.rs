@@ -68,6 +68,7 @@ pub struct Metrics {
     reconciles: Family<KindResult, Counter>,
     reconcile_duration: Family<KindLabel, Histogram>,
     drift_findings: Family<KindLabel, Counter>,
+    orphans_swept: Family<KindLabel, Counter>,
     webhooks: Family<OutcomeLabel, Counter>,
     billing_calls: Counter,
     activations: Counter,
@@ -86,6 +87,7 @@ impl Metrics {
         let reconcile_duration =
             Family::<KindLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
         let drift_findings = Family::<KindLabel, Counter>::default();
+        let orphans_swept = Family::<KindLabel, Counter>::default();
         let webhooks = Family::<OutcomeLabel, Counter>::default();
         let billing_calls = Counter::default();
         let activations = Counter::default();
@@ -113,6 +115,11 @@ impl Metrics {
             drift_findings.clone(),
         );
         registry.register(
+            "marketplace_billing_orphans_swept",
+            "HubSpot objects left by a crash or a lost response that the audit deleted, by kind (line_item, subscription)",
+            orphans_swept.clone(),
+        );
+        registry.register(
             "marketplace_webhooks",
             "HubSpot webhook requests refused (by reason) and events received (by outcome)",
             webhooks.clone(),
@@ -137,6 +144,7 @@ impl Metrics {
             reconciles,
             reconcile_duration,
             drift_findings,
+            orphans_swept,
             webhooks,
             billing_calls,
             activations,
@@ -157,6 +165,11 @@ impl Metrics {
     /// One drift finding of a static category (e.g. "missing_billing_record").
     pub fn drift_found(&self, kind: &'static str) {
         self.drift_findings.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// One orphaned HubSpot object deleted by the audit's sweep (`line_item` or `subscription`).
+    pub fn orphan_swept(&self, kind: &'static str) {
+        self.orphans_swept.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// One webhook outcome (see [`WEBHOOK_OUTCOMES`]).
@@ -218,6 +231,7 @@ mod tests {
         let m = Arc::new(Metrics::new());
         m.reconciled("TenantSubscription", "ok", Duration::from_millis(12));
         m.drift_found("missing_billing_record");
+        m.orphan_swept("line_item");
         m.webhook("accepted");
         m.billing_call();
         m.activation();
@@ -236,6 +250,7 @@ mod tests {
             r#"marketplace_reconciles_total{kind="TenantSubscription",result="ok"} 1"#,
             r#"marketplace_reconcile_duration_seconds_count{kind="TenantSubscription"} 1"#,
             r#"marketplace_drift_findings_total{kind="missing_billing_record"} 1"#,
+            r#"marketplace_billing_orphans_swept_total{kind="line_item"} 1"#,
             r#"marketplace_webhooks_total{outcome="accepted"} 1"#,
             r#"marketplace_webhooks_total{outcome="forged"} 0"#,
             "marketplace_billing_calls_total 1",

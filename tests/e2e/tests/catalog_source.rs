@@ -10,7 +10,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::{control_plane, example, unique_name};
 use marketplace_operator::api::catalog_source::{CatalogSource, CatalogSourceStatus};
-use marketplace_operator::api::conditions::find_condition;
+use marketplace_operator::api::conditions::reasons::{LINT_FAILED, PRUNE_REFUSED, SUSPENDED};
+use marketplace_operator::api::conditions::types::{READY, STALLED};
+use marketplace_operator::api::conditions::{FALSE, TRUE, find_condition};
 use marketplace_operator::api::{Listing, TenantSubscription, WizardConfig};
 use marketplace_operator::controllers::{Context, ControllerConfig, catalog_source};
 use serde_json::{Value, json};
@@ -285,7 +287,7 @@ async fn first_sync_applies_the_catalog_and_records_an_inventory() {
         status.last_applied_revision.as_deref(),
         Some(format!("main@sha1:{head}").as_str())
     );
-    assert_eq!(condition(&status, "Ready").0, "True");
+    assert_eq!(condition(&status, READY).0, TRUE);
     assert_eq!(status.inventory.len(), 4, "{:?}", status.inventory);
     let counts = status.counts.expect("counts");
     assert_eq!((counts.listings, counts.wizard_configs), (3, 1));
@@ -407,13 +409,13 @@ async fn a_bad_revision_applies_nothing_and_keeps_the_last_good_one() {
         status.last_applied_revision.as_deref(),
         Some(format!("main@sha1:{good}").as_str())
     );
-    let (stalled, reason, message) = condition(&status, "Stalled");
-    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "LintFailed"));
+    let (stalled, reason, message) = condition(&status, STALLED);
+    assert_eq!((stalled.as_str(), reason.as_str()), (TRUE, LINT_FAILED));
     assert!(
         message.contains("tagline"),
         "the message quotes the lint error: {message}"
     );
-    assert_eq!(condition(&status, "Ready").0, "False");
+    assert_eq!(condition(&status, READY).0, FALSE);
     let route = world.listing("route").await.expect("listing");
     assert_ne!(
         route.spec.tagline,
@@ -427,7 +429,7 @@ async fn a_bad_revision_applies_nothing_and_keeps_the_last_good_one() {
     );
     let fixed = world.repo.commit("fixed");
     let status = world.applied(&fixed).await;
-    assert_eq!(condition(&status, "Stalled").0, "False");
+    assert_eq!(condition(&status, STALLED).0, FALSE);
     world.stop().await;
 }
 
@@ -466,8 +468,8 @@ async fn prune_deletes_what_left_the_catalog_but_never_a_subscribed_listing() {
             s.last_attempted_revision.as_deref() == Some(refused_revision.as_str())
         })
         .await;
-    let (_, reason, message) = condition(&status, "Stalled");
-    assert_eq!(reason, "LintFailed");
+    let (_, reason, message) = condition(&status, STALLED);
+    assert_eq!(reason, LINT_FAILED);
     assert!(message.contains("published-deleted"), "{message}");
     assert!(
         world.listing("gigsafe").await.is_some(),
@@ -496,8 +498,8 @@ async fn prune_deletes_what_left_the_catalog_but_never_a_subscribed_listing() {
         world.listing("route").await.is_some(),
         "a subscribed listing is kept"
     );
-    let (ready, reason, message) = condition(&status, "Ready");
-    assert_eq!((ready.as_str(), reason.as_str()), ("False", "PruneRefused"));
+    let (ready, reason, message) = condition(&status, READY);
+    assert_eq!((ready.as_str(), reason.as_str()), (FALSE, PRUNE_REFUSED));
     assert!(
         message.contains(&world.name("route")) && message.contains("1 live subscription"),
         "{message}"
@@ -523,7 +525,7 @@ async fn suspend_stops_syncing() {
     world.patch_source(json!({ "suspend": true })).await;
     world
         .status_until("Suspended", |s| {
-            find_condition(&s.conditions, "Ready").is_some_and(|c| c.reason == "Suspended")
+            find_condition(&s.conditions, READY).is_some_and(|c| c.reason == SUSPENDED)
         })
         .await;
     world.set_lifecycle("gigsafe", "listing-gigsafe.yaml", "Archived");
