@@ -6,14 +6,15 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use marketplace_e2e::{control_plane, example, unique_name};
+use marketplace_e2e::{control_plane, eventually, example, unique_name};
 use marketplace_operator::api::catalog_source::{CatalogSource, CatalogSourceStatus};
 use marketplace_operator::api::conditions::reasons::{LINT_FAILED, PRUNE_REFUSED, SUSPENDED};
 use marketplace_operator::api::conditions::types::{READY, STALLED};
 use marketplace_operator::api::conditions::{FALSE, TRUE, find_condition};
 use marketplace_operator::api::{Listing, TenantSubscription, WizardConfig};
+use marketplace_operator::catalog::git::GitCache;
 use marketplace_operator::controllers::{Context, ControllerConfig, catalog_source};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -89,6 +90,7 @@ struct World {
     namespace: String,
     prefix: String,
     repo: Repo,
+    cache: GitCache,
     stop: Option<oneshot::Sender<()>>,
     controller: Option<tokio::task::JoinHandle<()>>,
 }
@@ -109,6 +111,7 @@ impl World {
             tenant_concurrency: 2,
             ..ControllerConfig::default()
         };
+        let cache = GitCache::new(config.git_cache_dir.clone());
         let ctx = Arc::new(Context::new(
             client.clone(),
             config,
@@ -123,6 +126,7 @@ impl World {
             namespace,
             prefix: unique_name(test),
             repo: Repo::new(),
+            cache,
             stop: Some(stop),
             controller: Some(controller),
         }
@@ -593,5 +597,64 @@ async fn tags_and_commits_pin_the_revision() {
         .patch_source(json!({ "ref": { "commit": null, "branch": "main" } }))
         .await;
     world.applied(&later).await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_source_removes_its_git_cache() {
+    let world = World::new("delete").await;
+    world.write_catalog();
+    let head = world.repo.commit("catalog");
+    world
+        .create_source(json!({ "branch": "main" }), false)
+        .await;
+    world.applied(&head).await;
+    // A second source that never fetched: its cleanup needs nothing from its spec.
+    let broken: CatalogSource = serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1",
+        "kind": "CatalogSource",
+        "metadata": { "name": "broken", "namespace": world.namespace },
+        "spec": { "url": "file:///nonexistent/catalog.git", "ref": { "branch": "main" }, "interval": "1s" },
+    }))
+    .expect("a CatalogSource");
+    world
+        .sources()
+        .create(&PostParams::default(), &broken)
+        .await
+        .expect("created");
+
+    let sources = world.sources();
+    let cache = world
+        .cache
+        .repo_dir(&format!("{}/catalog", world.namespace));
+    assert!(cache.is_dir(), "{} is the source's cache", cache.display());
+    for name in ["catalog", "broken"] {
+        eventually(
+            &format!("{name} to carry the finalizer"),
+            Duration::from_secs(30),
+            || async {
+                let source = sources.get_opt(name).await.ok().flatten()?;
+                source
+                    .finalizers()
+                    .iter()
+                    .any(|f| f == catalog_source::FINALIZER)
+                    .then_some(())
+            },
+        )
+        .await;
+        sources
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("deleted");
+    }
+    for name in ["catalog", "broken"] {
+        eventually(
+            &format!("{name} to be gone"),
+            Duration::from_secs(30),
+            || async { sources.get_opt(name).await.ok()?.is_none().then_some(()) },
+        )
+        .await;
+    }
+    assert!(!cache.exists(), "{} was not removed", cache.display());
     world.stop().await;
 }
