@@ -57,14 +57,11 @@ impl Obj {
 /// HubSpot-defined association type ids (contract §1.7).
 pub mod assoc {
     pub const SUBSCRIPTION_TO_LINE_ITEM: u32 = 301;
-    pub const LINE_ITEM_TO_SUBSCRIPTION: u32 = 302;
     pub const SUBSCRIPTION_TO_COMPANY: u32 = 297;
     pub const SUBSCRIPTION_TO_DEAL: u32 = 299;
-    pub const DEAL_TO_SUBSCRIPTION: u32 = 300;
     pub const DEAL_TO_COMPANY: u32 = 341;
     pub const DEAL_TO_COMPANY_PRIMARY: u32 = 5;
     pub const LINE_ITEM_TO_DEAL: u32 = 20;
-    pub const DEAL_TO_LINE_ITEM: u32 = 19;
     pub const CONTACT_TO_COMPANY: u32 = 279;
     /// The contact's primary company. Not in the contract's §1.7 table (which lists only the
     /// unlabeled 279/280); it is HubSpot's long-standing id for the "Primary" label, the

@@ -113,17 +113,6 @@ pub fn render_header(
     })
 }
 
-/// Setting names used by a template, in order (repeats included).
-pub fn placeholders(template: &str) -> Result<Vec<&str>, TemplateProblem> {
-    Ok(parse(template)?
-        .into_iter()
-        .filter_map(|part| match part {
-            Part::Setting(name) => Some(name),
-            Part::Text(_) => None,
-        })
-        .collect())
-}
-
 enum Part<'t> {
     Text(&'t str),
     Setting(&'t str),
@@ -264,14 +253,6 @@ mod tests {
         assert_eq!(
             render_url("https://h/}}", &settings()).unwrap(),
             "https://h/}}"
-        );
-    }
-
-    #[test]
-    fn lists_placeholders() {
-        assert_eq!(
-            placeholders("https://{{host}}/{{ a }}/{{host}}").unwrap(),
-            vec!["host", "a", "host"]
         );
     }
 }
