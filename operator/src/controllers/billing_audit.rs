@@ -27,6 +27,7 @@ use crate::billing::api::Obj;
 use crate::billing::{HubSpotClient, Orphan, OrphanSweeper};
 use crate::lifecycle::BillingFact;
 use crate::lifecycle::billing_drift::{compare, orphan_deals};
+use crate::server::metrics::{ORPHAN_LINE_ITEM, ORPHAN_SUBSCRIPTION};
 
 /// Name of the ConfigMap holding the last audit's summary.
 pub const REPORT_CONFIG_MAP: &str = "marketplace-drift-report";
@@ -171,10 +172,11 @@ async fn sweep(
     swept.deleted
 }
 
+/// The metric label of an orphan.
 fn orphan_kind(orphan: &Orphan) -> &'static str {
     match orphan.object {
-        Obj::LineItems => "line_item",
-        _ => "subscription",
+        Obj::LineItems => ORPHAN_LINE_ITEM,
+        _ => ORPHAN_SUBSCRIPTION,
     }
 }
 

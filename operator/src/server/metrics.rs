@@ -40,6 +40,12 @@ pub const WEBHOOK_OUTCOMES: &[&str] = &[
     "dropped",
 ];
 
+/// Kinds of HubSpot objects the audit's orphan sweep deletes, counted by
+/// `marketplace_billing_orphans_swept_total{kind}`.
+pub const ORPHAN_KINDS: &[&str] = &[ORPHAN_LINE_ITEM, ORPHAN_SUBSCRIPTION];
+pub const ORPHAN_LINE_ITEM: &str = "line_item";
+pub const ORPHAN_SUBSCRIPTION: &str = "subscription";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindResult {
     kind: &'static str,
@@ -95,6 +101,9 @@ impl Metrics {
         // Known outcomes start at 0, so `rate()` and alerts see the first refusal.
         for outcome in WEBHOOK_OUTCOMES {
             let _ = webhooks.get_or_create(&OutcomeLabel { outcome });
+        }
+        for kind in ORPHAN_KINDS {
+            let _ = orphans_swept.get_or_create(&KindLabel { kind });
         }
 
         let mut registry = Registry::default();
@@ -167,7 +176,7 @@ impl Metrics {
         self.drift_findings.get_or_create(&KindLabel { kind }).inc();
     }
 
-    /// One orphaned HubSpot object deleted by the audit's sweep (`line_item` or `subscription`).
+    /// One orphaned HubSpot object deleted by the audit's sweep (see [`ORPHAN_KINDS`]).
     pub fn orphan_swept(&self, kind: &'static str) {
         self.orphans_swept.get_or_create(&KindLabel { kind }).inc();
     }
@@ -251,6 +260,7 @@ mod tests {
             r#"marketplace_reconcile_duration_seconds_count{kind="TenantSubscription"} 1"#,
             r#"marketplace_drift_findings_total{kind="missing_billing_record"} 1"#,
             r#"marketplace_billing_orphans_swept_total{kind="line_item"} 1"#,
+            r#"marketplace_billing_orphans_swept_total{kind="subscription"} 0"#,
             r#"marketplace_webhooks_total{outcome="accepted"} 1"#,
             r#"marketplace_webhooks_total{outcome="forged"} 0"#,
             "marketplace_billing_calls_total 1",
