@@ -1,4 +1,5 @@
-//! The drift comparison: what a HubSpot audit entry says against what a subscription records.
+//! The billing drift comparison: what a HubSpot audit entry says against what a subscription
+//! records.
 
 use super::phase::BillingFact;
 use crate::billing::{AuditedRecord, Drift};

@@ -6,6 +6,7 @@
 //! - [`entitlements`]: which Entitlements a subscription grants, in which state.
 //! - [`actions`]: the approval ladder moved by SubscriptionActions.
 //! - [`period`]: billing periods and trial ends.
+//! - [`billing_drift`]: what a HubSpot audit found against what a subscription records.
 
 pub mod actions;
 pub mod billing_drift;
