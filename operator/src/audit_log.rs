@@ -121,10 +121,6 @@ impl AuditLog {
         }
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.lock().sink.is_some()
-    }
-
     /// Appends one record stamped with the current time.
     pub fn append(&self, entry: AuditEntry) -> Result<AuditRecord, AuditError> {
         self.append_at(entry, jiff::Timestamp::now())

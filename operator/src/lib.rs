@@ -12,3 +12,4 @@ pub mod lifecycle;
 pub mod process;
 pub mod runtime;
 pub mod server;
+pub mod text;

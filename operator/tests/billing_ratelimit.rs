@@ -1,6 +1,7 @@
 //! 429 policies against the simulator (contract §3.1, §8.2, §8.3): a budget shared with another
-//! writer produces `TEN_SECONDLY_ROLLING` storms that the client waits out (with or without
-//! `Retry-After`) instead of hammering; searches stay under 5/s.
+//! writer produces `TEN_SECONDLY_ROLLING` storms that the client waits out instead of
+//! hammering: the whole window without `Retry-After`, only as long as it says with one;
+//! searches stay under 5/s.
 mod billing_support;
 
 use billing_support::*;
@@ -22,13 +23,43 @@ async fn exhaust_window(base: &str, n: usize) {
     }
 }
 
-async fn storm(retry_after: bool) {
+/// How long before the storm the other app spent the window: the window then frees
+/// `10 s - AGE` later, which is what a `Retry-After` says and the 10 s interval header does not.
+const AGE: Duration = Duration::from_secs(5);
+/// HubSpot's 10-second window, also its `X-HubSpot-RateLimit-Interval-Milliseconds`.
+const WINDOW: Duration = Duration::from_secs(10);
+
+/// How a storm went: the wall time of the eight ensures and the `Retry-After` a call made just
+/// before them was given (none when the simulator sends none).
+struct Storm {
+    wall: Duration,
+    retry_after: Option<Duration>,
+}
+
+async fn storm(retry_after: bool) -> Storm {
     let mut cfg = sim_config();
     cfg.retry_after_on_429 = retry_after;
     let sim = start(cfg).await;
     let c = ready(&sim, Tier::Professional).await;
     tokio::time::sleep(Duration::from_millis(10_200)).await;
     exhaust_window(&sim.base_url(), 190).await;
+    tokio::time::sleep(AGE).await;
+    // What the ensures' first calls are about to be told.
+    let probe = reqwest::Client::new()
+        .get(format!(
+            "{}/crm/objects/2026-09/deals?limit=1",
+            sim.base_url()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("probe call");
+    assert_eq!(probe.status(), 429, "the window is still spent");
+    let announced = probe
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .map(Duration::from_secs);
     let reqs: Vec<BillingRequest> = (0..8).map(request).collect();
     let started = Instant::now();
     let results = futures::future::join_all(reqs.iter().map(|r| {
@@ -46,7 +77,7 @@ async fn storm(retry_after: bool) {
     let counters = sim.admin().counters();
     let got = c.stats().rate_limited;
     println!(
-        "storm (retry-after {retry_after}): 429s {got}, wall {:.2}s, client requests {}",
+        "storm (retry-after {announced:?}): 429s {got}, wall {:.2}s, client requests {}",
         wall.as_secs_f64(),
         c.stats().requests
     );
@@ -54,18 +85,47 @@ async fn storm(retry_after: bool) {
     // eight reconciles' first calls. Then everybody waits; no second wave.
     assert!(got >= 1, "the storm did happen");
     assert!(got <= 8, "{got} 429s: the client kept hammering");
-    assert_eq!(got, counters.rate_limited_ten_secondly);
+    assert_eq!(
+        got + 1,
+        counters.rate_limited_ten_secondly,
+        "the probe's 429 too"
+    );
     assert_eq!(counters.rate_limited_daily, 0);
+    Storm {
+        wall,
+        retry_after: announced,
+    }
 }
 
 #[tokio::test]
 async fn ten_secondly_storm_is_waited_out() {
-    storm(false).await;
+    let storm = storm(false).await;
+    assert_eq!(storm.retry_after, None);
+    // No Retry-After: the client waits the whole window the interval header names.
+    assert!(storm.wall >= WINDOW, "waited only {:?}", storm.wall);
 }
 
 #[tokio::test]
 async fn ten_secondly_storm_honours_retry_after() {
-    storm(true).await;
+    let storm = storm(true).await;
+    let announced = storm.retry_after.expect("the simulator sent Retry-After");
+    assert!(
+        announced <= WINDOW - AGE + Duration::from_secs(1),
+        "Retry-After {announced:?}: the window frees {:?} after the storm",
+        WINDOW - AGE
+    );
+    // The client's own 429 came a moment after the probe's, so it was told at most one
+    // (rounded) second less; it waited that long, and not the whole window.
+    assert!(
+        storm.wall >= announced.saturating_sub(Duration::from_secs(1)),
+        "waited {:?}, less than Retry-After {announced:?}",
+        storm.wall
+    );
+    assert!(
+        storm.wall < WINDOW - Duration::from_secs(1),
+        "waited {:?}: the whole window, not the Retry-After {announced:?}",
+        storm.wall
+    );
 }
 
 #[tokio::test]

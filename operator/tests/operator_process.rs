@@ -1,7 +1,8 @@
 //! The real `marketplace operator` binary against a real control plane and the HubSpot
 //! simulator: SIGKILL at the worst moments, then restart and prove convergence (one live
 //! commerce subscription per TenantSubscription, the right phase and Entitlements); leader
-//! election across two processes; graceful SIGTERM; HubSpot faults during activation.
+//! election across two processes; graceful SIGTERM; HubSpot faults during activation; the
+//! audit sweeps what a SIGKILL between the line item and the subscription left behind.
 
 mod process_support;
 
@@ -9,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use hubspot_sim::FaultKind;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
 use marketplace_operator::api::EntitlementState;
 use marketplace_operator::api::tenant_subscription::Phase;
-use process_support::{Env, OPERATOR_NAMESPACE};
+use marketplace_operator::controllers::billing_audit::ORPHAN_SWEPT;
+use process_support::{Env, OPERATOR_NAMESPACE, TENANT_NAMESPACE};
 
 /// Converging after a restart: caches, bootstrap, then one reconcile.
 const CONVERGE: Duration = Duration::from_secs(45);
@@ -132,14 +135,7 @@ async fn sigkill_at_any_point_converges_to_one_billing_record() {
             KillPoint::AfterCreate(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
             _ => {
                 let id = fault.expect("fault");
-                process_support::eventually(
-                    "the subscription create to reach HubSpot",
-                    Duration::from_secs(20),
-                    || async { (!env.fault_pending(id)).then_some(()) },
-                )
-                .await;
-                // Let the held request reach its committing (or sleeping) part.
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                env.wait_fault_reached(id, "the subscription create").await;
             }
         }
         operator.kill().await;
@@ -193,15 +189,7 @@ async fn sigkill_at_any_point_converges_to_one_billing_record() {
         };
         env.cancel_immediately(&name).await;
         match (point, fault) {
-            (_, Some(id)) => {
-                process_support::eventually(
-                    "the cancel to reach HubSpot",
-                    Duration::from_secs(20),
-                    || async { (!env.fault_pending(id)).then_some(()) },
-                )
-                .await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            (_, Some(id)) => env.wait_fault_reached(id, "the cancel").await,
             (CancelKill::After(ms), None) => tokio::time::sleep(Duration::from_millis(ms)).await,
             (_, None) => unreachable!(),
         }
@@ -403,4 +391,79 @@ async fn hubspot_faults_during_activation_leave_one_billing_record() {
         "faults test took {:?} ({rate_limited} 429s in the storm)",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_sweeps_the_line_item_a_sigkill_before_the_subscription_left() {
+    let started = Instant::now();
+    let env = Env::start("sweep").await;
+    let features = env.create_listing("sweep-0", "sweep0").await;
+    let mut operator = env.spawn_operator("sweep-op-0", None);
+    env.create_tenant().await;
+
+    // The line item is created, the subscription create is held: SIGKILL in between.
+    const HELD_MS: u64 = 3000;
+    let held = env.fault(
+        FaultKind::Latency { ms: HELD_MS },
+        "POST",
+        SUBSCRIPTIONS,
+        Some(1),
+    );
+    let uid = env.create_subscription("swept", "sweep-0").await;
+    env.wait_fault_reached(held, "the subscription create")
+        .await;
+    operator.kill().await;
+    // Whatever the simulator still held has run its course by now.
+    tokio::time::sleep(Duration::from_millis(HELD_MS)).await;
+    let (line_items, subscriptions) = env.orphans();
+    assert_eq!(
+        (line_items.len(), subscriptions.len()),
+        (1, 0),
+        "the kill left exactly one orphan line item (and no subscription): {:?}",
+        env.all_subscriptions()
+    );
+    let orphan = line_items[0];
+
+    // A restart with a 1 s audit: the subscription activates with a line item of its own, and
+    // the second audit that still finds the orphan deletes it.
+    env.sim.admin().clear_faults();
+    let restarted = Instant::now();
+    operator = env.spawn_operator_with(
+        "sweep-op-1",
+        None,
+        &[("MARKETPLACE_AUDIT_INTERVAL_SECONDS", "1")],
+    );
+    assert_active(&env, "swept", &uid, &features).await;
+    process_support::eventually("no orphans in HubSpot", CONVERGE, || async {
+        (env.orphans() == (vec![], vec![])).then_some(())
+    })
+    .await;
+    eprintln!("orphan swept {:?} after the restart", restarted.elapsed());
+
+    // Reported: the audit log records the deletion, the subscription has an Event (the drift
+    // report lists it too, until the next audit's report replaces it).
+    let record = format!("hubspot-line_item/{orphan}");
+    let log = std::fs::read_to_string(env.audit_log("sweep-op-1")).expect("audit log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("billing.delete") && l.contains(&record)),
+        "no billing.delete of {record} in the audit log:\n{log}"
+    );
+    let events: Api<Event> = Api::namespaced(env.client.clone(), TENANT_NAMESPACE);
+    process_support::eventually("an OrphanSwept Event", CONVERGE, || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some(ORPHAN_SWEPT)
+                    && e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid.as_str())
+            })
+    })
+    .await;
+    assert_active(&env, "swept", &uid, &features).await;
+    operator.kill().await;
+    eprintln!("sweep test took {:?}", started.elapsed());
 }

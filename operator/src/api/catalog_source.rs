@@ -124,7 +124,9 @@ pub struct CatalogSourceStatus {
     /// Counts of objects by kind in the last applied revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<CatalogCounts>,
-    /// Standard conditions: Ready, Stalled (the last attempted revision is invalid), Reconciling.
+    /// Standard conditions. Ready: the revision is applied; reasons Applied (True), Suspended,
+    /// FetchFailed, LintFailed, PruneRefused, Conflict. Stalled: the last attempted revision is
+    /// invalid and nothing of it was applied (True with reason LintFailed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

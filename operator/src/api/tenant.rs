@@ -132,7 +132,9 @@ pub struct TenantStatus {
     /// Id of the tenant's company record in HubSpot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hubspot_company_id: Option<String>,
-    /// Standard conditions: Ready (namespace, RBAC and HubSpot company in place), Synced.
+    /// Standard conditions. Ready: namespace, RBAC and (with billing) the HubSpot company and
+    /// billing contact are in place; reasons Provisioned, Suspended (the tenant is suspended,
+    /// everything stays in place) and HubSpotCompanyFailed (False; the message says why).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

@@ -147,8 +147,17 @@ pub struct TenantSubscriptionStatus {
     /// Where the subscription is in its lifecycle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
-    /// Standard conditions: Ready, Billed (HubSpot record in place), Entitled (entitlements
-    /// granted), Synced (HubSpot and cluster agree).
+    /// Standard conditions, each with the generation it describes. Ready: in service; the
+    /// reason is the phase, or the refusal that holds the subscription (e.g.
+    /// ListingNotPublished). Billed: the HubSpot record; reasons Live (True), Cancelled,
+    /// NotBilled (ended before anything was billed), Missing, Failed. Entitled: the plan's features as Entitlements; reasons Granted (True),
+    /// Pending (not in service yet), Revoked (cancelled, rejected, failed or suspended), Failed
+    /// (they could not be written). Synced: HubSpot and the cluster agree, as the last webhook
+    /// or audit found; reasons InSync, Healed (True), DriftFound (False: healing failed).
+    /// ConnectionTested (Integration listings): the connection Secret validates against the
+    /// WizardConfig's schema and its test connection succeeded for this generation; reasons
+    /// Succeeded (True), WizardConfigNotFound, ConnectionSecretNotFound, ConnectionInvalid,
+    /// ConnectionTestFailed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

@@ -11,6 +11,8 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
+use crate::text::percent_encode;
+
 /// Batch endpoints take at most 100 inputs (contract §3).
 pub const MAX_BATCH: usize = 100;
 /// Guard against a portal that pages forever.
@@ -55,14 +57,11 @@ impl Obj {
 /// HubSpot-defined association type ids (contract §1.7).
 pub mod assoc {
     pub const SUBSCRIPTION_TO_LINE_ITEM: u32 = 301;
-    pub const LINE_ITEM_TO_SUBSCRIPTION: u32 = 302;
     pub const SUBSCRIPTION_TO_COMPANY: u32 = 297;
     pub const SUBSCRIPTION_TO_DEAL: u32 = 299;
-    pub const DEAL_TO_SUBSCRIPTION: u32 = 300;
     pub const DEAL_TO_COMPANY: u32 = 341;
     pub const DEAL_TO_COMPANY_PRIMARY: u32 = 5;
     pub const LINE_ITEM_TO_DEAL: u32 = 20;
-    pub const DEAL_TO_LINE_ITEM: u32 = 19;
     pub const CONTACT_TO_COMPANY: u32 = 279;
     /// The contact's primary company. Not in the contract's §1.7 table (which lists only the
     /// unlabeled 279/280); it is HubSpot's long-standing id for the "Primary" label, the
@@ -79,20 +78,6 @@ pub fn path_id(id: &str) -> Result<&str> {
             "{id:?} is not a HubSpot object id"
         )))
     }
-}
-
-/// A unique value (e.g. a contact's email) as one URL path segment: everything but RFC 3986
-/// unreserved characters is percent-encoded, so `/`, `?`, `#` or `%` in it cannot change the path.
-pub fn path_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn type_spec(type_id: u32) -> Value {
@@ -228,7 +213,8 @@ impl Api {
         let mut call = Call::new(
             format!("read {} by {id_property}", t.path()),
             Method::GET,
-            format!("{}/{}", self.objects(t), path_value(value)),
+            // A unique value (e.g. a contact's email) as one path segment.
+            format!("{}/{}", self.objects(t), percent_encode(value)),
         )
         .query("idProperty", id_property)
         .query("properties", props.join(","));
@@ -512,16 +498,6 @@ mod tests {
         for bad in ["", "12/../x", "1?a=b", "abc", "1 2"] {
             assert!(path_id(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn unique_values_are_one_path_segment() {
-        assert_eq!(
-            path_value("ada.l-x_y~z@example.com"),
-            "ada.l-x_y~z%40example.com"
-        );
-        assert_eq!(path_value("a/b?c#d%e+f g"), "a%2Fb%3Fc%23d%25e%2Bf%20g");
-        assert_eq!(path_value("é"), "%C3%A9");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 /// What HubSpot holds for one tenant subscription uid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEntry {
+pub struct AuditedRecord {
     pub subscription_uid: String,
     pub deal_id: Option<String>,
     /// Every subscription associated with the deal, terminal ones included.
@@ -31,7 +31,7 @@ pub enum Drift {
     NotInvoicing(String),
 }
 
-impl AuditEntry {
+impl AuditedRecord {
     pub fn live(&self) -> Vec<&SubscriptionState> {
         self.subscriptions
             .iter()
@@ -65,7 +65,7 @@ impl AuditEntry {
 impl HubSpotClient {
     /// Reads the billing state of many tenant subscriptions: per 100 uids, one deal batch read
     /// by `mkt_subscription_uid`, one association batch read and one subscription batch read.
-    pub async fn audit(&self, subscription_uids: &[String]) -> Result<Vec<AuditEntry>> {
+    pub async fn audit(&self, subscription_uids: &[String]) -> Result<Vec<AuditedRecord>> {
         let api = self.api();
         let mut out = Vec::with_capacity(subscription_uids.len());
         for chunk in subscription_uids.chunks(MAX_BATCH) {
@@ -103,7 +103,7 @@ impl HubSpotClient {
                     .and_then(|d| links.get(d))
                     .map(|ids| ids.iter().filter_map(|i| states.get(i).cloned()).collect())
                     .unwrap_or_default();
-                out.push(AuditEntry {
+                out.push(AuditedRecord {
                     subscription_uid: uid.clone(),
                     deal_id,
                     subscriptions,
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn drift_findings() {
-        let mut e = AuditEntry {
+        let mut e = AuditedRecord {
             subscription_uid: "u".into(),
             deal_id: None,
             subscriptions: vec![],

@@ -37,7 +37,7 @@ pub mod webhook;
 pub mod wire;
 
 pub use algorithm::BillingMode;
-pub use audit::{AuditEntry, Drift};
+pub use audit::{AuditedRecord, Drift};
 pub use bootstrap::{BootstrapReport, PaymentsCheck};
 pub use client::{DEFAULT_API_VERSION, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, PortalInfo};
 pub use company::{CompanyRecord, CompanyRepair, CompanyRequest, ContactRequest};
@@ -48,7 +48,7 @@ pub use model::{BillingRecord, BillingRequest, BillingStatus, Repair};
 pub use ratelimit::{RateLimitConfig, RateLimiter, Tier};
 pub use retry::RetryPolicy;
 pub use status::{StatusClass, StatusMap};
-pub use sweep::{OrphanSweeper, OurDeal, SweepReport};
+pub use sweep::{Orphan, OrphanSweeper, OurDeal, SweepCandidates, SweepReport, sweep_candidates};
 pub use token::ApiToken;
 pub use webhook::{
     SignatureHeaders, SignatureVersion, WebhookError, WebhookSecret, WebhookVerifier,

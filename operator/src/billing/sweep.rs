@@ -28,13 +28,31 @@ pub struct OrphanSweeper {
     seen: HashMap<(Obj, String), Instant>,
 }
 
+/// One orphan: what it is, its id, and the TenantSubscription uid it was made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub object: Obj,
+    pub id: String,
+    pub subscription_uid: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SweepReport {
-    pub deleted_line_items: Vec<String>,
-    pub deleted_subscriptions: Vec<String>,
+    /// Orphans deleted by this sweep (line items and subscriptions).
+    pub deleted: Vec<Orphan>,
     /// Orphans seen but still inside their grace period.
     pub pending: usize,
     /// Billable subscriptions of ours without a deal: drift to alert on, never auto-deleted.
+    pub unowned_billable: Vec<String>,
+}
+
+/// What one listing of line items and (in payments mode) subscriptions holds that is ours and
+/// unowned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepCandidates {
+    /// Safe to delete once still orphaned after the grace period.
+    pub orphans: Vec<Orphan>,
+    /// Billable subscriptions without a deal: reported only.
     pub unowned_billable: Vec<String>,
 }
 
@@ -47,8 +65,49 @@ pub fn is_orphan_line_item(li: &ObjectJson) -> bool {
 
 /// Ours and without a deal.
 pub fn is_unowned_subscription(s: &ObjectJson) -> bool {
-    s.prop("hs_name").is_some_and(|n| n.contains(NAME_MARKER))
-        && s.associated(Obj::Deals.assoc_keys()).is_empty()
+    marked_uid(s).is_some() && s.associated(Obj::Deals.assoc_keys()).is_empty()
+}
+
+/// The TenantSubscription uid in a subscription's name (`… [mkt:<uid>] #n`).
+fn marked_uid(s: &ObjectJson) -> Option<String> {
+    let name = s.prop("hs_name")?;
+    let rest = &name[name.find(NAME_MARKER)? + NAME_MARKER.len()..];
+    Some(rest[..rest.find(']').unwrap_or(rest.len())].to_string())
+}
+
+/// Decides what of the listed objects is an orphan (pure). `subscriptions` is `None` in
+/// CRM-only mode, where there are none.
+pub fn sweep_candidates(
+    line_items: &[ObjectJson],
+    subscriptions: Option<&[ObjectJson]>,
+) -> SweepCandidates {
+    let mut out = SweepCandidates::default();
+    out.orphans.extend(
+        line_items
+            .iter()
+            .filter(|li| is_orphan_line_item(li))
+            .map(|li| Orphan {
+                object: Obj::LineItems,
+                id: li.id.clone(),
+                subscription_uid: li.prop("mkt_subscription_uid").map(str::to_string),
+            }),
+    );
+    for s in subscriptions
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| is_unowned_subscription(s))
+    {
+        if s.prop("hs_invoice_creation") == Some("on") {
+            out.unowned_billable.push(s.id.clone());
+        } else {
+            out.orphans.push(Orphan {
+                object: Obj::Subscriptions,
+                id: s.id.clone(),
+                subscription_uid: marked_uid(s),
+            });
+        }
+    }
+    out
 }
 
 impl OrphanSweeper {
@@ -59,18 +118,20 @@ impl OrphanSweeper {
         }
     }
 
-    /// Records this sweep's orphans; returns those due for deletion and how many still wait.
-    fn mark(&mut self, orphans: Vec<(Obj, String)>) -> (Vec<(Obj, String)>, usize) {
-        let now = Instant::now();
-        let current: HashSet<(Obj, String)> = orphans.iter().cloned().collect();
+    /// Records this sweep's orphans, seen at `now`; returns those due for deletion (seen
+    /// before, at least `grace` ago, and orphaned ever since) and how many still wait.
+    pub fn mark(&mut self, orphans: Vec<Orphan>, now: Instant) -> (Vec<Orphan>, usize) {
+        let current: HashSet<(Obj, String)> =
+            orphans.iter().map(|o| (o.object, o.id.clone())).collect();
         self.seen.retain(|k, _| current.contains(k));
         let mut due = Vec::new();
         let mut pending = 0;
-        for key in orphans {
-            let first = *self.seen.entry(key.clone()).or_insert(now);
+        for orphan in orphans {
+            let key = (orphan.object, orphan.id.clone());
+            let first = *self.seen.entry(key).or_insert(now);
             // `first < now` also requires a second sweep when the grace period is zero.
             if first < now && now.duration_since(first) >= self.grace {
-                due.push(key);
+                due.push(orphan);
             } else {
                 pending += 1;
             }
@@ -78,8 +139,8 @@ impl OrphanSweeper {
         (due, pending)
     }
 
-    fn forget(&mut self, key: &(Obj, String)) {
-        self.seen.remove(key);
+    fn forget(&mut self, orphan: &Orphan) {
+        self.seen.remove(&(orphan.object, orphan.id.clone()));
     }
 }
 
@@ -103,8 +164,6 @@ impl HubSpotClient {
 
     /// One sweep over line items and subscriptions.
     pub async fn sweep_orphans(&self, sweeper: &mut OrphanSweeper) -> Result<SweepReport> {
-        let mut report = SweepReport::default();
-        let mut orphans = Vec::new();
         let line_items = self
             .list_all(
                 Obj::LineItems,
@@ -112,38 +171,30 @@ impl HubSpotClient {
                 &[Obj::Subscriptions, Obj::Deals],
             )
             .await?;
-        orphans.extend(
-            line_items
-                .iter()
-                .filter(|li| is_orphan_line_item(li))
-                .map(|li| (Obj::LineItems, li.id.clone())),
-        );
-        if self.mode() == super::algorithm::BillingMode::Payments {
-            let subs = self
-                .list_all(
+        let subscriptions = if self.mode() == super::algorithm::BillingMode::Payments {
+            Some(
+                self.list_all(
                     Obj::Subscriptions,
                     &["hs_name", "hs_invoice_creation", "hs_status"],
                     &[Obj::Deals],
                 )
-                .await?;
-            for s in subs.iter().filter(|s| is_unowned_subscription(s)) {
-                if s.prop("hs_invoice_creation") == Some("on") {
-                    report.unowned_billable.push(s.id.clone());
-                } else {
-                    orphans.push((Obj::Subscriptions, s.id.clone()));
-                }
-            }
-        }
-        let (due, pending) = sweeper.mark(orphans);
-        report.pending = pending;
-        for key in due {
-            self.api().archive(key.0, &key.1).await?;
-            tracing::info!(object = key.0.path(), id = %key.1, "deleted orphan");
-            match key.0 {
-                Obj::LineItems => report.deleted_line_items.push(key.1.clone()),
-                _ => report.deleted_subscriptions.push(key.1.clone()),
-            }
-            sweeper.forget(&key);
+                .await?,
+            )
+        } else {
+            None
+        };
+        let candidates = sweep_candidates(&line_items, subscriptions.as_deref());
+        let (due, pending) = sweeper.mark(candidates.orphans, Instant::now());
+        let mut report = SweepReport {
+            pending,
+            unowned_billable: candidates.unowned_billable,
+            ..SweepReport::default()
+        };
+        for orphan in due {
+            self.api().archive(orphan.object, &orphan.id).await?;
+            tracing::info!(object = orphan.object.path(), id = %orphan.id, "deleted orphan");
+            sweeper.forget(&orphan);
+            report.deleted.push(orphan);
         }
         if !report.unowned_billable.is_empty() {
             tracing::warn!(ids = ?report.unowned_billable, "drift: billable subscriptions without a deal");
@@ -209,21 +260,68 @@ mod tests {
         assert!(!is_unowned_subscription(&other));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn deletes_only_after_the_grace_period_and_a_second_sighting() {
+    fn line_item(id: &str) -> Orphan {
+        Orphan {
+            object: Obj::LineItems,
+            id: id.into(),
+            subscription_uid: Some("u".into()),
+        }
+    }
+
+    #[test]
+    fn candidates_are_unowned_line_items_and_non_billable_subscriptions() {
+        let items = [
+            obj(serde_json::json!({"id": "1", "properties": {"mkt_subscription_uid": "u1"}})),
+            obj(
+                serde_json::json!({"id": "2", "properties": {"mkt_subscription_uid": "u2"},
+                "associations": {"deals": {"results": [{"id": "9"}]}}}),
+            ),
+        ];
+        let subs = [
+            obj(serde_json::json!({"id": "3", "properties": {"hs_name": "a/b for T [mkt:u3] #1"}})),
+            obj(serde_json::json!({"id": "4", "properties":
+                {"hs_name": "a/b for T [mkt:u4] #1", "hs_invoice_creation": "on"}})),
+            obj(
+                serde_json::json!({"id": "5", "properties": {"hs_name": "a/b for T [mkt:u5] #1"},
+                "associations": {"deals": {"results": [{"id": "9"}]}}}),
+            ),
+        ];
+        let found = sweep_candidates(&items, Some(&subs));
+        assert_eq!(
+            found.orphans,
+            vec![
+                Orphan {
+                    object: Obj::LineItems,
+                    id: "1".into(),
+                    subscription_uid: Some("u1".into())
+                },
+                Orphan {
+                    object: Obj::Subscriptions,
+                    id: "3".into(),
+                    subscription_uid: Some("u3".into())
+                },
+            ]
+        );
+        assert_eq!(found.unowned_billable, vec!["4".to_string()]);
+        // CRM-only: no subscriptions are listed.
+        assert_eq!(sweep_candidates(&items, None).orphans.len(), 1);
+    }
+
+    #[test]
+    fn deletes_only_after_the_grace_period_and_a_second_sighting() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
         let mut s = OrphanSweeper::new(Duration::from_secs(60));
-        let k = (Obj::LineItems, "1".to_string());
-        assert_eq!(s.mark(vec![k.clone()]), (vec![], 1));
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        assert_eq!(s.mark(vec![k.clone()]), (vec![], 1));
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        assert_eq!(s.mark(vec![k.clone()]), (vec![k.clone()], 0));
+        let k = line_item("1");
+        assert_eq!(s.mark(vec![k.clone()], at(0)), (vec![], 1));
+        assert_eq!(s.mark(vec![k.clone()], at(30)), (vec![], 1));
+        assert_eq!(s.mark(vec![k.clone()], at(60)), (vec![k.clone()], 0));
         // Adopted in between: forgotten, the clock starts over.
         let mut s = OrphanSweeper::new(Duration::ZERO);
-        assert_eq!(s.mark(vec![k.clone()]), (vec![], 1));
-        assert_eq!(s.mark(vec![]), (vec![], 0));
-        assert_eq!(s.mark(vec![k.clone()]), (vec![], 1));
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(s.mark(vec![k.clone()]), (vec![k], 0));
+        assert_eq!(s.mark(vec![k.clone()], at(0)), (vec![], 1));
+        assert_eq!(s.mark(vec![], at(1)), (vec![], 0));
+        assert_eq!(s.mark(vec![k.clone()], at(2)), (vec![], 1));
+        assert_eq!(s.mark(vec![k.clone()], at(2)), (vec![], 1));
+        assert_eq!(s.mark(vec![k.clone()], at(3)), (vec![k], 0));
     }
 }

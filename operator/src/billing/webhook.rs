@@ -1,6 +1,6 @@
-//! Webhook signature verification (contract §5.1): v1 `hex(SHA256(secret + body))`,
-//! v2 `hex(SHA256(secret + method + uri + body))` and v3
-//! `base64(HMAC-SHA256(secret, method + uri + body + timestamp))` with a 5-minute window.
+//! Webhook signature verification (contract §5.1): v1 `hex(SHA256(secret + body))` and v3
+//! `base64(HMAC-SHA256(secret, method + uri + body + timestamp))` with a 5-minute window (v2
+//! belongs to workflow webhooks and CRM cards, which this receiver does not serve).
 //! Comparisons are constant-time. v3 requests are also checked against replays within the
 //! window. Events are hints either way: handlers re-read the object (contract §5.2, §5.3).
 
@@ -73,16 +73,6 @@ pub fn normalize_uri_v3(uri: &str) -> String {
 pub fn signature_v1(secret: &WebhookSecret, body: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(secret.0.as_bytes());
-    h.update(body);
-    hex(&h.finalize())
-}
-
-/// v2 signature, lowercase hex (the URI must match exactly).
-pub fn signature_v2(secret: &WebhookSecret, method: &str, uri: &str, body: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(secret.0.as_bytes());
-    h.update(method.as_bytes());
-    h.update(uri.as_bytes());
     h.update(body);
     hex(&h.finalize())
 }
@@ -312,10 +302,6 @@ mod tests {
         assert_eq!(
             signature_v1(&secret(), V1_BODY.as_bytes()),
             "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de"
-        );
-        assert_eq!(
-            signature_v2(&secret(), "POST", URI, BODY.as_bytes()),
-            "9569219f8ba981ffa6f6f16aa0f48637d35d728c7e4d93d0d52efaa512af7900"
         );
         assert_eq!(
             signature_v3(&secret(), "POST", URI, BODY.as_bytes(), "1700000000000"),

@@ -4,11 +4,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::sync::SyncPlan;
 use crate::api::catalog_source::{CatalogCounts, CatalogSourceStatus};
-use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
-
-/// Condition types of a CatalogSource.
-pub const READY: &str = "Ready";
-pub const STALLED: &str = "Stalled";
+use crate::api::conditions::reasons::{
+    APPLIED, CONFLICT, FETCH_FAILED, LINT_FAILED, PRUNE_REFUSED, SUSPENDED,
+};
+use crate::api::conditions::types::{READY, STALLED};
+use crate::api::conditions::{FALSE, NewCondition, TRUE, find_condition, set_condition};
 
 /// How a sync attempt ended.
 #[derive(Debug)]
@@ -53,14 +53,14 @@ pub fn next_status(
             condition(
                 READY,
                 previous_ready(previous),
-                "Suspended",
+                SUSPENDED,
                 "syncing is suspended; the last applied revision stays in place".into(),
             ),
-            condition(STALLED, false, "Suspended", String::new()),
+            condition(STALLED, false, SUSPENDED, String::new()),
         ),
         SyncOutcome::FetchFailed { message } => (
-            condition(READY, false, "FetchFailed", message.clone()),
-            condition(STALLED, false, "FetchFailed", String::new()),
+            condition(READY, false, FETCH_FAILED, message.clone()),
+            condition(STALLED, false, FETCH_FAILED, String::new()),
         ),
         SyncOutcome::Invalid {
             revision,
@@ -76,8 +76,8 @@ pub fn next_status(
                 "revision {revision} has {errors} lint error(s), nothing applied{kept}: {summary}"
             );
             (
-                condition(READY, false, "LintFailed", message.clone()),
-                condition(STALLED, true, "LintFailed", message),
+                condition(READY, false, LINT_FAILED, message.clone()),
+                condition(STALLED, true, LINT_FAILED, message),
             )
         }
         SyncOutcome::Applied {
@@ -103,17 +103,12 @@ pub fn next_status(
                 ));
             }
             let ready = if problems.is_empty() {
-                condition(
-                    READY,
-                    true,
-                    "Applied",
-                    format!("applied revision {revision}"),
-                )
+                condition(READY, true, APPLIED, format!("applied revision {revision}"))
             } else {
                 let reason = if plan.conflicts.is_empty() {
-                    "PruneRefused"
+                    PRUNE_REFUSED
                 } else {
-                    "Conflict"
+                    CONFLICT
                 };
                 condition(
                     READY,
@@ -122,7 +117,7 @@ pub fn next_status(
                     format!("applied revision {revision}, but {}", problems.join("; ")),
                 )
             };
-            (ready, condition(STALLED, false, "Applied", String::new()))
+            (ready, condition(STALLED, false, APPLIED, String::new()))
         }
     };
     set_condition(&mut status.conditions, ready, now);
@@ -131,8 +126,7 @@ pub fn next_status(
 }
 
 fn previous_ready(previous: &CatalogSourceStatus) -> bool {
-    crate::api::conditions::find_condition(&previous.conditions, READY)
-        .is_some_and(|c| c.status == TRUE)
+    find_condition(&previous.conditions, READY).is_some_and(|c| c.status == TRUE)
 }
 
 /// Parses a Flux-style interval ("30s", "5m", "1h30m", "500ms") into a duration.
@@ -169,7 +163,6 @@ pub fn parse_interval(text: &str) -> Option<std::time::Duration> {
 mod tests {
     use super::*;
     use crate::api::catalog_source::InventoryEntry;
-    use crate::api::conditions::find_condition;
     use crate::catalog::sync::RefusedPrune;
     use k8s_openapi::jiff::Timestamp;
     use std::time::Duration;
@@ -200,7 +193,7 @@ mod tests {
         let ready = find_condition(&status.conditions, READY).expect("Ready");
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
-            (TRUE, "Applied")
+            (TRUE, APPLIED)
         );
         assert_eq!(ready.observed_generation, Some(2));
     }
@@ -247,7 +240,7 @@ mod tests {
         let ready = find_condition(&status.conditions, READY).expect("Ready");
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
-            (FALSE, "PruneRefused")
+            (FALSE, PRUNE_REFUSED)
         );
         assert!(
             ready

@@ -1,12 +1,13 @@
 //! `marketplace drift report`: the last HubSpot drift audit, as the operator wrote it to the
-//! ConfigMap `marketplace-drift-report` in its namespace.
+//! ConfigMap `marketplace-drift-report` in its namespace. Swept orphans are listed but are not
+//! drift: they were cleaned up.
 
 use clap::Subcommand;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
 
 use super::CliError;
-use crate::controllers::drift::{DriftReport, REPORT_CONFIG_MAP, REPORT_KEY};
+use crate::controllers::billing_audit::{DriftReport, REPORT_CONFIG_MAP, REPORT_KEY};
 
 #[derive(Subcommand, Debug)]
 pub enum DriftCommand {
@@ -88,6 +89,15 @@ pub fn render(report: &DriftReport) -> String {
     for line in report.findings.iter().chain(&report.orphans) {
         out.push_str(&format!("  drift: {line}\n"));
     }
+    for line in &report.swept {
+        out.push_str(&format!("  swept: {line}\n"));
+    }
+    if report.sweep_pending > 0 {
+        out.push_str(&format!(
+            "orphans waiting for their grace period: {} (a later audit deletes them)\n",
+            report.sweep_pending
+        ));
+    }
     out
 }
 
@@ -108,12 +118,19 @@ mod tests {
             orphans: vec![
                 "HubSpot deal 7 bills subscription uid u, which no TenantSubscription owns".into(),
             ],
+            swept: vec!["deleted orphan HubSpot line item 9 of subscription uid u".into()],
+            sweep_pending: 1,
             error: None,
         };
         let text = render(&report);
         assert!(text.contains("in sync: 2"), "{text}");
         assert!(text.contains("drift: tenant-acme/routes"), "{text}");
         assert!(text.contains("drift: HubSpot deal 7"), "{text}");
+        assert!(
+            text.contains("swept: deleted orphan HubSpot line item 9"),
+            "{text}"
+        );
+        assert!(text.contains("waiting for their grace period: 1"), "{text}");
         assert!(render(&DriftReport::default()).contains("no drift found"));
     }
 }

@@ -19,11 +19,6 @@ pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
-/// True if the address may be probed without `allow_private_targets`.
-pub fn is_public(ip: IpAddr) -> bool {
-    forbidden_reason(ip).is_none()
-}
-
 fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u32) -> bool {
     let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
     u32::from(ip) & mask == u32::from(Ipv4Addr::from(net)) & mask
@@ -191,7 +186,12 @@ mod tests {
         ];
         for (text, public) in table {
             let ip: IpAddr = text.parse().expect(text);
-            assert_eq!(is_public(ip), *public, "{text}: {:?}", forbidden_reason(ip));
+            assert_eq!(
+                forbidden_reason(ip).is_none(),
+                *public,
+                "{text}: {:?}",
+                forbidden_reason(ip)
+            );
         }
     }
 

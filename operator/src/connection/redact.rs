@@ -3,7 +3,7 @@
 //! Errors of libraries (reqwest, TLS stacks, JSON Schema validators) may quote the data they were
 //! given. Every error text built by this module passes through [`redact`] first.
 
-use super::template::encode_component;
+use crate::text::percent_encode;
 
 /// What a secret value is replaced with.
 pub const REDACTED: &str = "<redacted>";
@@ -14,7 +14,7 @@ pub const REDACTED: &str = "<redacted>";
 pub fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
     let mut needles: Vec<String> = Vec::new();
     for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
-        let encoded = encode_component(secret);
+        let encoded = percent_encode(secret);
         if encoded != secret {
             needles.push(encoded);
         }

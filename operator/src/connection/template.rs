@@ -5,7 +5,9 @@
 //! value cannot add path segments, a query or a fragment; secret settings may not go into the URL
 //! at all (URLs end up in access logs, proxies and error messages), only into headers.
 
+use super::redact::REDACTED;
 use super::settings::ConnectionSettings;
+use crate::text::percent_encode;
 
 /// A template that cannot be rendered. Names only the template field and setting names, never a
 /// setting's value.
@@ -53,7 +55,7 @@ pub struct RenderedHeader {
 impl std::fmt::Debug for RenderedHeader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let value = if self.contains_secret {
-            super::redact::REDACTED
+            REDACTED
         } else {
             self.value.as_str()
         };
@@ -79,7 +81,7 @@ pub fn render_url(template: &str, settings: &ConnectionSettings) -> Result<Strin
                 if value == "." || value == ".." {
                     return Err(error(field, TemplateProblem::DotSegment(name.to_owned())));
                 }
-                out.push_str(&encode_component(value));
+                out.push_str(&percent_encode(value));
             }
         }
     }
@@ -109,31 +111,6 @@ pub fn render_header(
         value,
         contains_secret,
     })
-}
-
-/// Setting names used by a template, in order (repeats included).
-pub fn placeholders(template: &str) -> Result<Vec<&str>, TemplateProblem> {
-    Ok(parse(template)?
-        .into_iter()
-        .filter_map(|part| match part {
-            Part::Setting(name) => Some(name),
-            Part::Text(_) => None,
-        })
-        .collect())
-}
-
-/// Percent-encodes everything except RFC 3986 unreserved characters, so the result is one path
-/// segment or one query value whatever the input.
-pub fn encode_component(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 enum Part<'t> {
@@ -215,8 +192,6 @@ mod tests {
     fn url_values_are_percent_encoded() {
         let url = render_url("https://h.example.com/{{path}}?q={{unicode}}", &settings()).unwrap();
         assert_eq!(url, "https://h.example.com/a%2Fb%3Fc%3Dd%23e%20f?q=%C3%A9");
-        assert_eq!(encode_component("Az09-._~"), "Az09-._~");
-        assert_eq!(encode_component("&=+ %"), "%26%3D%2B%20%25");
     }
 
     #[test]
@@ -278,14 +253,6 @@ mod tests {
         assert_eq!(
             render_url("https://h/}}", &settings()).unwrap(),
             "https://h/}}"
-        );
-    }
-
-    #[test]
-    fn lists_placeholders() {
-        assert_eq!(
-            placeholders("https://{{host}}/{{ a }}/{{host}}").unwrap(),
-            vec!["host", "a", "host"]
         );
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! observe (git, cluster) → decide (`catalog::sync::plan_sync`, `catalog::source_status`) →
 //! act (server-side apply, prune) → report (one status write, Events on change).
+//!
+//! A finalizer removes the source's git cache when the source is deleted.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,12 +17,16 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
 use super::{Context, Error, object_key, status::apply_status};
 use crate::api::catalog_source::{CatalogCounts, CatalogSource};
+use crate::api::conditions::find_condition;
+use crate::api::conditions::reasons::{APPLIED, CONFLICT, FETCH_FAILED, PRUNE_REFUSED};
+use crate::api::conditions::types::STALLED;
 use crate::api::tenant_subscription::Phase;
 use crate::api::{Listing, TenantSubscription, WizardConfig};
 use crate::catalog::CatalogKind;
@@ -34,6 +40,8 @@ use crate::runtime::spec_changes;
 
 /// Field manager of the catalog objects the operator applies.
 pub const CATALOG_MANAGER: &str = "marketplace-catalog";
+/// Removes the source's git cache before the source goes.
+pub const FINALIZER: &str = "marketplace.dev/git-cache";
 
 /// How many lint errors a status message quotes.
 const QUOTED_ERRORS: usize = 5;
@@ -51,14 +59,47 @@ pub fn controller(ctx: &Context) -> Controller<CatalogSource> {
 
 pub async fn reconcile(source: Arc<CatalogSource>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = object_key(source.as_ref());
-    sync(&source, &ctx, &key).await
-}
-
-async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action, Error> {
     let namespace = source
         .namespace()
         .ok_or_else(|| Error::InvalidObject(format!("CatalogSource {key} has no namespace")))?;
     let api: Api<CatalogSource> = Api::namespaced(ctx.client.clone(), &namespace);
+    let action = finalizer(&api, FINALIZER, source, |event| async {
+        match event {
+            FinalizerEvent::Apply(source) => sync(&source, &ctx, &key, &api, &namespace).await,
+            FinalizerEvent::Cleanup(source) => remove_cache(&source, &ctx, &key).await,
+        }
+    })
+    .await
+    .map_err(Error::from)?;
+    Ok(action)
+}
+
+/// Deletes the source's cache repository. It depends on the object's key only, so a source
+/// whose spec is invalid (or that never fetched) is still released; a missing cache is fine.
+async fn remove_cache(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action, Error> {
+    ctx.git.remove(key).await?;
+    info!(
+        source = key,
+        "CatalogSource deleted; its git cache is removed"
+    );
+    ctx.event(
+        source,
+        EventType::Normal,
+        "CacheRemoved",
+        "Delete",
+        format!("removed the git cache of {key}"),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+async fn sync(
+    source: &CatalogSource,
+    ctx: &Context,
+    key: &str,
+    api: &Api<CatalogSource>,
+    namespace: &str,
+) -> Result<Action, Error> {
     let previous = source.status.clone().unwrap_or_default();
     let interval = parse_interval(&source.spec.interval).unwrap_or(Duration::from_secs(300));
     let requeue = Action::requeue(interval + super::backoff::jitter(interval / 10, key, 0));
@@ -69,7 +110,7 @@ async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action
 
     if source.spec.suspend {
         apply_status(
-            &api,
+            api,
             source,
             source.status.as_ref(),
             &report(SyncOutcome::Suspended),
@@ -79,12 +120,12 @@ async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action
     }
 
     // Observe: the revision.
-    let fetched = match fetch(source, ctx, key, &namespace).await {
+    let fetched = match fetch(source, ctx, key, namespace).await {
         Ok(fetched) => fetched,
         Err(error) => {
             let message = error.to_string();
             if apply_status(
-                &api,
+                api,
                 source,
                 source.status.as_ref(),
                 &report(SyncOutcome::FetchFailed {
@@ -93,7 +134,7 @@ async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action
             )
             .await?
             {
-                ctx.event(source, EventType::Warning, "FetchFailed", "Fetch", message)
+                ctx.event(source, EventType::Warning, FETCH_FAILED, "Fetch", message)
                     .await;
             }
             return Err(error);
@@ -132,8 +173,8 @@ async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action
             summary,
         };
         let status = report(outcome);
-        if apply_status(&api, source, source.status.as_ref(), &status).await? {
-            let message = crate::api::conditions::find_condition(&status.conditions, "Stalled")
+        if apply_status(api, source, source.status.as_ref(), &status).await? {
+            let message = find_condition(&status.conditions, STALLED)
                 .map(|c| c.message.clone())
                 .unwrap_or_default();
             ctx.event(
@@ -174,7 +215,7 @@ async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action
         plan: &plan,
         counts,
     });
-    apply_status(&api, source, source.status.as_ref(), &status).await?;
+    apply_status(api, source, source.status.as_ref(), &status).await?;
     if !plan.is_noop() {
         let note = format!(
             "applied {revision}: {} object(s) changed, {} unchanged, {} pruned",
@@ -183,7 +224,7 @@ async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action
             plan.prune.len()
         );
         info!(source = key, %note);
-        ctx.event(source, EventType::Normal, "Applied", "Apply", note)
+        ctx.event(source, EventType::Normal, APPLIED, "Apply", note)
             .await;
     }
     for refused in &plan.prune_refused {
@@ -191,7 +232,7 @@ async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action
             "{} {} left the catalog but has {} live subscription(s); it is kept until they end",
             refused.entry.kind, refused.entry.name, refused.live_subscriptions
         );
-        ctx.event(source, EventType::Warning, "PruneRefused", "Prune", note)
+        ctx.event(source, EventType::Warning, PRUNE_REFUSED, "Prune", note)
             .await;
     }
     for conflict in &plan.conflicts {
@@ -199,7 +240,7 @@ async fn sync(source: &CatalogSource, ctx: &Context, key: &str) -> Result<Action
             "{} {} is managed by CatalogSource {}; left alone",
             conflict.entry.kind, conflict.entry.name, conflict.managed_by
         );
-        ctx.event(source, EventType::Warning, "Conflict", "Apply", note)
+        ctx.event(source, EventType::Warning, CONFLICT, "Apply", note)
             .await;
     }
     Ok(requeue)

@@ -7,6 +7,10 @@ use kube::api::Api;
 
 use super::{Context, Error};
 use crate::api::WizardConfig;
+use crate::api::conditions::reasons::{
+    CONNECTION_INVALID, CONNECTION_SECRET_NOT_FOUND, CONNECTION_TEST_FAILED,
+    WIZARD_CONFIG_NOT_FOUND,
+};
 use crate::api::listing::{ListingSpec, ListingType};
 use crate::api::tenant_subscription::TenantSubscriptionSpec;
 use crate::connection::{test_connection, validate_settings};
@@ -33,7 +37,7 @@ pub async fn check_connection(
         .await?
     else {
         return Ok(Some(Refusal::new(
-            "WizardConfigNotFound",
+            WIZARD_CONFIG_NOT_FOUND,
             "spec.listing",
             format!("the listing's WizardConfig {wizard_name} is not in the catalog yet"),
         )));
@@ -44,7 +48,7 @@ pub async fn check_connection(
         .await?
     else {
         return Ok(Some(Refusal::new(
-            "ConnectionSecretNotFound",
+            CONNECTION_SECRET_NOT_FOUND,
             "spec.connection.secretRef",
             format!(
                 "Secret {namespace}/{secret_name} does not exist; create it with the connection settings"
@@ -56,7 +60,7 @@ pub async fn check_connection(
         Ok(settings) => settings,
         Err(e) => {
             return Ok(Some(Refusal::new(
-                "ConnectionInvalid",
+                CONNECTION_INVALID,
                 "spec.connection.secretRef",
                 format!("Secret {secret_name}: {e}"),
             )));
@@ -65,7 +69,7 @@ pub async fn check_connection(
     match test_connection(&wizard.spec.test_connection, &settings, &ctx.config.probe).await {
         Ok(_) => Ok(None),
         Err(e) => Ok(Some(Refusal::new(
-            "ConnectionTestFailed",
+            CONNECTION_TEST_FAILED,
             "spec.connection.secretRef",
             format!("the test connection failed ({}): {e}", e.category()),
         ))),

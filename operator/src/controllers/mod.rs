@@ -4,9 +4,9 @@
 //! before the first reconcile. [`run`] starts a chosen set of them through [`runner`].
 
 pub mod backoff;
+pub mod billing_audit;
 pub mod catalog_source;
 pub mod connection_check;
-pub mod drift;
 pub mod entitlements;
 pub mod news;
 pub mod runner;
@@ -302,7 +302,7 @@ pub async fn run(
         ),
         when(
             enabled.billing_audit,
-            drift::run(ctx.clone(), shutdown.requested()).boxed()
+            billing_audit::run(ctx.clone(), shutdown.requested()).boxed()
         ),
         when(
             hints.is_some(),
@@ -345,6 +345,17 @@ pub enum Error {
     /// billing succeeded); the status says why.
     #[error("{0}")]
     Retry(String),
+}
+
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    /// The reconciler's own error when the finalizer helper reports one of ours.
+    fn from(error: kube::runtime::finalizer::Error<Error>) -> Self {
+        use kube::runtime::finalizer::Error as Finalizer;
+        match error {
+            Finalizer::ApplyFailed(e) | Finalizer::CleanupFailed(e) => e,
+            other => Error::Finalizer(Box::new(other)),
+        }
+    }
 }
 
 impl Error {

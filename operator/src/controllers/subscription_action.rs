@@ -15,6 +15,8 @@ use kube::runtime::events::EventType;
 
 use super::status::{apply_status, apply_status_guarded};
 use super::{Context, Error, object_key};
+use crate::api::conditions::reasons::{ACCEPTED, REFUSED};
+use crate::api::conditions::types::READY;
 use crate::api::conditions::{NewCondition, TRUE, set_condition};
 use crate::api::listing::Activation;
 use crate::api::subscription_action::{ActionResult, SubscriptionActionStatus};
@@ -150,13 +152,16 @@ async fn finish(
     status.observed_generation = action.metadata.generation;
     status.result = Some(result);
     status.message = Some(message.clone());
-    let reason = format!("{result:?}");
+    let reason = match result {
+        ActionResult::Accepted => ACCEPTED,
+        ActionResult::Refused => REFUSED,
+    };
     set_condition(
         &mut status.conditions,
         NewCondition {
-            type_: "Ready",
+            type_: READY,
             status: TRUE,
-            reason: &reason,
+            reason,
             message: message.clone(),
             observed_generation: action.metadata.generation,
         },
@@ -171,6 +176,6 @@ async fn finish(
     } else {
         EventType::Normal
     };
-    ctx.event(action, type_, &reason, "Handle", message).await;
+    ctx.event(action, type_, reason, "Handle", message).await;
     Ok(Action::await_change())
 }

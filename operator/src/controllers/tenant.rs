@@ -23,7 +23,9 @@ use super::tenant_rbac::{
 };
 use super::{Context, Error, object_key};
 use crate::api::Tenant;
-use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
+use crate::api::conditions::reasons::{HUBSPOT_COMPANY_FAILED, PROVISIONED, SUSPENDED};
+use crate::api::conditions::types::READY;
+use crate::api::conditions::{FALSE, NewCondition, TRUE, find_condition, set_condition};
 use crate::billing::{CompanyRequest, ContactRequest};
 
 /// The Tenant controller, driven by the shared Tenant cache. Changes to the objects it made
@@ -81,8 +83,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     // an unchanged Tenant (owned-object events, resyncs) would otherwise spend 2 calls.
     let upserted = previous.hubspot_company_id.is_some()
         && previous.observed_generation == tenant.metadata.generation
-        && crate::api::conditions::find_condition(&previous.conditions, "Ready")
-            .is_some_and(|c| c.status == TRUE);
+        && find_condition(&previous.conditions, READY).is_some_and(|c| c.status == TRUE);
     let company = match &ctx.billing {
         Some(billing) if !upserted => Some(billing.ensure_company(&company_request(&tenant)).await),
         _ => None,
@@ -97,21 +98,21 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     }
     let (reason, message) = if tenant.spec.suspended {
         (
-            "Suspended",
+            SUSPENDED,
             format!(
                 "namespace {namespace} and RBAC in place; the tenant is suspended, so its entitlements are Suspended"
             ),
         )
     } else {
         (
-            "Provisioned",
+            PROVISIONED,
             format!("namespace {namespace} and RBAC in place"),
         )
     };
     let (ready_status, reason, message) = match &company {
         Some(Err(error)) => (
             FALSE,
-            "HubSpotCompanyFailed",
+            HUBSPOT_COMPANY_FAILED,
             format!("{message}; the HubSpot company could not be upserted: {error}"),
         ),
         Some(Ok(record)) => (
@@ -122,7 +123,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
         None => (TRUE, reason, message),
     };
     let ready = NewCondition {
-        type_: "Ready",
+        type_: READY,
         status: ready_status,
         reason,
         message: message.clone(),
@@ -133,8 +134,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     // Guarded: a reconcile woken before the cache holds our own last write gets a 409 instead
     // of writing (and announcing) the same transition twice.
     if apply_status_guarded(&api, tenant.as_ref(), tenant.status.as_ref(), &status).await? {
-        let ready_before = crate::api::conditions::find_condition(&previous.conditions, "Ready")
-            .map(|c| c.reason.clone());
+        let ready_before = find_condition(&previous.conditions, READY).map(|c| c.reason.clone());
         if ready_before.as_deref() != Some(reason) {
             ctx.event(
                 tenant.as_ref(),

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{self, Event as FinalizerEvent, finalizer};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
@@ -105,10 +105,7 @@ pub async fn reconcile(sub: Arc<TenantSubscription>, ctx: Arc<Context>) -> Resul
         }
     })
     .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(Box::new(other)),
-    })
+    .map_err(Error::from)
 }
 
 /// The tenant a namespace belongs to.

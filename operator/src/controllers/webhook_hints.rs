@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::Context;
-use super::drift::check;
+use super::billing_audit::check;
 use crate::api::TenantSubscription;
 use crate::server::WebhookHint;
 

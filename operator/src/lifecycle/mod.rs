@@ -6,10 +6,11 @@
 //! - [`entitlements`]: which Entitlements a subscription grants, in which state.
 //! - [`actions`]: the approval ladder moved by SubscriptionActions.
 //! - [`period`]: billing periods and trial ends.
+//! - [`billing_drift`]: what a HubSpot audit found against what a subscription records.
 //! - [`subscription_plan`]: the subscription reconcile, step by step, as a plan.
 
 pub mod actions;
-pub mod drift;
+pub mod billing_drift;
 pub mod entitlements;
 pub mod period;
 pub mod phase;

@@ -554,7 +554,10 @@ fn cancel_requested(f: &SubscriptionFacts<'_>, approval: bool) -> Decision {
 
 /// Cancelled, Rejected and Failed keep the reason and message they were given.
 fn terminal(f: &SubscriptionFacts<'_>, current: Phase) -> Decision {
-    let ready = crate::api::conditions::find_condition(&f.status.conditions, "Ready");
+    let ready = crate::api::conditions::find_condition(
+        &f.status.conditions,
+        crate::api::conditions::types::READY,
+    );
     let (reason, message) = match ready {
         Some(c) => (c.reason.clone(), c.message.clone()),
         None => (

@@ -18,16 +18,18 @@ use kube::runtime::events::EventType;
 
 use super::phase::{BillingFact, BillingIntent, Decision, SubscriptionFacts};
 use super::{Refusal, billing_intent, decide, is_terminal, is_usable, plan_changed};
+use crate::api::conditions::reasons::{
+    CANCELLED, DRIFT_FOUND, FAILED, GRANTED, HEALED, IN_SYNC, LIVE, MISSING, NOT_BILLED, PENDING,
+    REVOKED, SUCCEEDED,
+};
+use crate::api::conditions::types::{BILLED, READY, SYNCED};
+pub use crate::api::conditions::types::{CONNECTION_TESTED, ENTITLED};
 use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
 use crate::api::listing::ListingSpec;
 use crate::api::tenant_subscription::{
     HubSpotIds, Phase, TenantSubscriptionSpec, TenantSubscriptionStatus, Transition,
 };
 
-/// Condition: the connection test passed for this generation.
-pub const CONNECTION_TESTED: &str = "ConnectionTested";
-/// Condition: the subscription's features are granted.
-pub const ENTITLED: &str = "Entitled";
 /// History entries kept in status.
 pub const HISTORY_LIMIT: usize = 50;
 /// Periodic re-check when nothing is due earlier.
@@ -345,12 +347,12 @@ fn next_status(
             &at,
         );
     };
-    set("Ready", d.ready, &d.reason, d.message.clone());
+    set(READY, d.ready, &d.reason, d.message.clone());
     match o.connection_tested {
         Some(true) => set(
             CONNECTION_TESTED,
             true,
-            "Succeeded",
+            SUCCEEDED,
             "the connection settings are valid and the test connection succeeded".into(),
         ),
         Some(false) => set(CONNECTION_TESTED, false, &d.reason, d.message.clone()),
@@ -358,30 +360,30 @@ fn next_status(
     }
     match fact {
         BillingFact::Live { status, .. } => set(
-            "Billed",
+            BILLED,
             true,
-            "Live",
+            LIVE,
             format!("HubSpot subscription is {status}"),
         ),
         BillingFact::Cancelled if ever_billed => set(
-            "Billed",
+            BILLED,
             false,
-            "Cancelled",
+            CANCELLED,
             "billing cancelled in HubSpot".into(),
         ),
         BillingFact::Cancelled => set(
-            "Billed",
+            BILLED,
             false,
-            "NotBilled",
+            NOT_BILLED,
             "nothing was billed for this subscription".into(),
         ),
         BillingFact::Missing => set(
-            "Billed",
+            BILLED,
             false,
-            "Missing",
+            MISSING,
             "no live HubSpot billing record".into(),
         ),
-        BillingFact::Failed { message, .. } => set("Billed", false, "Failed", message.clone()),
+        BillingFact::Failed { message, .. } => set(BILLED, false, FAILED, message.clone()),
         BillingFact::Unknown => {}
     }
     let (entitled, reason, message) = entitled_condition(d.phase, &acted.granted, acted);
@@ -391,21 +393,21 @@ fn next_status(
         let now = o.now;
         match (&news.finding, fact) {
             (Some(finding), BillingFact::Failed { message, .. }) => set(
-                "Synced",
+                SYNCED,
                 false,
-                "DriftFound",
+                DRIFT_FOUND,
                 format!("{finding} ({source} at {now}); healing failed: {message}"),
             ),
             (Some(finding), _) => set(
-                "Synced",
+                SYNCED,
                 true,
-                "Healed",
+                HEALED,
                 format!("{finding}; healed ({source} at {now})"),
             ),
             (None, _) => set(
-                "Synced",
+                SYNCED,
                 true,
-                "InSync",
+                IN_SYNC,
                 format!("HubSpot agrees ({source} at {now})"),
             ),
         }
@@ -414,7 +416,7 @@ fn next_status(
 }
 
 /// The Entitled condition: `Granted` while the tenant may use the features, `Pending` before
-/// service starts, `Suspended` while suspended, `Revoked` once over, `Failed` when writing the
+/// service starts, `Revoked` while suspended or once over, `Failed` when writing the
 /// Entitlements failed.
 fn entitled_condition(
     phase: Phase,
@@ -424,29 +426,29 @@ fn entitled_condition(
     if let Some(error) = &acted.entitlement_error {
         return (
             false,
-            "Failed",
+            FAILED,
             format!("writing the Entitlements failed: {error}"),
         );
     }
     match phase {
         p if is_usable(p) => (
             true,
-            "Granted",
+            GRANTED,
             format!("features granted: {}", granted.join(", ")),
         ),
         Phase::Suspended => (
             false,
-            "Suspended",
+            REVOKED,
             format!("features suspended: {}", granted.join(", ")),
         ),
         p if is_terminal(p) => (
             false,
-            "Revoked",
+            REVOKED,
             format!("no features: the subscription is {p:?}"),
         ),
         p => (
             false,
-            "Pending",
+            PENDING,
             format!("features are granted once the subscription is in service (now {p:?})"),
         ),
     }

@@ -40,6 +40,12 @@ pub const WEBHOOK_OUTCOMES: &[&str] = &[
     "dropped",
 ];
 
+/// Kinds of HubSpot objects the audit's orphan sweep deletes, counted by
+/// `marketplace_billing_orphans_swept_total{kind}`.
+pub const ORPHAN_KINDS: &[&str] = &[ORPHAN_LINE_ITEM, ORPHAN_SUBSCRIPTION];
+pub const ORPHAN_LINE_ITEM: &str = "line_item";
+pub const ORPHAN_SUBSCRIPTION: &str = "subscription";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindResult {
     kind: &'static str,
@@ -68,6 +74,7 @@ pub struct Metrics {
     reconciles: Family<KindResult, Counter>,
     reconcile_duration: Family<KindLabel, Histogram>,
     drift_findings: Family<KindLabel, Counter>,
+    orphans_swept: Family<KindLabel, Counter>,
     webhooks: Family<OutcomeLabel, Counter>,
     billing_calls: Counter,
     activations: Counter,
@@ -86,6 +93,7 @@ impl Metrics {
         let reconcile_duration =
             Family::<KindLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
         let drift_findings = Family::<KindLabel, Counter>::default();
+        let orphans_swept = Family::<KindLabel, Counter>::default();
         let webhooks = Family::<OutcomeLabel, Counter>::default();
         let billing_calls = Counter::default();
         let activations = Counter::default();
@@ -93,6 +101,9 @@ impl Metrics {
         // Known outcomes start at 0, so `rate()` and alerts see the first refusal.
         for outcome in WEBHOOK_OUTCOMES {
             let _ = webhooks.get_or_create(&OutcomeLabel { outcome });
+        }
+        for kind in ORPHAN_KINDS {
+            let _ = orphans_swept.get_or_create(&KindLabel { kind });
         }
 
         let mut registry = Registry::default();
@@ -111,6 +122,11 @@ impl Metrics {
             "marketplace_drift_findings",
             "Drift found between the cluster and HubSpot, by finding category",
             drift_findings.clone(),
+        );
+        registry.register(
+            "marketplace_billing_orphans_swept",
+            "HubSpot objects left by a crash or a lost response that the audit deleted, by kind (line_item, subscription)",
+            orphans_swept.clone(),
         );
         registry.register(
             "marketplace_webhooks",
@@ -137,6 +153,7 @@ impl Metrics {
             reconciles,
             reconcile_duration,
             drift_findings,
+            orphans_swept,
             webhooks,
             billing_calls,
             activations,
@@ -157,6 +174,11 @@ impl Metrics {
     /// One drift finding of a static category (e.g. "missing_billing_record").
     pub fn drift_found(&self, kind: &'static str) {
         self.drift_findings.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// One orphaned HubSpot object deleted by the audit's sweep (see [`ORPHAN_KINDS`]).
+    pub fn orphan_swept(&self, kind: &'static str) {
+        self.orphans_swept.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// One webhook outcome (see [`WEBHOOK_OUTCOMES`]).
@@ -218,6 +240,7 @@ mod tests {
         let m = Arc::new(Metrics::new());
         m.reconciled("TenantSubscription", "ok", Duration::from_millis(12));
         m.drift_found("missing_billing_record");
+        m.orphan_swept("line_item");
         m.webhook("accepted");
         m.billing_call();
         m.activation();
@@ -236,6 +259,8 @@ mod tests {
             r#"marketplace_reconciles_total{kind="TenantSubscription",result="ok"} 1"#,
             r#"marketplace_reconcile_duration_seconds_count{kind="TenantSubscription"} 1"#,
             r#"marketplace_drift_findings_total{kind="missing_billing_record"} 1"#,
+            r#"marketplace_billing_orphans_swept_total{kind="line_item"} 1"#,
+            r#"marketplace_billing_orphans_swept_total{kind="subscription"} 0"#,
             r#"marketplace_webhooks_total{outcome="accepted"} 1"#,
             r#"marketplace_webhooks_total{outcome="forged"} 0"#,
             "marketplace_billing_calls_total 1",

@@ -79,12 +79,6 @@ impl WebhookReceiver {
         }
     }
 
-    /// Remembers `capacity` delivered events instead of [`DEFAULT_DEDUPE_CAPACITY`].
-    pub fn with_dedupe_capacity(mut self, capacity: usize) -> Self {
-        self.seen = Arc::new(Mutex::new(Seen::new(capacity)));
-        self
-    }
-
     /// The URI HubSpot signed for a request that arrived with `query`.
     pub fn signed_uri(&self, query: Option<&str>) -> String {
         match query {

@@ -91,6 +91,17 @@ impl Env {
 
     /// Spawns `marketplace operator` named `name`; `lease` turns leader election on.
     pub fn spawn_operator(&self, name: &str, lease: Option<&str>) -> Operator {
+        self.spawn_operator_with(name, lease, &[])
+    }
+
+    /// Like [`Env::spawn_operator`], with `settings` (environment variables) overriding the
+    /// defaults, e.g. a short `MARKETPLACE_AUDIT_INTERVAL_SECONDS`.
+    pub fn spawn_operator_with(
+        &self,
+        name: &str,
+        lease: Option<&str>,
+        settings: &[(&str, &str)],
+    ) -> Operator {
         let log = self.dir.path().join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -124,6 +135,7 @@ impl Env {
                 "RUST_LOG",
                 std::env::var("OPERATOR_PROCESS_RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
@@ -352,6 +364,37 @@ impl Env {
             .collect()
     }
 
+    /// Objects the orphan sweep must remove: line items tagged with a subscription uid that
+    /// have neither a subscription nor a deal, and subscriptions without a deal, as ids.
+    pub fn orphans(&self) -> (Vec<u64>, Vec<u64>) {
+        let admin = self.sim.admin();
+        let parentless = |from: ObjectType, id: u64, parents: &[ObjectType]| {
+            parents
+                .iter()
+                .all(|to| admin.associated(from, id, *to).is_empty())
+        };
+        let line_items = admin
+            .objects(ObjectType::LineItems)
+            .iter()
+            .filter(|li| li["properties"]["mkt_subscription_uid"].is_string())
+            .map(id_of)
+            .filter(|id| {
+                parentless(
+                    ObjectType::LineItems,
+                    *id,
+                    &[ObjectType::Subscriptions, ObjectType::Deals],
+                )
+            })
+            .collect();
+        let subscriptions = admin
+            .objects(ObjectType::Subscriptions)
+            .iter()
+            .map(id_of)
+            .filter(|id| parentless(ObjectType::Subscriptions, *id, &[ObjectType::Deals]))
+            .collect();
+        (line_items, subscriptions)
+    }
+
     /// Every commerce subscription the simulator holds (all uids, all states).
     pub fn all_subscriptions(&self) -> Vec<Value> {
         self.sim.admin().objects(ObjectType::Subscriptions)
@@ -374,6 +417,18 @@ impl Env {
         self.sim
             .admin()
             .with_state(|st| st.faults.rules.iter().any(|r| r.id == id))
+    }
+
+    /// Waits until the request `what` met fault `id` (a held request), then a moment more so
+    /// that it reaches its committing (or sleeping) part: the moment to SIGKILL.
+    pub async fn wait_fault_reached(&self, id: u64, what: &str) {
+        eventually(
+            &format!("{what} to reach HubSpot"),
+            Duration::from_secs(20),
+            || async { (!self.fault_pending(id)).then_some(()) },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     /// The last lines of every operator log, for failure messages.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use hubspot_sim::{ObjectType, RunningSimulator};
 use kube::api::{Api, Patch, PatchParams};
+use marketplace_operator::api::conditions::types::READY;
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, EntitlementState, TenantSubscription};
 use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
@@ -123,7 +124,7 @@ pub fn condition(s: &TenantSubscription, type_: &str) -> String {
 pub fn ready_reason(s: &TenantSubscription) -> String {
     s.status
         .as_ref()
-        .and_then(|st| st.conditions.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == READY))
         .map(|c| format!("{}: {}", c.reason, c.message))
         .unwrap_or_default()
 }

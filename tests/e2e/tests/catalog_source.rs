@@ -6,13 +6,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
-use marketplace_e2e::{control_plane, example, unique_name};
+use marketplace_e2e::{control_plane, eventually, example, unique_name};
 use marketplace_operator::api::catalog_source::{CatalogSource, CatalogSourceStatus};
-use marketplace_operator::api::conditions::find_condition;
+use marketplace_operator::api::conditions::reasons::{LINT_FAILED, PRUNE_REFUSED, SUSPENDED};
+use marketplace_operator::api::conditions::types::{READY, STALLED};
+use marketplace_operator::api::conditions::{FALSE, TRUE, find_condition};
 use marketplace_operator::api::{Listing, TenantSubscription, WizardConfig};
+use marketplace_operator::catalog::git::GitCache;
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::{Value, json};
 
@@ -87,6 +90,7 @@ struct World {
     namespace: String,
     prefix: String,
     repo: Repo,
+    cache: GitCache,
     running: Option<controllers::RunningControllers>,
 }
 
@@ -106,6 +110,7 @@ impl World {
             tenant_concurrency: 2,
             ..ControllerConfig::default()
         };
+        let cache = GitCache::new(config.git_cache_dir.clone());
         let ctx = Arc::new(controllers::context(
             &client,
             config,
@@ -124,6 +129,7 @@ impl World {
             namespace,
             prefix: unique_name(test),
             repo: Repo::new(),
+            cache,
             running: Some(running),
         }
     }
@@ -284,7 +290,7 @@ async fn first_sync_applies_the_catalog_and_records_an_inventory() {
         status.last_applied_revision.as_deref(),
         Some(format!("main@sha1:{head}").as_str())
     );
-    assert_eq!(condition(&status, "Ready").0, "True");
+    assert_eq!(condition(&status, READY).0, TRUE);
     assert_eq!(status.inventory.len(), 4, "{:?}", status.inventory);
     let counts = status.counts.expect("counts");
     assert_eq!((counts.listings, counts.wizard_configs), (3, 1));
@@ -406,13 +412,13 @@ async fn a_bad_revision_applies_nothing_and_keeps_the_last_good_one() {
         status.last_applied_revision.as_deref(),
         Some(format!("main@sha1:{good}").as_str())
     );
-    let (stalled, reason, message) = condition(&status, "Stalled");
-    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "LintFailed"));
+    let (stalled, reason, message) = condition(&status, STALLED);
+    assert_eq!((stalled.as_str(), reason.as_str()), (TRUE, LINT_FAILED));
     assert!(
         message.contains("tagline"),
         "the message quotes the lint error: {message}"
     );
-    assert_eq!(condition(&status, "Ready").0, "False");
+    assert_eq!(condition(&status, READY).0, FALSE);
     let route = world.listing("route").await.expect("listing");
     assert_ne!(
         route.spec.tagline,
@@ -426,7 +432,7 @@ async fn a_bad_revision_applies_nothing_and_keeps_the_last_good_one() {
     );
     let fixed = world.repo.commit("fixed");
     let status = world.applied(&fixed).await;
-    assert_eq!(condition(&status, "Stalled").0, "False");
+    assert_eq!(condition(&status, STALLED).0, FALSE);
     world.stop().await;
 }
 
@@ -465,8 +471,8 @@ async fn prune_deletes_what_left_the_catalog_but_never_a_subscribed_listing() {
             s.last_attempted_revision.as_deref() == Some(refused_revision.as_str())
         })
         .await;
-    let (_, reason, message) = condition(&status, "Stalled");
-    assert_eq!(reason, "LintFailed");
+    let (_, reason, message) = condition(&status, STALLED);
+    assert_eq!(reason, LINT_FAILED);
     assert!(message.contains("published-deleted"), "{message}");
     assert!(
         world.listing("gigsafe").await.is_some(),
@@ -495,8 +501,8 @@ async fn prune_deletes_what_left_the_catalog_but_never_a_subscribed_listing() {
         world.listing("route").await.is_some(),
         "a subscribed listing is kept"
     );
-    let (ready, reason, message) = condition(&status, "Ready");
-    assert_eq!((ready.as_str(), reason.as_str()), ("False", "PruneRefused"));
+    let (ready, reason, message) = condition(&status, READY);
+    assert_eq!((ready.as_str(), reason.as_str()), (FALSE, PRUNE_REFUSED));
     assert!(
         message.contains(&world.name("route")) && message.contains("1 live subscription"),
         "{message}"
@@ -522,7 +528,7 @@ async fn suspend_stops_syncing() {
     world.patch_source(json!({ "suspend": true })).await;
     world
         .status_until("Suspended", |s| {
-            find_condition(&s.conditions, "Ready").is_some_and(|c| c.reason == "Suspended")
+            find_condition(&s.conditions, READY).is_some_and(|c| c.reason == SUSPENDED)
         })
         .await;
     world.set_lifecycle("gigsafe", "listing-gigsafe.yaml", "Archived");
@@ -590,5 +596,64 @@ async fn tags_and_commits_pin_the_revision() {
         .patch_source(json!({ "ref": { "commit": null, "branch": "main" } }))
         .await;
     world.applied(&later).await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_source_removes_its_git_cache() {
+    let world = World::new("delete").await;
+    world.write_catalog();
+    let head = world.repo.commit("catalog");
+    world
+        .create_source(json!({ "branch": "main" }), false)
+        .await;
+    world.applied(&head).await;
+    // A second source that never fetched: its cleanup needs nothing from its spec.
+    let broken: CatalogSource = serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1",
+        "kind": "CatalogSource",
+        "metadata": { "name": "broken", "namespace": world.namespace },
+        "spec": { "url": "file:///nonexistent/catalog.git", "ref": { "branch": "main" }, "interval": "1s" },
+    }))
+    .expect("a CatalogSource");
+    world
+        .sources()
+        .create(&PostParams::default(), &broken)
+        .await
+        .expect("created");
+
+    let sources = world.sources();
+    let cache = world
+        .cache
+        .repo_dir(&format!("{}/catalog", world.namespace));
+    assert!(cache.is_dir(), "{} is the source's cache", cache.display());
+    for name in ["catalog", "broken"] {
+        eventually(
+            &format!("{name} to carry the finalizer"),
+            Duration::from_secs(30),
+            || async {
+                let source = sources.get_opt(name).await.ok().flatten()?;
+                source
+                    .finalizers()
+                    .iter()
+                    .any(|f| f == marketplace_operator::controllers::catalog_source::FINALIZER)
+                    .then_some(())
+            },
+        )
+        .await;
+        sources
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("deleted");
+    }
+    for name in ["catalog", "broken"] {
+        eventually(
+            &format!("{name} to be gone"),
+            Duration::from_secs(30),
+            || async { sources.get_opt(name).await.ok()?.is_none().then_some(()) },
+        )
+        .await;
+    }
+    assert!(!cache.exists(), "{} was not removed", cache.display());
     world.stop().await;
 }

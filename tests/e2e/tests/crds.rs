@@ -1,6 +1,8 @@
 //! The generated CRDs on a real kube-apiserver: they install cleanly and document themselves.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceDefinitionCondition,
+};
 use kube::api::Api;
 use marketplace_e2e::{control_plane, kubectl, workspace_root};
 
@@ -44,16 +46,40 @@ async fn crd_files_install_without_warnings() {
                 .map(|c| c.status.as_str());
             assert_eq!(status, Some(wanted), "{name}: {type_}");
         }
-        let complaints: Vec<_> = conditions
-            .iter()
-            .filter(|c| {
-                c.type_ == "NonStructuralSchema"
-                    || c.type_ == "KubernetesAPIApprovalPolicyConformant"
-            })
-            .filter(|c| c.status == "True" && c.type_ == "NonStructuralSchema")
-            .collect();
+        let complaints: Vec<_> = conditions.iter().filter(|c| is_complaint(c)).collect();
         assert!(complaints.is_empty(), "{name}: {complaints:?}");
     }
+}
+
+/// A condition by which the apiserver objects to a CRD: a schema it could not make structural
+/// (`NonStructuralSchema=True`), or a protected group without an approved API review
+/// (`KubernetesAPIApprovalPolicyConformant=False`).
+fn is_complaint(condition: &CustomResourceDefinitionCondition) -> bool {
+    match condition.type_.as_str() {
+        "NonStructuralSchema" => condition.status == "True",
+        "KubernetesAPIApprovalPolicyConformant" => condition.status == "False",
+        _ => false,
+    }
+}
+
+#[test]
+fn each_complaint_is_recognised() {
+    let condition = |type_: &str, status: &str| CustomResourceDefinitionCondition {
+        type_: type_.into(),
+        status: status.into(),
+        ..CustomResourceDefinitionCondition::default()
+    };
+    assert!(is_complaint(&condition("NonStructuralSchema", "True")));
+    assert!(!is_complaint(&condition("NonStructuralSchema", "False")));
+    assert!(is_complaint(&condition(
+        "KubernetesAPIApprovalPolicyConformant",
+        "False"
+    )));
+    assert!(!is_complaint(&condition(
+        "KubernetesAPIApprovalPolicyConformant",
+        "True"
+    )));
+    assert!(!is_complaint(&condition("Established", "False")));
 }
 
 /// `kubectl explain` shows the descriptions written on the Rust fields.

@@ -21,9 +21,15 @@ use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, SubscriptionAction, Tenant, TenantSubscription,
 };
-use marketplace_operator::billing::HubSpotClient;
-use marketplace_operator::controllers::{Context, ControllerConfig, Enabled, drift};
+use marketplace_operator::billing::{HubSpotClient, OrphanSweeper};
+use marketplace_operator::controllers::{Context, ControllerConfig, Enabled, billing_audit};
 use serde_json::{Value, json};
+
+/// A sweeper that only marks: these scenarios share the simulator with others that are
+/// between their creates, and the sweep itself is proven by the operator process tests.
+fn marking_sweeper() -> OrphanSweeper {
+    OrphanSweeper::new(Duration::from_secs(3600))
+}
 
 fn listing(name: &str, extra: Value) -> Value {
     let mut spec = json!({
@@ -236,7 +242,7 @@ async fn lifecycle(env: &Env) {
         .expect("company");
     sim.admin().set_company_payments_failing(company, true);
     sim.admin().advance_clock(32 * 24 * 3600 * 1000);
-    let report = drift::audit_once(ctx, hubspot).await;
+    let report = billing_audit::audit_once(ctx, hubspot, &mut marking_sweeper()).await;
     assert!(
         report.findings.iter().any(|f| f.contains("routes")),
         "audit should report the payment problem: {report:?}"
@@ -249,7 +255,7 @@ async fn lifecycle(env: &Env) {
     );
     all_entitlements(&entitlements, "routes", 2, EntitlementState::Suspended).await;
     sim.admin().set_company_payments_failing(company, false);
-    drift::audit_once(ctx, hubspot).await;
+    billing_audit::audit_once(ctx, hubspot, &mut marking_sweeper()).await;
     phase_of(&subs, "routes", Phase::Active).await;
     all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
     assert_eq!(live_hubspot_subscriptions(sim, &uid).len(), 1);
@@ -264,7 +270,7 @@ async fn lifecycle(env: &Env) {
         .cancel_subscription(&sub_id)
         .await
         .expect("cancel by hand");
-    let report = drift::audit_once(ctx, hubspot).await;
+    let report = billing_audit::audit_once(ctx, hubspot, &mut marking_sweeper()).await;
     assert!(
         report.findings.iter().any(|f| f.contains("cancelled")),
         "{report:?}"
@@ -865,7 +871,8 @@ async fn orphaned_billing(env: &Env) {
         .await
         .expect("a billing record with no subscription");
     let found = eventually("the orphan in the drift report", CONVERGED, || async {
-        let report = drift::audit_once(&env.ctx, &env.hubspot).await;
+        let report =
+            billing_audit::audit_once(&env.ctx, &env.hubspot, &mut marking_sweeper()).await;
         report.orphans.iter().find(|o| o.contains(&uid)).cloned()
     })
     .await;
@@ -875,12 +882,12 @@ async fn orphaned_billing(env: &Env) {
     let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(env.client.clone(), &env.operator_namespace);
     let map = maps
-        .get(drift::REPORT_CONFIG_MAP)
+        .get(billing_audit::REPORT_CONFIG_MAP)
         .await
         .expect("drift report ConfigMap");
     let text = map
         .data
-        .and_then(|d| d.get(drift::REPORT_KEY).cloned())
+        .and_then(|d| d.get(billing_audit::REPORT_KEY).cloned())
         .unwrap_or_default();
     assert!(text.contains(&uid), "the report names the orphan: {text}");
 }

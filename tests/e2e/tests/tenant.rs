@@ -11,6 +11,7 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use marketplace_e2e::controllers;
 use marketplace_e2e::{control_plane, dynamic_api, eventually, example, unique_name};
+use marketplace_operator::api::conditions::{TRUE, types::READY};
 use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::json;
@@ -67,7 +68,7 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
             let ready = status
                 .conditions
                 .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
+                .any(|c| c.type_ == READY && c.status == TRUE);
             ready.then_some(status)
         }
     })

@@ -17,6 +17,7 @@ use marketplace_e2e::subscriptions::{
     CONVERGED, all_entitlements, apply, condition, history, hubspot_client, phase_of,
 };
 use marketplace_e2e::{control_plane, eventually, unique_name};
+use marketplace_operator::api::conditions::types::{READY, SYNCED};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, EntitlementState, Tenant, TenantSubscription};
 use marketplace_operator::billing::{WebhookSecret, WebhookVerifier};
@@ -220,9 +221,9 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     sim.admin().advance_clock(32 * 24 * 3600 * 1000);
     let suspended = phase_of(&subs, "routes", Phase::Suspended).await;
     assert!(
-        condition(&suspended, "Ready").starts_with("False PaymentFailed"),
+        condition(&suspended, READY).starts_with("False PaymentFailed"),
         "{}",
-        condition(&suspended, "Ready")
+        condition(&suspended, READY)
     );
     all_entitlements(&entitlements, "routes", 2, EntitlementState::Suspended).await;
     assert!(ctx.metrics.webhook_count("accepted") > accepted_before);
@@ -232,7 +233,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     );
     // The news came from the webhook's re-read (no audit runs): Synced says what changed in
     // HubSpot, that the cluster followed, and where the news came from; HubSpot is the actor.
-    let synced = condition(&suspended, "Synced");
+    let synced = condition(&suspended, SYNCED);
     assert!(
         synced.starts_with("True Healed")
             && synced.contains("past_due")
@@ -361,7 +362,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     assert_eq!(status, 200);
     let synced = eventually("Synced to name the webhook", CONVERGED, || async {
         let s = subs.get("routes").await.ok()?;
-        let synced = condition(&s, "Synced");
+        let synced = condition(&s, SYNCED);
         (synced.starts_with("True InSync") || synced.starts_with("True Healed"))
             .then_some((s, synced))
     })

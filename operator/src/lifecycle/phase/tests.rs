@@ -1,7 +1,4 @@
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
 use super::*;
-use crate::api::tenant_subscription::Transition;
 use crate::lifecycle::fixtures::*;
 use crate::lifecycle::subscription_plan::{
     Acted, Observation, decide_after_billing, hold_on_entitlement_failure, plan_billing, report,
@@ -121,17 +118,6 @@ impl World {
 
     fn phases(&self) -> Vec<Phase> {
         self.status.history.iter().map(|t| t.to).collect()
-    }
-}
-
-fn transition(from: Option<Phase>, to: Phase, at: &str) -> Transition {
-    Transition {
-        from,
-        to,
-        at: Time(ts(at)),
-        actor: "operator".into(),
-        reason: None,
-        action: None,
     }
 }
 

@@ -24,6 +24,7 @@ use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
 use marketplace_harness::{ControlPlane, ControlPlaneOptions};
 use marketplace_operator::api::conditions::find_condition;
+use marketplace_operator::api::conditions::types::READY;
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
@@ -155,7 +156,7 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
                 Seen::Sub(s) => {
                     let key = key_of(s.as_ref());
                     let status = s.status.clone().unwrap_or_default();
-                    let ready = find_condition(&status.conditions, "Ready")
+                    let ready = find_condition(&status.conditions, READY)
                         .map(|c| format!("{}: {}", c.reason, c.message))
                         .unwrap_or_default();
                     let phases = t.phases.entry(key.clone()).or_default();

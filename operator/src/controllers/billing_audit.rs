@@ -1,31 +1,42 @@
-//! The periodic HubSpot drift audit: batch-reads the billing records of every subscription in
+//! The periodic HubSpot billing audit: batch-reads the billing records of every subscription in
 //! service (≤100 per call, within the shared rate budget), posts what changed as news for the
-//! subscriptions' next reconcile (which heals: recreate, suspend, resume), records Events, and
-//! writes a summary to the ConfigMap `marketplace-drift-report` (`marketplace drift report`).
+//! subscriptions' next reconcile (which heals: recreate, suspend, resume), reports deals no
+//! subscription owns, sweeps the line items and subscriptions a crash or a lost response left
+//! without a parent, records Events, and writes a summary to the ConfigMap
+//! `marketplace-drift-report` (`marketplace drift report`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use serde::{Deserialize, Serialize};
 
-use super::Context;
 use super::news::BillingNews;
 use super::status::OPERATOR_MANAGER;
+use super::{Context, ControllerConfig};
 use crate::api::TenantSubscription;
-use crate::api::conditions::find_condition;
+use crate::api::conditions::types::SYNCED;
+use crate::api::conditions::{TRUE, find_condition};
 use crate::api::tenant_subscription::Phase;
-use crate::billing::HubSpotClient;
+use crate::billing::api::Obj;
+use crate::billing::{HubSpotClient, Orphan, OrphanSweeper};
 use crate::lifecycle::BillingFact;
-use crate::lifecycle::drift::{compare, orphan_deals};
+use crate::lifecycle::billing_drift::{compare, orphan_deals};
+use crate::server::metrics::{ORPHAN_LINE_ITEM, ORPHAN_SUBSCRIPTION};
 
 /// Name of the ConfigMap holding the last audit's summary.
 pub const REPORT_CONFIG_MAP: &str = "marketplace-drift-report";
 /// Its key.
 pub const REPORT_KEY: &str = "report.json";
+/// Event reason of a deleted orphan.
+pub const ORPHAN_SWEPT: &str = "OrphanSwept";
+/// Who the audit log names for the audit's own billing calls.
+const AUDIT_ACTOR: &str = "controller/billing-audit";
 
 /// The summary of one audit.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -40,6 +51,12 @@ pub struct DriftReport {
     /// Billing records no subscription owns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<String>,
+    /// Orphaned line items and subscriptions this audit deleted (not drift: cleaned up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swept: Vec<String>,
+    /// Orphans seen but still inside their grace period (deleted by a later audit).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sweep_pending: usize,
     /// Set when the audit could not finish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -53,24 +70,39 @@ pub async fn run(
     let Some(client) = ctx.billing.clone() else {
         return;
     };
+    let mut sweeper = OrphanSweeper::new(sweep_grace(&ctx.config));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(ctx.config.audit_interval) => {}
         }
-        let report = audit_once(&ctx, &client).await;
+        let report = audit_once(&ctx, &client, &mut sweeper).await;
         tracing::info!(
             audited = report.subscriptions_audited,
             findings = report.findings.len(),
+            swept = report.swept.len(),
             calls = report.hubspot_calls,
             "HubSpot drift audit finished"
         );
     }
 }
 
-/// One audit pass over every subscription in service; writes the report ConfigMap.
-pub async fn audit_once(ctx: &Context, client: &HubSpotClient) -> DriftReport {
+/// How long an orphan must stay orphaned before the sweep deletes it: it is deleted by the first
+/// audit that finds it again at least this long after the first sighting. A reconcile sits
+/// between its line-item and subscription creates for one request (and its rate-limit wait),
+/// far less than an audit interval; never longer than the grace given to deals.
+pub fn sweep_grace(config: &ControllerConfig) -> Duration {
+    config.audit_interval.min(config.orphan_grace)
+}
+
+/// One audit pass over every subscription in service; writes the report ConfigMap. `sweeper`
+/// remembers orphans between passes.
+pub async fn audit_once(
+    ctx: &Context,
+    client: &HubSpotClient,
+    sweeper: &mut OrphanSweeper,
+) -> DriftReport {
     let subs = ctx
         .stores
         .subscriptions
@@ -87,10 +119,101 @@ pub async fn audit_once(ctx: &Context, client: &HubSpotClient) -> DriftReport {
     if report.error.is_none() {
         orphans(ctx, client, &mut report).await;
     }
-    if let Err(error) = write_report(ctx, &report).await {
-        tracing::warn!(%error, "could not write the drift report");
+    let mut swept = Vec::new();
+    if report.error.is_none() {
+        swept = sweep(ctx, client, sweeper, &mut report).await;
+    }
+    match write_report(ctx, &report).await {
+        Ok(map) => announce_swept(ctx, &map, &swept).await,
+        Err(error) => tracing::warn!(%error, "could not write the drift report"),
     }
     report
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Deletes the line items and subscriptions a crash or a lost response left without a parent
+/// (after the grace period), and reports billable ones without a deal as drift.
+async fn sweep(
+    ctx: &Context,
+    client: &HubSpotClient,
+    sweeper: &mut OrphanSweeper,
+    report: &mut DriftReport,
+) -> Vec<Orphan> {
+    let calls_before = client.stats().requests;
+    let swept = match client.sweep_orphans(sweeper).await {
+        Ok(swept) => swept,
+        Err(error) => {
+            report.error = Some(format!("sweeping orphans: {error}"));
+            return Vec::new();
+        }
+    };
+    report.hubspot_calls += client.stats().requests.saturating_sub(calls_before);
+    report.sweep_pending = swept.pending;
+    for orphan in &swept.deleted {
+        ctx.metrics.orphan_swept(orphan_kind(orphan));
+        ctx.record(crate::audit_log::AuditEntry::new(
+            AUDIT_ACTOR,
+            "billing.delete",
+            format!("hubspot-{}/{}", orphan_kind(orphan), orphan.id),
+            "orphaned by a crash or a lost response",
+            serde_json::json!({"uid": orphan.subscription_uid}),
+        ));
+        report.swept.push(describe_orphan(orphan));
+    }
+    for id in &swept.unowned_billable {
+        ctx.metrics.drift_found("unowned_billable_subscription");
+        report.orphans.push(format!(
+            "HubSpot subscription {id} is ours and invoices, but no deal owns it; not deleted"
+        ));
+    }
+    swept.deleted
+}
+
+/// The metric label of an orphan.
+fn orphan_kind(orphan: &Orphan) -> &'static str {
+    match orphan.object {
+        Obj::LineItems => ORPHAN_LINE_ITEM,
+        _ => ORPHAN_SUBSCRIPTION,
+    }
+}
+
+fn describe_orphan(orphan: &Orphan) -> String {
+    let what = match orphan.object {
+        Obj::LineItems => "line item",
+        _ => "subscription",
+    };
+    match &orphan.subscription_uid {
+        Some(uid) => format!(
+            "deleted orphan HubSpot {what} {} of subscription uid {uid}",
+            orphan.id
+        ),
+        None => format!("deleted orphan HubSpot {what} {}", orphan.id),
+    }
+}
+
+/// An Event per swept object: on the TenantSubscription it was made for when it still exists,
+/// else on the report ConfigMap.
+async fn announce_swept(ctx: &Context, report_map: &ConfigMap, swept: &[Orphan]) {
+    let subscriptions = ctx.stores.subscriptions.state();
+    for orphan in swept {
+        let owner = subscriptions
+            .iter()
+            .find(|s| s.metadata.uid.is_some() && s.metadata.uid == orphan.subscription_uid);
+        let note = describe_orphan(orphan);
+        match owner {
+            Some(sub) => {
+                ctx.event(sub.as_ref(), EventType::Normal, ORPHAN_SWEPT, "Sweep", note)
+                    .await
+            }
+            None => {
+                ctx.event(report_map, EventType::Normal, ORPHAN_SWEPT, "Sweep", note)
+                    .await
+            }
+        }
+    }
 }
 
 /// Batch-reads the billing records of `subs` and posts what differs from their status as news
@@ -131,8 +254,8 @@ pub async fn check(
                 if in_sync {
                     report.in_sync += 1;
                     // Agreement is news only to a subscription not already marked Synced.
-                    let synced = find_condition(&status.conditions, "Synced")
-                        .is_some_and(|c| c.status == "True");
+                    let synced = find_condition(&status.conditions, SYNCED)
+                        .is_some_and(|c| c.status == TRUE);
                     if synced {
                         continue;
                     }
@@ -195,7 +318,7 @@ async fn orphans(ctx: &Context, client: &HubSpotClient, report: &mut DriftReport
                 Err(error) => line.push_str(&format!("; cancelling failed: {error}")),
             }
             ctx.record(crate::audit_log::AuditEntry::new(
-                "controller/drift",
+                AUDIT_ACTOR,
                 "billing.cancel",
                 format!("hubspot-deal/{}", deal.deal_id),
                 "orphan billing record",
@@ -207,7 +330,7 @@ async fn orphans(ctx: &Context, client: &HubSpotClient, report: &mut DriftReport
     report.hubspot_calls += client.stats().requests.saturating_sub(calls_before);
 }
 
-async fn write_report(ctx: &Context, report: &DriftReport) -> Result<(), kube::Error> {
+async fn write_report(ctx: &Context, report: &DriftReport) -> Result<ConfigMap, kube::Error> {
     let body = serde_json::to_string_pretty(report).unwrap_or_default();
     let map = ConfigMap {
         metadata: ObjectMeta {
@@ -224,6 +347,5 @@ async fn write_report(ctx: &Context, report: &DriftReport) -> Result<(), kube::E
             &PatchParams::apply(OPERATOR_MANAGER).force(),
             &Patch::Apply(&map),
         )
-        .await?;
-    Ok(())
+        .await
 }

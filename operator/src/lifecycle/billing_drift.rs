@@ -1,7 +1,8 @@
-//! The drift comparison: what a HubSpot audit entry says against what a subscription records.
+//! The billing drift comparison: what a HubSpot audit entry says against what a subscription
+//! records.
 
 use super::phase::BillingFact;
-use crate::billing::{AuditEntry, Drift};
+use crate::billing::{AuditedRecord, Drift};
 
 /// What an audit learned about one subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +16,7 @@ pub struct AuditFinding {
 }
 
 /// The billing fact an audit entry shows: the live subscription's status, or Missing.
-pub fn audited_fact(entry: &AuditEntry) -> BillingFact {
+pub fn audited_fact(entry: &AuditedRecord) -> BillingFact {
     match entry.live().first() {
         Some(live) => BillingFact::Live {
             status: live.status.clone(),
@@ -26,7 +27,7 @@ pub fn audited_fact(entry: &AuditEntry) -> BillingFact {
 }
 
 /// Compares an audit entry with the recorded fact.
-pub fn compare(entry: &AuditEntry, recorded: &BillingFact) -> AuditFinding {
+pub fn compare(entry: &AuditedRecord, recorded: &BillingFact) -> AuditFinding {
     let fact = audited_fact(entry);
     let mut findings = Vec::new();
     let mut kinds = Vec::new();
@@ -110,8 +111,8 @@ mod tests {
         }
     }
 
-    fn entry(subs: Vec<SubscriptionState>) -> AuditEntry {
-        AuditEntry {
+    fn entry(subs: Vec<SubscriptionState>) -> AuditedRecord {
+        AuditedRecord {
             subscription_uid: "u".into(),
             deal_id: Some("d".into()),
             subscriptions: subs,
@@ -141,7 +142,7 @@ mod tests {
         let f = compare(&e, &BillingFact::from_recorded(Some("active")));
         assert_eq!(f.fact, BillingFact::Missing);
         assert_eq!(f.kinds, vec!["cancelled_in_hubspot"]);
-        let none = AuditEntry {
+        let none = AuditedRecord {
             subscription_uid: "u".into(),
             deal_id: None,
             subscriptions: vec![],
