@@ -15,7 +15,7 @@ pub mod phase;
 pub mod validation;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 pub use actions::{ActionDecision, decide_action};
 pub use entitlements::{DesiredEntitlement, desired_entitlements, entitlement_name};

@@ -47,6 +47,12 @@ struct KindResult {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdmissionLabels {
+    result: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -69,6 +75,7 @@ pub struct Metrics {
     reconcile_duration: Family<KindLabel, Histogram>,
     drift_findings: Family<KindLabel, Counter>,
     webhooks: Family<OutcomeLabel, Counter>,
+    admissions: Family<AdmissionLabels, Counter>,
     billing_calls: Counter,
     activations: Counter,
     leader: Gauge,
@@ -87,6 +94,7 @@ impl Metrics {
             Family::<KindLabel, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
         let drift_findings = Family::<KindLabel, Counter>::default();
         let webhooks = Family::<OutcomeLabel, Counter>::default();
+        let admissions = Family::<AdmissionLabels, Counter>::default();
         let billing_calls = Counter::default();
         let activations = Counter::default();
         let leader = Gauge::default();
@@ -118,6 +126,11 @@ impl Metrics {
             webhooks.clone(),
         );
         registry.register(
+            "marketplace_admission_reviews",
+            "TenantSubscription admission reviews answered, by result and rule reason",
+            admissions.clone(),
+        );
+        registry.register(
             "marketplace_billing_calls",
             "Calls made to the billing system",
             billing_calls.clone(),
@@ -138,6 +151,7 @@ impl Metrics {
             reconcile_duration,
             drift_findings,
             webhooks,
+            admissions,
             billing_calls,
             activations,
             leader,
@@ -168,6 +182,23 @@ impl Metrics {
     pub fn webhook_count(&self, outcome: &'static str) -> u64 {
         self.webhooks
             .get(&OutcomeLabel { outcome })
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+
+    /// One admission review answered: allowed or denied, with the rule's reason (e.g.
+    /// `PlanNotFound`, or `Valid`, `Waits`, `SpecUnchanged` when allowed).
+    pub fn admission(&self, allowed: bool, reason: &'static str) {
+        let result = if allowed { "allowed" } else { "denied" };
+        self.admissions
+            .get_or_create(&AdmissionLabels { result, reason })
+            .inc();
+    }
+
+    /// The count of admission reviews with `result` and `reason` (for tests and diagnostics).
+    pub fn admission_count(&self, result: &'static str, reason: &'static str) -> u64 {
+        self.admissions
+            .get(&AdmissionLabels { result, reason })
             .map(|c| c.get())
             .unwrap_or(0)
     }
@@ -219,6 +250,7 @@ mod tests {
         m.reconciled("TenantSubscription", "ok", Duration::from_millis(12));
         m.drift_found("missing_billing_record");
         m.webhook("accepted");
+        m.admission(false, "PlanNotFound");
         m.billing_call();
         m.activation();
         m.set_leader(true);
@@ -238,6 +270,7 @@ mod tests {
             r#"marketplace_drift_findings_total{kind="missing_billing_record"} 1"#,
             r#"marketplace_webhooks_total{outcome="accepted"} 1"#,
             r#"marketplace_webhooks_total{outcome="forged"} 0"#,
+            r#"marketplace_admission_reviews_total{result="denied",reason="PlanNotFound"} 1"#,
             "marketplace_billing_calls_total 1",
             "marketplace_activations_total 1",
             "marketplace_leader 1",
