@@ -17,6 +17,7 @@
 //! every subscription and rejects what the webhook did not see.
 
 pub mod certs;
+pub mod flags;
 pub mod handler;
 pub mod review;
 pub mod rotator;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kube::Client;
 
+pub use flags::AdmissionArgs;
 pub use handler::PATH;
 pub use rotator::CertSource;
 
@@ -57,11 +59,25 @@ pub enum AdmissionError {
     Tls(#[from] crate::server::tls::TlsError),
 }
 
+/// Serves the webhook until `shutdown` completes (see [`serve`]); a failure to listen is logged,
+/// and the operator runs on without the webhook (the reconciler still validates).
+pub async fn run(
+    client: Client,
+    stores: Stores,
+    config: AdmissionConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Err(error) = serve(client, stores, config, metrics, shutdown).await {
+        tracing::error!(%error, "the admission webhook stopped");
+    }
+}
+
 /// Serves the webhook until `shutdown` completes: waits for a serving certificate (retrying
 /// while the Secret is missing or unusable) and for the caches, then listens on
 /// `config.listen` and keeps the certificate current. Until then the port is closed, so the
 /// apiserver fails fast and admits (`failurePolicy: Ignore`).
-pub async fn run(
+pub async fn serve(
     client: Client,
     stores: Stores,
     config: AdmissionConfig,

@@ -133,6 +133,9 @@ pub struct OperatorArgs {
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+    // ---- Admission webhook (flags in crate::admission::flags) ----
+    #[command(flatten)]
+    pub admission: crate::admission::AdmissionArgs,
 }
 
 impl OperatorArgs {
@@ -347,6 +350,20 @@ pub async fn run(args: OperatorArgs) -> Result<(), OperatorError> {
         _ => {
             tokio::spawn(serve(listener, router(state), wait_for(stopped.clone())));
         }
+    }
+
+    // The admission webhook: every replica serves it, leader or not.
+    if let Some(config) = args
+        .admission
+        .config(&args.namespace, args.platform_version.clone())
+    {
+        tokio::spawn(crate::admission::run(
+            client.clone(),
+            ctx.stores.clone(),
+            config,
+            ctx.metrics.clone(),
+            wait_for(stopped.clone()),
+        ));
     }
 
     info!(namespace = %args.namespace, "marketplace operator starting; filling caches");
