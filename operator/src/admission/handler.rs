@@ -75,6 +75,10 @@ async fn review(State(reviewer): State<Reviewer>, body: Bytes) -> Response {
             )],
         },
     };
+    eprintln!(
+        "DEBUG admission {:?} {} {:?}",
+        request.operation, request.name, verdict
+    );
     let allowed = matches!(verdict, Verdict::Allow { .. });
     reviewer.metrics.admission(allowed, verdict.reason());
     Json(answer(&request, verdict).into_review()).into_response()

@@ -89,6 +89,34 @@ pub fn unique_name(base: &str) -> String {
     format!("{base}-{n}x{}", std::process::id() % 100_000)
 }
 
+/// Stops in-process controllers and servers: every future made by [`StopSignal::until`]
+/// completes once [`StopSignal::stop`] is called.
+pub struct StopSignal {
+    stop: tokio::sync::watch::Sender<bool>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        StopSignal { stop, stopped }
+    }
+}
+
+impl StopSignal {
+    /// A future that completes on [`StopSignal::stop`].
+    pub fn until(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+        let mut stopped = self.stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 pub mod subscriptions;
 
 pub use marketplace_harness::eventually;
