@@ -20,6 +20,7 @@ use marketplace_operator::admission::certs::{self, CertLifetimes, ServingNames};
 use marketplace_operator::admission::{AdmissionConfig, CertSource, PATH, rotator};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Listing, Tenant, TenantSubscription};
+use marketplace_operator::controllers::stores::Stores;
 use marketplace_operator::controllers::{Context, ControllerConfig, tenant, tenant_subscription};
 use marketplace_operator::server::tls::ReloadableCert;
 use serde_json::{Value, json};
@@ -40,6 +41,8 @@ struct Env {
     namespace: String,
     /// A Published listing with plans `standard` (per unit) and `flat`.
     open: String,
+    /// The caches the webhook decides from.
+    stores: Stores,
 }
 
 fn listing(name: &str, extra: Value) -> Value {
@@ -96,6 +99,11 @@ impl Env {
             &Api::<Listing>::all(self.client.clone()),
             listing(&name, extra),
         )
+        .await;
+        // The webhook knows a listing once its cache has it; before, it lets subscriptions wait.
+        eventually("the listing in the cache", CONVERGED, || async {
+            self.stores.listing(&name).map(|_| ())
+        })
         .await;
         name
     }
@@ -225,6 +233,7 @@ async fn kubectl_apply_refuses_subscriptions_that_cannot_be_billed() {
         webhook_config: webhook_config.clone(),
         namespace: namespace.clone(),
         open,
+        stores: ctx.stores.clone(),
     };
     let rejected = webhook_down_means_the_reconciler_refuses(&env).await;
 
