@@ -105,15 +105,16 @@ pub async fn sync_once(
                     .map_err(|e| RotationError::WebhookConfig(name.clone(), e))?,
                 None => None,
             };
-            let material = renew(&secrets, secret, names, *lifetimes, config.as_ref(), now)
-                .await
-                .map_err(|e| match e {
-                    RotationError::Kube(_, e) => RotationError::Kube(label.clone(), e),
-                    RotationError::Certificate(_, e) => {
-                        RotationError::Certificate(label.clone(), e)
-                    }
-                    other => other,
-                })?;
+            let material = renew(
+                &secrets,
+                secret,
+                &label,
+                names,
+                *lifetimes,
+                config.as_ref(),
+                now,
+            )
+            .await?;
             if let Some(config) = &config {
                 publish_ca(&configs, config, material.ca_cert.as_bytes()).await?;
             }
@@ -142,6 +143,7 @@ pub async fn sync_once(
 async fn renew(
     secrets: &Api<Secret>,
     name: &str,
+    label: &str,
     names: &ServingNames,
     lifetimes: CertLifetimes,
     config: Option<&ValidatingWebhookConfiguration>,
@@ -151,7 +153,7 @@ async fn renew(
         let found = secrets
             .get_opt(name)
             .await
-            .map_err(|e| RotationError::Kube(name.into(), e))?;
+            .map_err(|e| RotationError::Kube(label.into(), e))?;
         let current = found.as_ref().map(material_of);
         let observed = Observed::of(current.as_ref());
         let trusted = match (config, observed.cas.first()) {
@@ -163,7 +165,7 @@ async fn renew(
             return Ok(current.unwrap_or_default());
         }
         let next = certs::apply_step(step, current.as_ref(), names, lifetimes, now)
-            .map_err(|e| RotationError::Certificate(name.into(), e))?;
+            .map_err(|e| RotationError::Certificate(label.into(), e))?;
         let written = match found {
             Some(mut secret) => {
                 secret.data = Some(data_of(&next));
@@ -183,14 +185,14 @@ async fn renew(
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 tracing::debug!(secret = name, "another replica wrote the certificate first");
             }
-            Err(e) => return Err(RotationError::Kube(name.into(), e)),
+            Err(e) => return Err(RotationError::Kube(label.into(), e)),
         }
     }
     // Three lost races in a row: serve what is there; the next pass decides again.
     let found = secrets
         .get(name)
         .await
-        .map_err(|e| RotationError::Kube(name.into(), e))?;
+        .map_err(|e| RotationError::Kube(label.into(), e))?;
     Ok(material_of(&found))
 }
 
