@@ -1,6 +1,7 @@
 //! marketplace-operator: a SaaS add-on marketplace run as code on Kubernetes.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 pub mod audit_log;
 pub mod billing;

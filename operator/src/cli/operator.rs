@@ -128,6 +128,9 @@ pub struct OperatorArgs {
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+    // ---- Admission webhook (flags in crate::admission::flags) ----
+    #[command(flatten)]
+    pub admission: crate::admission::AdmissionArgs,
 }
 
 impl OperatorArgs {
@@ -219,6 +222,9 @@ impl OperatorArgs {
             audit_log: self.audit_log.clone(),
             probe_ca_file: self.probe_ca_file.clone(),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            admission: self
+                .admission
+                .config(&self.namespace, self.platform_version.clone()),
         })
     }
 }

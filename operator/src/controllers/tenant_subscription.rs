@@ -19,7 +19,6 @@ use super::subscription_billing::{BillingInputs, execute};
 use super::tenant_rbac::namespace_name;
 use super::{Context, Error, object_key};
 use crate::api::conditions::TRUE;
-use crate::api::entitlement::EntitlementState;
 use crate::api::tenant_subscription::{Phase, TenantSubscriptionStatus};
 use crate::api::{Listing, Tenant, TenantSubscription};
 use crate::audit_log::AuditEntry;
@@ -29,6 +28,7 @@ use crate::lifecycle::subscription_plan::{
     Acted, BillingStep, CONNECTION_TESTED, Observation, decide_after_billing,
     hold_on_entitlement_failure, plan_billing, report,
 };
+use crate::lifecycle::validation::entitled_features;
 use crate::lifecycle::{
     BillingFact, BillingIntent, Refusal, RequestContext, Sibling, SubscriptionFacts, decide,
     desired_entitlements, validate_request,
@@ -270,25 +270,14 @@ async fn validate(
         .await?
         .items
         .iter()
-        .map(|s| Sibling {
-            name: s.name_any(),
-            listing: s.spec.listing.as_str().to_string(),
-            phase: s.status.as_ref().and_then(|st| st.phase),
-            created_at: created_at(s).unwrap_or(now),
-        })
+        .map(|s| Sibling::of(s, now))
         .collect();
-    let entitled = ctx
-        .stores
-        .entitlements_in(namespace)
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.spec.state,
-                EntitlementState::Active | EntitlementState::Trialing
-            )
-        })
-        .map(|e| e.spec.feature.as_str().to_string())
-        .collect();
+    let entitled = entitled_features(
+        ctx.stores
+            .entitlements_in(namespace)
+            .iter()
+            .map(|e| e.as_ref()),
+    );
     let request = RequestContext {
         name: &sub.name_any(),
         created_at: created_at(sub).unwrap_or(now),

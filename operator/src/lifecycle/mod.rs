@@ -18,7 +18,7 @@ pub mod subscription_plan;
 pub mod validation;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 pub use actions::{ActionDecision, decide_action};
 pub use entitlements::{DesiredEntitlement, desired_entitlements, entitlement_name};

@@ -9,9 +9,10 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::is_terminal;
 use super::is_usable;
-use crate::api::listing::{Lifecycle, ListingSpec, ListingType, PricingModel};
+use crate::api::entitlement::{Entitlement, EntitlementState};
+use crate::api::listing::{Lifecycle, ListingSpec, ListingType, Plan, PricingModel};
 use crate::api::tenant::TenantSpec;
-use crate::api::tenant_subscription::{Phase, TenantSubscriptionSpec};
+use crate::api::tenant_subscription::{Phase, TenantSubscription, TenantSubscriptionSpec};
 
 /// A tenant may create at most one subscription request per listing in this window.
 pub const REQUEST_WINDOW: SignedDuration = SignedDuration::from_hours(1);
@@ -67,6 +68,39 @@ pub struct Sibling {
     pub listing: String,
     pub phase: Option<Phase>,
     pub created_at: Timestamp,
+}
+
+impl Sibling {
+    /// The sibling facts of a stored subscription; `now` stands in for a creation time not
+    /// yet set.
+    pub fn of(sub: &TenantSubscription, now: Timestamp) -> Sibling {
+        Sibling {
+            name: sub.metadata.name.clone().unwrap_or_default(),
+            listing: sub.spec.listing.as_str().to_string(),
+            phase: sub.status.as_ref().and_then(|s| s.phase),
+            created_at: sub
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(now, |t| t.0),
+        }
+    }
+}
+
+/// The features a tenant may use now: those of its Active or Trialing Entitlements.
+pub fn entitled_features<'a>(
+    entitlements: impl IntoIterator<Item = &'a Entitlement>,
+) -> BTreeSet<String> {
+    entitlements
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e.spec.state,
+                EntitlementState::Active | EntitlementState::Trialing
+            )
+        })
+        .map(|e| e.spec.feature.as_str().to_string())
+        .collect()
 }
 
 /// Everything validation looks at.
@@ -137,18 +171,7 @@ pub fn validate_request(r: &RequestContext<'_>) -> Result<(), Refusal> {
             format!("listing {listing_name} {why}"),
         ));
     }
-    let Some(plan) = listing.plans.iter().find(|p| p.name == spec.plan) else {
-        let names: Vec<&str> = listing.plans.iter().map(|p| p.name.as_str()).collect();
-        return Err(Refusal::new(
-            "PlanNotFound",
-            "spec.plan",
-            format!(
-                "listing {listing_name} has no plan {:?}; its plans are: {}",
-                spec.plan.as_str(),
-                names.join(", ")
-            ),
-        ));
-    };
+    let plan = find_plan(listing, spec)?;
     if !listing.available_on_plans.is_empty()
         && !listing.available_on_plans.contains(&tenant.base_plan)
     {
@@ -162,17 +185,7 @@ pub fn validate_request(r: &RequestContext<'_>) -> Result<(), Refusal> {
             ),
         ));
     }
-    if plan.pricing.model == PricingModel::Flat && spec.quantity != 1 {
-        return Err(Refusal::new(
-            "InvalidQuantity",
-            "spec.quantity",
-            format!(
-                "plan {} has a flat price; quantity must be 1, not {}",
-                plan.name.as_str(),
-                spec.quantity
-            ),
-        ));
-    }
+    check_quantity(plan, spec)?;
     if spec.trial && plan.trial_days.unwrap_or(0) <= 0 {
         return Err(Refusal::new(
             "NoTrial",
@@ -192,6 +205,53 @@ pub fn validate_request(r: &RequestContext<'_>) -> Result<(), Refusal> {
             "spec.connection.secretRef",
             format!(
                 "{listing_name} is an integration: name the Secret with its connection settings in spec.connection.secretRef"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The rules a plan or quantity change of a live subscription must pass: the plan exists and
+/// allows the quantity (the other rules held when the subscription was admitted).
+pub fn check_plan_change(
+    spec: &TenantSubscriptionSpec,
+    listing: &ListingSpec,
+) -> Result<(), Refusal> {
+    check_quantity(find_plan(listing, spec)?, spec)
+}
+
+fn find_plan<'a>(
+    listing: &'a ListingSpec,
+    spec: &TenantSubscriptionSpec,
+) -> Result<&'a Plan, Refusal> {
+    listing
+        .plans
+        .iter()
+        .find(|p| p.name == spec.plan)
+        .ok_or_else(|| {
+            let names: Vec<&str> = listing.plans.iter().map(|p| p.name.as_str()).collect();
+            Refusal::new(
+                "PlanNotFound",
+                "spec.plan",
+                format!(
+                    "listing {} has no plan {:?}; its plans are: {}",
+                    spec.listing.as_str(),
+                    spec.plan.as_str(),
+                    names.join(", ")
+                ),
+            )
+        })
+}
+
+fn check_quantity(plan: &Plan, spec: &TenantSubscriptionSpec) -> Result<(), Refusal> {
+    if plan.pricing.model == PricingModel::Flat && spec.quantity != 1 {
+        return Err(Refusal::new(
+            "InvalidQuantity",
+            "spec.quantity",
+            format!(
+                "plan {} has a flat price; quantity must be 1, not {}",
+                plan.name.as_str(),
+                spec.quantity
             ),
         ));
     }

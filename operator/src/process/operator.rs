@@ -37,6 +37,8 @@ pub struct OperatorSettings {
     /// PEM of extra CAs trusted by integration test connections.
     pub probe_ca_file: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    /// The validating admission webhook for TenantSubscriptions; `None`: off.
+    pub admission: Option<crate::admission::AdmissionConfig>,
 }
 
 /// How to reach HubSpot.
@@ -187,6 +189,17 @@ pub async fn run(settings: OperatorSettings) -> Result<(), OperatorError> {
         webhooks = has_webhooks,
         "HTTP endpoint listening"
     );
+
+    // The admission webhook: every replica serves it, leader or not.
+    if let Some(config) = settings.admission.clone() {
+        tokio::spawn(crate::admission::run(
+            ctx.client.clone(),
+            ctx.stores.clone(),
+            config,
+            ctx.metrics.clone(),
+            shutdown.requested(),
+        ));
+    }
 
     info!(%namespace, "marketplace operator starting; filling caches");
     tokio::join!(

@@ -53,6 +53,12 @@ impl Stores {
         self.tenants.get(&ObjectRef::new(name))
     }
 
+    /// The TenantSubscriptions in `namespace`.
+    pub fn subscriptions_in(&self, namespace: &str) -> Vec<Arc<TenantSubscription>> {
+        self.subscriptions
+            .state_filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+    }
+
     /// The Entitlements in `namespace`.
     pub fn entitlements_in(&self, namespace: &str) -> Vec<Arc<Entitlement>> {
         self.entitlements

@@ -53,6 +53,12 @@ struct KindResult {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdmissionLabels {
+    result: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -76,6 +82,7 @@ pub struct Metrics {
     drift_findings: Family<KindLabel, Counter>,
     orphans_swept: Family<KindLabel, Counter>,
     webhooks: Family<OutcomeLabel, Counter>,
+    admissions: Family<AdmissionLabels, Counter>,
     billing_calls: Counter,
     activations: Counter,
     leader: Gauge,
@@ -95,6 +102,7 @@ impl Metrics {
         let drift_findings = Family::<KindLabel, Counter>::default();
         let orphans_swept = Family::<KindLabel, Counter>::default();
         let webhooks = Family::<OutcomeLabel, Counter>::default();
+        let admissions = Family::<AdmissionLabels, Counter>::default();
         let billing_calls = Counter::default();
         let activations = Counter::default();
         let leader = Gauge::default();
@@ -134,6 +142,11 @@ impl Metrics {
             webhooks.clone(),
         );
         registry.register(
+            "marketplace_admission_reviews",
+            "TenantSubscription admission reviews answered, by result and rule reason",
+            admissions.clone(),
+        );
+        registry.register(
             "marketplace_billing_calls",
             "Calls made to the billing system",
             billing_calls.clone(),
@@ -155,6 +168,7 @@ impl Metrics {
             drift_findings,
             orphans_swept,
             webhooks,
+            admissions,
             billing_calls,
             activations,
             leader,
@@ -190,6 +204,23 @@ impl Metrics {
     pub fn webhook_count(&self, outcome: &'static str) -> u64 {
         self.webhooks
             .get(&OutcomeLabel { outcome })
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+
+    /// One admission review answered: allowed or denied, with the rule's reason (e.g.
+    /// `PlanNotFound`, or `Valid`, `Waits`, `SpecUnchanged` when allowed).
+    pub fn admission(&self, allowed: bool, reason: &'static str) {
+        let result = if allowed { "allowed" } else { "denied" };
+        self.admissions
+            .get_or_create(&AdmissionLabels { result, reason })
+            .inc();
+    }
+
+    /// The count of admission reviews with `result` and `reason` (for tests and diagnostics).
+    pub fn admission_count(&self, result: &'static str, reason: &'static str) -> u64 {
+        self.admissions
+            .get(&AdmissionLabels { result, reason })
             .map(|c| c.get())
             .unwrap_or(0)
     }
@@ -242,6 +273,7 @@ mod tests {
         m.drift_found("missing_billing_record");
         m.orphan_swept("line_item");
         m.webhook("accepted");
+        m.admission(false, "PlanNotFound");
         m.billing_call();
         m.activation();
         m.set_leader(true);
@@ -263,6 +295,7 @@ mod tests {
             r#"marketplace_billing_orphans_swept_total{kind="subscription"} 0"#,
             r#"marketplace_webhooks_total{outcome="accepted"} 1"#,
             r#"marketplace_webhooks_total{outcome="forged"} 0"#,
+            r#"marketplace_admission_reviews_total{result="denied",reason="PlanNotFound"} 1"#,
             "marketplace_billing_calls_total 1",
             "marketplace_activations_total 1",
             "marketplace_leader 1",

@@ -206,3 +206,63 @@ fn integrations_need_a_connection() {
     );
     assert_eq!(c.check(), Ok(()));
 }
+
+#[test]
+fn a_plan_change_needs_an_existing_plan_and_a_fitting_quantity() {
+    let l = listing("lifecycle: Archived");
+    let ok = subscription("{listing: route-optimization, plan: standard, quantity: 7}");
+    assert_eq!(check_plan_change(&ok, &l), Ok(()));
+    let gold = subscription("{listing: route-optimization, plan: gold}");
+    assert_eq!(
+        check_plan_change(&gold, &l).unwrap_err().reason,
+        "PlanNotFound"
+    );
+    let flat = subscription("{listing: route-optimization, plan: flat, quantity: 2}");
+    let r = check_plan_change(&flat, &l).unwrap_err();
+    assert_eq!((r.reason, r.field), ("InvalidQuantity", "spec.quantity"));
+}
+
+#[test]
+fn siblings_and_entitled_features_come_from_stored_objects() {
+    let stored: TenantSubscription = serde_json::from_value(serde_json::json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+        "metadata": {"name": "ft", "namespace": "tenant-acme",
+                     "creationTimestamp": "2026-11-01T00:00:00Z"},
+        "spec": {"listing": "fleet-tracking", "plan": "standard"},
+        "status": {"phase": "Active"},
+    }))
+    .unwrap();
+    let now = ts("2026-11-22T10:00:00Z");
+    assert_eq!(
+        Sibling::of(&stored, now),
+        sibling(
+            "ft",
+            "fleet-tracking",
+            Some(Phase::Active),
+            "2026-11-01T00:00:00Z"
+        )
+    );
+    let mut fresh = stored.clone();
+    fresh.metadata.creation_timestamp = None;
+    fresh.status = None;
+    assert_eq!(Sibling::of(&fresh, now).created_at, now);
+    assert_eq!(Sibling::of(&fresh, now).phase, None);
+
+    let entitlement = |feature: &str, state: &str| -> Entitlement {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "marketplace.dev/v1alpha1", "kind": "Entitlement",
+            "metadata": {"name": feature, "namespace": "tenant-acme"},
+            "spec": {"tenant": "acme", "feature": feature, "state": state,
+                     "startsAt": "2026-11-01T00:00:00Z", "sourceSubscription": "ft"},
+        }))
+        .unwrap()
+    };
+    let all = [
+        entitlement("gps", "Active"),
+        entitlement("eta", "Trialing"),
+        entitlement("old", "Revoked"),
+        entitlement("held", "Suspended"),
+    ];
+    let features: Vec<String> = entitled_features(&all).into_iter().collect();
+    assert_eq!(features, ["eta", "gps"]);
+}
