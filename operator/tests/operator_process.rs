@@ -15,7 +15,9 @@ use kube::api::{Api, ListParams};
 use marketplace_operator::api::EntitlementState;
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::controllers::billing_audit::ORPHAN_SWEPT;
-use process_support::{Env, OPERATOR_NAMESPACE, TENANT_NAMESPACE};
+use process_support::{
+    Env, OPERATOR_NAMESPACE, Operator, TENANT_NAMESPACE, eventually, marketplace_watches,
+};
 
 /// Converging after a restart: caches, bootstrap, then one reconcile.
 const CONVERGE: Duration = Duration::from_secs(45);
@@ -288,8 +290,11 @@ async fn a_standby_takes_over_when_the_leader_dies_and_sigterm_exits_cleanly() {
     } else {
         (&mut b, &mut a)
     };
+    // One watch per kind per process: two replicas, two watches of each marketplace kind.
+    let with_two = marketplace_watches(&env.client).await;
     dead.kill().await;
     let killed = Instant::now();
+    let killed_at = jiff::Timestamp::now();
 
     let uid = env.create_subscription("second", &second_listing).await;
     env.wait_phase("second", Phase::Active, Duration::from_secs(40))
@@ -302,6 +307,9 @@ async fn a_standby_takes_over_when_the_leader_dies_and_sigterm_exits_cleanly() {
     let holder = lease_holder(&env, lease).await.expect("a lease holder");
     assert_eq!(holder, survivor.name, "the lease moved to the survivor");
     assert!(survivor.running(), "the survivor still runs");
+    report_takeover(survivor, killed_at);
+
+    let with_one = marketplace_watches(&env.client).await;
 
     let exit = survivor.terminate(Duration::from_secs(10)).await;
     let Some(exit) = exit else {
@@ -318,6 +326,30 @@ async fn a_standby_takes_over_when_the_leader_dies_and_sigterm_exits_cleanly() {
         survivor.name,
         env.log_tails()
     );
+    let without = eventually(
+        "the survivor's watches to close",
+        Duration::from_secs(10),
+        || async {
+            let now = marketplace_watches(&env.client).await;
+            (now.get("tenantsubscriptions") < with_one.get("tenantsubscriptions")).then_some(now)
+        },
+    )
+    .await;
+    let kinds = [
+        "listings",
+        "tenants",
+        "tenantsubscriptions",
+        "entitlements",
+        "catalogsources",
+        "subscriptionactions",
+    ];
+    for kind in kinds {
+        let count = |m: &std::collections::BTreeMap<String, u64>| m.get(kind).copied().unwrap_or(0);
+        let (two, one, none) = (count(&with_two), count(&with_one), count(&without));
+        eprintln!("watches of {kind}: two replicas {two}, one {one}, none {none}");
+        assert_eq!(one - none, 1, "the leader watches {kind} once");
+        assert_eq!(two - none, 2, "each replica watches {kind} once");
+    }
     eprintln!("leader test took {:?}", started.elapsed());
 }
 
@@ -466,4 +498,31 @@ async fn the_audit_sweeps_the_line_item_a_sigkill_before_the_subscription_left()
     assert_active(&env, "swept", &uid, &features).await;
     operator.kill().await;
     eprintln!("sweep test took {:?}", started.elapsed());
+}
+
+/// Prints how the takeover went, from the survivor's log: how long the Lease took, and how soon
+/// after leading its first TenantSubscription reconcile finished (its caches were already warm).
+fn report_takeover(survivor: &Operator, killed_at: jiff::Timestamp) {
+    let log = std::fs::read_to_string(&survivor.log).unwrap_or_default();
+    let at = |needle: &str| {
+        log.lines()
+            .filter(|line| line.contains(needle))
+            .find_map(|line| {
+                line.split_whitespace()
+                    .next()?
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+            })
+    };
+    let led = at("became leader").expect("the survivor logged becoming leader");
+    let reconciled = log
+        .lines()
+        .filter(|l| l.contains("first reconcile done") && l.contains("TenantSubscription"))
+        .find_map(|l| l.split_whitespace().next()?.parse::<jiff::Timestamp>().ok())
+        .expect("the survivor reconciled");
+    eprintln!(
+        "takeover: Lease acquired {:.2} s after the kill; first TenantSubscription reconcile done {:.3} s after leading",
+        led.duration_since(killed_at).as_secs_f64(),
+        reconciled.duration_since(led).as_secs_f64()
+    );
 }
