@@ -484,32 +484,14 @@ async fn main() -> Result<()> {
             break;
         }
         if last_progress.elapsed() > stall {
-            let t = lock(&tracker);
-            let mut by_phase: BTreeMap<String, usize> = BTreeMap::new();
-            let mut examples = Vec::new();
-            for k in t.created.keys().filter(|k| !t.activated.contains_key(*k)) {
-                let (phase, granted, ready) =
-                    t.subs.get(k).cloned().unwrap_or((None, 0, String::new()));
-                *by_phase.entry(format!("{phase:?}")).or_default() += 1;
-                if examples.len() < 5 {
-                    let ents = t.ents.get(k).cloned().unwrap_or_default();
-                    examples.push(format!(
-                        "    {k}: phase {phase:?}, status.entitlements {granted}, Entitlements {ents:?}, Ready {ready:?}"
-                    ));
-                }
-            }
-            eprintln!(
-                "bench-activation: STALLED: no subscription activated for {}s; {done}/{total} active; \
-                 not active by phase: {by_phase:?}\n{}",
-                stall.as_secs(),
-                examples.join("\n")
-            );
+            stalled_report(&tracker, done, total, stall);
             running.stop().await;
             return Err(format!("activations stalled at {done}/{total}").into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let wall = started.elapsed();
+
     let writes_at_done = writes(&client).await?;
     let sim_after = sim.admin().counters();
     let client_after = hubspot.stats();
@@ -714,4 +696,27 @@ async fn main() -> Result<()> {
     sim.shutdown().await?;
     drop(control_plane);
     Ok(())
+}
+
+/// Prints which subscriptions did not activate, by phase, with a few examples.
+fn stalled_report(tracker: &Arc<Mutex<Tracker>>, done: usize, total: usize, stall: Duration) {
+    let t = lock(tracker);
+    let mut by_phase: BTreeMap<String, usize> = BTreeMap::new();
+    let mut examples = Vec::new();
+    for k in t.created.keys().filter(|k| !t.activated.contains_key(*k)) {
+        let (phase, granted, ready) = t.subs.get(k).cloned().unwrap_or((None, 0, String::new()));
+        *by_phase.entry(format!("{phase:?}")).or_default() += 1;
+        if examples.len() < 5 {
+            let ents = t.ents.get(k).cloned().unwrap_or_default();
+            examples.push(format!(
+                "    {k}: phase {phase:?}, status.entitlements {granted}, Entitlements {ents:?}, Ready {ready:?}"
+            ));
+        }
+    }
+    eprintln!(
+        "bench-activation: STALLED: no subscription activated for {}s; {done}/{total} active; \
+         not active by phase: {by_phase:?}\n{}",
+        stall.as_secs(),
+        examples.join("\n")
+    );
 }
