@@ -221,6 +221,12 @@ impl Enabled {
         actions: true,
         billing_audit: true,
     };
+    /// Tenants and their subscriptions: what most suites and the activation benchmark need.
+    pub const TENANTS_AND_SUBSCRIPTIONS: Enabled = Enabled {
+        tenants: true,
+        subscriptions: true,
+        ..Enabled::NONE
+    };
     /// Nothing; switch on what a test needs.
     pub const NONE: Enabled = Enabled {
         catalog_sources: false,

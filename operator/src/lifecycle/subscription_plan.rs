@@ -187,7 +187,7 @@ pub struct Acted<'a> {
 pub fn report(o: &Observation<'_>, decision: &Decision, acted: &Acted<'_>) -> Report {
     let fallback = o.recorded();
     let fact = acted.fact.unwrap_or(&fallback);
-    let status = next_status(o, decision, fact, acted);
+    let status = subscription_status(o, decision, fact, acted);
     let mut events = transition_events(o.status, decision, o.spec, acted);
     if let Some(finding) = o.news.and_then(|n| n.finding.as_ref()) {
         events.push(PlannedEvent {
@@ -280,7 +280,7 @@ pub fn requeue_after(d: &Decision, now: Timestamp) -> Duration {
 }
 
 /// The status after this reconcile.
-fn next_status(
+fn subscription_status(
     o: &Observation<'_>,
     d: &Decision,
     fact: &BillingFact,

@@ -143,15 +143,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     let receiver = WebhookReceiver::new(verifier, public_url.clone(), hints_tx);
     let state = ServerState::new(Readiness::new(), ctx.metrics.clone(), Some(receiver));
     let server = tokio::spawn(serve(listener, router(state), server_stop.requested()));
-    let running = controllers::start(
-        ctx.clone(),
-        Enabled {
-            tenants: true,
-            subscriptions: true,
-            ..Enabled::NONE
-        },
-        Some(hints),
-    );
+    let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS, Some(hints));
 
     // 1. A Published Instant listing, a Tenant, and an Active subscription.
     let listing = unique_name("hooked");
