@@ -1,11 +1,9 @@
 //! `Listing`: one add-on in the marketplace catalog (cluster-scoped, written by the catalog sync).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::conditions::conditions_schema;
 use super::shared::{FeatureCode, ObjectName};
 
 /// An add-on that tenants can discover and, unless it is a partner redirect, subscribe to.
@@ -15,7 +13,6 @@ use super::shared::{FeatureCode, ObjectName};
     version = "v1alpha1",
     kind = "Listing",
     doc = "An add-on offered in the marketplace: what it is, how it is priced, which features it grants and who may buy it.",
-    status = "ListingStatus",
     shortname = "lst",
     category = "marketplace",
     printcolumn(
@@ -395,18 +392,3 @@ pub struct Release {
     pub major: bool,
 }
 
-/// Observed state of a listing.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct ListingStatus {
-    /// The metadata.generation this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Subscriptions to this listing that are not Cancelled, Rejected or Failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_subscriptions: Option<i32>,
-    /// Standard conditions (Ready: the listing is valid and its dependencies resolve).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "conditions_schema")]
-    pub conditions: Vec<Condition>,
-}

@@ -17,7 +17,7 @@ pub mod wizard_config;
 
 pub use catalog_source::{CatalogSource, CatalogSourceSpec, CatalogSourceStatus};
 pub use entitlement::{Entitlement, EntitlementSpec, EntitlementState};
-pub use listing::{Listing, ListingSpec, ListingStatus};
+pub use listing::{Listing, ListingSpec};
 pub use subscription_action::{
     SubscriptionAction, SubscriptionActionSpec, SubscriptionActionStatus,
 };
