@@ -16,8 +16,6 @@ pub struct BillingOutcome {
     pub fact: Option<BillingFact>,
     pub ids: Option<HubSpotIds>,
     pub repairs: Vec<String>,
-    /// Calls that hit HubSpot (for the audit log).
-    pub call: Option<&'static str>,
 }
 
 /// Everything a billing request is made of.
@@ -107,9 +105,7 @@ pub async fn execute(
     match intent {
         BillingIntent::None => {}
         BillingIntent::ChangePlan | BillingIntent::Ensure => {
-            out.call = Some("ensure_billing_record");
             if intent == BillingIntent::ChangePlan {
-                out.call = Some("change_plan");
                 // contract §1.8: end the subscription billing the old plan; ensure then
                 // creates the next generation under the same deal.
                 let live = previous_ids
@@ -153,7 +149,6 @@ pub async fn execute(
             }
         }
         BillingIntent::ReadStatus => {
-            out.call = Some("read_status");
             let id = previous_ids
                 .as_ref()
                 .and_then(|h| h.subscription_id.clone());
@@ -174,9 +169,15 @@ pub async fn execute(
             });
         }
         BillingIntent::Cancel => {
-            out.call = Some("cancel_billing_record");
             let uid = inputs.subscription.metadata.uid.clone().unwrap_or_default();
-            client.cancel_billing_record(&uid).await?;
+            let cancelled = client.cancel_billing_record(&uid).await?;
+            // A record found (a crash may have left one) is recorded, so the status tells
+            // "billing cancelled" from "nothing was billed".
+            if let Some(deal_id) = cancelled.deal_id {
+                let mut ids = previous_ids.unwrap_or_default();
+                ids.deal_id = Some(deal_id);
+                out.ids = Some(ids);
+            }
             out.fact = Some(BillingFact::Cancelled);
         }
     }
