@@ -391,4 +391,3 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub major: bool,
 }
-
