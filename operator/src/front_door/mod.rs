@@ -12,6 +12,8 @@ pub mod decide;
 pub mod ofrep;
 pub mod review_cache;
 pub mod routes;
+#[cfg(test)]
+mod routes_tests;
 
 pub use auth::{Authorizer, ReviewCacheSettings};
 pub use routes::{FrontDoor, router};
