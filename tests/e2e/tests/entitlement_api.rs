@@ -142,6 +142,27 @@ async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Option<String>
     )
 }
 
+/// TokenReviews and SubjectAccessReviews the apiserver has answered so far.
+async fn review_count(client: &Client) -> u64 {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = client
+        .request_text(request)
+        .await
+        .expect("apiserver /metrics");
+    let total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| {
+            l.contains(r#"resource="tokenreviews""#)
+                || l.contains(r#"resource="subjectaccessreviews""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    total as u64
+}
+
 fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
@@ -197,7 +218,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
     entitlement(&client, &a_ns, &a, PLAN_EXTRA, "Suspended").await;
     entitlement(&client, &b_ns, &b, "gigsafe_checks", "Active").await;
 
-    // The API process, on a free loopback port, with a short review TTL (RBAC lands shortly).
+    // The API process, on a free loopback port, with a short review TTL (RBAC lands shortly; a denial is cached that long).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
@@ -207,7 +228,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
     let settings = ApiSettings {
         endpoint: EndpointSettings { listen, tls: None },
         reviews: ReviewCacheSettings {
-            ttl: Duration::from_millis(500),
+            ttl: Duration::from_secs(2),
             capacity: 100,
         },
         shutdown_grace: Duration::from_secs(5),
@@ -266,6 +287,24 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
         as_viewer.get(&list_a, Some(&etag)).await.0,
         StatusCode::NOT_MODIFIED
     );
+
+    // Once a caller is known, reads cost the apiserver nothing: at most one refresh of each
+    // review if the TTL runs out during the burst.
+    let before = review_count(&client).await;
+    assert!(before > 0, "the apiserver counted the reviews made so far");
+    for _ in 0..20 {
+        assert_eq!(as_viewer.get(&list_a, None).await.0, StatusCode::OK);
+        let context = json!({"context": {"targetingKey": a}});
+        assert_eq!(
+            as_viewer
+                .ofrep("/route_optimization", context, None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    let reviews = review_count(&client).await - before;
+    assert!(reviews <= 2, "40 reads made {reviews} reviews");
 
     // Who may read: no token and forged tokens 401, an outsider 403, A's viewer not B.
     assert_eq!(
