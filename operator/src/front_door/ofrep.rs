@@ -92,14 +92,20 @@ pub fn evaluate(
     }
 }
 
-/// The bulk evaluation: every flag the catalog knows, for a tenant with `features`.
+/// The bulk evaluation: every flag the catalog knows, and any the tenant still holds from a
+/// listing that left it (as single evaluations answer them), for a tenant with `features`.
 pub fn evaluate_all(
     features: &[EntitlementView],
     catalog: &BTreeSet<String>,
     now: Timestamp,
 ) -> Value {
-    let flags: Vec<Value> = catalog
+    let keys: BTreeSet<&str> = catalog
         .iter()
+        .map(String::as_str)
+        .chain(features.iter().map(|f| f.feature.as_str()))
+        .collect();
+    let flags: Vec<Value> = keys
+        .into_iter()
         .filter_map(|key| Some(success(key, &check_feature(features, catalog, key, now)?)))
         .collect();
     json!({ "flags": flags })
@@ -179,7 +185,15 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(missing["errorCode"], "FLAG_NOT_FOUND");
         assert!(missing["errorDetails"].is_string());
-        let all = evaluate_all(&features, &catalog, now);
-        assert_eq!(all["flags"].as_array().unwrap().len(), 3);
+        let mut held = features.to_vec();
+        held.push(view("retired", EntitlementState::Active));
+        let all = evaluate_all(&held, &catalog, now);
+        let keys: Vec<&str> = all["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["eta", "gigsafe", "retired", "routes"]);
     }
 }
