@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod connection;
 pub mod controllers;
+pub mod front_door;
 pub mod lifecycle;
 pub mod process;
 pub mod runtime;

@@ -1,5 +1,6 @@
 //! The `marketplace` command line.
 
+pub mod api;
 pub mod audit;
 pub mod catalog;
 pub mod crds;
@@ -28,6 +29,9 @@ pub enum Command {
     /// the current kubeconfig or service account.
     // Boxed: the operator's many flags would make every `Command` that large.
     Operator(Box<operator::OperatorArgs>),
+    /// Serve the marketplace API (entitlement checks over REST and OpenFeature OFREP) from
+    /// the shared caches; stateless, any number of replicas.
+    Api(api::ApiArgs),
     /// Print every CustomResourceDefinition as YAML, or write one file per kind.
     Crds {
         /// Write `<crd name>.yaml` files into this folder instead of printing to stdout.
@@ -79,6 +83,8 @@ pub enum CliError {
     },
     #[error(transparent)]
     Operator(#[from] operator::OperatorError),
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
     /// The catalog has errors; they are printed already.
     #[error("catalog lint failed: {summary}")]
     LintFailed { summary: String },
@@ -107,6 +113,7 @@ impl CliError {
             | CliError::Git { .. }
             | CliError::Schema { .. }
             | CliError::Operator(_)
+            | CliError::Api(_)
             | CliError::Cluster(_) => 2,
             CliError::Yaml { .. }
             | CliError::Write { .. }
@@ -122,9 +129,22 @@ impl Cli {
         match self.command {
             Command::Catalog { command } => catalog::run(command),
             Command::Operator(args) => Ok(operator::start(*args)?),
+            Command::Api(args) => Ok(api::start(args)?),
             Command::Crds { output_dir } => crds::run(output_dir.as_deref()),
             Command::Audit { command } => audit::run(command),
             Command::Drift { command } => drift::run(command),
         }
     }
+}
+
+/// Logging for the long-running commands: `RUST_LOG` (default `info`) to stderr.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

@@ -232,14 +232,7 @@ impl OperatorArgs {
 /// Sets up logging (`RUST_LOG`, default `info`) and runs the operator on a multi-threaded runtime.
 pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
     let settings = args.settings()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    super::init_logging();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,0 +1,68 @@
+//! `marketplace api`: its flags, parsed into [`ApiSettings`]; the process itself is
+//! [`crate::process::api`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::front_door::ReviewCacheSettings;
+use crate::process::api::ApiSettings;
+use crate::runtime::endpoint::EndpointSettings;
+
+pub use crate::process::api::ApiError;
+
+/// Settings of the API process; every flag also reads an environment variable.
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// Address of the API (and of /healthz, /readyz).
+    #[arg(long, env = "MARKETPLACE_API_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain: serve HTTPS; without it, terminate TLS at an ingress.
+    #[arg(long, env = "MARKETPLACE_API_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "MARKETPLACE_API_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Seconds a TokenReview or SubjectAccessReview answer is reused (a revoked token or role
+    /// keeps working at most this long).
+    #[arg(long, env = "MARKETPLACE_API_REVIEW_TTL_SECONDS", default_value_t = 10)]
+    pub review_ttl_seconds: u64,
+    /// Most review answers kept (per kind).
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_REVIEW_CACHE_SIZE",
+        default_value_t = 10_000
+    )]
+    pub review_cache_size: usize,
+    /// Seconds a shutdown may take before the process exits anyway.
+    #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+}
+
+impl ApiArgs {
+    pub fn settings(&self) -> ApiSettings {
+        ApiSettings {
+            endpoint: EndpointSettings {
+                listen: self.listen,
+                tls: self.tls_cert_file.clone().zip(self.tls_key_file.clone()),
+            },
+            reviews: ReviewCacheSettings {
+                ttl: Duration::from_secs(self.review_ttl_seconds),
+                capacity: self.review_cache_size,
+            },
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+        }
+    }
+}
+
+/// Sets up logging and runs the API on a multi-threaded runtime.
+pub fn start(args: ApiArgs) -> Result<(), ApiError> {
+    let settings = args.settings();
+    super::init_logging();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ApiError::Runtime)?
+        .block_on(crate::process::api::run(settings))
+}

@@ -1,0 +1,19 @@
+//! The marketplace's front door: the HTTP API product code calls (`marketplace api`). Named so
+//! because [`crate::api`] already holds the custom resource types. It answers entitlement checks
+//! over REST and over OFREP (OpenFeature's remote evaluation protocol) from the shared caches
+//! ([`crate::runtime::Stores`]) alone; Kubernetes decides who may read what ([`auth`]).
+//!
+//! - [`decide`] and [`ofrep`]: the answers, as pure functions.
+//! - [`auth`]: TokenReview and SubjectAccessReview, cached ([`review_cache`]).
+//! - [`routes`]: the handlers, which only gather and render.
+
+pub mod auth;
+pub mod decide;
+pub mod ofrep;
+pub mod review_cache;
+pub mod routes;
+#[cfg(test)]
+mod routes_tests;
+
+pub use auth::{Authorizer, ReviewCacheSettings};
+pub use routes::{FrontDoor, router};

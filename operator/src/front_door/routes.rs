@@ -1,0 +1,219 @@
+//! The front door's routes. Every handler checks the caller first (401, 403), then answers from
+//! the shared caches through the pure functions of [`super::decide`] and [`super::ofrep`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::auth::{Authorizer, Refusal};
+use super::decide::{
+    EntitlementView, catalog_features, check_feature, etag, if_none_match, tenant_features,
+};
+use super::ofrep;
+use crate::controllers::tenant_rbac::namespace_name;
+use crate::runtime::Stores;
+use crate::server::Readiness;
+
+/// What the handlers read: the shared caches and the authorizer.
+#[derive(Clone)]
+pub struct FrontDoor {
+    stores: Stores,
+    auth: Arc<Authorizer>,
+}
+
+impl FrontDoor {
+    pub fn new(stores: Stores, auth: Arc<Authorizer>) -> Self {
+        FrontDoor { stores, auth }
+    }
+
+    fn features_of(&self, tenant: &str) -> Vec<EntitlementView> {
+        let entitlements = self.stores.entitlements_in(&namespace_name(tenant));
+        tenant_features(
+            entitlements
+                .iter()
+                .map(|e| &e.spec)
+                .filter(|s| s.tenant.as_str() == tenant),
+        )
+    }
+
+    fn catalog(&self) -> BTreeSet<String> {
+        let listings = self.stores.listings.state();
+        catalog_features(listings.iter().map(|l| &l.spec))
+    }
+}
+
+/// The API's routes, with `/healthz` and `/readyz`.
+pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
+    Router::new()
+        .route("/v1/tenants/{tenant}/entitlements", get(list_entitlements))
+        .route(
+            "/v1/tenants/{tenant}/entitlements/{feature}",
+            get(check_entitlement),
+        )
+        .route("/ofrep/v1/evaluate/flags", post(ofrep_bulk))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep_single))
+        .with_state(door)
+        .merge(crate::server::health::routes(readiness))
+}
+
+/// REST refusals carry a small JSON error that names nothing but the refusal.
+fn rest_refusal(refusal: Refusal) -> Response {
+    let (status, code, message) = match refusal {
+        Refusal::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            "Unauthenticated",
+            "a valid bearer token is required".to_string(),
+        ),
+        Refusal::Forbidden => (
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "you may not read this tenant".to_string(),
+        ),
+        Refusal::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", why),
+    };
+    (
+        status,
+        axum::Json(json!({"code": code, "message": message})),
+    )
+        .into_response()
+}
+
+/// OFREP refusals: 401 and 403 have no body (the spec's shape); 503 says why.
+fn ofrep_refusal(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Unauthenticated => StatusCode::UNAUTHORIZED.into_response(),
+        Refusal::Forbidden => StatusCode::FORBIDDEN.into_response(),
+        Refusal::Unavailable(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+            axum::Json(json!({"errorDetails": why})),
+        )
+            .into_response(),
+    }
+}
+
+/// A 200 with a strong ETag over `parts` and the body, or a 304 when the client has it.
+fn with_etag(headers: &HeaderMap, parts: &[&[u8]], body: &impl Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut all: Vec<&[u8]> = parts.to_vec();
+    all.push(&bytes);
+    let tag = etag(&all);
+    let etag_header = HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"\""));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| if_none_match(v, &tag));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response();
+    }
+    (
+        [
+            (header::ETAG, etag_header),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn list_entitlements(
+    State(door): State<FrontDoor>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = door.auth.may_read(&headers, &tenant).await {
+        return rest_refusal(refusal);
+    }
+    let body = json!({"tenant": tenant, "entitlements": door.features_of(&tenant)});
+    with_etag(&headers, &[], &body)
+}
+
+async fn check_entitlement(
+    State(door): State<FrontDoor>,
+    Path((tenant, feature)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = door.auth.may_read(&headers, &tenant).await {
+        return rest_refusal(refusal);
+    }
+    match check_feature(
+        &door.features_of(&tenant),
+        &door.catalog(),
+        &feature,
+        Timestamp::now(),
+    ) {
+        Some(check) => axum::Json(check).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"code": "FeatureNotFound", "field": "feature",
+                "message": format!("no listing grants the feature {feature:?}")})),
+        )
+            .into_response(),
+    }
+}
+
+/// The tenant of an OFREP request, once the caller may read it.
+async fn ofrep_tenant(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    body: &[u8],
+    key: Option<&str>,
+) -> Result<(Value, String), Response> {
+    // Authentication first: an anonymous caller learns nothing, not even about its body.
+    if crate::front_door::auth::bearer(headers).is_none() {
+        return Err(StatusCode::UNAUTHORIZED.into_response());
+    }
+    let (context, tenant) =
+        ofrep::context_of(body).map_err(|e| (e.status, axum::Json(e.body(key))).into_response())?;
+    door.auth
+        .may_read(headers, &tenant)
+        .await
+        .map_err(ofrep_refusal)?;
+    Ok((context, tenant))
+}
+
+async fn ofrep_single(
+    State(door): State<FrontDoor>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (_, tenant) = match ofrep_tenant(&door, &headers, &body, Some(&key)).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let (status, body) = ofrep::evaluate(
+        &key,
+        &door.features_of(&tenant),
+        &door.catalog(),
+        Timestamp::now(),
+    );
+    (status, axum::Json(body)).into_response()
+}
+
+async fn ofrep_bulk(State(door): State<FrontDoor>, headers: HeaderMap, body: Bytes) -> Response {
+    let (context, tenant) = match ofrep_tenant(&door, &headers, &body, None).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let flags = ofrep::evaluate_all(
+        &door.features_of(&tenant),
+        &door.catalog(),
+        Timestamp::now(),
+    );
+    // The context is part of the tag: another context must never get a 304 for this answer.
+    let context = serde_json::to_vec(&context).unwrap_or_default();
+    with_etag(&headers, &[&context], &flags)
+}

@@ -1,0 +1,71 @@
+//! `marketplace api`: the front door ([`crate::front_door`]). Stateless: every replica keeps its
+//! own shared caches and answers from them; no leader election. `/healthz` answers at once,
+//! `/readyz` once the caches are synced.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use tracing::info;
+
+use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, router};
+use crate::runtime::endpoint::{self, EndpointSettings};
+use crate::runtime::{Shutdown, Stores};
+use crate::server::Readiness;
+
+/// Everything the API process needs.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    pub endpoint: EndpointSettings,
+    pub reviews: ReviewCacheSettings,
+    pub shutdown_grace: Duration,
+}
+
+/// Errors that stop the API process.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "cannot reach the Kubernetes API (is KUBECONFIG set, or is this running in a cluster?): {0}"
+    )]
+    Client(#[source] kube::Error),
+    #[error("cannot listen for shutdown signals: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Starts the caches and serves the API on `settings.endpoint` until `shutdown`; returns once
+/// listening (the caches keep filling: `/readyz` says when they are synced).
+pub async fn start(
+    client: Client,
+    settings: &ApiSettings,
+    shutdown: &Shutdown,
+) -> Result<Stores, ApiError> {
+    let stores = Stores::start(&client);
+    let readiness = Readiness::new();
+    let caches_gate = readiness.gate("caches synced");
+    let auth = Arc::new(Authorizer::new(client, settings.reviews));
+    let door = FrontDoor::new(stores.clone(), auth);
+    endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
+        .await
+        .map_err(ApiError::Config)?;
+    info!(address = %settings.endpoint.listen, "marketplace API listening; filling caches");
+    let waiting = stores.clone();
+    tokio::spawn(async move {
+        waiting.wait_until_ready().await;
+        caches_gate.set(true);
+        info!("caches synced");
+    });
+    Ok(stores)
+}
+
+/// Runs the API until SIGTERM or Ctrl-C.
+pub async fn run(settings: ApiSettings) -> Result<(), ApiError> {
+    let client = Client::try_default().await.map_err(ApiError::Client)?;
+    let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(ApiError::Signals)?;
+    start(client, &settings, &shutdown).await?;
+    shutdown.requested().await;
+    Ok(())
+}

@@ -1,0 +1,533 @@
+//! The entitlement API (`marketplace api`) on a real apiserver: callers are real
+//! ServiceAccount tokens (TokenRequest), checked by TokenReview and SubjectAccessReview against
+//! the RBAC the Tenant reconciler writes. A viewer of tenant A reads A (REST and OFREP, ETags and
+//! 304s), never B; an outsider gets 403, no token 401. Then the official OpenFeature OFREP
+//! provider for Python (installed by `scripts/install-test-clients`) evaluates flags through it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use marketplace_e2e::subscriptions::{CONVERGED, apply};
+use marketplace_e2e::{control_plane, controllers, eventually, unique_name, workspace_root};
+use marketplace_operator::api::{Entitlement, Listing, Tenant};
+use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use marketplace_operator::front_door::ReviewCacheSettings;
+use marketplace_operator::process::api::{ApiSettings, start};
+use marketplace_operator::runtime::Shutdown;
+use marketplace_operator::runtime::endpoint::EndpointSettings;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const FEATURES: [&str; 3] = ["route_optimization", "eta_predictions", "gigsafe_checks"];
+const PLAN_EXTRA: &str = "fleet_reports";
+
+async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    apply(
+        &accounts,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace}}),
+    )
+    .await;
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("token request")
+        .status
+        .expect("token status")
+        .token
+        .expect("a token")
+}
+
+/// A Tenant with `viewers`, and its namespace once the operator made it.
+async fn tenant(client: &Client, viewers: Value) -> (String, String) {
+    let name = unique_name("api");
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    apply(
+        &tenants,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": name},
+        "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
+            "billingContact": {"name": "Ann Example", "email": "ann@acme.example"},
+            "viewers": viewers}}),
+    )
+    .await;
+    let namespace = eventually("the tenant namespace", CONVERGED, || async {
+        tenants.get(&name).await.ok()?.status?.namespace
+    })
+    .await;
+    (name, namespace)
+}
+
+async fn entitlement(client: &Client, namespace: &str, tenant: &str, feature: &str, state: &str) {
+    let mut spec = json!({"tenant": tenant, "feature": feature, "state": state,
+        "startsAt": "2026-01-01T00:00:00Z", "sourceSubscription": "route-optimization"});
+    if state == "Trialing" {
+        spec["endsAt"] = json!("2099-01-01T00:00:00Z");
+    }
+    apply(
+        &Api::<Entitlement>::namespaced(client.clone(), namespace),
+        json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "Entitlement",
+        "metadata": {"name": feature.replace('_', "-"), "namespace": namespace}, "spec": spec}),
+    )
+    .await;
+}
+
+struct Caller<'a> {
+    http: &'a reqwest::Client,
+    base: String,
+    token: Option<&'a str>,
+}
+
+impl Caller<'_> {
+    fn auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn get(&self, path: &str, etag: Option<&str>) -> (StatusCode, Option<String>, String) {
+        let mut request = self.auth(self.http.get(format!("{}{path}", self.base)));
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        answer(request).await
+    }
+
+    async fn ofrep(
+        &self,
+        path: &str,
+        body: Value,
+        etag: Option<&str>,
+    ) -> (StatusCode, Option<String>, String) {
+        let mut request = self
+            .auth(
+                self.http
+                    .post(format!("{}/ofrep/v1/evaluate/flags{path}", self.base)),
+            )
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(body.to_string());
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        answer(request).await
+    }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Option<String>, String) {
+    let response = request.send().await.expect("the API answers");
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().expect("ascii etag").to_string());
+    (
+        response.status(),
+        etag,
+        response.text().await.expect("body"),
+    )
+}
+
+/// TokenReviews and SubjectAccessReviews the apiserver has answered so far.
+async fn review_count(client: &Client) -> u64 {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = client
+        .request_text(request)
+        .await
+        .expect("apiserver /metrics");
+    let total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| {
+            l.contains(r#"resource="tokenreviews""#)
+                || l.contains(r#"resource="subjectaccessreviews""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    total as u64
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[tokio::test]
+async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() {
+    let started = std::time::Instant::now();
+    let control_plane = control_plane().await;
+    let client: Client = control_plane.client().await.expect("client");
+    let operator_namespace = control_plane
+        .create_namespace("marketplace")
+        .await
+        .expect("namespace");
+    let ctx = Arc::new(controllers::context(
+        &client,
+        ControllerConfig {
+            namespace: operator_namespace,
+            ..ControllerConfig::default()
+        },
+        "e2e-entitlement-api",
+    ));
+    let running = controllers::start(
+        ctx,
+        Enabled {
+            tenants: true,
+            ..Enabled::NONE
+        },
+        None,
+    );
+
+    let portal = control_plane
+        .create_namespace("portal")
+        .await
+        .expect("namespace");
+    let viewer = service_account_token(&client, &portal, "acme-portal").await;
+    let outsider = service_account_token(&client, &portal, "outsider").await;
+    let (a, a_ns) = tenant(
+        &client,
+        json!([{"kind": "ServiceAccount", "name": "acme-portal", "namespace": portal}]),
+    )
+    .await;
+    let (b, b_ns) = tenant(&client, json!([])).await;
+    let listing = unique_name("routes");
+    apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
+        "kind": "Listing", "metadata": {"name": listing}, "spec": {
+            "displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
+            "category": "Operations", "lifecycle": "Published", "features": FEATURES,
+            "plans": [{"name": "standard", "displayName": "Standard", "extraFeatures": [PLAN_EXTRA],
+                "pricing": {"model": "Flat", "amount": "12.00", "currency": "USD", "interval": "Month"}}]}}))
+    .await;
+    entitlement(&client, &a_ns, &a, "route_optimization", "Active").await;
+    entitlement(&client, &a_ns, &a, "eta_predictions", "Trialing").await;
+    entitlement(&client, &a_ns, &a, PLAN_EXTRA, "Suspended").await;
+    entitlement(&client, &b_ns, &b, "gigsafe_checks", "Active").await;
+
+    // The API process, on a free loopback port, with a short review TTL (RBAC lands shortly; a denial is cached that long).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen: SocketAddr = ([127, 0, 0, 1], port).into();
+    let settings = ApiSettings {
+        endpoint: EndpointSettings { listen, tls: None },
+        reviews: ReviewCacheSettings {
+            ttl: Duration::from_secs(2),
+            capacity: 100,
+        },
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let (stop, shutdown) = Shutdown::manual();
+    start(client.clone(), &settings, &shutdown)
+        .await
+        .expect("the API starts");
+    let http = reqwest::Client::new();
+    let base = format!("http://{listen}");
+    let as_viewer = Caller {
+        http: &http,
+        base: base.clone(),
+        token: Some(&viewer),
+    };
+    let as_outsider = Caller {
+        http: &http,
+        base: base.clone(),
+        token: Some(&outsider),
+    };
+    let anonymous = Caller {
+        http: &http,
+        base: base.clone(),
+        token: None,
+    };
+    let forged = Caller {
+        http: &http,
+        base: base.clone(),
+        token: Some("not-a-token"),
+    };
+    eventually("the API is ready", CONVERGED, || async {
+        (anonymous.get("/readyz", None).await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    let list_a = format!("/v1/tenants/{a}/entitlements");
+    let (_, etag, body) = eventually(
+        "the viewer reads tenant A's three features",
+        CONVERGED,
+        || async {
+            let (status, etag, body) = as_viewer.get(&list_a, None).await;
+            (status == StatusCode::OK && json_of(&body)["entitlements"].as_array()?.len() == 3)
+                .then_some((status, etag, body))
+        },
+    )
+    .await;
+    let features: Vec<Value> = json_of(&body)["entitlements"]
+        .as_array()
+        .expect("list")
+        .clone();
+    assert_eq!(features[0]["feature"], "eta_predictions");
+    assert_eq!(features[0]["state"], "Trialing");
+    assert_eq!(features[0]["sourceSubscription"], "route-optimization");
+    let etag = etag.expect("a strong ETag");
+    assert!(!etag.starts_with("W/"), "{etag}");
+    assert_eq!(
+        as_viewer.get(&list_a, Some(&etag)).await.0,
+        StatusCode::NOT_MODIFIED
+    );
+
+    // Once a caller is known, reads cost the apiserver nothing: at most one refresh of each
+    // review if the TTL runs out during the burst.
+    let before = review_count(&client).await;
+    assert!(before > 0, "the apiserver counted the reviews made so far");
+    for _ in 0..20 {
+        assert_eq!(as_viewer.get(&list_a, None).await.0, StatusCode::OK);
+        let context = json!({"context": {"targetingKey": a}});
+        assert_eq!(
+            as_viewer
+                .ofrep("/route_optimization", context, None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    let reviews = review_count(&client).await - before;
+    assert!(reviews <= 2, "40 reads made {reviews} reviews");
+
+    // Who may read: no token and forged tokens 401, an outsider 403, A's viewer not B.
+    assert_eq!(
+        anonymous.get(&list_a, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(forged.get(&list_a, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        as_outsider.get(&list_a, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _, body) = as_viewer
+        .get(&format!("/v1/tenants/{b}/entitlements"), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        !body.contains("gigsafe") && !body.contains(&b),
+        "a refusal reveals nothing: {body}"
+    );
+
+    // One feature: enabled only when Active or Trialing; known but lacking → false; unknown → 404.
+    for (feature, enabled, reason) in [
+        ("route_optimization", true, "Entitled"),
+        ("eta_predictions", true, "Trialing"),
+        (PLAN_EXTRA, false, "Suspended"),
+        ("gigsafe_checks", false, "NotEntitled"),
+    ] {
+        let (status, _, body) = as_viewer.get(&format!("{list_a}/{feature}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{feature}: {body}");
+        let check = json_of(&body);
+        assert_eq!(
+            (
+                check["feature"].as_str(),
+                check["enabled"].as_bool(),
+                check["reason"].as_str()
+            ),
+            (Some(feature), Some(enabled), Some(reason)),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        as_viewer
+            .get(&format!("{list_a}/no_such_feature"), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // OFREP, single flags.
+    let context_a = json!({"context": {"targetingKey": a}});
+    let (status, _, body) = as_viewer
+        .ofrep("/route_optimization", context_a.clone(), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let flag = json_of(&body);
+    assert_eq!(
+        (flag["value"].clone(), flag["variant"].clone()),
+        (json!(true), json!("on"))
+    );
+    let flag = json_of(
+        &as_viewer
+            .ofrep("/gigsafe_checks", json!({"context": {"tenant": a}}), None)
+            .await
+            .2,
+    );
+    assert_eq!(
+        (
+            flag["value"].clone(),
+            flag["variant"].clone(),
+            flag["reason"].clone()
+        ),
+        (json!(false), json!("off"), json!("DISABLED"))
+    );
+    let (status, _, body) = as_viewer
+        .ofrep("/no_such_feature", context_a.clone(), None)
+        .await;
+    assert_eq!(
+        (status, json_of(&body)["errorCode"].clone()),
+        (StatusCode::NOT_FOUND, json!("FLAG_NOT_FOUND"))
+    );
+    assert!(json_of(&body)["errorDetails"].is_string());
+    let (status, _, body) = as_viewer
+        .ofrep("/route_optimization", json!({"context": {}}), None)
+        .await;
+    assert_eq!(
+        (status, json_of(&body)["errorCode"].clone()),
+        (StatusCode::BAD_REQUEST, json!("TARGETING_KEY_MISSING"))
+    );
+    let (status, _, body) = as_viewer
+        .ofrep(
+            "/gigsafe_checks",
+            json!({"context": {"targetingKey": b}}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::FORBIDDEN, ""),
+        "403 has no body"
+    );
+    let (status, _, body) = anonymous
+        .ofrep("/route_optimization", context_a.clone(), None)
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::UNAUTHORIZED, ""),
+        "401 has no body"
+    );
+
+    // OFREP bulk: the ETag follows the context and the data.
+    let (status, bulk_etag, body) = as_viewer.ofrep("", context_a.clone(), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(json_of(&body)["flags"].as_array().expect("flags").len() >= 4);
+    let bulk_etag = bulk_etag.expect("bulk ETag");
+    assert_eq!(
+        as_viewer
+            .ofrep("", context_a.clone(), Some(&bulk_etag))
+            .await
+            .0,
+        StatusCode::NOT_MODIFIED
+    );
+    let other_context = json!({"context": {"targetingKey": a, "user": "ann"}});
+    let (status, other_etag, _) = as_viewer.ofrep("", other_context, Some(&bulk_etag)).await;
+    assert_eq!(status, StatusCode::OK, "another context is another answer");
+    assert_ne!(other_etag.as_deref(), Some(bulk_etag.as_str()));
+    Api::<Entitlement>::namespaced(client.clone(), &a_ns)
+        .patch(
+            "route-optimization",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"state": "Revoked"}})),
+        )
+        .await
+        .expect("revoke");
+    eventually(
+        "the bulk answer changes with the data",
+        CONVERGED,
+        || async {
+            let (status, _, body) = as_viewer
+                .ofrep("", context_a.clone(), Some(&bulk_etag))
+                .await;
+            (status == StatusCode::OK).then_some(body)
+        },
+    )
+    .await;
+    entitlement(&client, &a_ns, &a, "route_optimization", "Active").await;
+    eventually("route_optimization is on again", CONVERGED, || async {
+        let body = as_viewer
+            .ofrep("/route_optimization", context_a.clone(), None)
+            .await
+            .2;
+        (json_of(&body)["value"] == json!(true)).then_some(())
+    })
+    .await;
+
+    python_provider(&format!("{base}/"), &viewer, &a).await;
+    eprintln!("entitlement_api: {:?}", started.elapsed());
+    stop.stop();
+    running.stop().await;
+}
+
+/// The official Python OFREP provider as the client: on, off (DISABLED) and the caller's
+/// default on FLAG_NOT_FOUND. Skips loudly, with pip's reason, when the client cannot be installed.
+async fn python_provider(base: &str, token: &str, tenant: &str) {
+    let root = workspace_root();
+    let install = std::process::Command::new(root.join("scripts/install-test-clients"))
+        .output()
+        .expect("scripts/install-test-clients runs");
+    if !install.status.success() {
+        eprintln!(
+            "SKIPPED: the OpenFeature OFREP provider for Python could not be installed, so the \
+             official-client check did not run:\n{}",
+            String::from_utf8_lossy(&install.stderr)
+        );
+        return;
+    }
+    let python = std::process::Command::new(root.join("scripts/install-test-clients"))
+        .arg("--print-python")
+        .output()
+        .expect("print python");
+    let python = PathBuf::from(String::from_utf8(python.stdout).expect("utf-8").trim());
+    let script = r#"
+import json, sys
+from openfeature import api
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.contrib.provider.ofrep import OFREPProvider
+base, token, tenant = sys.argv[1:4]
+api.set_provider(OFREPProvider(base, headers_factory=lambda: {"Authorization": "Bearer " + token}))
+client = api.get_client()
+context = EvaluationContext(targeting_key=tenant)
+out = {}
+for flag, default in [("route_optimization", False), ("gigsafe_checks", True), ("no_such_feature", True)]:
+    d = client.get_boolean_details(flag, default, context)
+    out[flag] = {"value": d.value, "variant": d.variant,
+                 "error": d.error_code.value if d.error_code else None}
+print(json.dumps(out))
+"#;
+    let output = tokio::process::Command::new(python)
+        .args(["-c", script, base, token, tenant])
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = json_of(&stdout);
+    assert_eq!(out["route_optimization"]["value"], json!(true), "{stdout}");
+    assert_eq!(
+        out["route_optimization"]["variant"],
+        json!("on"),
+        "{stdout}"
+    );
+    assert_eq!(out["gigsafe_checks"]["value"], json!(false), "{stdout}");
+    assert_eq!(
+        out["no_such_feature"]["value"],
+        json!(true),
+        "the default on 404: {stdout}"
+    );
+    assert_eq!(
+        out["no_such_feature"]["error"],
+        json!("FLAG_NOT_FOUND"),
+        "{stdout}"
+    );
+}
