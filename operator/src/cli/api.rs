@@ -10,7 +10,7 @@ use crate::front_door::ReviewCacheSettings;
 use crate::process::api::ApiSettings;
 use crate::runtime::endpoint::EndpointSettings;
 
-pub use crate::process::api::ApiError;
+pub use crate::process::ProcessError as ApiError;
 
 /// Settings of the API process; every flag also reads an environment variable.
 #[derive(Args, Debug, Clone)]

@@ -236,6 +236,6 @@ pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(OperatorError::Runtime)?
+        .map_err(crate::process::ProcessError::Runtime)?
         .block_on(crate::process::operator::run(settings))
 }

@@ -13,6 +13,8 @@ use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
 use crate::server::Readiness;
 
+use super::ProcessError;
+
 /// Everything the API process needs.
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
@@ -21,28 +23,13 @@ pub struct ApiSettings {
     pub shutdown_grace: Duration,
 }
 
-/// Errors that stop the API process.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error(
-        "cannot reach the Kubernetes API (is KUBECONFIG set, or is this running in a cluster?): {0}"
-    )]
-    Client(#[source] kube::Error),
-    #[error("cannot listen for shutdown signals: {0}")]
-    Signals(#[source] std::io::Error),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    #[error("configuration: {0}")]
-    Config(String),
-}
-
 /// Starts the caches and serves the API on `settings.endpoint` until `shutdown`; returns once
 /// listening (the caches keep filling: `/readyz` says when they are synced).
 pub async fn start(
     client: Client,
     settings: &ApiSettings,
     shutdown: &Shutdown,
-) -> Result<Stores, ApiError> {
+) -> Result<Stores, ProcessError> {
     let stores = Stores::start(&client);
     let readiness = Readiness::new();
     let caches_gate = readiness.gate("caches synced");
@@ -50,7 +37,7 @@ pub async fn start(
     let door = FrontDoor::new(stores.clone(), auth);
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
-        .map_err(ApiError::Config)?;
+        .map_err(ProcessError::Config)?;
     info!(address = %settings.endpoint.listen, "marketplace API listening; filling caches");
     let waiting = stores.clone();
     tokio::spawn(async move {
@@ -62,9 +49,9 @@ pub async fn start(
 }
 
 /// Runs the API until SIGTERM or Ctrl-C.
-pub async fn run(settings: ApiSettings) -> Result<(), ApiError> {
-    let client = Client::try_default().await.map_err(ApiError::Client)?;
-    let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(ApiError::Signals)?;
+pub async fn run(settings: ApiSettings) -> Result<(), ProcessError> {
+    let client = Client::try_default().await.map_err(ProcessError::Client)?;
+    let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(ProcessError::Signals)?;
     start(client, &settings, &shutdown).await?;
     shutdown.requested().await;
     Ok(())

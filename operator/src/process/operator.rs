@@ -20,6 +20,8 @@ use crate::runtime::leader::run_while_leader;
 use crate::runtime::{LeaderOutcome, LeaseSettings, Shutdown, Stores};
 use crate::server::{Readiness, ServerState, WebhookReceiver, router};
 
+use super::ProcessError;
+
 /// Everything the operator process needs, parsed and checked.
 #[derive(Clone, Debug)]
 pub struct OperatorSettings {
@@ -72,16 +74,8 @@ impl std::fmt::Debug for TokenSource {
 /// Errors that stop the controller process.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
-    #[error(
-        "cannot reach the Kubernetes API (is KUBECONFIG set, or is this running in a cluster?): {0}"
-    )]
-    Client(#[source] kube::Error),
-    #[error("cannot listen for shutdown signals: {0}")]
-    Signals(#[source] std::io::Error),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    #[error("configuration: {0}")]
-    Config(String),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
     #[error("HubSpot configuration: {0}")]
     HubSpotConfig(String),
     #[error("HubSpot start-up checks failed: {0}")]
@@ -134,14 +128,14 @@ async fn hubspot(
 
 /// Runs the operator until shutdown (or until this replica loses the Lease).
 pub async fn run(settings: OperatorSettings) -> Result<(), OperatorError> {
-    let client = Client::try_default().await.map_err(OperatorError::Client)?;
-    let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(OperatorError::Signals)?;
+    let client = Client::try_default().await.map_err(ProcessError::Client)?;
+    let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(ProcessError::Signals)?;
     // The caches start filling at once, on every replica.
     let stores = Stores::start(&client);
     let mut config = settings.controllers.clone();
     if let Some(path) = &settings.probe_ca_file {
         let pem = std::fs::read(path).map_err(|e| {
-            OperatorError::Config(format!("--probe-ca-file {}: {e}", path.display()))
+            ProcessError::Config(format!("--probe-ca-file {}: {e}", path.display()))
         })?;
         config.probe.extra_root_certificates_pem.push(pem);
     }
@@ -158,7 +152,7 @@ pub async fn run(settings: OperatorSettings) -> Result<(), OperatorError> {
     }
     if let Some(path) = &settings.audit_log {
         let log = AuditLog::open(path)
-            .map_err(|e| OperatorError::Config(format!("--audit-log {}: {e}", path.display())))?;
+            .map_err(|e| ProcessError::Config(format!("--audit-log {}: {e}", path.display())))?;
         context = context.with_audit_log(log);
     }
     let ctx = Arc::new(context);
@@ -182,7 +176,7 @@ pub async fn run(settings: OperatorSettings) -> Result<(), OperatorError> {
     let state = ServerState::new(readiness, ctx.metrics.clone(), webhooks);
     endpoint::start(&settings.endpoint, router(state), &shutdown)
         .await
-        .map_err(OperatorError::Config)?;
+        .map_err(ProcessError::Config)?;
     info!(
         address = %settings.endpoint.listen,
         https = settings.endpoint.tls.is_some(),
