@@ -17,6 +17,7 @@ use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::controllers::billing_audit::ORPHAN_SWEPT;
 use process_support::{
     Env, OPERATOR_NAMESPACE, Operator, TENANT_NAMESPACE, eventually, marketplace_watches,
+    steady_marketplace_watches,
 };
 
 /// Converging after a restart: caches, bootstrap, then one reconcile.
@@ -291,7 +292,7 @@ async fn a_standby_takes_over_when_the_leader_dies_and_sigterm_exits_cleanly() {
         (&mut b, &mut a)
     };
     // One watch per kind per process: two replicas, two watches of each marketplace kind.
-    let with_two = marketplace_watches(&env.client).await;
+    let with_two = steady_marketplace_watches(&env.client).await;
     dead.kill().await;
     let killed = Instant::now();
     let killed_at = jiff::Timestamp::now();
@@ -309,7 +310,7 @@ async fn a_standby_takes_over_when_the_leader_dies_and_sigterm_exits_cleanly() {
     assert!(survivor.running(), "the survivor still runs");
     report_takeover(survivor, killed_at);
 
-    let with_one = marketplace_watches(&env.client).await;
+    let with_one = steady_marketplace_watches(&env.client).await;
 
     let exit = survivor.terminate(Duration::from_secs(10)).await;
     let Some(exit) = exit else {
