@@ -64,33 +64,14 @@ pub async fn steady_marketplace_watches(
 /// Open WATCH requests per marketplace resource, as the apiserver itself counts them
 /// (`apiserver_longrunning_requests`): every client's, the controller-manager's included.
 pub async fn marketplace_watches(client: &Client) -> std::collections::BTreeMap<String, u64> {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = client
-        .request_text(request)
+    let samples = marketplace_harness::apiserver_samples(client, "apiserver_longrunning_requests")
         .await
         .expect("apiserver /metrics");
     let mut counts = std::collections::BTreeMap::new();
-    for line in text.lines() {
-        let Some(labels) = line.strip_prefix("apiserver_longrunning_requests{") else {
-            continue;
-        };
-        if !labels.contains(r#"group="marketplace.dev""#) || !labels.contains(r#"verb="WATCH""#) {
-            continue;
+    for s in samples {
+        if s.label("group") == "marketplace.dev" && s.label("verb") == "WATCH" {
+            *counts.entry(s.label("resource").to_string()).or_insert(0) += s.value as u64;
         }
-        let resource = labels
-            .split(r#"resource=""#)
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_default()
-            .to_string();
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        *counts.entry(resource).or_insert(0) += value as u64;
     }
     counts
 }

@@ -144,23 +144,13 @@ async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Option<String>
 
 /// TokenReviews and SubjectAccessReviews the apiserver has answered so far.
 async fn review_count(client: &Client) -> u64 {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = client
-        .request_text(request)
+    marketplace_harness::apiserver_samples(client, "apiserver_request_total")
         .await
-        .expect("apiserver /metrics");
-    let total: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter(|l| {
-            l.contains(r#"resource="tokenreviews""#)
-                || l.contains(r#"resource="subjectaccessreviews""#)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    total as u64
+        .expect("apiserver /metrics")
+        .iter()
+        .filter(|s| matches!(s.label("resource"), "tokenreviews" | "subjectaccessreviews"))
+        .map(|s| s.value)
+        .sum::<f64>() as u64
 }
 
 fn json_of(body: &str) -> Value {

@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apiserver_metrics;
 pub mod binaries;
 mod control_plane;
 mod error;
@@ -35,6 +36,7 @@ mod wait;
 
 use std::sync::OnceLock;
 
+pub use apiserver_metrics::{Sample, apiserver_samples};
 pub use binaries::{BIN_DIR_ENV, Binaries};
 pub use control_plane::{
     ControlPlane, ControlPlaneOptions, FIELD_MANAGER, KEEP_ENV, TEST_NAMESPACE_LABEL,

@@ -22,6 +22,7 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
+use marketplace_harness::apiserver_samples;
 use marketplace_harness::{ControlPlane, ControlPlaneOptions};
 use marketplace_operator::api::conditions::find_condition;
 use marketplace_operator::api::conditions::types::READY;
@@ -190,36 +191,20 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
 /// Writes counted by the apiserver so far: (resource, subresource, verb) → count. Leases (the
 /// control plane's own heartbeats) are left out.
 async fn writes(client: &Client) -> Result<BTreeMap<(String, String, String), u64>> {
-    let request = http::Request::get("/metrics").body(Vec::new())?;
-    let text = client.request_text(request).await?;
     let mut out = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |name: &str| {
-            line.split(&format!(",{name}=\""))
-                .nth(1)
-                .or_else(|| line.split(&format!("{{{name}=\"")).nth(1))
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        let verb = label("verb");
-        if !matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY") {
+    for s in apiserver_samples(client, "apiserver_request_total").await? {
+        let verb = s.label("verb");
+        if !matches!(verb, "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY")
+            || s.label("resource") == "leases"
+        {
             continue;
         }
-        let resource = label("resource");
-        if resource == "leases" {
-            continue;
-        }
-        let count: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0.0);
-        *out.entry((resource, label("subresource"), verb))
-            .or_insert(0) += count as u64;
+        let key = (
+            s.label("resource").to_string(),
+            s.label("subresource").to_string(),
+            verb.to_string(),
+        );
+        *out.entry(key).or_insert(0) += s.value as u64;
     }
     Ok(out)
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use marketplace_e2e::example;
+use marketplace_harness::apiserver_samples;
 use marketplace_harness::{ControlPlane, ControlPlaneOptions};
 use marketplace_operator::api::catalog_source::CatalogSource;
 use marketplace_operator::catalog::SourceFile;
@@ -150,33 +151,16 @@ async fn sync(
 
 /// (all writes, writes to catalog kinds) so far, from the apiserver's own request counter.
 async fn writes(client: &Client) -> Result<(u64, u64)> {
-    let request = http::Request::get("/metrics").body(Vec::new())?;
-    let text = client.request_text(request).await?;
     let (mut all, mut catalog) = (0u64, 0u64);
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or("")
-        };
-        if matches!(label("verb"), "GET" | "LIST" | "WATCH" | "CONNECT")
-            || label("resource") == "events"
-            || label("resource") == "leases"
+    for s in apiserver_samples(client, "apiserver_request_total").await? {
+        if matches!(s.label("verb"), "GET" | "LIST" | "WATCH" | "CONNECT")
+            || matches!(s.label("resource"), "events" | "leases")
         {
             continue;
         }
-        let count: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0.0);
-        all += count as u64;
-        if matches!(label("resource"), "listings" | "wizardconfigs") {
-            catalog += count as u64;
+        all += s.value as u64;
+        if matches!(s.label("resource"), "listings" | "wizardconfigs") {
+            catalog += s.value as u64;
         }
     }
     Ok((all, catalog))
