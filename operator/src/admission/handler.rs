@@ -121,7 +121,7 @@ impl Reviewer {
                 .map(|e| e.as_ref()),
         );
         facts.listing = listing.as_ref().map(|l| &l.spec);
-        facts.tenant = tenant.as_ref().map(|t| &t.spec);
+        facts.tenant = tenant.as_deref();
         facts.siblings = &siblings;
         facts.entitled_features = &entitled;
         decide_admission(&write, &facts, now)

@@ -17,7 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 use kube::core::admission::Operation;
 
 use crate::api::listing::ListingSpec;
-use crate::api::tenant::TenantSpec;
+use crate::api::tenant::Tenant;
 use crate::api::tenant_subscription::{Phase, TenantSubscription, TenantSubscriptionSpec};
 use crate::controllers::tenant_subscription::TENANT_NAMESPACE_PREFIX;
 use crate::lifecycle::validation::check_plan_change;
@@ -38,7 +38,7 @@ pub struct Write<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
     pub listing: Option<&'a ListingSpec>,
-    pub tenant: Option<&'a TenantSpec>,
+    pub tenant: Option<&'a Tenant>,
     /// The namespace's subscriptions (the one under review may be included; it is skipped).
     pub siblings: &'a [Sibling],
     pub entitled_features: &'a BTreeSet<String>,

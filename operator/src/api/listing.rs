@@ -1,5 +1,6 @@
 //! `Listing`: one add-on in the marketplace catalog (cluster-scoped, written by the catalog sync).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,12 @@ use super::shared::{FeatureCode, ObjectName};
     validation = Rule::new("self.type == 'Partner' || self.lifecycle != 'Published' || (has(self.plans) && size(self.plans) > 0)")
         .message("a Published InApp or Integration listing needs at least one plan")
         .field_path(".plans"),
+    validation = Rule::new("(self.visibility == 'Private') == has(self.audience)")
+        .message("spec.audience names who may see a Private listing: it is required when visibility is Private and not allowed otherwise")
+        .field_path(".audience"),
+    validation = Rule::new("!has(self.audience) || (has(self.audience.tenants) && size(self.audience.tenants) > 0) || has(self.audience.tenantSelector)")
+        .message("spec.audience must name tenants or give a tenantSelector")
+        .field_path(".audience"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ListingSpec {
@@ -121,10 +128,17 @@ pub struct ListingSpec {
     /// Published (purchasable), Archived (no new subscriptions; existing ones keep running).
     pub lifecycle: Lifecycle,
 
-    /// Who can see the listing: Internal (staff only), Private (tenants it is shared with),
-    /// Public (every tenant).
+    /// Who can see and buy the listing: Public (every tenant), Private (only the tenants
+    /// spec.audience names, e.g. an enterprise customer's private offer), Internal (only tenants
+    /// with spec.internal: true, e.g. the SaaS company's own staff tenants). A tenant never sees a
+    /// listing hidden from it, and its subscriptions to one are rejected (ListingNotOffered).
     #[serde(default)]
     pub visibility: Visibility,
+
+    /// Private listings: the tenants the listing is offered to, by name, by label, or both (a
+    /// tenant matching either sees it). Only allowed, and required, when visibility is Private.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Audience>,
 
     /// Feature codes every plan of this listing grants (lower_snake_case, e.g. route_optimization).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -248,13 +262,26 @@ pub enum Lifecycle {
     Archived,
 }
 
-/// Who can see a listing.
+/// Who can see a listing (see spec.visibility).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Visibility {
     Internal,
     Private,
     #[default]
     Public,
+}
+
+/// The tenants a Private listing is offered to.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Audience {
+    /// Tenant names (metadata.name of Tenant objects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    pub tenants: Vec<ObjectName>,
+    /// Tenants whose labels match, e.g. `matchLabels: {segment: enterprise}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_selector: Option<LabelSelector>,
 }
 
 /// How a subscription to the listing becomes active.

@@ -70,6 +70,10 @@ pub struct TenantSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 200))]
     pub viewers: Vec<Subject>,
+    /// An internal tenant (the SaaS company's own staff or test accounts) also sees listings
+    /// whose visibility is Internal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
     /// A suspended tenant keeps its data, but all of its entitlements are Suspended.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspended: bool,

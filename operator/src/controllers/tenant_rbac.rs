@@ -195,6 +195,7 @@ mod tests {
                     person(SubjectKind::ServiceAccount, "portal", Some("tenant-acme")),
                     person(SubjectKind::Group, "acme:admins", None),
                 ],
+                internal: false,
                 suspended: false,
             },
         );

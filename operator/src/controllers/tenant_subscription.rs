@@ -284,7 +284,7 @@ async fn validate(
         spec: &sub.spec,
         listing: listing.map(|l| &l.spec),
         tenant_name,
-        tenant: tenant.map(|t| &t.spec),
+        tenant,
         siblings: &siblings,
         entitled_features: &entitled,
         platform_version: ctx.config.platform_version.as_ref(),

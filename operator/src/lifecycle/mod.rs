@@ -7,6 +7,7 @@
 //! - [`actions`]: the approval ladder moved by SubscriptionActions.
 //! - [`period`]: billing periods and trial ends.
 //! - [`billing_drift`]: what a HubSpot audit found against what a subscription records.
+//! - [`visibility`]: which tenants may see, and so buy, a listing.
 //! - [`subscription_plan`]: the subscription reconcile, step by step, as a plan.
 
 pub mod actions;
@@ -16,6 +17,7 @@ pub mod period;
 pub mod phase;
 pub mod subscription_plan;
 pub mod validation;
+pub mod visibility;
 
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -9,9 +9,10 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::is_terminal;
 use super::is_usable;
+use super::visibility::{Viewer, visible_to};
 use crate::api::entitlement::{Entitlement, EntitlementState};
 use crate::api::listing::{Lifecycle, ListingSpec, ListingType, Plan, PricingModel};
-use crate::api::tenant::TenantSpec;
+use crate::api::tenant::Tenant;
 use crate::api::tenant_subscription::{Phase, TenantSubscription, TenantSubscriptionSpec};
 
 /// A tenant may create at most one subscription request per listing in this window.
@@ -111,7 +112,8 @@ pub struct RequestContext<'a> {
     pub spec: &'a TenantSubscriptionSpec,
     pub listing: Option<&'a ListingSpec>,
     pub tenant_name: &'a str,
-    pub tenant: Option<&'a TenantSpec>,
+    /// The Tenant object (its labels decide listings offered by tenantSelector).
+    pub tenant: Option<&'a Tenant>,
     /// The tenant's other subscriptions (this one may be included; it is skipped).
     pub siblings: &'a [Sibling],
     /// Features the tenant may use now (from its Entitlements).
@@ -123,7 +125,7 @@ pub struct RequestContext<'a> {
 /// Checks the rules in the order a tenant would fix them.
 pub fn validate_request(r: &RequestContext<'_>) -> Result<(), Refusal> {
     let spec = r.spec;
-    let Some(tenant) = r.tenant else {
+    let Some(tenant_object) = r.tenant else {
         return Err(Refusal::new(
             "TenantNotFound",
             "metadata.namespace",
@@ -144,6 +146,17 @@ pub fn validate_request(r: &RequestContext<'_>) -> Result<(), Refusal> {
         ));
     };
     let listing_name = spec.listing.as_str();
+    let tenant = &tenant_object.spec;
+    if !visible_to(listing, Viewer::of(r.tenant_name, tenant_object)) {
+        return Err(Refusal::new(
+            "ListingNotOffered",
+            "spec.listing",
+            format!(
+                "listing {listing_name} is not offered to tenant {}",
+                r.tenant_name
+            ),
+        ));
+    }
     if listing.type_ == ListingType::Partner {
         let url = listing
             .partner

@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::tenant::TenantSpec;
 use crate::lifecycle::fixtures::{listing, tenant, ts};
 
 const NOW: &str = "2026-11-22T10:00:00Z";
@@ -53,9 +54,13 @@ impl World {
             object: Some(new),
             old_object: old,
         };
+        let tenant = self
+            .tenant
+            .clone()
+            .map(|spec| crate::api::tenant::Tenant::new("acme", spec));
         let facts = Facts {
             listing: self.listing.as_ref(),
-            tenant: self.tenant.as_ref(),
+            tenant: tenant.as_ref(),
             siblings: &self.siblings,
             entitled_features: &self.features,
             platform_version: None,

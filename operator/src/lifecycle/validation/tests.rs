@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::tenant::TenantSpec;
 use crate::lifecycle::fixtures::*;
 
 struct Case {
@@ -23,13 +24,17 @@ impl Case {
     }
 
     fn check(&self) -> Result<(), Refusal> {
+        let tenant = self
+            .tenant
+            .clone()
+            .map(|spec| crate::api::tenant::Tenant::new("acme", spec));
         validate_request(&RequestContext {
             name: "mine",
             created_at: ts("2026-11-22T10:00:00Z"),
             spec: &self.spec,
             listing: self.listing.as_ref(),
             tenant_name: "acme",
-            tenant: self.tenant.as_ref(),
+            tenant: tenant.as_ref(),
             siblings: &self.siblings,
             entitled_features: &self.features,
             platform_version: self.platform.as_ref(),
@@ -61,6 +66,25 @@ fn missing_tenant_listing_and_plan_are_refused() {
     let r = c.check().unwrap_err();
     assert_eq!((r.reason, r.field), ("PlanNotFound", "spec.plan"));
     assert!(r.message.contains("standard, flat"), "{}", r.message);
+}
+
+#[test]
+fn a_listing_not_offered_to_the_tenant_is_refused_before_anything_else() {
+    let mut c = Case::new(GOOD);
+    c.listing = Some(listing(
+        "{visibility: Private, audience: {tenants: [globex]}, lifecycle: ComingSoon}",
+    ));
+    let r = c.check().unwrap_err();
+    assert_eq!((r.reason, r.field), ("ListingNotOffered", "spec.listing"));
+    assert!(!r.waits());
+    c.listing = Some(listing(
+        "{visibility: Private, audience: {tenants: [acme]}}",
+    ));
+    assert_eq!(c.check(), Ok(()));
+    c.listing = Some(listing("visibility: Internal"));
+    assert_eq!(c.reason(), "ListingNotOffered");
+    c.tenant.as_mut().unwrap().internal = true;
+    assert_eq!(c.check(), Ok(()));
 }
 
 #[test]
