@@ -14,6 +14,7 @@ pub mod review_cache;
 pub mod routes;
 #[cfg(test)]
 mod routes_tests;
+pub mod storefront;
 
 pub use auth::{Authorizer, ReviewCacheSettings};
 pub use routes::{FrontDoor, router};

@@ -1,0 +1,199 @@
+//! Prices as a person reads them, and the sentence a buyer confirms. Amounts are exact decimal
+//! strings in the catalog ("49.00"); arithmetic is in ten-thousandths (the schema allows four
+//! decimals), never in floating point.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::listing::{BillingInterval, Plan, Pricing, PricingModel};
+
+/// An amount in ten-thousandths of the currency's unit.
+type Minor = i128;
+const SCALE: Minor = 10_000;
+
+fn parse_amount(amount: &str) -> Option<Minor> {
+    let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
+    if whole.is_empty()
+        || fraction.len() > 4
+        || !(whole.chars().chain(fraction.chars())).all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: Minor = whole.parse().ok()?;
+    let fraction: Minor = format!("{fraction:0<4}").parse().ok()?;
+    Some(whole * SCALE + fraction)
+}
+
+/// `49.00`, `0.50`, `12.125`: at least two decimals, more only when the catalog has them.
+fn format_amount(minor: Minor) -> String {
+    let whole = minor / SCALE;
+    let mut fraction = format!("{:04}", minor % SCALE);
+    while fraction.len() > 2 && fraction.ends_with('0') {
+        fraction.pop();
+    }
+    let whole = whole.to_string();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped}.{fraction}")
+}
+
+fn money(minor: Minor, currency: &str) -> String {
+    let amount = format_amount(minor);
+    match currency {
+        "USD" => format!("${amount}"),
+        "EUR" => format!("€{amount}"),
+        "GBP" => format!("£{amount}"),
+        other => format!("{amount} {other}"),
+    }
+}
+
+fn per(interval: BillingInterval) -> &'static str {
+    match interval {
+        BillingInterval::Month => "/mo",
+        BillingInterval::Year => "/yr",
+    }
+}
+
+/// A plan's price as a tenant reads it: `$49.00/mo`, `$12.00 per vehicle/mo`, `Free`.
+pub fn describe(pricing: &Pricing) -> String {
+    let Some(amount) = parse_amount(&pricing.amount) else {
+        return format!("{} {}", pricing.amount, pricing.currency);
+    };
+    if amount == 0 {
+        return "Free".to_string();
+    }
+    let unit = match (pricing.model, pricing.unit.as_deref()) {
+        (PricingModel::PerUnit, Some(unit)) => format!(" per {unit}"),
+        (PricingModel::PerUnit, None) => " per unit".to_string(),
+        (PricingModel::Flat, _) => String::new(),
+    };
+    format!(
+        "{}{unit}{}",
+        money(amount, &pricing.currency),
+        per(pricing.interval)
+    )
+}
+
+/// What `quantity` of a plan adds to the bill, e.g. `$60.00/mo (5 vehicles × $12.00)`.
+pub fn total(pricing: &Pricing, quantity: i32) -> String {
+    let Some(amount) = parse_amount(&pricing.amount) else {
+        return describe(pricing);
+    };
+    match pricing.model {
+        PricingModel::Flat => describe(pricing),
+        PricingModel::PerUnit => {
+            let unit = pricing.unit.as_deref().unwrap_or("unit");
+            let units = if quantity == 1 {
+                unit.to_string()
+            } else {
+                format!("{unit}s")
+            };
+            format!(
+                "{}{} ({quantity} {units} × {})",
+                money(amount * Minor::from(quantity), &pricing.currency),
+                per(pricing.interval),
+                money(amount, &pricing.currency)
+            )
+        }
+    }
+}
+
+/// The sentence the buyer confirms, as the storefront shows it before a purchase.
+pub fn confirmation(plan: &Plan, quantity: i32) -> String {
+    let amount = parse_amount(&plan.pricing.amount).unwrap_or(1);
+    if amount == 0 {
+        return format!("Confirm adding the free {} plan?", plan.display_name);
+    }
+    let what = if plan.pricing.model == PricingModel::Flat || quantity < 1 {
+        describe(&plan.pricing)
+    } else {
+        total(&plan.pricing, quantity)
+    };
+    format!("Confirm addition of {what} to your bill?")
+}
+
+/// The price a buyer saw and confirmed; a purchase goes through only if the plan still costs it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotedPrice {
+    /// The unit or flat amount, as the catalog writes it, e.g. "49.00".
+    pub amount: String,
+    pub currency: String,
+    pub interval: BillingInterval,
+}
+
+impl QuotedPrice {
+    pub fn of(pricing: &Pricing) -> QuotedPrice {
+        QuotedPrice {
+            amount: pricing.amount.clone(),
+            currency: pricing.currency.clone(),
+            interval: pricing.interval,
+        }
+    }
+
+    /// Whether the catalog's price is the one quoted ("49" and "49.00" are the same amount).
+    pub fn matches(&self, pricing: &Pricing) -> bool {
+        let same_amount = match (parse_amount(&self.amount), parse_amount(&pricing.amount)) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.amount == pricing.amount,
+        };
+        same_amount && self.currency == pricing.currency && self.interval == pricing.interval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::fixtures::listing;
+
+    fn pricing(yaml: &str) -> Pricing {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn prices_read_as_a_person_would_say_them() {
+        let flat = pricing("{model: Flat, amount: '49.00', currency: USD, interval: Month}");
+        let unit =
+            pricing("{model: PerUnit, amount: '12', currency: EUR, interval: Year, unit: vehicle}");
+        let odd = pricing("{model: Flat, amount: '1234.125', currency: CHF, interval: Month}");
+        let free = pricing("{model: Flat, amount: '0', currency: USD, interval: Month}");
+        assert_eq!(describe(&flat), "$49.00/mo");
+        assert_eq!(describe(&unit), "€12.00 per vehicle/yr");
+        assert_eq!(describe(&odd), "1,234.125 CHF/mo");
+        assert_eq!(describe(&free), "Free");
+        assert_eq!(total(&unit, 5), "€60.00/yr (5 vehicles × €12.00)");
+        assert_eq!(total(&unit, 1), "€12.00/yr (1 vehicle × €12.00)");
+    }
+
+    #[test]
+    fn the_confirmation_names_what_is_added_to_the_bill() {
+        let l = listing("");
+        let standard = &l.plans[0];
+        let flat = &l.plans[1];
+        assert_eq!(
+            confirmation(flat, 1),
+            "Confirm addition of $49.00/yr to your bill?"
+        );
+        assert_eq!(
+            confirmation(standard, 3),
+            "Confirm addition of $36.00/mo (3 vehicles × $12.00) to your bill?"
+        );
+    }
+
+    #[test]
+    fn a_quote_matches_the_same_price_however_it_is_written() {
+        let flat = pricing("{model: Flat, amount: '49.00', currency: USD, interval: Month}");
+        let mut quote = QuotedPrice::of(&flat);
+        assert!(quote.matches(&flat));
+        quote.amount = "49".into();
+        assert!(quote.matches(&flat));
+        quote.amount = "59.00".into();
+        assert!(!quote.matches(&flat));
+        let yearly = pricing("{model: Flat, amount: '49.00', currency: USD, interval: Year}");
+        assert!(!QuotedPrice::of(&flat).matches(&yearly));
+    }
+}
