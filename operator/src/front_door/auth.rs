@@ -44,7 +44,36 @@ type TokenHash = [u8; 32];
 pub struct Authorizer {
     client: Client,
     identities: Mutex<ReviewCache<TokenHash, Option<Arc<UserInfo>>>>,
-    decisions: Mutex<ReviewCache<(TokenHash, String), bool>>,
+    decisions: Mutex<ReviewCache<(TokenHash, String, Access), bool>>,
+}
+
+/// What a caller asks to do in a tenant's namespace, as the Tenant's RBAC grants it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Read the tenant's catalog, subscriptions and entitlements (viewers and up).
+    Read,
+    /// Create subscriptions (billing admins).
+    Buy,
+    /// Change or cancel subscriptions (billing admins).
+    Change,
+}
+
+impl Access {
+    /// The SubjectAccessReview's verb and `marketplace.dev` resource.
+    fn attributes(self) -> (&'static str, &'static str) {
+        match self {
+            Access::Read => ("get", "entitlements"),
+            Access::Buy => ("create", "tenantsubscriptions"),
+            Access::Change => ("patch", "tenantsubscriptions"),
+        }
+    }
+}
+
+/// An authenticated caller: who Kubernetes says the token belongs to.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    hash: TokenHash,
+    pub user: Arc<UserInfo>,
 }
 
 /// The bearer token of `headers`, if any.
@@ -73,23 +102,38 @@ impl Authorizer {
 
     /// Allows the request if its bearer token belongs to someone who may read `tenant`.
     pub async fn may_read(&self, headers: &HeaderMap, tenant: &str) -> Result<(), Refusal> {
-        let token = bearer(headers).ok_or(Refusal::Unauthenticated)?;
-        let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
-        let user = self.identity(token, hash).await?;
-        let key = (hash, tenant.to_string());
-        let cached = lock(&self.decisions).get(&key, Instant::now());
-        let allowed = match cached {
-            Some(allowed) => allowed,
-            None => {
-                let allowed = self.review_access(&user, tenant).await?;
-                lock(&self.decisions).insert(key, allowed, Instant::now());
-                allowed
-            }
-        };
-        if allowed {
+        let caller = self.caller(headers).await?;
+        if self.allows(&caller, tenant, Access::Read).await? {
             Ok(())
         } else {
             Err(Refusal::Forbidden)
+        }
+    }
+
+    /// Who the bearer token of `headers` belongs to.
+    pub async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
+        let token = bearer(headers).ok_or(Refusal::Unauthenticated)?;
+        let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
+        let user = self.identity(token, hash).await?;
+        Ok(Caller { hash, user })
+    }
+
+    /// Whether `caller` may do `access` in `tenant`'s namespace (cached per token).
+    pub async fn allows(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        access: Access,
+    ) -> Result<bool, Refusal> {
+        let key = (caller.hash, tenant.to_string(), access);
+        let cached = lock(&self.decisions).get(&key, Instant::now());
+        match cached {
+            Some(allowed) => Ok(allowed),
+            None => {
+                let allowed = self.review_access(&caller.user, tenant, access).await?;
+                lock(&self.decisions).insert(key, allowed, Instant::now());
+                Ok(allowed)
+            }
         }
     }
 
@@ -121,7 +165,13 @@ impl Authorizer {
         user.ok_or(Refusal::Unauthenticated)
     }
 
-    async fn review_access(&self, user: &UserInfo, tenant: &str) -> Result<bool, Refusal> {
+    async fn review_access(
+        &self,
+        user: &UserInfo,
+        tenant: &str,
+        access: Access,
+    ) -> Result<bool, Refusal> {
+        let (verb, resource) = access.attributes();
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: user.username.clone(),
@@ -130,9 +180,9 @@ impl Authorizer {
                 extra: user.extra.clone(),
                 resource_attributes: Some(ResourceAttributes {
                     namespace: Some(namespace_name(tenant)),
-                    verb: Some("get".into()),
+                    verb: Some(verb.into()),
                     group: Some("marketplace.dev".into()),
-                    resource: Some("entitlements".into()),
+                    resource: Some(resource.into()),
                     ..ResourceAttributes::default()
                 }),
                 ..SubjectAccessReviewSpec::default()

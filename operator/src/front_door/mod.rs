@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod decide;
+pub mod impersonation;
 pub mod ofrep;
 pub mod review_cache;
 pub mod routes;

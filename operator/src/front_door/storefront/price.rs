@@ -102,10 +102,14 @@ pub fn total(pricing: &Pricing, quantity: i32) -> String {
     }
 }
 
+/// Whether a plan costs nothing (no price to confirm).
+pub fn is_free(pricing: &Pricing) -> bool {
+    parse_amount(&pricing.amount) == Some(0)
+}
+
 /// The sentence the buyer confirms, as the storefront shows it before a purchase.
 pub fn confirmation(plan: &Plan, quantity: i32) -> String {
-    let amount = parse_amount(&plan.pricing.amount).unwrap_or(1);
-    if amount == 0 {
+    if is_free(&plan.pricing) {
         return format!("Confirm adding the free {} plan?", plan.display_name);
     }
     let what = if plan.pricing.model == PricingModel::Flat || quantity < 1 {
