@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
+use kube::Client;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -18,21 +19,36 @@ use super::auth::{Authorizer, Refusal};
 use super::decide::{
     EntitlementView, catalog_features, check_feature, etag, if_none_match, tenant_features,
 };
+use super::impersonation::Impersonator;
 use super::ofrep;
 use crate::controllers::tenant_rbac::namespace_name;
 use crate::runtime::Stores;
 use crate::server::Readiness;
 
-/// What the handlers read: the shared caches and the authorizer.
+/// What the handlers read: the shared caches and the authorizer; what they write with: the
+/// caller's own identity ([`Impersonator`]). `client` (the API's own identity) only reads what
+/// the caches do not hold.
 #[derive(Clone)]
 pub struct FrontDoor {
-    stores: Stores,
-    auth: Arc<Authorizer>,
+    pub(super) stores: Stores,
+    pub(super) auth: Arc<Authorizer>,
+    pub(super) client: Client,
+    pub(super) impersonator: Impersonator,
 }
 
 impl FrontDoor {
-    pub fn new(stores: Stores, auth: Arc<Authorizer>) -> Self {
-        FrontDoor { stores, auth }
+    pub fn new(
+        stores: Stores,
+        auth: Arc<Authorizer>,
+        client: Client,
+        impersonator: Impersonator,
+    ) -> Self {
+        FrontDoor {
+            stores,
+            auth,
+            client,
+            impersonator,
+        }
     }
 
     fn features_of(&self, tenant: &str) -> Vec<EntitlementView> {
@@ -61,12 +77,13 @@ pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
         )
         .route("/ofrep/v1/evaluate/flags", post(ofrep_bulk))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep_single))
+        .merge(super::storefront::routes::routes())
         .with_state(door)
         .merge(crate::server::health::routes(readiness))
 }
 
 /// REST refusals carry a small JSON error that names nothing but the refusal.
-fn rest_refusal(refusal: Refusal) -> Response {
+pub(super) fn rest_refusal(refusal: Refusal) -> Response {
     let (status, code, message) = match refusal {
         Refusal::Unauthenticated => (
             StatusCode::UNAUTHORIZED,
@@ -102,7 +119,7 @@ fn ofrep_refusal(refusal: Refusal) -> Response {
 }
 
 /// A 200 with a strong ETag over `parts` and the body, or a 304 when the client has it.
-fn with_etag(headers: &HeaderMap, parts: &[&[u8]], body: &impl Serialize) -> Response {
+pub(super) fn with_etag(headers: &HeaderMap, parts: &[&[u8]], body: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut all: Vec<&[u8]> = parts.to_vec();
     all.push(&bytes);

@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
+use super::impersonation::Impersonator;
 use super::{Authorizer, FrontDoor, ReviewCacheSettings, router};
 use crate::runtime::{SharedCache, Stores};
 use crate::server::Readiness;
@@ -20,13 +21,17 @@ fn door() -> axum::Router {
         entitlements: SharedCache::from_events(futures::stream::pending()),
     };
     let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
-    let client = kube::Client::try_from(config).expect("client");
+    let client = kube::Client::try_from(config.clone()).expect("client");
     let settings = ReviewCacheSettings {
         ttl: Duration::from_secs(10),
         capacity: 10,
     };
-    let auth = Arc::new(Authorizer::new(client, settings));
-    router(FrontDoor::new(stores, auth), Readiness::new())
+    let auth = Arc::new(Authorizer::new(client.clone(), settings));
+    let impersonator = Impersonator::new(config);
+    router(
+        FrontDoor::new(stores, auth, client, impersonator),
+        Readiness::new(),
+    )
 }
 
 async fn call(request: Request<Body>) -> (StatusCode, String) {

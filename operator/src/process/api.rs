@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Client;
+use kube::{Client, Config};
 use tracing::info;
 
+use crate::front_door::impersonation::Impersonator;
 use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
@@ -26,15 +27,16 @@ pub struct ApiSettings {
 /// Starts the caches and serves the API on `settings.endpoint` until `shutdown`; returns once
 /// listening (the caches keep filling: `/readyz` says when they are synced).
 pub async fn start(
-    client: Client,
+    config: Config,
     settings: &ApiSettings,
     shutdown: &Shutdown,
 ) -> Result<Stores, ProcessError> {
+    let client = Client::try_from(config.clone()).map_err(ProcessError::Client)?;
     let stores = Stores::start(&client);
     let readiness = Readiness::new();
     let caches_gate = readiness.gate("caches synced");
-    let auth = Arc::new(Authorizer::new(client, settings.reviews));
-    let door = FrontDoor::new(stores.clone(), auth);
+    let auth = Arc::new(Authorizer::new(client.clone(), settings.reviews));
+    let door = FrontDoor::new(stores.clone(), auth, client, Impersonator::new(config));
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
         .map_err(ProcessError::Config)?;
@@ -50,9 +52,11 @@ pub async fn start(
 
 /// Runs the API until SIGTERM or Ctrl-C.
 pub async fn run(settings: ApiSettings) -> Result<(), ProcessError> {
-    let client = Client::try_default().await.map_err(ProcessError::Client)?;
+    let config = Config::infer()
+        .await
+        .map_err(|e| ProcessError::Config(format!("kubeconfig: {e}")))?;
     let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(ProcessError::Signals)?;
-    start(client, &settings, &shutdown).await?;
+    start(config, &settings, &shutdown).await?;
     shutdown.requested().await;
     Ok(())
 }

@@ -90,6 +90,7 @@ pub fn unique_name(base: &str) -> String {
 }
 
 pub mod controllers;
+pub mod front_door;
 pub mod subscriptions;
 
 pub use marketplace_harness::eventually;

@@ -224,7 +224,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
         shutdown_grace: Duration::from_secs(5),
     };
     let (stop, shutdown) = Shutdown::manual();
-    start(client.clone(), &settings, &shutdown)
+    start(control_plane.config().clone(), &settings, &shutdown)
         .await
         .expect("the API starts");
     let http = reqwest::Client::new();

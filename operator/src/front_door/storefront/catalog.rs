@@ -32,7 +32,7 @@ impl TenantFacts<'_> {
 
 /// A listing's state for one tenant, in the tenant's words.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-#[serde(tag = "state", rename_all = "camelCase")]
+#[serde(tag = "state")]
 pub enum CardState {
     Available,
     /// Active or Trialing.
@@ -245,7 +245,7 @@ pub fn newest_release(listing: &Listing) -> Option<&crate::api::listing::Release
         .max_by(|a, b| a.date.cmp(&b.date))
 }
 
-fn card(listing: &Listing, state: CardState) -> Card {
+pub fn card(listing: &Listing, state: CardState) -> Card {
     let spec = &listing.spec;
     let newest = newest_release(listing);
     Card {

@@ -2,5 +2,8 @@
 //! detail, and buying. Decisions are pure ([`catalog`], [`price`]); the handlers gather.
 
 pub mod catalog;
+pub mod changes;
+pub mod detail;
 pub mod price;
 pub mod purchase;
+pub mod routes;

@@ -58,6 +58,8 @@ pub enum PurchaseRefusal {
         field: String,
         message: String,
     },
+    /// 409: the subscription is not in a state that allows this (e.g. already cancelling).
+    Conflict { code: String, message: String },
     /// 409: the price the buyer confirmed is not the plan's price now.
     PriceChanged {
         current: QuotedPrice,

@@ -1,0 +1,356 @@
+//! The storefront API on a real apiserver, with the operator and the HubSpot simulator: a
+//! tenant's viewer browses but cannot buy; its billing admin confirms a price and buys once
+//! however often the request is retried (Idempotency-Key), sees the add-on turn Installed,
+//! cancels and undoes it. Private and Internal listings stay invisible and unbuyable, through
+//! the API and through the reconciler alike.
+
+use std::sync::Arc;
+
+use hubspot_sim::{SimConfig, Simulator};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use marketplace_e2e::front_door::{service_account_token, start_api};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of, ready_reason};
+use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
+use marketplace_operator::api::tenant_subscription::Phase;
+use marketplace_operator::api::{Listing, Tenant, TenantSubscription};
+use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn listing(name: &str, extra: Value) -> Value {
+    let mut spec = json!({
+        "displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
+        "category": "Operations", "lifecycle": "Published", "features": ["route_optimization"],
+        "plans": [{"name": "pro", "displayName": "Pro",
+            "pricing": {"model": "Flat", "amount": "49.00", "currency": "USD", "interval": "Month"}}],
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        spec[k] = v.clone();
+    }
+    json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing", "metadata": {"name": name}, "spec": spec})
+}
+
+struct Http {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Http {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("answer");
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("answer");
+        let status = response.status();
+        let headers = response.headers().clone();
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        self.send(reqwest::Method::POST, path, key, body).await
+    }
+}
+
+fn card<'a>(catalog: &'a Value, name: &str) -> Option<&'a Value> {
+    catalog["items"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)
+}
+
+#[tokio::test]
+async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
+    let control_plane = control_plane().await;
+    let client: Client = control_plane.client().await.expect("client");
+    let operator_namespace = control_plane
+        .create_namespace("marketplace")
+        .await
+        .expect("namespace");
+    let sim = Simulator::start(SimConfig {
+        search_lag_ms: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let ctx = Arc::new(
+        controllers::context(
+            &client,
+            ControllerConfig {
+                namespace: operator_namespace,
+                ..ControllerConfig::default()
+            },
+            "e2e-storefront",
+        )
+        .with_billing(hubspot_client(&sim).await),
+    );
+    let running = controllers::start(
+        ctx,
+        Enabled {
+            tenants: true,
+            subscriptions: true,
+            ..Enabled::NONE
+        },
+        None,
+    );
+    let people = control_plane
+        .create_namespace("people")
+        .await
+        .expect("namespace");
+    let buyer = service_account_token(&client, &people, "buyer").await;
+    let viewer = service_account_token(&client, &people, "viewer").await;
+    let tenant = unique_name("shop");
+    let other = unique_name("other");
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    for (name, internal) in [(&tenant, false), (&other, true)] {
+        apply(
+            &tenants,
+            json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": name, "labels": {"segment": "smb"}},
+            "spec": {"displayName": "Acme", "basePlan": "Professional", "internal": internal,
+                "billingContact": {"name": "Ann", "email": "ann@acme.example"},
+                "billingAdmins": [{"kind": "ServiceAccount", "name": "buyer", "namespace": people}],
+                "viewers": [{"kind": "ServiceAccount", "name": "viewer", "namespace": people}]}}),
+        )
+        .await;
+    }
+    let namespace = eventually("the tenant namespace", CONVERGED, || async {
+        tenants.get(&tenant).await.ok()?.status?.namespace
+    })
+    .await;
+    let public = unique_name("routes");
+    let private = unique_name("private");
+    let internal = unique_name("staff");
+    let listings: Api<Listing> = Api::all(client.clone());
+    apply(&listings, listing(&public, json!({}))).await;
+    apply(&listings, listing(&private, json!({"visibility": "Private",
+        "audience": {"tenants": [other], "tenantSelector": {"matchLabels": {"segment": "enterprise"}}}}))).await;
+    apply(
+        &listings,
+        listing(&internal, json!({"visibility": "Internal"})),
+    )
+    .await;
+
+    let api = start_api(control_plane).await;
+    let http = reqwest::Client::new();
+    let as_buyer = Http {
+        http: http.clone(),
+        base: api.base.clone(),
+        token: buyer,
+    };
+    let as_viewer = Http {
+        http,
+        base: api.base.clone(),
+        token: viewer,
+    };
+    let catalog_path = format!("/v1/tenants/{tenant}/catalog?pageSize=100");
+
+    // The viewer browses: the public listing only, Available, and no right to buy.
+    let catalog = eventually("the viewer reads the catalog", CONVERGED, || async {
+        let (status, body) = as_viewer.get(&catalog_path).await;
+        (status == StatusCode::OK && card(&body, &public).is_some()).then_some(body)
+    })
+    .await;
+    assert_eq!(card(&catalog, &public).expect("card")["state"], "Available");
+    assert_eq!(card(&catalog, &public).expect("card")["price"], "$49.00/mo");
+    assert!(
+        card(&catalog, &private).is_none() && card(&catalog, &internal).is_none(),
+        "{catalog}"
+    );
+    assert_eq!(
+        catalog["rights"],
+        json!({"mayBuy": false, "mayCancel": false})
+    );
+    let buy = format!("/v1/tenants/{tenant}/subscriptions");
+    let confirmed = json!({"listing": public, "plan": "pro",
+        "confirmedPrice": {"amount": "49.00", "currency": "USD", "interval": "Month"}});
+    let (status, _, body) = as_viewer.post(&buy, Some("v-1"), confirmed.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("billing admins"),
+        "{body}"
+    );
+
+    // The billing admin: rights, then the price rules, then one purchase however often retried.
+    let catalog = eventually("the buyer may buy", CONVERGED, || async {
+        let (status, body) = as_buyer.get(&catalog_path).await;
+        (status == StatusCode::OK && body["rights"]["mayBuy"] == true).then_some(body)
+    })
+    .await;
+    assert_eq!(catalog["rights"]["mayCancel"], true);
+    let detail = as_buyer
+        .get(&format!("/v1/tenants/{tenant}/catalog/{public}"))
+        .await;
+    assert_eq!(detail.0, StatusCode::OK);
+    assert_eq!(
+        detail.1["plans"][0]["confirmation"],
+        "Confirm addition of $49.00/mo to your bill?"
+    );
+    let hidden = as_buyer
+        .get(&format!("/v1/tenants/{tenant}/catalog/{private}"))
+        .await;
+    assert_eq!(hidden.0, StatusCode::NOT_FOUND, "{}", hidden.1);
+    let (status, _, body) = as_buyer
+        .post(&buy, None, json!({"listing": public, "plan": "pro"}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("PriceNotConfirmed")),
+        "{body}"
+    );
+    let (status, _, body) = as_buyer
+        .post(
+            &buy,
+            None,
+            json!({"listing": public, "plan": "pro",
+            "confirmedPrice": {"amount": "39.00", "currency": "USD", "interval": "Month"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["currentPrice"]["amount"], "49.00");
+    let (status, _, body) = as_buyer
+        .post(
+            &buy,
+            Some("k-private"),
+            json!({"listing": private, "plan": "pro",
+            "confirmedPrice": {"amount": "49.00", "currency": "USD", "interval": "Month"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let key = format!("{tenant}-first-purchase");
+    let (status, headers, first) = as_buyer.post(&buy, Some(&key), confirmed.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert!(headers.get("location").is_some());
+    assert_eq!(
+        first["confirmation"],
+        "Confirm addition of $49.00/mo to your bill?"
+    );
+    let name = first["subscription"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    for _ in 0..2 {
+        let (status, headers, again) = as_buyer.post(&buy, Some(&key), confirmed.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{again}");
+        assert_eq!(again["subscription"]["name"], name.as_str());
+        assert_eq!(
+            headers
+                .get("idempotent-replayed")
+                .map(|v| v.to_str().unwrap()),
+            Some("true")
+        );
+    }
+    let mut other_body = confirmed.clone();
+    other_body["trial"] = json!(true);
+    let (status, _, body) = as_buyer.post(&buy, Some(&key), other_body).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("IdempotencyKeyReused")
+        ),
+        "{body}"
+    );
+    let subscriptions: Api<TenantSubscription> = Api::namespaced(client.clone(), &namespace);
+    let count = subscriptions
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .len();
+    assert_eq!(count, 1, "retries bought once");
+
+    // The operator bills it; the card says Installed.
+    eventually("the card turns Installed", CONVERGED, || async {
+        let (_, body) = as_buyer.get(&catalog_path).await;
+        (card(&body, &public)?["state"] == "Installed").then_some(())
+    })
+    .await;
+
+    // Cancel at the end of the period, then change one's mind.
+    let cancel = format!("/v1/tenants/{tenant}/subscriptions/{name}/cancel");
+    let (status, _, body) = as_viewer.post(&cancel, None, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _, body) = as_buyer
+        .post(&cancel, None, json!({"reason": "too pricey"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["cancellation"]["effective"], "EndOfPeriod");
+    eventually("the card says CancelRequested", CONVERGED, || async {
+        let (_, body) = as_buyer.get(&catalog_path).await;
+        (card(&body, &public)?["state"] == "CancelRequested").then_some(())
+    })
+    .await;
+    let (status, _, body) = as_buyer.post(&cancel, None, json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("AlreadyCancelling")),
+        "{body}"
+    );
+    let (status, _, body) = as_buyer
+        .send(reqwest::Method::DELETE, &cancel, None, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("cancellation").is_none(), "{body}");
+    eventually("the card is Installed again", CONVERGED, || async {
+        let (_, body) = as_buyer.get(&catalog_path).await;
+        (card(&body, &public)?["state"] == "Installed").then_some(())
+    })
+    .await;
+
+    // Around the API, straight to the apiserver: the reconciler refuses what the tenant cannot see.
+    let direct: TenantSubscription = serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+        "metadata": {"name": "sneaky", "namespace": namespace},
+        "spec": {"listing": internal, "plan": "pro"}}))
+    .expect("subscription");
+    subscriptions
+        .create(&PostParams::default(), &direct)
+        .await
+        .expect("create");
+    let rejected = phase_of(&subscriptions, "sneaky", Phase::Rejected).await;
+    let why = ready_reason(&rejected);
+    assert!(why.starts_with("ListingNotOffered"), "{why}");
+
+    api.stop.stop();
+    running.stop().await;
+}
