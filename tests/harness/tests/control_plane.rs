@@ -325,6 +325,25 @@ async fn the_apiserver_authenticates_the_local_oidc_issuers_tokens() {
         assert!(user.is_none(), "{what}: authenticated as {user:?}");
     }
 
+    // `oidc-token` mints the same from the control plane's folder (how scripts/dev gets them).
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_oidc-token"))
+        .arg("--dir")
+        .arg(control_plane.dir())
+        .args(["--user", "bob@acme.example", "--group", "acme:staff"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "oidc-token: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let user = review_token(&admin, printed.trim()).await.unwrap();
+    assert_eq!(
+        user.and_then(|u| u.username),
+        Some(format!("{OIDC_PREFIX}bob@acme.example"))
+    );
+
     // As a client credential, with RBAC on the prefixed group.
     let namespace = control_plane.create_namespace("oidc").await.unwrap();
     let as_oidc_user = control_plane.client_with_token(&token).await.unwrap();
