@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
+use marketplace_harness::ControlPlane;
 use marketplace_operator::controllers::{self, Context, ControllerConfig, Enabled};
 use marketplace_operator::runtime::shutdown::ShutdownTrigger;
 use marketplace_operator::runtime::{Shutdown, Stores};
@@ -37,6 +38,32 @@ pub fn start(
     let (trigger, shutdown) = Shutdown::manual();
     let task = tokio::spawn(controllers::run(ctx, enabled, hints, shutdown));
     RunningControllers { trigger, task }
+}
+
+/// Only the Tenant controller (tenant namespaces and their RBAC), with a fresh operator
+/// namespace: what suites about tenants' people need.
+pub async fn start_tenant_controller(
+    control_plane: &ControlPlane,
+    client: &Client,
+    instance: &str,
+) -> RunningControllers {
+    let namespace = control_plane
+        .create_namespace("marketplace")
+        .await
+        .expect("operator namespace");
+    let ctx = Arc::new(context(
+        client,
+        ControllerConfig {
+            namespace,
+            ..ControllerConfig::default()
+        },
+        instance,
+    ));
+    let enabled = Enabled {
+        tenants: true,
+        ..Enabled::NONE
+    };
+    start(ctx, enabled, None)
 }
 
 impl RunningControllers {

@@ -89,6 +89,7 @@ pub fn unique_name(base: &str) -> String {
     format!("{base}-{n}x{}", std::process::id() % 100_000)
 }
 
+pub mod api_process;
 pub mod controllers;
 pub mod front_door;
 pub mod subscriptions;

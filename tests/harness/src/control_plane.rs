@@ -1,6 +1,7 @@
 //! [`ControlPlane`]: etcd + kube-apiserver + kube-controller-manager, started the way Go's
 //! envtest starts them (same flags), plus the namespace and garbage-collector controllers that
-//! envtest lacks, so namespace deletion and ownerReference cascades behave as in a cluster.
+//! envtest lacks, so namespace deletion and ownerReference cascades behave as in a cluster; the
+//! apiserver also trusts a local OIDC issuer ([`crate::oidc`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -21,6 +22,7 @@ use tempfile::TempDir;
 use crate::HarnessError;
 use crate::binaries::Binaries;
 use crate::kubeconfig;
+use crate::oidc::{self, DocumentServer, OidcIssuer, review_token};
 use crate::pki::{Pki, PkiFiles};
 use crate::process::{Component, Janitor, free_ports};
 
@@ -56,6 +58,9 @@ pub struct ControlPlaneOptions {
     pub kubeconfig_path: Option<PathBuf>,
     /// Fixed apiserver port (e.g. so a developer's kubeconfig survives restarts); default: free.
     pub apiserver_port: Option<u16>,
+    /// Fixed port of the local OIDC issuer (its URL is in every token it mints, so tokens
+    /// survive restarts only with a fixed port); default: free.
+    pub oidc_port: Option<u16>,
     /// Keep the temporary folder after stopping. Default: `MARKETPLACE_KEEP_CONTROL_PLANE=1`.
     pub keep: bool,
     /// Limit for the whole start-up (etcd, apiserver `/readyz`, `default` namespace).
@@ -69,6 +74,7 @@ impl Default for ControlPlaneOptions {
             dir: None,
             kubeconfig_path: None,
             apiserver_port: None,
+            oidc_port: None,
             keep: std::env::var(KEEP_ENV).is_ok_and(|v| v == "1" || v == "true"),
             start_timeout: Duration::from_secs(60),
         }
@@ -93,6 +99,9 @@ pub struct ControlPlane {
     kubeconfig_path: PathBuf,
     config: kube::Config,
     startup: Duration,
+    oidc_issuer: OidcIssuer,
+    /// Serves the issuer's keys; stops once `drop` has stopped the components.
+    _oidc_server: DocumentServer,
 }
 
 impl ControlPlane {
@@ -140,6 +149,9 @@ impl ControlPlane {
             .map_err(|e| HarnessError::io(format!("creating {}", logs.display()), e))?;
         let pki = Pki::generate()?;
         let pki_files = pki.write(&dir.join("pki"))?;
+        // Before the apiserver: it fetches the issuer's discovery document as it starts.
+        let (oidc_issuer, oidc_server, authentication_config) =
+            oidc::start(&dir, &pki, options.oidc_port)?;
         let kubeconfig_path = options
             .kubeconfig_path
             .clone()
@@ -153,6 +165,7 @@ impl ControlPlane {
             pid_file: &pid_file,
             pki: &pki,
             pki_files: &pki_files,
+            authentication_config: &authentication_config,
             kubeconfig_path: &kubeconfig_path,
             apiserver_port: options.apiserver_port,
             start_timeout: options.start_timeout,
@@ -171,6 +184,7 @@ impl ControlPlane {
                 Err(e) => return Err(e),
             }
         };
+        wait_oidc_trusted(&config, &oidc_issuer, deadline).await?;
 
         let startup = started.elapsed();
         tracing::info!(
@@ -189,6 +203,8 @@ impl ControlPlane {
             kubeconfig_path,
             config,
             startup,
+            oidc_issuer,
+            _oidc_server: oidc_server,
         })
     }
 
@@ -231,6 +247,17 @@ impl ControlPlane {
         config.auth_info.impersonate = Some(user.to_owned());
         config.auth_info.impersonate_groups =
             (!groups.is_empty()).then(|| groups.iter().map(|g| (*g).to_owned()).collect());
+        Ok(Client::try_from(config)?)
+    }
+
+    /// A client that authenticates with bearer `token` alone (e.g. an ID token from
+    /// [`Self::oidc_issuer`]), so the apiserver's authentication is exercised, not only RBAC.
+    pub async fn client_with_token(&self, token: &str) -> Result<Client, HarnessError> {
+        let mut config = self.config.clone();
+        config.auth_info = kube::config::AuthInfo {
+            token: Some(token.to_owned().into()),
+            ..kube::config::AuthInfo::default()
+        };
         Ok(Client::try_from(config)?)
     }
 
@@ -277,6 +304,12 @@ impl ControlPlane {
     /// The binaries in use.
     pub fn binaries(&self) -> &Binaries {
         &self.binaries
+    }
+
+    /// The local OIDC issuer the apiserver trusts: mints ID tokens for any user and groups
+    /// (Kubernetes names them with [`crate::OIDC_PREFIX`]).
+    pub fn oidc_issuer(&self) -> &OidcIssuer {
+        &self.oidc_issuer
     }
 
     /// How long [`ControlPlane::start`] took.
@@ -407,6 +440,8 @@ struct Layout<'a> {
     pid_file: &'a Path,
     pki: &'a Pki,
     pki_files: &'a PkiFiles,
+    /// The structured AuthenticationConfiguration trusting the local OIDC issuer.
+    authentication_config: &'a Path,
     kubeconfig_path: &'a Path,
     apiserver_port: Option<u16>,
     start_timeout: Duration,
@@ -524,6 +559,11 @@ impl Layout<'_> {
                 f.service_account_key.display()
             ),
             "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+            // Service-account tokens and client certificates are authenticated as without it.
+            format!(
+                "--authentication-config={}",
+                self.authentication_config.display()
+            ),
             "--authorization-mode=RBAC".to_owned(),
             "--allow-privileged=true".to_owned(),
             // With it, every namespace would need a default ServiceAccount, which only the
@@ -618,6 +658,34 @@ async fn wait_default_namespace(
     }
 }
 
+/// Waits until the apiserver authenticates the local issuer's tokens (it loads the issuer's
+/// keys in the background, retrying every 10 s), so tests never race it and a broken trust
+/// fails the start-up, not some later test.
+async fn wait_oidc_trusted(
+    config: &kube::Config,
+    issuer: &OidcIssuer,
+    deadline: Instant,
+) -> Result<(), HarnessError> {
+    let client = Client::try_from(config.clone())?;
+    let token = issuer.mint("harness-probe", &[], Duration::from_secs(300))?;
+    let expected = format!("{}harness-probe", oidc::OIDC_PREFIX);
+    let left = deadline.saturating_duration_since(Instant::now());
+    poll_until(
+        &format!(
+            "the apiserver to accept tokens of the OIDC issuer {}",
+            issuer.url()
+        ),
+        left.max(Duration::from_secs(1)),
+        || async {
+            let user = review_token(&client, &token).await?;
+            Ok(user
+                .is_some_and(|u| u.username.as_deref() == Some(&expected))
+                .then_some(()))
+        },
+    )
+    .await
+}
+
 fn timeout_with_log(
     what: String,
     after: Duration,
@@ -665,7 +733,7 @@ where
 }
 
 /// Writes a file readable only by its owner (the kubeconfig holds the admin key).
-fn write_private(path: &Path, text: &str) -> Result<(), HarnessError> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), HarnessError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| HarnessError::io(format!("creating {}", parent.display()), e))?;

@@ -79,6 +79,10 @@ pub enum HarnessError {
         details: String,
     },
 
+    /// The local OIDC issuer could not be set up or used.
+    #[error("local OIDC issuer: {0}")]
+    Oidc(String),
+
     /// The caller passed something unusable (e.g. a CRD without a served version).
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -13,6 +13,9 @@
 //! - `MARKETPLACE_KEEP_CONTROL_PLANE=1`: keep the temporary folder (component logs under
 //!   `logs/`, etcd data, kubeconfig) and print where it is.
 //!
+//! The apiserver also trusts a local OpenID Connect issuer ([`oidc`]), so tests can call it with
+//! ID tokens as a SaaS's identity provider would issue them.
+//!
 //! Everything listens on 127.0.0.1 only. Typical use in a test:
 //!
 //! ```no_run
@@ -30,6 +33,7 @@ pub mod binaries;
 mod control_plane;
 mod error;
 pub mod kubeconfig;
+pub mod oidc;
 pub mod pki;
 pub mod process;
 mod wait;
@@ -42,6 +46,7 @@ pub use control_plane::{
     ControlPlane, ControlPlaneOptions, FIELD_MANAGER, KEEP_ENV, TEST_NAMESPACE_LABEL,
 };
 pub use error::HarnessError;
+pub use oidc::{IdToken, OIDC_AUDIENCE, OIDC_PREFIX, OidcIssuer, review_token};
 pub use wait::eventually;
 
 static SHARED: OnceLock<Result<ControlPlane, HarnessError>> = OnceLock::new();

@@ -1,8 +1,8 @@
 //! Throw-away PKI for one control plane, generated with `rcgen` (no openssl needed).
 //!
-//! Mirrors envtest's `tinyca`: one ECDSA P-256 CA signs the apiserver's serving certificate and
-//! the admin client certificate; the apiserver trusts the same CA for client certificates. A
-//! separate P-256 key signs service-account tokens. Everything is regenerated on every start,
+//! Mirrors envtest's `tinyca`: one ECDSA P-256 CA signs the serving certificates (apiserver and
+//! the local OIDC issuer) and the admin client certificate; the apiserver trusts the same CA for
+//! client certificates. A separate P-256 key signs service-account tokens. Everything is regenerated on every start,
 //! so nothing secret ever needs to be stored or rotated.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +22,10 @@ pub struct Pki {
     pub apiserver_cert: String,
     /// Key of the serving certificate (PKCS#8).
     pub apiserver_key: String,
+    /// Serving certificate of the local OIDC issuer (same SANs, its own key).
+    pub oidc_issuer_cert: String,
+    /// Its key (PKCS#8).
+    pub oidc_issuer_key: String,
     /// Admin client certificate: CN=admin, O=system:masters (bypasses RBAC).
     pub admin_cert: String,
     /// Key of the admin certificate (PKCS#8).
@@ -64,16 +68,8 @@ impl Pki {
         let ca_cert = ca_params.self_signed(&ca_key)?.pem();
         let ca = Issuer::new(ca_params, ca_key);
 
-        // rustls (kube's TLS stack) needs the IP SAN: the server URL is https://127.0.0.1:<port>.
-        let serving_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let mut serving =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
-        serving
-            .distinguished_name
-            .push(DnType::CommonName, "kube-apiserver");
-        serving.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let apiserver_cert = serving.signed_by(&serving_key, &ca)?.pem();
+        let (apiserver_cert, apiserver_key) = serving_certificate("kube-apiserver", &ca)?;
+        let (oidc_issuer_cert, oidc_issuer_key) = serving_certificate("oidc-issuer", &ca)?;
 
         // The apiserver maps CN to the user name and O to groups; system:masters is cluster-admin
         // regardless of RBAC, like envtest's default user.
@@ -92,7 +88,9 @@ impl Pki {
         Ok(Self {
             ca_cert,
             apiserver_cert,
-            apiserver_key: serving_key.serialize_pem(),
+            apiserver_key,
+            oidc_issuer_cert,
+            oidc_issuer_key,
             admin_cert,
             admin_key: admin_key.serialize_pem(),
             service_account_key: sa_key.serialize_pem(),
@@ -124,6 +122,22 @@ impl Pki {
         }
         Ok(files)
     }
+}
+
+/// A certificate for 127.0.0.1 and localhost signed by `ca`, and its key (PEM). rustls (kube's
+/// TLS stack) needs the IP SAN: the server URLs are https://127.0.0.1:<port>.
+fn serving_certificate(
+    common_name: &str,
+    ca: &Issuer<'_, KeyPair>,
+) -> Result<(String, String), HarnessError> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    Ok((params.signed_by(&key, ca)?.pem(), key.serialize_pem()))
 }
 
 #[cfg(test)]

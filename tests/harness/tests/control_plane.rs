@@ -13,7 +13,8 @@ use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
 };
 use kube::{Api, Client};
-use marketplace_harness::{ControlPlane, TEST_NAMESPACE_LABEL, shared};
+use marketplace_harness::oidc::Es256Key;
+use marketplace_harness::{ControlPlane, OIDC_PREFIX, TEST_NAMESPACE_LABEL, review_token, shared};
 
 /// Polls `check` every 250 ms until it returns true; panics after `timeout`.
 async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
@@ -279,6 +280,80 @@ async fn rbac_applies_to_an_impersonated_service_account() {
         namespace: Some(namespace.clone()),
     };
     assert_rbac_grant(control_plane, &namespace, as_sa, subject).await;
+}
+
+#[tokio::test]
+async fn the_apiserver_authenticates_the_local_oidc_issuers_tokens() {
+    let control_plane = shared();
+    let admin = control_plane.client().await.unwrap();
+    let issuer = control_plane.oidc_issuer();
+    let hour = Duration::from_secs(3600);
+    let token = issuer
+        .mint("ann@acme.example", &["acme:staff"], hour)
+        .unwrap();
+    let user = review_token(&admin, &token)
+        .await
+        .unwrap()
+        .expect("the issuer's token is authenticated");
+    assert_eq!(
+        user.username.as_deref(),
+        Some(format!("{OIDC_PREFIX}ann@acme.example").as_str())
+    );
+    let groups = user.groups.unwrap_or_default();
+    assert!(
+        groups.contains(&format!("{OIDC_PREFIX}acme:staff"))
+            && groups.contains(&"system:authenticated".to_owned()),
+        "{groups:?}"
+    );
+
+    // Refused: another key, expired, another audience, another issuer.
+    let claims = issuer.id_token("ann@acme.example", &["acme:staff"], hour);
+    let mut expired = claims.clone();
+    expired.issued_at -= 2 * hour;
+    expired.expires_at -= 2 * hour;
+    let mut other_audience = claims.clone();
+    other_audience.audience = "someone-else".to_owned();
+    let mut other_issuer = claims.clone();
+    other_issuer.issuer = "https://127.0.0.1:1".to_owned();
+    for (what, token) in [
+        ("another key", claims.sign(&Es256Key::generate().unwrap())),
+        ("expired", issuer.sign(&expired)),
+        ("another audience", issuer.sign(&other_audience)),
+        ("another issuer", issuer.sign(&other_issuer)),
+    ] {
+        let user = review_token(&admin, &token.unwrap()).await.unwrap();
+        assert!(user.is_none(), "{what}: authenticated as {user:?}");
+    }
+
+    // `oidc-token` mints the same from the control plane's folder (how scripts/dev gets them).
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_oidc-token"))
+        .arg("--dir")
+        .arg(control_plane.dir())
+        .args(["--user", "bob@acme.example", "--group", "acme:staff"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "oidc-token: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let user = review_token(&admin, printed.trim()).await.unwrap();
+    assert_eq!(
+        user.and_then(|u| u.username),
+        Some(format!("{OIDC_PREFIX}bob@acme.example"))
+    );
+
+    // As a client credential, with RBAC on the prefixed group.
+    let namespace = control_plane.create_namespace("oidc").await.unwrap();
+    let as_oidc_user = control_plane.client_with_token(&token).await.unwrap();
+    let subject = Subject {
+        api_group: Some("rbac.authorization.k8s.io".to_owned()),
+        kind: "Group".to_owned(),
+        name: format!("{OIDC_PREFIX}acme:staff"),
+        namespace: None,
+    };
+    assert_rbac_grant(control_plane, &namespace, as_oidc_user, subject).await;
 }
 
 #[tokio::test]

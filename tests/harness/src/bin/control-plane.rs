@@ -24,6 +24,10 @@ struct Args {
     /// Fixed apiserver port, so an existing kubeconfig keeps working across restarts.
     #[arg(long)]
     port: Option<u16>,
+    /// Fixed port of the local OIDC issuer, so its tokens (minted by `oidc-token`) keep
+    /// working across restarts.
+    #[arg(long)]
+    oidc_port: Option<u16>,
     /// Folder with etcd, kube-apiserver, kube-controller-manager and kubectl.
     #[arg(long, env = marketplace_harness::BIN_DIR_ENV)]
     bin_dir: Option<PathBuf>,
@@ -61,6 +65,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         dir: Some(args.dir),
         kubeconfig_path: args.kubeconfig,
         apiserver_port: args.port,
+        oidc_port: args.oidc_port,
         start_timeout: Duration::from_secs(args.timeout),
         ..ControlPlaneOptions::default()
     };
@@ -72,6 +77,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     println!("KUBECONFIG={}", control_plane.kubeconfig_path().display());
     println!("server {}", control_plane.server_url());
+    println!("oidc issuer {}", control_plane.oidc_issuer().url());
     for (name, pid, log) in control_plane.components() {
         println!("{name} pid {pid} log {}", log.display());
     }
