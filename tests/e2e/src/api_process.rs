@@ -4,7 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
+use kube::api::{Api, PostParams};
+use marketplace_harness::ControlPlane;
 use marketplace_operator::front_door::ReviewCacheSettings;
 use marketplace_operator::process::api::{ApiSettings, start};
 use marketplace_operator::runtime::Shutdown;
@@ -12,7 +16,33 @@ use marketplace_operator::runtime::endpoint::EndpointSettings;
 use marketplace_operator::runtime::shutdown::ShutdownTrigger;
 
 use crate::eventually;
-use crate::subscriptions::CONVERGED;
+use crate::subscriptions::{CONVERGED, apply};
+
+/// A ServiceAccount `namespace/name` and a one-hour token for it (TokenRequest): a real caller.
+pub async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    apply(
+        &accounts,
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace}}),
+    )
+    .await;
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("token request")
+        .status
+        .expect("token status")
+        .token
+        .expect("a token")
+}
 
 /// The API serving in the background; stops when dropped.
 pub struct RunningApi {
@@ -29,7 +59,7 @@ impl Drop for RunningApi {
 
 /// Starts the API with `review_ttl` for its cached reviews (short in tests: RBAC lands shortly
 /// after a Tenant, and a denial is cached that long) and waits until it is ready.
-pub async fn start_api(client: &Client, review_ttl: Duration) -> RunningApi {
+pub async fn start_api(control_plane: &ControlPlane, review_ttl: Duration) -> RunningApi {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
@@ -45,7 +75,7 @@ pub async fn start_api(client: &Client, review_ttl: Duration) -> RunningApi {
         shutdown_grace: Duration::from_secs(5),
     };
     let (stop, shutdown) = Shutdown::manual();
-    start(client.clone(), &settings, &shutdown)
+    start(control_plane.config().clone(), &settings, &shutdown)
         .await
         .expect("the API starts");
     let base = format!("http://{listen}");

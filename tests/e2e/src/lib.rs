@@ -91,7 +91,6 @@ pub fn unique_name(base: &str) -> String {
 
 pub mod api_process;
 pub mod controllers;
-pub mod front_door;
 pub mod subscriptions;
 
 pub use marketplace_harness::eventually;

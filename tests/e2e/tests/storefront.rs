@@ -9,7 +9,7 @@ use std::sync::Arc;
 use hubspot_sim::{SimConfig, Simulator};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use marketplace_e2e::front_door::{service_account_token, start_api};
+use marketplace_e2e::api_process::{service_account_token, start_api};
 use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of, ready_reason};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
@@ -166,7 +166,7 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     )
     .await;
 
-    let api = start_api(control_plane).await;
+    let api = start_api(control_plane, std::time::Duration::from_secs(2)).await;
     let http = reqwest::Client::new();
     let as_buyer = Http {
         http: http.clone(),
@@ -351,6 +351,6 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     let why = ready_reason(&rejected);
     assert!(why.starts_with("ListingNotOffered"), "{why}");
 
-    api.stop.stop();
+    drop(api);
     running.stop().await;
 }
