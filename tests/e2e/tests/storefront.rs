@@ -157,7 +157,8 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     let private = unique_name("private");
     let internal = unique_name("staff");
     let listings: Api<Listing> = Api::all(client.clone());
-    apply(&listings, listing(&public, json!({}))).await;
+    apply(&listings, listing(&public, json!({"navigation": [
+        {"menu": "Dispatch", "label": "Itinerary Planning", "path": "/dispatch/itineraries"}]}))).await;
     apply(&listings, listing(&private, json!({"visibility": "Private",
         "audience": {"tenants": [other], "tenantSelector": {"matchLabels": {"segment": "enterprise"}}}}))).await;
     apply(
@@ -305,6 +306,15 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         (card(&body, &public)?["state"] == "Installed").then_some(())
     })
     .await;
+
+    // The product's menu follows the entitlement.
+    let navigation = format!("/v1/tenants/{tenant}/navigation");
+    let entries = eventually("the menu entry appears", CONVERGED, || async {
+        let (_, body) = as_viewer.get(&navigation).await;
+        (!body["entries"].as_array()?.is_empty()).then_some(body)
+    })
+    .await;
+    assert_eq!(entries["entries"][0]["label"], "Itinerary Planning");
 
     // Cancel at the end of the period, then change one's mind.
     let cancel = format!("/v1/tenants/{tenant}/subscriptions/{name}/cancel");
