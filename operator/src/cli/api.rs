@@ -35,6 +35,14 @@ pub struct ApiArgs {
         default_value_t = 10_000
     )]
     pub review_cache_size: usize,
+    /// The operator's namespace: superadmins are whoever may create SubscriptionActions there,
+    /// and the support view reads its drift report.
+    #[arg(
+        long,
+        env = "MARKETPLACE_NAMESPACE",
+        default_value = "marketplace-system"
+    )]
+    pub namespace: String,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -52,6 +60,7 @@ impl ApiArgs {
                 capacity: self.review_cache_size,
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            operator_namespace: self.namespace.clone(),
         }
     }
 }

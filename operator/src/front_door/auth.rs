@@ -56,6 +56,9 @@ pub enum Access {
     Buy,
     /// Change or cancel subscriptions (billing admins).
     Change,
+    /// Take steps on the approval ladder: create SubscriptionActions in the operator's
+    /// namespace (superadmins).
+    Act,
 }
 
 impl Access {
@@ -65,6 +68,7 @@ impl Access {
             Access::Read => ("get", "entitlements"),
             Access::Buy => ("create", "tenantsubscriptions"),
             Access::Change => ("patch", "tenantsubscriptions"),
+            Access::Act => ("create", "subscriptionactions"),
         }
     }
 }
@@ -125,12 +129,23 @@ impl Authorizer {
         tenant: &str,
         access: Access,
     ) -> Result<bool, Refusal> {
-        let key = (caller.hash, tenant.to_string(), access);
+        self.allows_in(caller, &namespace_name(tenant), access)
+            .await
+    }
+
+    /// Whether `caller` may do `access` in `namespace` (cached per token).
+    pub async fn allows_in(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        access: Access,
+    ) -> Result<bool, Refusal> {
+        let key = (caller.hash, namespace.to_string(), access);
         let cached = lock(&self.decisions).get(&key, Instant::now());
         match cached {
             Some(allowed) => Ok(allowed),
             None => {
-                let allowed = self.review_access(&caller.user, tenant, access).await?;
+                let allowed = self.review_access(&caller.user, namespace, access).await?;
                 lock(&self.decisions).insert(key, allowed, Instant::now());
                 Ok(allowed)
             }
@@ -168,7 +183,7 @@ impl Authorizer {
     async fn review_access(
         &self,
         user: &UserInfo,
-        tenant: &str,
+        namespace: &str,
         access: Access,
     ) -> Result<bool, Refusal> {
         let (verb, resource) = access.attributes();
@@ -179,7 +194,7 @@ impl Authorizer {
                 groups: user.groups.clone(),
                 extra: user.extra.clone(),
                 resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(namespace_name(tenant)),
+                    namespace: Some(namespace.to_string()),
                     verb: Some(verb.into()),
                     group: Some("marketplace.dev".into()),
                     resource: Some(resource.into()),

@@ -8,6 +8,7 @@
 //! - [`routes`]: the handlers, which only gather and render.
 
 pub mod auth;
+pub mod console;
 pub mod decide;
 pub mod impersonation;
 pub mod ofrep;

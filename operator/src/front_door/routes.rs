@@ -34,6 +34,8 @@ pub struct FrontDoor {
     pub(super) auth: Arc<Authorizer>,
     pub(super) client: Client,
     pub(super) impersonator: Impersonator,
+    /// Where SubscriptionActions and the drift report live.
+    pub(super) operator_namespace: String,
 }
 
 impl FrontDoor {
@@ -42,12 +44,14 @@ impl FrontDoor {
         auth: Arc<Authorizer>,
         client: Client,
         impersonator: Impersonator,
+        operator_namespace: String,
     ) -> Self {
         FrontDoor {
             stores,
             auth,
             client,
             impersonator,
+            operator_namespace,
         }
     }
 
@@ -78,6 +82,7 @@ pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
         .route("/ofrep/v1/evaluate/flags", post(ofrep_bulk))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep_single))
         .merge(super::storefront::routes::routes())
+        .merge(super::console::routes::routes())
         .with_state(door)
         .merge(crate::server::health::routes(readiness))
 }

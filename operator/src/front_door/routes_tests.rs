@@ -29,7 +29,13 @@ fn door() -> axum::Router {
     let auth = Arc::new(Authorizer::new(client.clone(), settings));
     let impersonator = Impersonator::new(config);
     router(
-        FrontDoor::new(stores, auth, client, impersonator),
+        FrontDoor::new(
+            stores,
+            auth,
+            client,
+            impersonator,
+            "marketplace-system".into(),
+        ),
         Readiness::new(),
     )
 }

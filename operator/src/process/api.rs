@@ -22,6 +22,8 @@ pub struct ApiSettings {
     pub endpoint: EndpointSettings,
     pub reviews: ReviewCacheSettings,
     pub shutdown_grace: Duration,
+    /// The operator's namespace: SubscriptionActions and the drift report.
+    pub operator_namespace: String,
 }
 
 /// Starts the caches and serves the API on `settings.endpoint` until `shutdown`; returns once
@@ -36,7 +38,13 @@ pub async fn start(
     let readiness = Readiness::new();
     let caches_gate = readiness.gate("caches synced");
     let auth = Arc::new(Authorizer::new(client.clone(), settings.reviews));
-    let door = FrontDoor::new(stores.clone(), auth, client, Impersonator::new(config));
+    let door = FrontDoor::new(
+        stores.clone(),
+        auth,
+        client,
+        Impersonator::new(config),
+        settings.operator_namespace.clone(),
+    );
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
         .map_err(ProcessError::Config)?;

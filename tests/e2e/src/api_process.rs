@@ -59,7 +59,12 @@ impl Drop for RunningApi {
 
 /// Starts the API with `review_ttl` for its cached reviews (short in tests: RBAC lands shortly
 /// after a Tenant, and a denial is cached that long) and waits until it is ready.
-pub async fn start_api(control_plane: &ControlPlane, review_ttl: Duration) -> RunningApi {
+/// `operator_namespace` is where superadmins create SubscriptionActions.
+pub async fn start_api(
+    control_plane: &ControlPlane,
+    review_ttl: Duration,
+    operator_namespace: &str,
+) -> RunningApi {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
@@ -73,6 +78,7 @@ pub async fn start_api(control_plane: &ControlPlane, review_ttl: Duration) -> Ru
             capacity: 100,
         },
         shutdown_grace: Duration::from_secs(5),
+        operator_namespace: operator_namespace.to_string(),
     };
     let (stop, shutdown) = Shutdown::manual();
     start(control_plane.config().clone(), &settings, &shutdown)

@@ -222,6 +222,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
             capacity: 100,
         },
         shutdown_grace: Duration::from_secs(5),
+        operator_namespace: "marketplace-system".into(),
     };
     let (stop, shutdown) = Shutdown::manual();
     start(control_plane.config().clone(), &settings, &shutdown)

@@ -101,7 +101,7 @@ async fn oidc_users_read_their_tenant_through_the_real_apiserver() {
         "{groups:?}"
     );
 
-    let api = start_api(control_plane, Duration::from_secs(2)).await;
+    let api = start_api(control_plane, Duration::from_secs(2), "marketplace-system").await;
     let http = reqwest::Client::new();
     let check = format!("{}/v1/tenants/{tenant}/entitlements/{FEATURE}", api.base);
     let get = |token: String| {
