@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::Client;
 use tracing::info;
 
-use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, router};
+use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
 use crate::server::Readiness;
@@ -20,6 +20,7 @@ use super::ProcessError;
 pub struct ApiSettings {
     pub endpoint: EndpointSettings,
     pub reviews: ReviewCacheSettings,
+    pub streams: StreamSettings,
     pub shutdown_grace: Duration,
 }
 
@@ -34,16 +35,23 @@ pub async fn start(
     let readiness = Readiness::new();
     let caches_gate = readiness.gate("caches synced");
     let auth = Arc::new(Authorizer::new(client, settings.reviews));
-    let door = FrontDoor::new(stores.clone(), auth);
+    let door = FrontDoor::new(stores.clone(), auth).with_stream_settings(settings.streams);
+    let index = door.index().clone();
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
         .map_err(ProcessError::Config)?;
     info!(address = %settings.endpoint.listen, "marketplace API listening; filling caches");
-    let waiting = stores.clone();
+    let waiting = index.clone();
     tokio::spawn(async move {
         waiting.wait_until_ready().await;
         caches_gate.set(true);
-        info!("caches synced");
+        info!("caches synced and indexed");
+    });
+    // Open change streams never end by themselves; the server waits for them at shutdown.
+    let stopping = shutdown.requested();
+    tokio::spawn(async move {
+        stopping.await;
+        index.close_streams();
     });
     Ok(stores)
 }

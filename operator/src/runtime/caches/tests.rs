@@ -122,6 +122,43 @@ async fn a_subscriber_that_falls_behind_is_given_everything_again() {
     }
 }
 
+async fn next_update(
+    updates: &mut (impl Stream<Item = CacheUpdate<ConfigMap>> + Unpin),
+) -> CacheUpdate<ConfigMap> {
+    tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .expect("an update in time")
+        .expect("the stream goes on")
+}
+
+#[tokio::test]
+async fn updates_mark_the_first_send_and_every_resend_as_snapshots() {
+    let (tx, cache) = cache();
+    list(&tx, &[object("gone", 1)]);
+    settle(&cache, 1).await;
+    let mut updates = Box::pin(cache.updates());
+    assert!(
+        matches!(next_update(&mut updates).await, CacheUpdate::Snapshot(all) if all.len() == 1)
+    );
+    // Deleted while the subscriber is far behind: only the snapshot tells it.
+    tx.unbounded_send(Ok(Event::Delete(object("gone", 1))))
+        .unwrap();
+    for n in 0..(CHANGE_BUFFER + 10) {
+        tx.unbounded_send(Ok(Event::Apply(object("busy", n as i64 + 1))))
+            .unwrap();
+    }
+    settle(&cache, 1).await;
+    match next_update(&mut updates).await {
+        CacheUpdate::Snapshot(all) => {
+            assert_eq!(
+                all.iter().map(|o| o.name_any()).collect::<Vec<_>>(),
+                ["busy"]
+            );
+        }
+        CacheUpdate::Changed(o) => panic!("expected a snapshot after lagging, got {o:?}"),
+    }
+}
+
 #[tokio::test]
 async fn spec_changes_skip_status_writes() {
     let (tx, cache) = cache();
