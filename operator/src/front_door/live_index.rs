@@ -163,7 +163,7 @@ impl Drop for ChangeWaker {
 
 async fn follow_entitlements(shared: Arc<Shared>, cache: SharedCache<Entitlement>) {
     // Subscribing once synced makes the first update the whole list: ready once it is in.
-    let _ = cache.wait_until_ready().await;
+    cache.wait_until_ready().await;
     let updates = cache.updates().ready_chunks(BATCH);
     futures::pin_mut!(updates);
     while let Some(batch) = updates.next().await {
@@ -196,7 +196,7 @@ async fn follow_entitlements(shared: Arc<Shared>, cache: SharedCache<Entitlement
 }
 
 async fn follow_listings(shared: Arc<Shared>, cache: SharedCache<Listing>) {
-    let _ = cache.wait_until_ready().await;
+    cache.wait_until_ready().await;
     let updates = cache.updates().ready_chunks(BATCH);
     futures::pin_mut!(updates);
     while updates.next().await.is_some() {

@@ -146,9 +146,12 @@ impl TenantIndex {
         touched: &mut BTreeSet<String>,
     ) {
         let now_at = current.as_deref().and_then(placement).zip(current);
-        if let Some((tenant, feature)) = self.placed.get(&key).cloned()
-            && now_at.as_ref().map(|(place, _)| place) != Some(&(tenant.clone(), feature.clone()))
-        {
+        let moved_from = self
+            .placed
+            .get(&key)
+            .filter(|was| now_at.as_ref().map(|(place, _)| place) != Some(*was))
+            .cloned();
+        if let Some((tenant, feature)) = moved_from {
             self.placed.remove(&key);
             if let Some(slot) = self
                 .tenants

@@ -41,9 +41,10 @@ pub async fn start(
         .await
         .map_err(ProcessError::Config)?;
     info!(address = %settings.endpoint.listen, "marketplace API listening; filling caches");
-    let waiting = index.clone();
+    let (caches, indexed) = (stores.clone(), index.clone());
     tokio::spawn(async move {
-        waiting.wait_until_ready().await;
+        caches.wait_until_ready().await;
+        indexed.wait_until_ready().await;
         caches_gate.set(true);
         info!("caches synced and indexed");
     });

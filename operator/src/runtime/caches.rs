@@ -20,7 +20,7 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Changes buffered per subscriber before it is considered behind and re-sent everything.
 const CHANGE_BUFFER: usize = 4096;
@@ -33,6 +33,8 @@ where
 {
     store: Store<K>,
     changes: broadcast::Sender<Arc<K>>,
+    /// Flipped once the first full list is in.
+    synced: Arc<watch::Sender<bool>>,
 }
 
 impl<K> Clone for SharedCache<K>
@@ -43,6 +45,7 @@ where
         SharedCache {
             store: self.store.clone(),
             changes: self.changes.clone(),
+            synced: self.synced.clone(),
         }
     }
 }
@@ -74,9 +77,22 @@ where
     ) -> Self {
         let (store, writer) = reflector::store();
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
-        let cache = SharedCache { store, changes };
+        let synced = Arc::new(watch::Sender::new(false));
+        let cache = SharedCache {
+            store,
+            changes,
+            synced,
+        };
         tokio::spawn(follow(events, writer, cache.clone()));
         cache
+    }
+
+    /// Resolves once the cache holds its first full list. Any number of tasks may wait at once:
+    /// the store's own `wait_until_ready`, which this shadows, wakes only the last of several
+    /// tasks waiting together and leaves the others waiting for good.
+    pub async fn wait_until_ready(&self) {
+        let mut synced = self.synced.subscribe();
+        let _ = synced.wait_for(|synced| *synced).await;
     }
 
     /// The store, for APIs that take one.
@@ -169,6 +185,7 @@ async fn follow<K>(
                 for object in cache.store.state() {
                     let _ = cache.changes.send(object);
                 }
+                cache.synced.send_replace(true);
             }
             watcher::Event::Init | watcher::Event::InitApply(_) => {}
         }

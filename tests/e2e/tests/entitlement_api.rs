@@ -12,13 +12,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubspot_sim::{RunningSimulator, SimConfig, Simulator};
+use hubspot_sim::RunningSimulator;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use marketplace_e2e::subscriptions::{
-    CONVERGED, all_entitlements, apply, hubspot_client, phase_of,
+    CONVERGED, all_entitlements, apply, hubspot_client, phase_of, webhook_simulator,
 };
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name, workspace_root};
 use marketplace_operator::api::tenant_subscription::Phase;
@@ -205,13 +205,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_and_changes_reach_chec
         .await
         .expect("namespace");
     // HubSpot, the operator's webhook endpoint it delivers to, and the controllers.
-    let sim_config = SimConfig {
-        search_lag_ms: 0,
-        webhook_retry_base_ms: 50,
-        ..SimConfig::default()
-    };
-    let client_secret = sim_config.client_secret.clone();
-    let sim = Simulator::start(sim_config).await.expect("simulator");
+    let (sim, client_secret) = webhook_simulator().await;
     let ctx = Arc::new(
         controllers::context(
             &client,

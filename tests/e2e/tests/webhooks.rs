@@ -9,12 +9,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hubspot_sim::{SimConfig, Simulator, WebhookFaults};
+use hubspot_sim::WebhookFaults;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
 use marketplace_e2e::subscriptions::{
     CONVERGED, all_entitlements, apply, condition, history, hubspot_client, phase_of,
+    webhook_simulator,
 };
 use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::conditions::types::{READY, SYNCED};
@@ -101,14 +102,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
         .expect("operator namespace");
 
     // The simulator, and our endpoint it delivers to.
-    let sim_config = SimConfig {
-        search_lag_ms: 0,
-        // Refused deliveries come back quickly.
-        webhook_retry_base_ms: 50,
-        ..SimConfig::default()
-    };
-    let client_secret = sim_config.client_secret.clone();
-    let sim = Simulator::start(sim_config).await.expect("simulator");
+    let (sim, client_secret) = webhook_simulator().await;
 
     let hubspot = hubspot_client(&sim).await;
     let ctx = Arc::new(

@@ -52,7 +52,7 @@ async fn next_names(
 }
 
 async fn settle(cache: &SharedCache<ConfigMap>, expect: usize) {
-    cache.wait_until_ready().await.unwrap();
+    cache.wait_until_ready().await;
     for _ in 0..100 {
         if cache.state().len() == expect {
             return;
@@ -75,6 +75,26 @@ async fn a_subscriber_gets_the_cache_then_applies_and_deletions() {
     assert_eq!(next_names(&mut changes, 2).await, ["a", "c"]);
     settle(&cache, 2).await;
     assert!(cache.get(&ObjectRef::new("a").within("ns")).is_none());
+}
+
+#[tokio::test]
+async fn every_task_waiting_for_the_first_list_wakes() {
+    let (tx, cache) = cache();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.wait_until_ready().await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    list(&tx, &[object("a", 1)]);
+    for waiter in waiters {
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("waiter");
+    }
+    assert_eq!(cache.state().len(), 1);
 }
 
 #[tokio::test]
