@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::front_door::ReviewCacheSettings;
+use crate::front_door::{ReviewCacheSettings, StreamSettings};
 use crate::process::api::ApiSettings;
 use crate::runtime::endpoint::EndpointSettings;
 
@@ -43,6 +43,22 @@ pub struct ApiArgs {
         default_value = "marketplace-system"
     )]
     pub namespace: String,
+    /// Seconds between heartbeat comments on an open entitlement stream.
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_STREAM_HEARTBEAT_SECONDS",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub stream_heartbeat_seconds: u64,
+    /// Events queued for one stream client before it counts as not reading and is cut.
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_STREAM_BUFFER",
+        default_value_t = 64,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub stream_buffer: usize,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -58,6 +74,10 @@ impl ApiArgs {
             reviews: ReviewCacheSettings {
                 ttl: Duration::from_secs(self.review_ttl_seconds),
                 capacity: self.review_cache_size,
+            },
+            streams: StreamSettings {
+                heartbeat: Duration::from_secs(self.stream_heartbeat_seconds),
+                client_buffer: self.stream_buffer,
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             operator_namespace: self.namespace.clone(),

@@ -9,7 +9,7 @@ use kube::{Client, Config};
 use tracing::info;
 
 use crate::front_door::impersonation::Impersonator;
-use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, router};
+use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
 use crate::server::Readiness;
@@ -21,6 +21,7 @@ use super::ProcessError;
 pub struct ApiSettings {
     pub endpoint: EndpointSettings,
     pub reviews: ReviewCacheSettings,
+    pub streams: StreamSettings,
     pub shutdown_grace: Duration,
     /// The operator's namespace: SubscriptionActions and the drift report.
     pub operator_namespace: String,
@@ -44,16 +45,25 @@ pub async fn start(
         client,
         Impersonator::new(config),
         settings.operator_namespace.clone(),
-    );
+    )
+    .with_stream_settings(settings.streams);
+    let index = door.index().clone();
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
         .map_err(ProcessError::Config)?;
     info!(address = %settings.endpoint.listen, "marketplace API listening; filling caches");
-    let waiting = stores.clone();
+    let (caches, indexed) = (stores.clone(), index.clone());
     tokio::spawn(async move {
-        waiting.wait_until_ready().await;
+        caches.wait_until_ready().await;
+        indexed.wait_until_ready().await;
         caches_gate.set(true);
-        info!("caches synced");
+        info!("caches synced and indexed");
+    });
+    // Open change streams never end by themselves; the server waits for them at shutdown.
+    let stopping = shutdown.requested();
+    tokio::spawn(async move {
+        stopping.await;
+        index.close_streams();
     });
     Ok(stores)
 }

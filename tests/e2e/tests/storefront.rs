@@ -10,7 +10,7 @@ use hubspot_sim::{SimConfig, Simulator};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use marketplace_e2e::api_process::{service_account_token, start_api};
+use marketplace_e2e::api_process::{api_settings, service_account_token, start_api};
 use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of, ready_reason};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
@@ -204,8 +204,7 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
 
     let api = start_api(
         control_plane,
-        std::time::Duration::from_secs(2),
-        &operator_namespace,
+        api_settings(std::time::Duration::from_secs(2), &operator_namespace),
     )
     .await;
     let http = reqwest::Client::new();
