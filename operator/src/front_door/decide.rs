@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -27,7 +28,7 @@ pub fn catalog_features<'a>(
 }
 
 /// One feature of a tenant, as `GET /v1/tenants/{t}/entitlements` lists it.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EntitlementView {
     pub feature: String,
@@ -86,7 +87,7 @@ pub fn tenant_features<'a>(
 }
 
 /// Why a feature is or is not usable.
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckReason {
     /// Active: paid and current.
     Entitled,
@@ -103,7 +104,7 @@ pub enum CheckReason {
 }
 
 /// The answer of `GET /v1/tenants/{t}/entitlements/{feature}`.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureCheck {
     pub feature: String,

@@ -2,6 +2,7 @@
 //! cancellations to confirm, and provisioning failures to roll back. Oldest first.
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::api::conditions::{find_condition, types::READY};
@@ -21,13 +22,13 @@ const ALL_ACTIONS: [ActionKind; 6] = [
 ];
 
 /// `GET /v1/admin/inbox?phase=...`.
-#[derive(Deserialize, Clone, Debug, Default)]
+#[derive(Deserialize, JsonSchema, Clone, Debug, Default)]
 pub struct InboxQuery {
     pub phase: Option<Phase>,
 }
 
 /// One request waiting for a superadmin.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct InboxItem {
     pub tenant: String,

@@ -119,9 +119,9 @@ async fn tenant_support(
 }
 
 /// `POST /v1/admin/tenants/{t}/subscriptions/{name}/actions`.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, schemars::JsonSchema, Debug)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ActionRequest {
+pub(crate) struct ActionRequest {
     action: ActionKind,
     #[serde(default)]
     invoice: Option<Invoice>,

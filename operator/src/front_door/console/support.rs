@@ -1,6 +1,7 @@
 //! A tenant as support sees it: everything the tenant sees, plus HubSpot ids, conditions, who
 //! moved each subscription, and the last billing audit's findings about the tenant.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::api::entitlement::Entitlement;
@@ -12,7 +13,7 @@ use crate::front_door::storefront::detail::{SubscriptionView, subscription_view}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// One subscription, with what only support may see.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, JsonSchema, Clone, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct SupportSubscription {
     #[serde(flatten)]
@@ -25,7 +26,7 @@ pub struct SupportSubscription {
 }
 
 /// `GET /v1/admin/tenants/{t}`.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, JsonSchema, Clone, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct SupportView {
     pub tenant: String,

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::price;
@@ -31,7 +32,7 @@ impl TenantFacts<'_> {
 }
 
 /// A listing's state for one tenant, in the tenant's words.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "state")]
 pub enum CardState {
     Available,
@@ -179,7 +180,7 @@ pub fn card_state(listing: &Listing, facts: &TenantFacts<'_>, now: Timestamp) ->
 }
 
 /// The filters and page of `GET /v1/tenants/{t}/catalog`.
-#[derive(Deserialize, Clone, Debug, Default)]
+#[derive(Deserialize, JsonSchema, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogQuery {
     /// Words to find in the name, tagline or description (all of them, any case).
@@ -197,7 +198,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 24;
 pub const MAX_PAGE_SIZE: usize = 100;
 
 /// One card of the catalog.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, JsonSchema, Clone, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct Card {
     pub name: String,
@@ -288,7 +289,7 @@ fn matches_query(listing: &Listing, query: &CatalogQuery) -> bool {
 }
 
 /// A page of cards.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, JsonSchema, Clone, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogPage {
     pub items: Vec<Card>,

@@ -1,6 +1,7 @@
 //! Changing a live subscription through the API: plan or quantity, cancellation and its undo.
 //! Each decision returns the merge patch to apply as the caller, or why not.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -12,7 +13,7 @@ use crate::lifecycle::validation::check_plan_change;
 use crate::lifecycle::{is_terminal, is_usable};
 
 /// `PATCH /v1/tenants/{t}/subscriptions/{name}`.
-#[derive(Deserialize, Clone, Debug, Default)]
+#[derive(Deserialize, JsonSchema, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChangeRequest {
     pub plan: Option<String>,
@@ -21,7 +22,7 @@ pub struct ChangeRequest {
 }
 
 /// `POST /v1/tenants/{t}/subscriptions/{name}/cancel`.
-#[derive(Deserialize, Clone, Debug, Default)]
+#[derive(Deserialize, JsonSchema, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CancelRequest {
     #[serde(default)]

@@ -2,6 +2,7 @@
 //! see: no HubSpot ids, no actors (who approved is the provider's business), no internal notes.
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::catalog::{Card, TenantFacts, card_state};
@@ -10,7 +11,7 @@ use crate::api::listing::{FaqEntry, Listing, PartnerRedirect, Release, Screensho
 use crate::api::tenant_subscription::{CancellationRequest, Phase, TenantSubscription};
 
 /// One plan, priced.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanView {
     pub name: String,
@@ -28,7 +29,7 @@ pub struct PlanView {
 }
 
 /// One of the tenant's subscriptions, as the tenant sees it.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionView {
     pub name: String,
@@ -50,7 +51,7 @@ pub struct SubscriptionView {
 }
 
 /// One phase change.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StepView {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,7 +95,7 @@ pub fn subscriptions_view<'a>(
 }
 
 /// `GET /v1/tenants/{t}/catalog/{listing}`.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, JsonSchema, Clone, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct ListingDetail {
     #[serde(flatten)]

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::catalog::TenantFacts;
@@ -10,7 +11,7 @@ use crate::api::listing::Listing;
 use crate::lifecycle::visibility::visible_to;
 
 /// One entry, with the listing that unlocked it.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct NavigationView {
     pub menu: String,

@@ -121,7 +121,7 @@ pub fn confirmation(plan: &Plan, quantity: i32) -> String {
 }
 
 /// The price a buyer saw and confirmed; a purchase goes through only if the plan still costs it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotedPrice {
     /// The unit or flat amount, as the catalog writes it, e.g. "49.00".

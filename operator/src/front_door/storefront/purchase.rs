@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -25,7 +26,7 @@ pub const REQUEST_HASH_ANNOTATION: &str = "marketplace.dev/request-hash";
 pub const CONFIRMED_ANNOTATION: &str = "marketplace.dev/confirmed-price";
 
 /// `POST /v1/tenants/{tenant}/subscriptions`.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Serialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PurchaseRequest {
     pub listing: String,
