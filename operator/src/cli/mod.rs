@@ -5,6 +5,7 @@ pub mod audit;
 pub mod catalog;
 pub mod crds;
 pub mod drift;
+pub mod openapi;
 pub mod operator;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,13 @@ pub enum Command {
         /// Write `<crd name>.yaml` files into this folder instead of printing to stdout.
         #[arg(long)]
         output_dir: Option<PathBuf>,
+    },
+    /// Print the API's OpenAPI 3.1 document (what `marketplace api` serves at `/openapi.json`),
+    /// or write it to a file.
+    Openapi {
+        /// Write the document to this file instead of printing it (`docs/openapi.json`).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Show what the last HubSpot drift audit found.
     Drift {
@@ -131,6 +139,7 @@ impl Cli {
             Command::Operator(args) => Ok(operator::start(*args)?),
             Command::Api(args) => Ok(api::start(args)?),
             Command::Crds { output_dir } => crds::run(output_dir.as_deref()),
+            Command::Openapi { output } => openapi::run(output.as_deref()),
             Command::Audit { command } => audit::run(command),
             Command::Drift { command } => drift::run(command),
         }

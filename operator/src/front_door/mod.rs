@@ -9,6 +9,7 @@
 //!   caches by [`live_index`] (with the catalog's feature set).
 //! - [`auth`]: TokenReview and SubjectAccessReview, cached ([`review_cache`]).
 //! - [`routes`] and [`stream`]: the handlers, which only gather and render.
+//! - [`openapi_document`]: the OpenAPI document of all of it, served at `/openapi.json`.
 
 pub mod auth;
 pub mod console;
@@ -16,6 +17,7 @@ pub mod decide;
 pub mod impersonation;
 pub mod live_index;
 pub mod ofrep;
+pub mod openapi_document;
 pub mod review_cache;
 pub mod routes;
 #[cfg(test)]

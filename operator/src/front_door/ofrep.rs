@@ -3,30 +3,121 @@
 //! providers need (see the README's Entitlement API section) are kept here: always a `variant`,
 //! always `errorDetails` on errors, reasons from the spec's list only.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::StatusCode;
 use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::decide::{EntitlementView, FeatureCheck, check_feature};
+use super::decide::{CheckReason, EntitlementView, FeatureCheck, check_feature};
+
+/// The body of both evaluation endpoints, as the document describes it. [`context_of`] reads it
+/// leniently (an empty body is an empty context; any media type).
+#[derive(JsonSchema)]
+pub struct EvaluationRequest {
+    pub context: Option<EvaluationContext>,
+}
+
+/// Who the flags are evaluated for: a tenant.
+#[derive(JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationContext {
+    /// The tenant's name.
+    pub targeting_key: Option<String>,
+    /// The tenant's name, when `targetingKey` is not set.
+    pub tenant: Option<String>,
+    /// Any other attributes: not used to decide, but part of the bulk answer's ETag.
+    #[serde(flatten)]
+    pub attributes: BTreeMap<String, Value>,
+}
+
+/// The spec's evaluation reasons this server gives.
+#[derive(Serialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EvaluationReason {
+    /// The tenant may use the feature.
+    TargetingMatch,
+    /// The catalog has the feature; the tenant may not use it (now).
+    Disabled,
+}
+
+/// `on` when enabled, `off` when not: always sent (the Python provider needs it).
+#[derive(Serialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    On,
+    Off,
+}
+
+/// A flag's evaluation: its value is whether the tenant may use the feature.
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct FlagEvaluation {
+    /// The feature code.
+    pub key: String,
+    pub value: bool,
+    pub reason: EvaluationReason,
+    pub variant: Variant,
+    pub metadata: FlagMetadata,
+}
+
+/// What the REST check would say.
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct FlagMetadata {
+    pub reason: CheckReason,
+}
+
+/// The bulk evaluation: every flag.
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct BulkEvaluation {
+    pub flags: Vec<FlagEvaluation>,
+}
+
+/// The spec's error codes this server gives.
+#[derive(Serialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    ParseError,
+    TargetingKeyMissing,
+    InvalidContext,
+    FlagNotFound,
+}
+
+/// An evaluation that failed (400, 404): always with `errorDetails` (the Python provider needs
+/// it); single evaluations name the flag.
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationFailure {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub error_code: ErrorCode,
+    pub error_details: String,
+}
+
+/// 503: the caller could not be checked (with `Retry-After`).
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationUnavailable {
+    pub error_details: String,
+}
 
 /// A request OFREP answers with an error body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfrepError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub details: String,
 }
 
 impl OfrepError {
     /// The error body; single evaluations name the flag.
     pub fn body(&self, key: Option<&str>) -> Value {
-        let mut body = json!({"errorCode": self.code, "errorDetails": self.details});
-        if let Some(key) = key {
-            body["key"] = json!(key);
-        }
-        body
+        json!(EvaluationFailure {
+            key: key.map(str::to_string),
+            error_code: self.code,
+            error_details: self.details.clone(),
+        })
     }
 }
 
@@ -38,7 +129,7 @@ pub fn context_of(body: &[u8]) -> Result<(Value, String), OfrepError> {
     } else {
         serde_json::from_slice(body).map_err(|e| OfrepError {
             status: StatusCode::BAD_REQUEST,
-            code: "PARSE_ERROR",
+            code: ErrorCode::ParseError,
             details: format!("the request body is not JSON: {e}"),
         })?
     };
@@ -48,7 +139,7 @@ pub fn context_of(body: &[u8]) -> Result<(Value, String), OfrepError> {
         Some(_) => {
             return Err(OfrepError {
                 status: StatusCode::BAD_REQUEST,
-                code: "INVALID_CONTEXT",
+                code: ErrorCode::InvalidContext,
                 details: "context must be a JSON object".into(),
             });
         }
@@ -59,20 +150,27 @@ pub fn context_of(body: &[u8]) -> Result<(Value, String), OfrepError> {
         .map(str::to_string)
         .ok_or_else(|| OfrepError {
             status: StatusCode::BAD_REQUEST,
-            code: "TARGETING_KEY_MISSING",
+            code: ErrorCode::TargetingKeyMissing,
             details: "the context names no tenant: set targetingKey (or a tenant attribute) to the tenant's name".into(),
         })?;
     Ok((context, tenant))
 }
 
-fn success(key: &str, check: &FeatureCheck) -> Value {
+fn success(key: &str, check: &FeatureCheck) -> FlagEvaluation {
     let (reason, variant) = if check.enabled {
-        ("TARGETING_MATCH", "on")
+        (EvaluationReason::TargetingMatch, Variant::On)
     } else {
-        ("DISABLED", "off")
+        (EvaluationReason::Disabled, Variant::Off)
     };
-    json!({"key": key, "value": check.enabled, "reason": reason, "variant": variant,
-           "metadata": {"reason": check.reason}})
+    FlagEvaluation {
+        key: key.to_string(),
+        value: check.enabled,
+        reason,
+        variant,
+        metadata: FlagMetadata {
+            reason: check.reason,
+        },
+    }
 }
 
 /// The single evaluation of flag `key` for a tenant with `features`.
@@ -83,11 +181,14 @@ pub fn evaluate(
     now: Timestamp,
 ) -> (StatusCode, Value) {
     match check_feature(features, catalog, key, now) {
-        Some(check) => (StatusCode::OK, success(key, &check)),
+        Some(check) => (StatusCode::OK, json!(success(key, &check))),
         None => (
             StatusCode::NOT_FOUND,
-            json!({"key": key, "errorCode": "FLAG_NOT_FOUND",
-                   "errorDetails": format!("no listing grants the feature {key:?}")}),
+            json!(EvaluationFailure {
+                key: Some(key.to_string()),
+                error_code: ErrorCode::FlagNotFound,
+                error_details: format!("no listing grants the feature {key:?}"),
+            }),
         ),
     }
 }
@@ -104,11 +205,11 @@ pub fn evaluate_all(
         .map(String::as_str)
         .chain(features.iter().map(|f| f.feature.as_str()))
         .collect();
-    let flags: Vec<Value> = keys
+    let flags: Vec<FlagEvaluation> = keys
         .into_iter()
         .filter_map(|key| Some(success(key, &check_feature(features, catalog, key, now)?)))
         .collect();
-    json!({ "flags": flags })
+    json!(BulkEvaluation { flags })
 }
 
 #[cfg(test)]
@@ -140,14 +241,17 @@ mod tests {
             let e = context_of(body).unwrap_err();
             assert_eq!(
                 (e.status, e.code),
-                (StatusCode::BAD_REQUEST, "TARGETING_KEY_MISSING")
+                (StatusCode::BAD_REQUEST, ErrorCode::TargetingKeyMissing)
             );
             assert!(e.body(Some("f"))["errorDetails"].is_string());
         }
-        assert_eq!(context_of(b"{nope").unwrap_err().code, "PARSE_ERROR");
+        assert_eq!(
+            context_of(b"{nope").unwrap_err().code,
+            ErrorCode::ParseError
+        );
         assert_eq!(
             context_of(br#"{"context": 3}"#).unwrap_err().code,
-            "INVALID_CONTEXT"
+            ErrorCode::InvalidContext
         );
     }
 

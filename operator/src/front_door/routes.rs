@@ -84,7 +84,7 @@ impl FrontDoor {
     }
 }
 
-/// The API's routes, with `/healthz` and `/readyz`.
+/// The API's routes, with `/healthz`, `/readyz` and `/openapi.json`.
 pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
     Router::new()
         .route("/v1/tenants/{tenant}/entitlements", get(list_entitlements))
@@ -100,6 +100,7 @@ pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep_single))
         .merge(super::storefront::routes::routes())
         .merge(super::console::routes::routes())
+        .merge(super::openapi_document::routes())
         .with_state(door)
         .merge(crate::server::health::routes(readiness))
 }

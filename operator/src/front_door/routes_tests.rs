@@ -13,7 +13,7 @@ use crate::runtime::{SharedCache, Stores};
 use crate::server::Readiness;
 
 /// A front door whose caches never fill and whose apiserver does not answer.
-fn door() -> axum::Router {
+pub(super) fn door() -> axum::Router {
     let stores = Stores {
         listings: SharedCache::from_events(futures::stream::pending()),
         tenants: SharedCache::from_events(futures::stream::pending()),

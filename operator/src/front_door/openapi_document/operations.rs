@@ -1,0 +1,468 @@
+//! Every operation the API serves, in one table: method, path, who may call, parameters, body
+//! and answers. The document is built from it, and `tests.rs` calls each entry on the real
+//! router and scans the routes files for routes missing from it.
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use super::bodies::{
+    ApiError, CatalogAnswer, CreatedAction, EntitlementList, InboxList, ListingAnswer,
+    NavigationList, PurchaseConflict, Purchased, SubscriptionList,
+};
+use crate::front_door::console::inbox::InboxQuery;
+use crate::front_door::console::routes::ActionRequest;
+use crate::front_door::console::support::SupportView;
+use crate::front_door::decide::FeatureCheck;
+use crate::front_door::ofrep::{
+    BulkEvaluation, EvaluationFailure, EvaluationRequest, EvaluationUnavailable, FlagEvaluation,
+};
+use crate::front_door::storefront::catalog::CatalogQuery;
+use crate::front_door::storefront::changes::{CancelRequest, ChangeRequest};
+use crate::front_door::storefront::detail::SubscriptionView;
+use crate::front_door::storefront::purchase::PurchaseRequest;
+
+/// A type's schema: a `$ref` to its component (or the schema itself, for query types).
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn named<T: JsonSchema>() -> SchemaFn {
+    SchemaGenerator::subschema_for::<T>
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    /// As OpenAPI's path items name it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Patch => "patch",
+            Method::Delete => "delete",
+        }
+    }
+}
+
+/// Who may call an operation, which decides its security schemes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Anyone,
+    /// Whoever may read the tenant: a bearer token, or a tenant's backend API key.
+    TenantReader,
+    /// The tenant's billing admins: a bearer token (writes are made as the caller).
+    TenantBillingAdmin,
+    /// Whoever may create SubscriptionActions in the operator's namespace: a bearer token.
+    Superadmin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestHeader {
+    IfNoneMatch,
+    IdempotencyKey,
+    LastEventId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyHeader {
+    ETag,
+    RetryAfter,
+    Location,
+    IdempotentReplayed,
+}
+
+#[derive(Clone, Copy)]
+pub enum Content {
+    Empty,
+    Json(SchemaFn),
+    /// Server-sent events; the events' data schemas are named in the document.
+    EventStream,
+    /// A plain-text line (axum's own answer to a query it cannot read).
+    Text,
+}
+
+#[derive(Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub description: &'static str,
+    pub content: Content,
+    pub headers: Vec<ReplyHeader>,
+}
+
+fn reply(status: u16, description: &'static str, content: Content) -> Reply {
+    Reply {
+        status,
+        description,
+        content,
+        headers: Vec::new(),
+    }
+}
+
+impl Reply {
+    fn with(mut self, header: ReplyHeader) -> Reply {
+        self.headers.push(header);
+        self
+    }
+}
+
+/// An operation's request body.
+#[derive(Clone, Copy)]
+pub struct Body {
+    pub schema: SchemaFn,
+    /// An empty body reads as `{}` when not required.
+    pub required: bool,
+}
+
+pub struct Operation {
+    pub method: Method,
+    pub path: &'static str,
+    pub id: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub description: Option<&'static str>,
+    pub caller: Caller,
+    /// A type whose fields are the query parameters.
+    pub query: Option<SchemaFn>,
+    pub headers: Vec<RequestHeader>,
+    pub body: Option<Body>,
+    pub replies: Vec<Reply>,
+}
+
+/// A path parameter: its description, and the example the document shows and the routing test
+/// calls with.
+pub struct PathParameter {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub example: &'static str,
+}
+
+pub const PATH_PARAMETERS: &[PathParameter] = &[
+    PathParameter {
+        name: "tenant",
+        description: "The tenant's name (its Tenant object; its namespace is `tenant-<name>`).",
+        example: "acme-logistics",
+    },
+    PathParameter {
+        name: "feature",
+        description: "A feature code, as Listings grant them.",
+        example: "route-optimization",
+    },
+    PathParameter {
+        name: "key",
+        description: "The flag key: a feature code, as Listings grant them.",
+        example: "route-optimization",
+    },
+    PathParameter {
+        name: "listing",
+        description: "The Listing's name.",
+        example: "route-optimizer",
+    },
+    PathParameter {
+        name: "name",
+        description: "The subscription's name (TenantSubscription in the tenant's namespace).",
+        example: "route-optimizer-acme-logistics-1a2b3c4d",
+    },
+];
+
+pub const TAGS: &[(&str, &str)] = &[
+    (
+        ENTITLEMENTS,
+        "May tenant T use feature F? Answered from each replica's caches.",
+    ),
+    (
+        OFREP,
+        "OpenFeature Remote Evaluation Protocol: flag key = feature code, targetingKey = tenant.",
+    ),
+    (
+        STOREFRONT,
+        "The catalog as one tenant sees it, buying, changing and cancelling.",
+    ),
+    (
+        CONSOLE,
+        "Superadmins: the approval inbox, ladder actions, the support view.",
+    ),
+    (SERVICE, "This document and the probes."),
+];
+
+const ENTITLEMENTS: &str = "Entitlements";
+const OFREP: &str = "OFREP";
+const STOREFRONT: &str = "Storefront";
+const CONSOLE: &str = "Console";
+const SERVICE: &str = "Service";
+
+fn op(
+    method: Method,
+    path: &'static str,
+    id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+) -> Operation {
+    Operation {
+        method,
+        path,
+        id,
+        tag,
+        summary,
+        description: None,
+        caller: Caller::Anyone,
+        query: None,
+        headers: Vec::new(),
+        body: None,
+        replies: Vec::new(),
+    }
+}
+
+impl Operation {
+    fn describe(mut self, description: &'static str) -> Self {
+        self.description = Some(description);
+        self
+    }
+
+    /// Who may call, with the refusals that come with it.
+    fn caller(mut self, caller: Caller) -> Self {
+        self.caller = caller;
+        if self.tag == OFREP {
+            self.replies.extend([
+                reply(401, "No or bad credentials (no body).", Content::Empty),
+                reply(
+                    403,
+                    "The caller may not read this tenant (no body).",
+                    Content::Empty,
+                ),
+                reply(
+                    503,
+                    "The caller could not be checked now; retry.",
+                    Content::Json(named::<EvaluationUnavailable>()),
+                )
+                .with(ReplyHeader::RetryAfter),
+            ]);
+        } else if caller != Caller::Anyone {
+            let forbidden = match caller {
+                Caller::TenantBillingAdmin => {
+                    "The caller may not read this tenant, or is not one of its billing admins."
+                }
+                Caller::Superadmin => "The caller is not a superadmin.",
+                _ => "The caller may not read this tenant.",
+            };
+            self.replies.extend([
+                error(401, "No or bad credentials."),
+                error(403, forbidden),
+                error(503, "The caller could not be checked now; retry."),
+            ]);
+        }
+        self
+    }
+
+    fn query(mut self, schema: SchemaFn) -> Self {
+        self.query = Some(schema);
+        self.replies.push(reply(
+            400,
+            "A query parameter could not be read.",
+            Content::Text,
+        ));
+        self
+    }
+
+    fn header(mut self, header: RequestHeader) -> Self {
+        self.headers.push(header);
+        self
+    }
+
+    fn body(mut self, schema: SchemaFn, required: bool) -> Self {
+        self.body = Some(Body { schema, required });
+        self
+    }
+
+    fn reply(mut self, reply: Reply) -> Self {
+        self.replies.push(reply);
+        self
+    }
+
+    /// A 200 with a strong ETag, and the 304 of `If-None-Match`.
+    fn tagged(self, schema: SchemaFn, description: &'static str) -> Self {
+        self.header(RequestHeader::IfNoneMatch)
+            .reply(reply(200, description, Content::Json(schema)).with(ReplyHeader::ETag))
+            .reply(
+                reply(
+                    304,
+                    "`If-None-Match` names the current ETag (no body).",
+                    Content::Empty,
+                )
+                .with(ReplyHeader::ETag),
+            )
+    }
+}
+
+fn error(status: u16, description: &'static str) -> Reply {
+    reply(status, description, Content::Json(named::<ApiError>()))
+}
+
+fn json(status: u16, description: &'static str, schema: SchemaFn) -> Reply {
+    reply(status, description, Content::Json(schema))
+}
+
+/// The whole API, one entry per method and path (laid out by hand: a table reads better than
+/// rustfmt's one argument per line).
+#[rustfmt::skip]
+pub fn operations() -> Vec<Operation> {
+    use Caller::*;
+    use Method::*;
+    use RequestHeader::*;
+    vec![
+        // ---- entitlements ----
+        op(Get, "/v1/tenants/{tenant}/entitlements", "listEntitlements", ENTITLEMENTS,
+            "Every feature the tenant holds")
+            .caller(TenantReader)
+            .tagged(named::<EntitlementList>(), "The tenant's features, with state and dates."),
+        op(Get, "/v1/tenants/{tenant}/entitlements/{feature}", "checkEntitlement", ENTITLEMENTS,
+            "May the tenant use this feature?")
+            .describe("`enabled` only when Active or Trialing and not past `endsAt`. A feature \
+                some Listing grants but the tenant lacks is a 200 with `enabled: false`, reason \
+                `NotEntitled`. The feature code `stream` names the change stream.")
+            .caller(TenantReader)
+            .reply(json(200, "The check.", named::<FeatureCheck>()))
+            .reply(error(404, "No Listing grants this feature.")),
+        op(Get, "/v1/tenants/{tenant}/entitlements/stream", "streamEntitlements", ENTITLEMENTS,
+            "The tenant's entitlement changes, as server-sent events")
+            .describe("First `event: snapshot` (data: StreamSnapshot), then `event: entitlement` \
+                (data: FeatureCheck) at each change of a feature's state or end; `: heartbeat` \
+                comments in between. Reconnect with `Last-Event-ID` to get only what changed \
+                since (or a fresh snapshot). A client that stops reading is disconnected.")
+            .caller(TenantReader)
+            .header(LastEventId)
+            .reply(reply(200, "The event stream.", Content::EventStream)),
+        // ---- OFREP ----
+        op(Post, "/ofrep/v1/evaluate/flags/{key}", "evaluateFlag", OFREP,
+            "Evaluate one flag for the tenant of the context")
+            .describe("The tenant is the context's `targetingKey` (or a `tenant` attribute). \
+                Enabled: `true`, variant `on`, reason `TARGETING_MATCH`; not enabled: `false`, \
+                `off`, `DISABLED`. Any Content-Type is accepted.")
+            .body(named::<EvaluationRequest>(), false)
+            .caller(TenantReader)
+            .reply(json(200, "The evaluation.", named::<FlagEvaluation>()))
+            .reply(json(400, "The body is not JSON, or names no tenant.",
+                named::<EvaluationFailure>()))
+            .reply(json(404, "No Listing grants this feature (`FLAG_NOT_FOUND`).",
+                named::<EvaluationFailure>())),
+        op(Post, "/ofrep/v1/evaluate/flags", "evaluateFlags", OFREP,
+            "Evaluate every flag for the tenant of the context")
+            .describe("Every feature the catalog knows (and any the tenant still holds). The \
+                ETag covers the context and the answer: another context never gets a 304.")
+            .body(named::<EvaluationRequest>(), false)
+            .caller(TenantReader)
+            .tagged(named::<BulkEvaluation>(), "Every flag's evaluation.")
+            .reply(json(400, "The body is not JSON, or names no tenant.",
+                named::<EvaluationFailure>())),
+        // ---- storefront ----
+        op(Get, "/v1/tenants/{tenant}/catalog", "getCatalog", STOREFRONT,
+            "The listings the tenant may see, with their state for it")
+            .caller(TenantReader)
+            .query(<CatalogQuery as JsonSchema>::json_schema)
+            .tagged(named::<CatalogAnswer>(), "A page of cards, featured first.")
+            .reply(error(404, "There is no such tenant.")),
+        op(Get, "/v1/tenants/{tenant}/catalog/{listing}", "getListing", STOREFRONT,
+            "A listing's detail page for the tenant")
+            .caller(TenantReader)
+            .tagged(named::<ListingAnswer>(),
+                "The detail, plans priced, and the tenant's subscriptions to it.")
+            .reply(error(404, "No such tenant, or no such listing for this tenant (one it may \
+                not see is not found either).")),
+        op(Get, "/v1/tenants/{tenant}/navigation", "getNavigation", STOREFRONT,
+            "The menu entries the tenant's product UI shows")
+            .caller(TenantReader)
+            .tagged(named::<NavigationList>(),
+                "The entries of the listings whose features the tenant may use now.")
+            .reply(error(404, "There is no such tenant.")),
+        op(Get, "/v1/tenants/{tenant}/subscriptions", "listSubscriptions", STOREFRONT,
+            "The tenant's subscriptions")
+            .caller(TenantReader)
+            .tagged(named::<SubscriptionList>(), "Every subscription, newest first.")
+            .reply(error(404, "There is no such tenant.")),
+        op(Post, "/v1/tenants/{tenant}/subscriptions", "purchase", STOREFRONT,
+            "Buy a plan of a listing, as the caller")
+            .describe("Idempotent with `Idempotency-Key`: the same key and body answer the same \
+                subscription (`Idempotent-Replayed: true`), on any replica, for as long as the \
+                subscription exists.")
+            .caller(TenantBillingAdmin)
+            .header(IdempotencyKey)
+            .body(named::<PurchaseRequest>(), true)
+            .reply(json(201, "The subscription, created as the caller.", named::<Purchased>())
+                .with(ReplyHeader::Location)
+                .with(ReplyHeader::IdempotentReplayed))
+            .reply(error(400, "The Idempotency-Key is not 1 to 255 visible ASCII characters."))
+            .reply(error(404, "No such tenant, or no such listing for this tenant."))
+            .reply(json(409, "The confirmed price is not the plan's price now \
+                (`PriceChanged`), or another conflict.", named::<PurchaseConflict>()))
+            .reply(error(422, "The request breaks a rule (the field is named), or the \
+                Idempotency-Key was used with another body (`IdempotencyKeyReused`)."))
+            .reply(error(429, "Another request for this listing came too soon.")
+                .with(ReplyHeader::RetryAfter)),
+        op(Get, "/v1/tenants/{tenant}/subscriptions/{name}", "getSubscription", STOREFRONT,
+            "One of the tenant's subscriptions")
+            .caller(TenantReader)
+            .tagged(named::<SubscriptionView>(), "The subscription.")
+            .reply(error(404, "No such tenant or subscription.")),
+        op(Patch, "/v1/tenants/{tenant}/subscriptions/{name}", "changeSubscription", STOREFRONT,
+            "Change the plan or quantity, at the price confirmed")
+            .caller(TenantBillingAdmin)
+            .body(named::<ChangeRequest>(), false)
+            .reply(json(200, "The subscription, changed as the caller.",
+                named::<SubscriptionView>()))
+            .reply(error(404, "No such tenant, subscription or listing."))
+            .reply(json(409, "The confirmed price is not the plan's price now, or the phase \
+                does not allow it.", named::<PurchaseConflict>()))
+            .reply(error(422, "The change breaks a rule (the field is named).")),
+        op(Post, "/v1/tenants/{tenant}/subscriptions/{name}/cancel", "cancelSubscription",
+            STOREFRONT, "Cancel at the end of the period or now")
+            .caller(TenantBillingAdmin)
+            .body(named::<CancelRequest>(), false)
+            .reply(json(200, "The subscription, its cancellation requested as the caller.",
+                named::<SubscriptionView>()))
+            .reply(error(404, "No such tenant or subscription."))
+            .reply(error(409, "The phase does not allow a cancellation."))
+            .reply(error(422, "The body is not valid.")),
+        op(Delete, "/v1/tenants/{tenant}/subscriptions/{name}/cancel", "undoCancel", STOREFRONT,
+            "Withdraw a scheduled cancellation")
+            .caller(TenantBillingAdmin)
+            .reply(json(200, "The subscription, in service again.", named::<SubscriptionView>()))
+            .reply(error(404, "No such tenant or subscription."))
+            .reply(error(409, "There is no cancellation that can still be withdrawn.")),
+        // ---- console ----
+        op(Get, "/v1/admin/inbox", "getInbox", CONSOLE, "What waits for a superadmin")
+            .caller(Superadmin)
+            .query(<InboxQuery as JsonSchema>::json_schema)
+            .tagged(named::<InboxList>(), "Approval requests, cancellations to confirm and \
+                provisioning failures, oldest first."),
+        op(Get, "/v1/admin/tenants/{tenant}", "getTenantSupport", CONSOLE,
+            "A tenant as support sees it")
+            .caller(Superadmin)
+            .tagged(named::<SupportView>(), "Subscriptions with HubSpot ids, conditions and \
+                transitions; entitlements; the last audit's drift findings.")
+            .reply(error(404, "There is no such tenant.")),
+        op(Post, "/v1/admin/tenants/{tenant}/subscriptions/{name}/actions", "takeAction", CONSOLE,
+            "Take a step of the approval ladder, as the caller")
+            .describe("With `Idempotency-Key`, a retried click takes the step once.")
+            .caller(Superadmin)
+            .header(IdempotencyKey)
+            .body(named::<ActionRequest>(), true)
+            .reply(json(201, "The SubscriptionAction, created as the caller.",
+                named::<CreatedAction>()))
+            .reply(error(404, "The tenant has no such subscription."))
+            .reply(error(409, "The action does not fit the subscription's phase \
+                (`ActionDoesNotFit`)."))
+            .reply(error(422, "The body is not valid, or the Idempotency-Key was used for \
+                another action.")),
+        // ---- service ----
+        op(Get, "/openapi.json", "getOpenApiDocument", SERVICE, "This document")
+            .reply(json(200, "The OpenAPI document.",
+                |_| schemars::json_schema!({"type": "object"}))),
+        op(Get, "/healthz", "getHealth", SERVICE, "Liveness: the process answers")
+            .reply(reply(200, "Alive.", Content::Text)),
+        op(Get, "/readyz", "getReadiness", SERVICE, "Readiness: the caches have synced")
+            .reply(reply(200, "Ready.", Content::Text))
+            .reply(reply(503, "Not ready yet.", Content::Text)),
+    ]
+}
