@@ -9,6 +9,7 @@ use kube::{Client, Config};
 use tracing::info;
 
 use crate::front_door::impersonation::Impersonator;
+use crate::front_door::usage::{UsageLedger, run_flusher};
 use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
@@ -25,6 +26,14 @@ pub struct ApiSettings {
     pub shutdown_grace: Duration,
     /// The operator's namespace: SubscriptionActions and the drift report.
     pub operator_namespace: String,
+    /// How often checks counted in memory are written to the Entitlements' status.usage.
+    pub usage_flush: Duration,
+}
+
+/// A started API: its caches, and the usage flusher, which writes once more at shutdown.
+pub struct StartedApi {
+    pub stores: Stores,
+    pub usage_flushed: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the caches and serves the API on `settings.endpoint` until `shutdown`; returns once
@@ -33,12 +42,20 @@ pub async fn start(
     config: Config,
     settings: &ApiSettings,
     shutdown: &Shutdown,
-) -> Result<Stores, ProcessError> {
+) -> Result<StartedApi, ProcessError> {
     let client = Client::try_from(config.clone()).map_err(ProcessError::Client)?;
     let stores = Stores::start(&client);
     let readiness = Readiness::new();
     let caches_gate = readiness.gate("caches synced");
     let auth = Arc::new(Authorizer::new(client.clone(), settings.reviews));
+    let usage = UsageLedger::default();
+    let usage_flushed = tokio::spawn(run_flusher(
+        client.clone(),
+        stores.clone(),
+        usage.clone(),
+        settings.usage_flush,
+        shutdown.requested(),
+    ));
     let door = FrontDoor::new(
         stores.clone(),
         auth,
@@ -46,7 +63,8 @@ pub async fn start(
         Impersonator::new(config),
         settings.operator_namespace.clone(),
     )
-    .with_stream_settings(settings.streams);
+    .with_stream_settings(settings.streams)
+    .with_usage(usage);
     let index = door.index().clone();
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
@@ -65,7 +83,10 @@ pub async fn start(
         stopping.await;
         index.close_streams();
     });
-    Ok(stores)
+    Ok(StartedApi {
+        stores,
+        usage_flushed,
+    })
 }
 
 /// Runs the API until SIGTERM or Ctrl-C.
@@ -74,7 +95,9 @@ pub async fn run(settings: ApiSettings) -> Result<(), ProcessError> {
         .await
         .map_err(|e| ProcessError::Config(format!("kubeconfig: {e}")))?;
     let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(ProcessError::Signals)?;
-    start(config, &settings, &shutdown).await?;
+    let started = start(config, &settings, &shutdown).await?;
     shutdown.requested().await;
+    // The last checks counted are written before the process ends (within the grace).
+    let _ = tokio::time::timeout(settings.shutdown_grace, started.usage_flushed).await;
     Ok(())
 }
