@@ -68,6 +68,10 @@ pub struct ApiArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub usage_flush_seconds: u64,
+    /// Let wizard test connections reach loopback, private and link-local addresses (off: a
+    /// tenant's settings must not make the API probe its own network); as the operator's flag.
+    #[arg(long, env = "MARKETPLACE_PROBE_ALLOW_PRIVATE")]
+    pub probe_allow_private_targets: bool,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -91,6 +95,10 @@ impl ApiArgs {
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             operator_namespace: self.namespace.clone(),
             usage_flush: Duration::from_secs(self.usage_flush_seconds),
+            probe: crate::connection::ProbePolicy {
+                allow_private_targets: self.probe_allow_private_targets,
+                ..crate::connection::ProbePolicy::default()
+            },
         }
     }
 }

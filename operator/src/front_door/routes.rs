@@ -22,6 +22,7 @@ use super::live_index::LiveIndex;
 use super::ofrep;
 use super::stream::{StreamSettings, entitlement_stream};
 use super::usage::UsageLedger;
+use crate::connection::ProbePolicy;
 use crate::runtime::Stores;
 use crate::server::Readiness;
 
@@ -40,6 +41,8 @@ pub struct FrontDoor {
     pub(super) operator_namespace: String,
     /// Checks counted per tenant and feature, flushed to the Entitlements.
     pub(super) usage: UsageLedger,
+    /// What a wizard's test connection may reach.
+    pub(super) probe: ProbePolicy,
 }
 
 impl FrontDoor {
@@ -61,7 +64,14 @@ impl FrontDoor {
             impersonator,
             operator_namespace,
             usage: UsageLedger::default(),
+            probe: ProbePolicy::default(),
         }
+    }
+
+    /// What wizard test connections may reach (as the operator's `--probe-*` flags).
+    pub fn with_probe_policy(mut self, probe: ProbePolicy) -> Self {
+        self.probe = probe;
+        self
     }
 
     /// Counts checks into `usage` (the process flushes it).

@@ -8,6 +8,7 @@ use std::time::Duration;
 use kube::{Client, Config};
 use tracing::info;
 
+use crate::connection::ProbePolicy;
 use crate::front_door::impersonation::Impersonator;
 use crate::front_door::usage::{UsageLedger, run_flusher};
 use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
@@ -28,6 +29,8 @@ pub struct ApiSettings {
     pub operator_namespace: String,
     /// How often checks counted in memory are written to the Entitlements' status.usage.
     pub usage_flush: Duration,
+    /// What wizard test connections may reach.
+    pub probe: ProbePolicy,
 }
 
 /// A started API: its caches, and the usage flusher, which writes once more at shutdown.
@@ -64,7 +67,8 @@ pub async fn start(
         settings.operator_namespace.clone(),
     )
     .with_stream_settings(settings.streams)
-    .with_usage(usage);
+    .with_usage(usage)
+    .with_probe_policy(settings.probe.clone());
     let index = door.index().clone();
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
