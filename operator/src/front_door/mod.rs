@@ -4,13 +4,18 @@
 //! ([`crate::runtime::Stores`]) alone; Kubernetes decides who may read what ([`auth`]).
 //!
 //! - [`decide`] and [`ofrep`]: the answers, as pure functions.
-//! - [`auth`]: TokenReview and SubjectAccessReview, cached ([`review_cache`]).
+//! - [`auth`]: TokenReview and SubjectAccessReview, cached ([`review_cache`]); backend keys
+//!   ([`api_keys`]); per-tenant read rates ([`read_limits`]).
 //! - [`routes`]: the handlers, which only gather and render.
 
+pub mod api_keys;
 pub mod auth;
 pub mod decide;
 pub mod impersonation;
+#[cfg(test)]
+mod key_routes_tests;
 pub mod ofrep;
+pub mod read_limits;
 pub mod review_cache;
 pub mod routes;
 #[cfg(test)]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use kube::{Client, Config};
 use tracing::info;
 
+use crate::front_door::api_keys::store::ApiKeyStore;
 use crate::front_door::impersonation::Impersonator;
+use crate::front_door::read_limits::ReadLimitSettings;
 use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
@@ -21,6 +23,9 @@ use super::ProcessError;
 pub struct ApiSettings {
     pub endpoint: EndpointSettings,
     pub reviews: ReviewCacheSettings,
+    /// Accept `X-API-Key` backend keys (watches the key Secrets; needs list/watch on Secrets).
+    pub api_keys: bool,
+    pub read_limits: ReadLimitSettings,
     pub shutdown_grace: Duration,
 }
 
@@ -35,7 +40,19 @@ pub async fn start(
     let stores = Stores::start(&client);
     let readiness = Readiness::new();
     let caches_gate = readiness.gate("caches synced");
-    let auth = Arc::new(Authorizer::new(client.clone(), settings.reviews));
+    let mut auth =
+        Authorizer::new(client.clone(), settings.reviews).with_read_limits(settings.read_limits);
+    if settings.api_keys {
+        let keys = ApiKeyStore::start(&client);
+        let keys_gate = readiness.gate("api keys synced");
+        let waiting = keys.clone();
+        tokio::spawn(async move {
+            waiting.wait_until_ready().await;
+            keys_gate.set(true);
+        });
+        auth = auth.with_api_keys(keys);
+    }
+    let auth = Arc::new(auth);
     let door = FrontDoor::new(stores.clone(), auth, client, Impersonator::new(config));
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await

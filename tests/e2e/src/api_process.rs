@@ -10,6 +10,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use marketplace_harness::ControlPlane;
 use marketplace_operator::front_door::ReviewCacheSettings;
+use marketplace_operator::front_door::read_limits::ReadLimitSettings;
 use marketplace_operator::process::api::{ApiSettings, start};
 use marketplace_operator::runtime::Shutdown;
 use marketplace_operator::runtime::endpoint::EndpointSettings;
@@ -60,6 +61,15 @@ impl Drop for RunningApi {
 /// Starts the API with `review_ttl` for its cached reviews (short in tests: RBAC lands shortly
 /// after a Tenant, and a denial is cached that long) and waits until it is ready.
 pub async fn start_api(control_plane: &ControlPlane, review_ttl: Duration) -> RunningApi {
+    start_api_with(control_plane, review_ttl, ReadLimitSettings::default()).await
+}
+
+/// [`start_api`] with the given per-tenant read limits.
+pub async fn start_api_with(
+    control_plane: &ControlPlane,
+    review_ttl: Duration,
+    read_limits: ReadLimitSettings,
+) -> RunningApi {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
@@ -72,6 +82,8 @@ pub async fn start_api(control_plane: &ControlPlane, review_ttl: Duration) -> Ru
             ttl: review_ttl,
             capacity: 100,
         },
+        api_keys: true,
+        read_limits,
         shutdown_grace: Duration::from_secs(5),
     };
     let (stop, shutdown) = Shutdown::manual();

@@ -221,6 +221,8 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
             ttl: Duration::from_secs(2),
             capacity: 100,
         },
+        api_keys: true,
+        read_limits: Default::default(),
         shutdown_grace: Duration::from_secs(5),
     };
     let (stop, shutdown) = Shutdown::manual();

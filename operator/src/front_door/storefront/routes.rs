@@ -31,6 +31,7 @@ use crate::api::tenant_subscription::TenantSubscription;
 use crate::api::wizard_config::WizardConfig;
 use crate::controllers::tenant_rbac::namespace_name;
 use crate::front_door::auth::{Access, Caller, Refusal};
+use crate::front_door::read_limits::ReadClass;
 use crate::front_door::routes::{FrontDoor, rest_refusal, with_etag};
 use crate::lifecycle::validation::entitled_features;
 
@@ -198,6 +199,20 @@ async fn scope(
     })
 }
 
+/// [`scope`] for a read, counted against the tenant's read rate of `class` (429 beyond it).
+async fn read_scope(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    tenant: &str,
+    class: ReadClass,
+) -> Result<TenantScope, Response> {
+    let scope = scope(door, headers, tenant, Access::Read).await?;
+    door.auth
+        .within_read_rate(tenant, class)
+        .map_err(rest_refusal)?;
+    Ok(scope)
+}
+
 /// The caller's rights in the tenant, for the UI to enable or disable its buttons.
 async fn rights(door: &FrontDoor, caller: &Caller, tenant: &str) -> Value {
     let may_buy = door
@@ -223,7 +238,7 @@ async fn catalog(
     Query(query): Query<CatalogQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -245,7 +260,7 @@ async fn detail(
     Path((tenant, listing)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Detail).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -276,7 +291,7 @@ async fn list_subscriptions(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -309,7 +324,7 @@ async fn one_subscription(
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
