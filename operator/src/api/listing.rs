@@ -61,6 +61,9 @@ use super::shared::{FeatureCode, ObjectName};
     validation = Rule::new("!has(self.audience) || (has(self.audience.tenants) && size(self.audience.tenants) > 0) || has(self.audience.tenantSelector)")
         .message("spec.audience must name tenants or give a tenantSelector")
         .field_path(".audience"),
+    validation = Rule::new("!has(self.navigation) || self.navigation.all(n, !has(n.feature) || (has(self.features) && n.feature in self.features) || (has(self.plans) && self.plans.exists(p, has(p.extraFeatures) && n.feature in p.extraFeatures)))")
+        .message("a navigation entry's feature must be one the listing grants (spec.features or a plan's extraFeatures)")
+        .field_path(".navigation"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ListingSpec {
@@ -182,6 +185,39 @@ pub struct ListingSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub releases: Vec<Release>,
+
+    /// Menu entries the product shows once a tenant is entitled to the listing, e.g. "Itinerary
+    /// Planning" in the Dispatch menu (served by `GET /v1/tenants/{t}/navigation`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub navigation: Vec<NavigationEntry>,
+}
+
+/// A menu entry a listing unlocks in the product's own UI.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NavigationEntry {
+    /// The menu it appears in, e.g. "Dispatch".
+    #[schemars(length(min = 1, max = 40))]
+    pub menu: String,
+    /// The entry's text, e.g. "Itinerary Planning".
+    #[schemars(length(min = 1, max = 60))]
+    pub label: String,
+    /// The product path it opens, e.g. /dispatch/itineraries (an app path, never a URL).
+    #[schemars(length(min = 2, max = 200))]
+    #[x_kube(validation = Rule::new("self.matches('^/[A-Za-z0-9._~!$&()*+,;=:@%/-]*$') && !self.startsWith('//')").message("path must be an app path starting with a single / (e.g. /dispatch/itineraries), not a URL"))]
+    pub path: String,
+    /// An icon name from the product's icon set, e.g. "route".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 40))]
+    pub icon: Option<String>,
+    /// Position within the menu (lower first; then by label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<i32>,
+    /// Show the entry only with this feature (e.g. a plan's extra); by default any of the
+    /// listing's features unlocks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<FeatureCode>,
 }
 
 /// What kind of add-on a listing is.

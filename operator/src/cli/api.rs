@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::front_door::ReviewCacheSettings;
 use crate::front_door::read_limits::ReadLimitSettings;
+use crate::front_door::{ReviewCacheSettings, StreamSettings};
 use crate::process::api::ApiSettings;
 use crate::runtime::endpoint::EndpointSettings;
 
@@ -63,6 +63,30 @@ pub struct ApiArgs {
         default_value_t = ReadLimitSettings::default().details_per_minute
     )]
     pub details_per_minute: u32,
+    /// The operator's namespace: superadmins are whoever may create SubscriptionActions there,
+    /// and the support view reads its drift report.
+    #[arg(
+        long,
+        env = "MARKETPLACE_NAMESPACE",
+        default_value = "marketplace-system"
+    )]
+    pub namespace: String,
+    /// Seconds between heartbeat comments on an open entitlement stream.
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_STREAM_HEARTBEAT_SECONDS",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub stream_heartbeat_seconds: u64,
+    /// Events queued for one stream client before it counts as not reading and is cut.
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_STREAM_BUFFER",
+        default_value_t = 64,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub stream_buffer: usize,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -86,7 +110,12 @@ impl ApiArgs {
                 details_per_minute: self.details_per_minute,
                 ..ReadLimitSettings::default()
             },
+            streams: StreamSettings {
+                heartbeat: Duration::from_secs(self.stream_heartbeat_seconds),
+                client_buffer: self.stream_buffer,
+            },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            operator_namespace: self.namespace.clone(),
         }
     }
 }

@@ -68,6 +68,9 @@ pub enum Access {
     Buy,
     /// Change or cancel subscriptions (billing admins).
     Change,
+    /// Take steps on the approval ladder: create SubscriptionActions in the operator's
+    /// namespace (superadmins).
+    Act,
 }
 
 impl Access {
@@ -77,6 +80,7 @@ impl Access {
             Access::Read => ("get", "entitlements"),
             Access::Buy => ("create", "tenantsubscriptions"),
             Access::Change => ("patch", "tenantsubscriptions"),
+            Access::Act => ("create", "subscriptionactions"),
         }
     }
 }
@@ -206,16 +210,27 @@ impl Authorizer {
         tenant: &str,
         access: Access,
     ) -> Result<bool, Refusal> {
+        self.allows_in(caller, &namespace_name(tenant), access)
+            .await
+    }
+
+    /// Whether `caller` may do `access` in `namespace` (cached per token).
+    pub async fn allows_in(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        access: Access,
+    ) -> Result<bool, Refusal> {
         if let Some(scope) = &caller.api_key {
             // A backend key reads its own tenant, and does nothing else anywhere.
-            return Ok(access == Access::Read && scope.tenant == tenant);
+            return Ok(access == Access::Read && namespace == namespace_name(&scope.tenant));
         }
-        let key = (caller.hash, tenant.to_string(), access);
+        let key = (caller.hash, namespace.to_string(), access);
         let cached = lock(&self.decisions).get(&key, Instant::now());
         match cached {
             Some(allowed) => Ok(allowed),
             None => {
-                let allowed = self.review_access(&caller.user, tenant, access).await?;
+                let allowed = self.review_access(&caller.user, namespace, access).await?;
                 lock(&self.decisions).insert(key, allowed, Instant::now());
                 Ok(allowed)
             }
@@ -253,7 +268,7 @@ impl Authorizer {
     async fn review_access(
         &self,
         user: &UserInfo,
-        tenant: &str,
+        namespace: &str,
         access: Access,
     ) -> Result<bool, Refusal> {
         let (verb, resource) = access.attributes();
@@ -264,7 +279,7 @@ impl Authorizer {
                 groups: user.groups.clone(),
                 extra: user.extra.clone(),
                 resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(namespace_name(tenant)),
+                    namespace: Some(namespace.to_string()),
                     verb: Some(verb.into()),
                     group: Some("marketplace.dev".into()),
                     resource: Some(resource.into()),
@@ -332,11 +347,19 @@ mod tests {
             ("globex", Access::Read),
             ("acme", Access::Buy),
             ("acme", Access::Change),
+            ("acme", Access::Act),
         ] {
             assert_eq!(
                 auth.allows(&caller, tenant, access).await,
                 Ok(false),
                 "{tenant} {access:?}"
+            );
+        }
+        for access in [Access::Read, Access::Act] {
+            assert_eq!(
+                auth.allows_in(&caller, "marketplace-system", access).await,
+                Ok(false),
+                "the operator's namespace: {access:?}"
             );
         }
         assert!(caller.user.groups.is_none());

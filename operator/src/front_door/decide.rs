@@ -120,14 +120,21 @@ pub fn check_feature(
     feature: &str,
     now: Timestamp,
 ) -> Option<FeatureCheck> {
-    let Some(view) = features.iter().find(|v| v.feature == feature) else {
-        return catalog.contains(feature).then(|| FeatureCheck {
+    let view = features.iter().find(|v| v.feature == feature);
+    (view.is_some() || catalog.contains(feature)).then(|| check_view(feature, view, now))
+}
+
+/// The check of `feature` for a tenant whose most usable grant of it is `view` (`None`: the
+/// tenant has none).
+pub fn check_view(feature: &str, view: Option<&EntitlementView>, now: Timestamp) -> FeatureCheck {
+    let Some(view) = view else {
+        return FeatureCheck {
             feature: feature.to_string(),
             enabled: false,
             state: None,
             reason: CheckReason::NotEntitled,
             ends_at: None,
-        });
+        };
     };
     let expired = view.ends_at.is_some_and(|end| end <= now);
     let reason = match view.state {
@@ -137,13 +144,13 @@ pub fn check_feature(
         EntitlementState::Suspended => CheckReason::Suspended,
         EntitlementState::Revoked => CheckReason::Revoked,
     };
-    Some(FeatureCheck {
+    FeatureCheck {
         feature: feature.to_string(),
         enabled: matches!(reason, CheckReason::Entitled | CheckReason::Trialing),
         state: Some(view.state),
         reason,
         ends_at: view.ends_at,
-    })
+    }
 }
 
 /// A strong ETag over `parts` (each length-prefixed, so part boundaries count).

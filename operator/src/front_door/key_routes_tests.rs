@@ -64,7 +64,13 @@ async fn door(key: &str, limits: ReadLimitSettings) -> axum::Router {
         .with_api_keys(keys)
         .with_read_limits(limits);
     router(
-        FrontDoor::new(stores, Arc::new(auth), client, Impersonator::new(config)),
+        FrontDoor::new(
+            stores,
+            Arc::new(auth),
+            client,
+            Impersonator::new(config),
+            "marketplace-system".into(),
+        ),
         Readiness::new(),
     )
 }

@@ -3,24 +3,33 @@
 //! over REST and over OFREP (OpenFeature's remote evaluation protocol) from the shared caches
 //! ([`crate::runtime::Stores`]) alone; Kubernetes decides who may read what ([`auth`]).
 //!
-//! - [`decide`] and [`ofrep`]: the answers, as pure functions.
+//! - [`decide`], [`ofrep`] and [`sse`]: the answers and the change stream's events, as pure
+//!   functions.
+//! - [`tenant_index`]: every tenant's entitlements by tenant and feature, kept current from the
+//!   caches by [`live_index`] (with the catalog's feature set).
 //! - [`auth`]: TokenReview and SubjectAccessReview, cached ([`review_cache`]); backend keys
 //!   ([`api_keys`]); per-tenant read rates ([`read_limits`]).
-//! - [`routes`]: the handlers, which only gather and render.
+//! - [`routes`] and [`stream`]: the handlers, which only gather and render.
 
 pub mod api_keys;
 pub mod auth;
+pub mod console;
 pub mod decide;
 pub mod impersonation;
 #[cfg(test)]
 mod key_routes_tests;
+pub mod live_index;
 pub mod ofrep;
 pub mod read_limits;
 pub mod review_cache;
 pub mod routes;
 #[cfg(test)]
 mod routes_tests;
+pub mod sse;
 pub mod storefront;
+pub mod stream;
+pub mod tenant_index;
 
 pub use auth::{Authorizer, ReviewCacheSettings};
 pub use routes::{FrontDoor, router};
+pub use stream::StreamSettings;

@@ -19,7 +19,8 @@ use serde_json::json;
 /// What a read costs against: each class has its own rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReadClass {
-    /// Entitlement checks: REST, OFREP, the change stream (product servers, high volume).
+    /// Entitlement checks (REST, OFREP), opening the change stream, and the navigation the
+    /// SaaS's app loads with every page: high volume, from product code.
     Check,
     /// Catalog pages and subscription reads (the SaaS's UI).
     Browse,

@@ -16,54 +16,71 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::auth::{Authorizer, Refusal};
-use super::decide::{
-    EntitlementView, catalog_features, check_feature, etag, if_none_match, tenant_features,
-};
+use super::decide::{EntitlementView, check_feature, etag, if_none_match};
 use super::impersonation::Impersonator;
+use super::live_index::LiveIndex;
 use super::ofrep;
-use crate::controllers::tenant_rbac::namespace_name;
+use super::stream::{StreamSettings, entitlement_stream};
 use crate::runtime::Stores;
 use crate::server::Readiness;
 
-/// What the handlers read: the shared caches and the authorizer; what they write with: the
-/// caller's own identity ([`Impersonator`]). `client` (the API's own identity) only reads what
-/// the caches do not hold.
+/// What the handlers read: the shared caches, the index kept from them, and the authorizer;
+/// what they write with: the caller's own identity ([`Impersonator`]). `client` (the API's own
+/// identity) only reads what the caches do not hold.
 #[derive(Clone)]
 pub struct FrontDoor {
     pub(super) stores: Stores,
     pub(super) auth: Arc<Authorizer>,
+    pub(super) index: LiveIndex,
+    pub(super) streams: StreamSettings,
     pub(super) client: Client,
     pub(super) impersonator: Impersonator,
+    /// Where SubscriptionActions and the drift report live.
+    pub(super) operator_namespace: String,
 }
 
 impl FrontDoor {
+    /// Starts the index of `stores` (on the current runtime).
     pub fn new(
         stores: Stores,
         auth: Arc<Authorizer>,
         client: Client,
         impersonator: Impersonator,
+        operator_namespace: String,
     ) -> Self {
+        let index = LiveIndex::start(&stores);
         FrontDoor {
             stores,
             auth,
+            index,
+            streams: StreamSettings::default(),
             client,
             impersonator,
+            operator_namespace,
         }
     }
 
-    fn features_of(&self, tenant: &str) -> Vec<EntitlementView> {
-        let entitlements = self.stores.entitlements_in(&namespace_name(tenant));
-        tenant_features(
-            entitlements
-                .iter()
-                .map(|e| &e.spec)
-                .filter(|s| s.tenant.as_str() == tenant),
-        )
+    pub fn with_stream_settings(mut self, streams: StreamSettings) -> Self {
+        self.streams = streams;
+        self
     }
 
-    fn catalog(&self) -> BTreeSet<String> {
-        let listings = self.stores.listings.state();
-        catalog_features(listings.iter().map(|l| &l.spec))
+    /// The shared caches, for routes that read them directly.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// The per-tenant index: its readiness, and closing its streams at shutdown.
+    pub fn index(&self) -> &LiveIndex {
+        &self.index
+    }
+
+    fn features_of(&self, tenant: &str) -> Arc<Vec<EntitlementView>> {
+        self.index.features(tenant)
+    }
+
+    fn catalog(&self) -> Arc<BTreeSet<String>> {
+        self.index.catalog()
     }
 }
 
@@ -72,12 +89,17 @@ pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
     Router::new()
         .route("/v1/tenants/{tenant}/entitlements", get(list_entitlements))
         .route(
+            "/v1/tenants/{tenant}/entitlements/stream",
+            get(entitlement_stream),
+        )
+        .route(
             "/v1/tenants/{tenant}/entitlements/{feature}",
             get(check_entitlement),
         )
         .route("/ofrep/v1/evaluate/flags", post(ofrep_bulk))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep_single))
         .merge(super::storefront::routes::routes())
+        .merge(super::console::routes::routes())
         .with_state(door)
         .merge(crate::server::health::routes(readiness))
 }
@@ -159,7 +181,7 @@ async fn list_entitlements(
     if let Err(refusal) = door.auth.may_read(&headers, &tenant).await {
         return rest_refusal(refusal);
     }
-    let body = json!({"tenant": tenant, "entitlements": door.features_of(&tenant)});
+    let body = json!({"tenant": tenant, "entitlements": door.features_of(&tenant).as_slice()});
     with_etag(&headers, &[], &body)
 }
 

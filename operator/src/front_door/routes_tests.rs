@@ -29,7 +29,13 @@ fn door() -> axum::Router {
     let auth = Arc::new(Authorizer::new(client.clone(), settings));
     let impersonator = Impersonator::new(config);
     router(
-        FrontDoor::new(stores, auth, client, impersonator),
+        FrontDoor::new(
+            stores,
+            auth,
+            client,
+            impersonator,
+            "marketplace-system".into(),
+        ),
         Readiness::new(),
     )
 }
@@ -55,14 +61,14 @@ fn ofrep(path: &str, token: Option<&str>) -> Request<Body> {
 
 #[tokio::test]
 async fn anonymous_callers_get_401_and_ofrep_401s_have_no_body() {
-    let (status, body) = call(
-        Request::get("/v1/tenants/acme/entitlements")
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(body.contains("Unauthenticated"), "{body}");
+    for path in [
+        "/v1/tenants/acme/entitlements",
+        "/v1/tenants/acme/entitlements/stream",
+    ] {
+        let (status, body) = call(Request::get(path).body(Body::empty()).expect("request")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(body.contains("Unauthenticated"), "{path}: {body}");
+    }
     for path in [
         "/ofrep/v1/evaluate/flags/routes",
         "/ofrep/v1/evaluate/flags",

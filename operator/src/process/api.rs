@@ -11,7 +11,7 @@ use tracing::info;
 use crate::front_door::api_keys::store::ApiKeyStore;
 use crate::front_door::impersonation::Impersonator;
 use crate::front_door::read_limits::ReadLimitSettings;
-use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, router};
+use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
 use crate::server::Readiness;
@@ -26,7 +26,10 @@ pub struct ApiSettings {
     /// Accept `X-API-Key` backend keys (watches the key Secrets; needs list/watch on Secrets).
     pub api_keys: bool,
     pub read_limits: ReadLimitSettings,
+    pub streams: StreamSettings,
     pub shutdown_grace: Duration,
+    /// The operator's namespace: SubscriptionActions and the drift report.
+    pub operator_namespace: String,
 }
 
 /// Starts the caches and serves the API on `settings.endpoint` until `shutdown`; returns once
@@ -53,16 +56,31 @@ pub async fn start(
         auth = auth.with_api_keys(keys);
     }
     let auth = Arc::new(auth);
-    let door = FrontDoor::new(stores.clone(), auth, client, Impersonator::new(config));
+    let door = FrontDoor::new(
+        stores.clone(),
+        auth,
+        client,
+        Impersonator::new(config),
+        settings.operator_namespace.clone(),
+    )
+    .with_stream_settings(settings.streams);
+    let index = door.index().clone();
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
         .map_err(ProcessError::Config)?;
     info!(address = %settings.endpoint.listen, "marketplace API listening; filling caches");
-    let waiting = stores.clone();
+    let (caches, indexed) = (stores.clone(), index.clone());
     tokio::spawn(async move {
-        waiting.wait_until_ready().await;
+        caches.wait_until_ready().await;
+        indexed.wait_until_ready().await;
         caches_gate.set(true);
-        info!("caches synced");
+        info!("caches synced and indexed");
+    });
+    // Open change streams never end by themselves; the server waits for them at shutdown.
+    let stopping = shutdown.requested();
+    tokio::spawn(async move {
+        stopping.await;
+        index.close_streams();
     });
     Ok(stores)
 }

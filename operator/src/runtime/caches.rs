@@ -9,7 +9,7 @@
 //! subscription). Here the fan-out is a bounded broadcast that never blocks the watch: a
 //! subscriber that falls behind is handed the whole cache again instead.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// Changes buffered per subscriber before it is considered behind and re-sent everything.
 const CHANGE_BUFFER: usize = 4096;
@@ -33,6 +33,8 @@ where
 {
     store: Store<K>,
     changes: broadcast::Sender<Arc<K>>,
+    /// Flipped once the first full list is in.
+    synced: Arc<watch::Sender<bool>>,
 }
 
 impl<K> Clone for SharedCache<K>
@@ -43,6 +45,7 @@ where
         SharedCache {
             store: self.store.clone(),
             changes: self.changes.clone(),
+            synced: self.synced.clone(),
         }
     }
 }
@@ -79,9 +82,22 @@ where
     ) -> Self {
         let (store, writer) = reflector::store();
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
-        let cache = SharedCache { store, changes };
+        let synced = Arc::new(watch::Sender::new(false));
+        let cache = SharedCache {
+            store,
+            changes,
+            synced,
+        };
         tokio::spawn(follow(events, writer, cache.clone()));
         cache
+    }
+
+    /// Resolves once the cache holds its first full list. Any number of tasks may wait at once:
+    /// the store's own `wait_until_ready`, which this shadows, wakes only the last of several
+    /// tasks waiting together and leaves the others waiting for good.
+    pub async fn wait_until_ready(&self) {
+        let mut synced = self.synced.subscribe();
+        let _ = synced.wait_for(|synced| *synced).await;
     }
 
     /// The store, for APIs that take one.
@@ -94,28 +110,42 @@ where
     /// [`CHANGE_BUFFER`] changes behind gets the whole cache again; nothing is lost, and the
     /// watch never waits for a subscriber.
     pub fn changes(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        self.updates().flat_map(|update| {
+            futures::stream::iter(match update {
+                CacheUpdate::Changed(object) => vec![object],
+                CacheUpdate::Snapshot(all) => all,
+            })
+        })
+    }
+
+    /// [`Self::changes`], with the re-sends marked: first a [`CacheUpdate::Snapshot`] of the
+    /// cache, then each change, and a snapshot again whenever the subscriber fell behind. A
+    /// subscriber that keeps its own view (the API's tenant index) replaces it on a snapshot, so
+    /// deletions it missed while behind do not linger.
+    pub fn updates(&self) -> impl Stream<Item = CacheUpdate<K>> + Send + 'static {
         // Subscribe before the snapshot: a change made in between arrives twice, never not at all.
         let receiver = self.changes.subscribe();
-        let pending: VecDeque<Arc<K>> = self.store.state().into();
+        let first = CacheUpdate::Snapshot(self.store.state());
         let store = self.store.clone();
-        futures::stream::unfold(
-            (receiver, pending, store),
-            |(mut receiver, mut pending, store)| async move {
-                loop {
-                    if let Some(object) = pending.pop_front() {
-                        return Some((object, (receiver, pending, store)));
-                    }
-                    match receiver.recv().await {
-                        Ok(object) => return Some((object, (receiver, pending, store))),
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            pending.extend(store.state());
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
-            },
-        )
+        let rest = futures::stream::unfold((receiver, store), |(mut receiver, store)| async move {
+            let update = match receiver.recv().await {
+                Ok(object) => CacheUpdate::Changed(object),
+                Err(broadcast::error::RecvError::Lagged(_)) => CacheUpdate::Snapshot(store.state()),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((update, (receiver, store)))
+        });
+        futures::stream::once(futures::future::ready(first)).chain(rest)
     }
+}
+
+/// What a subscriber of [`SharedCache::updates`] is told.
+#[derive(Debug)]
+pub enum CacheUpdate<K> {
+    /// One object changed: applied (as it is now) or deleted (as it was last seen).
+    Changed(Arc<K>),
+    /// Everything the cache holds now; whatever is not in here is gone.
+    Snapshot(Vec<Arc<K>>),
 }
 
 /// The watch task: keeps the store current and announces each change.
@@ -160,6 +190,7 @@ async fn follow<K>(
                 for object in cache.store.state() {
                     let _ = cache.changes.send(object);
                 }
+                cache.synced.send_replace(true);
             }
             watcher::Event::Init | watcher::Event::InitApply(_) => {}
         }

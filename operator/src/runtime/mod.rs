@@ -9,7 +9,7 @@ pub mod leader;
 pub mod shutdown;
 pub mod stores;
 
-pub use caches::{SharedCache, spec_changes};
+pub use caches::{CacheUpdate, SharedCache, spec_changes};
 pub use leader::{LeaderOutcome, LeaseSettings};
 pub use shutdown::Shutdown;
 pub use stores::Stores;

@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use marketplace_harness::ControlPlane;
-use marketplace_operator::front_door::ReviewCacheSettings;
 use marketplace_operator::front_door::read_limits::ReadLimitSettings;
+use marketplace_operator::front_door::{ReviewCacheSettings, StreamSettings};
 use marketplace_operator::process::api::{ApiSettings, start};
 use marketplace_operator::runtime::Shutdown;
 use marketplace_operator::runtime::endpoint::EndpointSettings;
@@ -58,34 +58,33 @@ impl Drop for RunningApi {
     }
 }
 
-/// Starts the API with `review_ttl` for its cached reviews (short in tests: RBAC lands shortly
-/// after a Tenant, and a denial is cached that long) and waits until it is ready.
-pub async fn start_api(control_plane: &ControlPlane, review_ttl: Duration) -> RunningApi {
-    start_api_with(control_plane, review_ttl, ReadLimitSettings::default()).await
-}
-
-/// [`start_api`] with the given per-tenant read limits.
-pub async fn start_api_with(
-    control_plane: &ControlPlane,
-    review_ttl: Duration,
-    read_limits: ReadLimitSettings,
-) -> RunningApi {
+/// Settings for a test's API: a free loopback port, `review_ttl` for its cached reviews (short
+/// in tests: RBAC lands shortly after a Tenant, and a denial is cached that long), and
+/// `operator_namespace`, where superadmins create SubscriptionActions.
+pub fn api_settings(review_ttl: Duration, operator_namespace: &str) -> ApiSettings {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("free port")
         .local_addr()
         .expect("addr")
         .port();
     let listen: SocketAddr = ([127, 0, 0, 1], port).into();
-    let settings = ApiSettings {
+    ApiSettings {
         endpoint: EndpointSettings { listen, tls: None },
         reviews: ReviewCacheSettings {
             ttl: review_ttl,
             capacity: 100,
         },
         api_keys: true,
-        read_limits,
+        read_limits: ReadLimitSettings::default(),
+        streams: StreamSettings::default(),
         shutdown_grace: Duration::from_secs(5),
-    };
+        operator_namespace: operator_namespace.to_string(),
+    }
+}
+
+/// Starts the API as the process does and waits until it is ready.
+pub async fn start_api(control_plane: &ControlPlane, settings: ApiSettings) -> RunningApi {
+    let listen = settings.endpoint.listen;
     let (stop, shutdown) = Shutdown::manual();
     start(control_plane.config().clone(), &settings, &shutdown)
         .await

@@ -1,15 +1,21 @@
 //! Running the operator's controllers inside a test or benchmark, exactly as
-//! `marketplace operator` runs them (`controllers::run`), with a stop handle.
+//! `marketplace operator` runs them (`controllers::run`), with a stop handle; and its HubSpot
+//! webhook endpoint, wired to them as the process wires it.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hubspot_sim::RunningSimulator;
 use kube::Client;
 use marketplace_harness::ControlPlane;
+use marketplace_operator::billing::{WebhookSecret, WebhookVerifier};
 use marketplace_operator::controllers::{self, Context, ControllerConfig, Enabled};
 use marketplace_operator::runtime::shutdown::ShutdownTrigger;
 use marketplace_operator::runtime::{Shutdown, Stores};
-use marketplace_operator::server::WebhookHint;
+use marketplace_operator::server::{
+    Readiness, ServerState, WebhookHint, WebhookReceiver, router, serve,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -74,5 +80,57 @@ impl RunningControllers {
             .await
             .expect("controllers stop within 30 s")
             .expect("controllers task");
+    }
+}
+
+/// The operator's HubSpot webhook endpoint on a free loopback port, serving until stopped.
+pub struct WebhookEndpoint {
+    pub addr: SocketAddr,
+    /// The URL HubSpot signs deliveries for.
+    pub public_url: String,
+    trigger: ShutdownTrigger,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the endpoint as `marketplace operator` wires it (endpoint → hints → the controllers'
+/// hint consumer: pass the receiver to [`start`]), verifying with `client_secret`, counting in
+/// `ctx`'s metrics, and points `sim`'s deliveries at it.
+pub async fn webhook_endpoint(
+    sim: &RunningSimulator,
+    client_secret: &str,
+    ctx: &Context,
+) -> (WebhookEndpoint, mpsc::Receiver<WebhookHint>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let addr = listener.local_addr().expect("address");
+    let public_url = format!("http://{addr}/webhooks/hubspot");
+    sim.admin().set_webhook_url(Some(public_url.clone()));
+    let (hints_tx, hints) = mpsc::channel(1024);
+    let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(
+        client_secret.to_string(),
+    )));
+    let receiver = WebhookReceiver::new(verifier, public_url.clone(), hints_tx);
+    let state = ServerState::new(Readiness::new(), ctx.metrics.clone(), Some(receiver));
+    let (trigger, shutdown) = Shutdown::manual();
+    let task = tokio::spawn(serve(listener, router(state), shutdown.requested()));
+    let endpoint = WebhookEndpoint {
+        addr,
+        public_url,
+        trigger,
+        task,
+    };
+    (endpoint, hints)
+}
+
+impl WebhookEndpoint {
+    /// Stops it and waits (at most 10 s) until it has.
+    pub async fn stop(self) {
+        self.trigger.stop();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the webhook endpoint stops")
+            .expect("endpoint task")
+            .expect("endpoint");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hubspot_sim::{ObjectType, RunningSimulator};
+use hubspot_sim::{ObjectType, RunningSimulator, SimConfig, Simulator};
 use kube::api::{Api, Patch, PatchParams};
 use marketplace_operator::api::conditions::types::READY;
 use marketplace_operator::api::tenant_subscription::Phase;
@@ -28,6 +28,19 @@ pub async fn hubspot_client(sim: &RunningSimulator) -> HubSpotClient {
     let hubspot = HubSpotClient::new(config).expect("hubspot client");
     hubspot.bootstrap().await.expect("bootstrap");
     hubspot
+}
+
+/// A simulator for the webhook suites (no search lag; refused deliveries come back quickly),
+/// and the app secret it signs deliveries with.
+pub async fn webhook_simulator() -> (RunningSimulator, String) {
+    let config = SimConfig {
+        search_lag_ms: 0,
+        webhook_retry_base_ms: 50,
+        ..SimConfig::default()
+    };
+    let client_secret = config.client_secret.clone();
+    let sim = Simulator::start(config).await.expect("simulator");
+    (sim, client_secret)
 }
 
 /// Server-side applies `object` (field manager `e2e`) and returns it as stored.

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use marketplace_e2e::api_process::{RunningApi, start_api, start_api_with};
+use marketplace_e2e::api_process::{RunningApi, api_settings, start_api};
 use marketplace_e2e::subscriptions::{CONVERGED, apply};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_operator::api::{Entitlement, Listing, Tenant};
@@ -176,7 +176,11 @@ async fn a_backend_key_reads_its_tenant_only_until_revoked() {
         .expect_err("no such tenant");
     assert!(missing.to_string().contains("does not exist"), "{missing}");
 
-    let api = start_api(control_plane, Duration::from_secs(2)).await;
+    let api = start_api(
+        control_plane,
+        api_settings(Duration::from_secs(2), "marketplace-system"),
+    )
+    .await;
     let http = KeyClient::new(&api);
 
     // REST and OFREP, single and bulk, and the storefront's reads.
@@ -339,12 +343,13 @@ async fn reads_beyond_a_tenants_rate_get_429_with_retry_after() {
         .await
         .expect("key")
         .key;
-    let limits = ReadLimitSettings {
+    let mut settings = api_settings(Duration::from_secs(2), "marketplace-system");
+    settings.read_limits = ReadLimitSettings {
         checks_per_minute: 5,
         details_per_minute: 3,
         ..ReadLimitSettings::default()
     };
-    let api = start_api_with(control_plane, Duration::from_secs(2), limits).await;
+    let api = start_api(control_plane, settings).await;
     let http = KeyClient::new(&api);
 
     // The listing reaches the API's cache first (watched on catalog pages, their own budget:

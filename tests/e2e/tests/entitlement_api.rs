@@ -3,54 +3,32 @@
 //! the RBAC the Tenant reconciler writes. A viewer of tenant A reads A (REST and OFREP, ETags and
 //! 304s), never B; an outsider gets 403, no token 401. Then the official OpenFeature OFREP
 //! provider for Python (installed by `scripts/install-test-clients`) evaluates flags through it.
+//! Meanwhile a paid subscription's payment fails in the HubSpot simulator, whose webhook the
+//! operator follows: the time from delivery to OFREP answering `false` and the change stream
+//! saying so is measured. One test: the controllers serve the whole cluster, so one set runs.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
+use hubspot_sim::RunningSimulator;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use marketplace_e2e::subscriptions::{CONVERGED, apply};
+use kube::api::{Api, Patch, PatchParams};
+use marketplace_e2e::api_process::{api_settings, service_account_token, start_api};
+use marketplace_e2e::subscriptions::{
+    CONVERGED, all_entitlements, apply, hubspot_client, phase_of, webhook_simulator,
+};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name, workspace_root};
-use marketplace_operator::api::{Entitlement, Listing, Tenant};
+use marketplace_operator::api::tenant_subscription::Phase;
+use marketplace_operator::api::{
+    Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
+};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
-use marketplace_operator::front_door::ReviewCacheSettings;
-use marketplace_operator::process::api::{ApiSettings, start};
-use marketplace_operator::runtime::Shutdown;
-use marketplace_operator::runtime::endpoint::EndpointSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const FEATURES: [&str; 3] = ["route_optimization", "eta_predictions", "gigsafe_checks"];
 const PLAN_EXTRA: &str = "fleet_reports";
-
-async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    apply(
-        &accounts,
-        json!({"apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": name, "namespace": namespace}}),
-    )
-    .await;
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    accounts
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("token request")
-        .status
-        .expect("token status")
-        .token
-        .expect("a token")
-}
 
 /// A Tenant with `viewers`, and its namespace once the operator made it.
 async fn tenant(client: &Client, viewers: Value) -> (String, String) {
@@ -157,8 +135,37 @@ fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
+/// The API under test and the callers the scenarios share.
+struct Fixture<'a> {
+    client: Client,
+    http: &'a reqwest::Client,
+    base: String,
+    portal: String,
+    viewer: String,
+    outsider: String,
+}
+
+impl Fixture<'_> {
+    fn caller<'t>(&'t self, token: Option<&'t str>) -> Caller<'t> {
+        Caller {
+            http: self.http,
+            base: self.base.clone(),
+            token,
+        }
+    }
+
+    /// A Tenant whose viewer is the portal's service account.
+    async fn tenant(&self) -> (String, String) {
+        tenant(
+            &self.client,
+            json!([{"kind": "ServiceAccount", "name": "acme-portal", "namespace": self.portal}]),
+        )
+        .await
+    }
+}
+
 #[tokio::test]
-async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() {
+async fn entitlements_are_read_only_by_the_tenants_people_and_changes_reach_checks_and_streams() {
     let started = std::time::Instant::now();
     let control_plane = control_plane().await;
     let client: Client = control_plane.client().await.expect("client");
@@ -166,22 +173,23 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
         .create_namespace("marketplace")
         .await
         .expect("namespace");
-    let ctx = Arc::new(controllers::context(
-        &client,
-        ControllerConfig {
-            namespace: operator_namespace,
-            ..ControllerConfig::default()
-        },
-        "e2e-entitlement-api",
-    ));
-    let running = controllers::start(
-        ctx,
-        Enabled {
-            tenants: true,
-            ..Enabled::NONE
-        },
-        None,
+    // HubSpot, the operator's webhook endpoint it delivers to, and the controllers.
+    let (sim, client_secret) = webhook_simulator().await;
+    let ctx = Arc::new(
+        controllers::context(
+            &client,
+            ControllerConfig {
+                namespace: operator_namespace,
+                // No audit: the webhook alone brings the news.
+                audit_interval: Duration::from_secs(3600),
+                ..ControllerConfig::default()
+            },
+            "e2e-entitlement-api",
+        )
+        .with_billing(hubspot_client(&sim).await),
     );
+    let (endpoint, hints) = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
+    let running = controllers::start(ctx, Enabled::TENANTS_AND_SUBSCRIPTIONS, Some(hints));
 
     let portal = control_plane
         .create_namespace("portal")
@@ -189,12 +197,46 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
         .expect("namespace");
     let viewer = service_account_token(&client, &portal, "acme-portal").await;
     let outsider = service_account_token(&client, &portal, "outsider").await;
-    let (a, a_ns) = tenant(
-        &client,
-        json!([{"kind": "ServiceAccount", "name": "acme-portal", "namespace": portal}]),
-    )
+
+    // The API process, with a short review TTL and frequent heartbeats.
+    let mut settings = api_settings(Duration::from_secs(2), "marketplace-system");
+    settings.streams.heartbeat = Duration::from_secs(1);
+    let api = start_api(control_plane, settings).await;
+    let http = reqwest::Client::new();
+    let fixture = Fixture {
+        client: client.clone(),
+        http: &http,
+        base: api.base.clone(),
+        portal,
+        viewer,
+        outsider,
+    };
+    eventually("the API is ready", CONVERGED, || async {
+        (fixture.caller(None).get("/readyz", None).await.0 == StatusCode::OK).then_some(())
+    })
     .await;
-    let (b, b_ns) = tenant(&client, json!([])).await;
+
+    // The propagation scenario prepares its subscription meanwhile, and calls the API only
+    // once the reads are done (they count the reviews the apiserver makes).
+    let (reads_done, reads_finished) = tokio::sync::oneshot::channel();
+    tokio::join!(
+        async {
+            reads(&fixture).await;
+            let _ = reads_done.send(());
+        },
+        propagation(&fixture, &sim, reads_finished),
+    );
+    eprintln!("entitlement_api: {:?}", started.elapsed());
+    drop(api);
+    endpoint.stop().await;
+    running.stop().await;
+}
+
+/// REST and OFREP reads, who may make them, and the official Python provider.
+async fn reads(fixture: &Fixture<'_>) {
+    let client = &fixture.client;
+    let (a, a_ns) = fixture.tenant().await;
+    let (b, b_ns) = tenant(client, json!([])).await;
     let listing = unique_name("routes");
     apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
         "kind": "Listing", "metadata": {"name": listing}, "spec": {
@@ -203,58 +245,14 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
             "plans": [{"name": "standard", "displayName": "Standard", "extraFeatures": [PLAN_EXTRA],
                 "pricing": {"model": "Flat", "amount": "12.00", "currency": "USD", "interval": "Month"}}]}}))
     .await;
-    entitlement(&client, &a_ns, &a, "route_optimization", "Active").await;
-    entitlement(&client, &a_ns, &a, "eta_predictions", "Trialing").await;
-    entitlement(&client, &a_ns, &a, PLAN_EXTRA, "Suspended").await;
-    entitlement(&client, &b_ns, &b, "gigsafe_checks", "Active").await;
-
-    // The API process, on a free loopback port, with a short review TTL (RBAC lands shortly; a denial is cached that long).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let listen: SocketAddr = ([127, 0, 0, 1], port).into();
-    let settings = ApiSettings {
-        endpoint: EndpointSettings { listen, tls: None },
-        reviews: ReviewCacheSettings {
-            ttl: Duration::from_secs(2),
-            capacity: 100,
-        },
-        api_keys: true,
-        read_limits: Default::default(),
-        shutdown_grace: Duration::from_secs(5),
-    };
-    let (stop, shutdown) = Shutdown::manual();
-    start(control_plane.config().clone(), &settings, &shutdown)
-        .await
-        .expect("the API starts");
-    let http = reqwest::Client::new();
-    let base = format!("http://{listen}");
-    let as_viewer = Caller {
-        http: &http,
-        base: base.clone(),
-        token: Some(&viewer),
-    };
-    let as_outsider = Caller {
-        http: &http,
-        base: base.clone(),
-        token: Some(&outsider),
-    };
-    let anonymous = Caller {
-        http: &http,
-        base: base.clone(),
-        token: None,
-    };
-    let forged = Caller {
-        http: &http,
-        base: base.clone(),
-        token: Some("not-a-token"),
-    };
-    eventually("the API is ready", CONVERGED, || async {
-        (anonymous.get("/readyz", None).await.0 == StatusCode::OK).then_some(())
-    })
-    .await;
+    entitlement(client, &a_ns, &a, "route_optimization", "Active").await;
+    entitlement(client, &a_ns, &a, "eta_predictions", "Trialing").await;
+    entitlement(client, &a_ns, &a, PLAN_EXTRA, "Suspended").await;
+    entitlement(client, &b_ns, &b, "gigsafe_checks", "Active").await;
+    let as_viewer = fixture.caller(Some(&fixture.viewer));
+    let as_outsider = fixture.caller(Some(&fixture.outsider));
+    let anonymous = fixture.caller(None);
+    let forged = fixture.caller(Some("not-a-token"));
     let list_a = format!("/v1/tenants/{a}/entitlements");
     let (_, etag, body) = eventually(
         "the viewer reads tenant A's three features",
@@ -282,7 +280,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
 
     // Once a caller is known, reads cost the apiserver nothing: at most one refresh of each
     // review if the TTL runs out during the burst.
-    let before = review_count(&client).await;
+    let before = review_count(client).await;
     assert!(before > 0, "the apiserver counted the reviews made so far");
     for _ in 0..20 {
         assert_eq!(as_viewer.get(&list_a, None).await.0, StatusCode::OK);
@@ -295,7 +293,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
             StatusCode::OK
         );
     }
-    let reviews = review_count(&client).await - before;
+    let reviews = review_count(client).await - before;
     assert!(reviews <= 2, "40 reads made {reviews} reviews");
 
     // Who may read: no token and forged tokens 401, an outsider 403, A's viewer not B.
@@ -441,7 +439,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
         },
     )
     .await;
-    entitlement(&client, &a_ns, &a, "route_optimization", "Active").await;
+    entitlement(client, &a_ns, &a, "route_optimization", "Active").await;
     eventually("route_optimization is on again", CONVERGED, || async {
         let body = as_viewer
             .ofrep("/route_optimization", context_a.clone(), None)
@@ -451,10 +449,223 @@ async fn entitlements_are_read_only_by_the_tenants_people_over_rest_and_ofrep() 
     })
     .await;
 
-    python_provider(&format!("{base}/"), &viewer, &a).await;
-    eprintln!("entitlement_api: {:?}", started.elapsed());
-    stop.stop();
-    running.stop().await;
+    python_provider(&format!("{}/", fixture.base), &fixture.viewer, &a).await;
+}
+
+/// An event of a change stream, as a client parses it (a heartbeat is a comment).
+#[derive(Debug)]
+struct StreamEvent {
+    id: String,
+    name: String,
+    data: String,
+    comment: bool,
+}
+
+/// A change stream, read as a browser's EventSource reads it: blocks split at blank lines.
+struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    async fn open(fixture: &Fixture<'_>, path: &str, last_event_id: Option<&str>) -> EventStream {
+        let mut request = fixture
+            .http
+            .get(format!("{}{path}", fixture.base))
+            .bearer_auth(&fixture.viewer);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("the API answers");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        EventStream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event or heartbeat.
+    async fn next(&mut self) -> StreamEvent {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = StreamEvent {
+                    id: String::new(),
+                    name: String::new(),
+                    data: String::new(),
+                    comment: false,
+                };
+                for line in block.lines() {
+                    match line.split_once(':') {
+                        Some(("", _)) => event.comment = true,
+                        Some(("id", v)) => event.id = v.trim().to_string(),
+                        Some(("event", v)) => event.name = v.trim().to_string(),
+                        Some(("data", v)) => event.data.push_str(v.trim()),
+                        _ => {}
+                    }
+                }
+                return event;
+            }
+            let chunk = tokio::time::timeout(CONVERGED, self.response.chunk())
+                .await
+                .expect("the stream moves")
+                .expect("the stream reads")
+                .expect("the stream goes on");
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+        }
+    }
+
+    /// The next event that is not a heartbeat.
+    async fn next_event(&mut self) -> StreamEvent {
+        loop {
+            let event = self.next().await;
+            if !event.comment {
+                return event;
+            }
+        }
+    }
+}
+
+const ALERTS: [&str; 2] = ["dispatch_alerts", "driver_chat"];
+
+/// A paid subscription's payment fails in HubSpot; only the webhook tells the operator. From
+/// the delivery to OFREP answering `false`, and to the open stream saying `enabled: false`.
+async fn propagation(
+    fixture: &Fixture<'_>,
+    sim: &RunningSimulator,
+    reads_finished: tokio::sync::oneshot::Receiver<()>,
+) {
+    let client = &fixture.client;
+    let (tenant, namespace) = fixture.tenant().await;
+    let listing = unique_name("alerts");
+    apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
+        "kind": "Listing", "metadata": {"name": listing}, "spec": {
+            "displayName": "Dispatch Alerts", "tagline": "Know first", "type": "InApp",
+            "category": "Operations", "lifecycle": "Published", "features": ALERTS,
+            "plans": [{"name": "standard", "displayName": "Standard",
+                "pricing": {"model": "Flat", "amount": "9.00", "currency": "USD", "interval": "Month"}}]}}))
+    .await;
+    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &namespace);
+    apply(
+        &subs,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+            "metadata": {"name": "alerts", "namespace": namespace},
+            "spec": {"listing": listing, "plan": "standard"}}),
+    )
+    .await;
+    let active = phase_of(&subs, "alerts", Phase::Active).await;
+    let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
+    all_entitlements(&entitlements, "alerts", 2, EntitlementState::Active).await;
+    let company: u64 = active
+        .status
+        .and_then(|s| s.hubspot)
+        .and_then(|ids| ids.company_id)
+        .and_then(|id| id.parse().ok())
+        .expect("the HubSpot company id");
+    let _ = reads_finished.await;
+
+    // The stream: refused before it starts, then a snapshot, then heartbeats.
+    let path = format!("/v1/tenants/{tenant}/entitlements/stream");
+    assert_eq!(
+        fixture.caller(None).get(&path, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let outsider = fixture.caller(Some(&fixture.outsider));
+    assert_eq!(outsider.get(&path, None).await.0, StatusCode::FORBIDDEN);
+    let mut stream = EventStream::open(fixture, &path, None).await;
+    let snapshot = stream.next_event().await;
+    assert_eq!(snapshot.name, "snapshot", "{snapshot:?}");
+    let enabled: Vec<(Value, Value)> = json_of(&snapshot.data)["entitlements"]
+        .as_array()
+        .expect("entitlements")
+        .iter()
+        .map(|c| (c["feature"].clone(), c["enabled"].clone()))
+        .collect();
+    assert_eq!(
+        enabled,
+        [
+            (json!(ALERTS[0]), json!(true)),
+            (json!(ALERTS[1]), json!(true))
+        ]
+    );
+    assert!(stream.next().await.comment, "a heartbeat within the second");
+    let as_viewer = fixture.caller(Some(&fixture.viewer));
+    let context = json!({"context": {"targetingKey": tenant}});
+    let flag = format!("/{}", ALERTS[0]);
+    let on = json_of(&as_viewer.ofrep(&flag, context.clone(), None).await.2);
+    assert_eq!(on["value"], json!(true), "{on}");
+
+    // Payments fail; the next billing cycle makes the HubSpot subscription past_due.
+    let deliveries_before = sim.admin().webhook_deliveries().len();
+    sim.admin().set_company_payments_failing(company, true);
+    sim.admin().advance_clock(32 * 24 * 3600 * 1000);
+    let ofrep_off = async {
+        loop {
+            let body = as_viewer.ofrep(&flag, context.clone(), None).await.2;
+            if json_of(&body)["value"] == json!(false) {
+                return wall_ms();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let stream_off = async {
+        loop {
+            let event = stream.next_event().await;
+            let check = json_of(&event.data);
+            if event.name == "entitlement"
+                && check["feature"] == json!(ALERTS[0])
+                && check["enabled"] == json!(false)
+            {
+                assert_eq!(check["reason"], json!("Suspended"), "{check}");
+                return wall_ms();
+            }
+        }
+    };
+    let (ofrep_off, stream_off) =
+        tokio::time::timeout(CONVERGED, async { tokio::join!(ofrep_off, stream_off) })
+            .await
+            .expect("the payment failure reaches OFREP and the stream");
+    let delivered = eventually("the past_due webhook accepted", CONVERGED, || async {
+        sim.admin().webhook_deliveries()[deliveries_before..]
+            .iter()
+            .filter(|d| d.body.contains("\"past_due\"") && d.status == Some(200))
+            .map(|d| d.timestamp_ms)
+            .min()
+    })
+    .await;
+    let (to_ofrep, to_stream) = (ofrep_off - delivered, stream_off - delivered);
+    eprintln!(
+        "propagation: webhook delivered → OFREP false in {to_ofrep} ms, → the stream said so in {to_stream} ms"
+    );
+    assert!(
+        to_ofrep.max(to_stream) < 5_000,
+        "a payment failure took {to_ofrep} ms to OFREP and {to_stream} ms to the stream"
+    );
+
+    // Back with the snapshot's id: the changes since, each feature once, not a snapshot.
+    drop(stream);
+    let mut resumed = EventStream::open(fixture, &path, Some(&snapshot.id)).await;
+    let mut changed = Vec::new();
+    for _ in ALERTS {
+        let event = resumed.next_event().await;
+        assert_eq!(event.name, "entitlement", "{event:?}");
+        let check = json_of(&event.data);
+        changed.push((check["feature"].clone(), check["enabled"].clone()));
+    }
+    changed.sort_by_key(|(feature, _)| feature.to_string());
+    assert_eq!(
+        changed,
+        [
+            (json!(ALERTS[0]), json!(false)),
+            (json!(ALERTS[1]), json!(false))
+        ]
+    );
+}
+
+fn wall_ms() -> i64 {
+    hubspot_sim::clock::wall_ms()
 }
 
 /// The official Python OFREP provider as the client: on, off (DISABLED) and the caller's

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::api::Api;
-use marketplace_e2e::api_process::start_api;
+use marketplace_e2e::api_process::{api_settings, start_api};
 use marketplace_e2e::subscriptions::{CONVERGED, apply};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_harness::oidc::Es256Key;
@@ -101,7 +101,11 @@ async fn oidc_users_read_their_tenant_through_the_real_apiserver() {
         "{groups:?}"
     );
 
-    let api = start_api(control_plane, Duration::from_secs(2)).await;
+    let api = start_api(
+        control_plane,
+        api_settings(Duration::from_secs(2), "marketplace-system"),
+    )
+    .await;
     let http = reqwest::Client::new();
     let check = format!("{}/v1/tenants/{tenant}/entitlements/{FEATURE}", api.base);
     let get = |token: String| {

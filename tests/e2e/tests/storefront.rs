@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use hubspot_sim::{SimConfig, Simulator};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use marketplace_e2e::api_process::{service_account_token, start_api};
+use marketplace_e2e::api_process::{api_settings, service_account_token, start_api};
 use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of, ready_reason};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
@@ -112,7 +113,7 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         controllers::context(
             &client,
             ControllerConfig {
-                namespace: operator_namespace,
+                namespace: operator_namespace.clone(),
                 ..ControllerConfig::default()
             },
             "e2e-storefront",
@@ -124,6 +125,7 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         Enabled {
             tenants: true,
             subscriptions: true,
+            actions: true,
             ..Enabled::NONE
         },
         None,
@@ -134,6 +136,26 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         .expect("namespace");
     let buyer = service_account_token(&client, &people, "buyer").await;
     let viewer = service_account_token(&client, &people, "viewer").await;
+    let superadmin = service_account_token(&client, &people, "superadmin").await;
+    // Superadmins: whoever may create SubscriptionActions in the operator's namespace.
+    apply(
+        &Api::<Role>::namespaced(client.clone(), &operator_namespace),
+        json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "superadmin", "namespace": operator_namespace},
+        "rules": [{"apiGroups": ["marketplace.dev"], "resources": ["subscriptionactions"],
+            "verbs": ["create", "get", "list"]}]}),
+    )
+    .await;
+    apply(
+        &Api::<RoleBinding>::namespaced(client.clone(), &operator_namespace),
+        json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "superadmin", "namespace": operator_namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "superadmin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "superadmin", "namespace": people}]}),
+    )
+    .await;
     let tenant = unique_name("shop");
     let other = unique_name("other");
     let tenants: Api<Tenant> = Api::all(client.clone());
@@ -157,7 +179,15 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     let private = unique_name("private");
     let internal = unique_name("staff");
     let listings: Api<Listing> = Api::all(client.clone());
-    apply(&listings, listing(&public, json!({}))).await;
+    apply(
+        &listings,
+        listing(
+            &public,
+            json!({"navigation": [
+        {"menu": "Dispatch", "label": "Itinerary Planning", "path": "/dispatch/itineraries"}]}),
+        ),
+    )
+    .await;
     apply(&listings, listing(&private, json!({"visibility": "Private",
         "audience": {"tenants": [other], "tenantSelector": {"matchLabels": {"segment": "enterprise"}}}}))).await;
     apply(
@@ -165,8 +195,18 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         listing(&internal, json!({"visibility": "Internal"})),
     )
     .await;
+    let approval = unique_name("approval");
+    apply(
+        &listings,
+        listing(&approval, json!({"activation": "Approval"})),
+    )
+    .await;
 
-    let api = start_api(control_plane, std::time::Duration::from_secs(2)).await;
+    let api = start_api(
+        control_plane,
+        api_settings(std::time::Duration::from_secs(2), &operator_namespace),
+    )
+    .await;
     let http = reqwest::Client::new();
     let as_buyer = Http {
         http: http.clone(),
@@ -174,9 +214,14 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         token: buyer,
     };
     let as_viewer = Http {
-        http,
+        http: http.clone(),
         base: api.base.clone(),
         token: viewer,
+    };
+    let as_superadmin = Http {
+        http,
+        base: api.base.clone(),
+        token: superadmin,
     };
     let catalog_path = format!("/v1/tenants/{tenant}/catalog?pageSize=100");
 
@@ -306,6 +351,15 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     })
     .await;
 
+    // The product's menu follows the entitlement.
+    let navigation = format!("/v1/tenants/{tenant}/navigation");
+    let entries = eventually("the menu entry appears", CONVERGED, || async {
+        let (_, body) = as_viewer.get(&navigation).await;
+        (!body["entries"].as_array()?.is_empty()).then_some(body)
+    })
+    .await;
+    assert_eq!(entries["entries"][0]["label"], "Itinerary Planning");
+
     // Cancel at the end of the period, then change one's mind.
     let cancel = format!("/v1/tenants/{tenant}/subscriptions/{name}/cancel");
     let (status, _, body) = as_viewer.post(&cancel, None, json!({})).await;
@@ -350,6 +404,96 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     let rejected = phase_of(&subscriptions, "sneaky", Phase::Rejected).await;
     let why = ready_reason(&rejected);
     assert!(why.starts_with("ListingNotOffered"), "{why}");
+
+    // The approval ladder, walked from the console while the tenant's card follows.
+    let (status, _, body) = as_buyer
+        .post(
+            &buy,
+            Some("approval-1"),
+            json!({"listing": approval, "plan": "pro",
+            "confirmedPrice": {"amount": "49.00", "currency": "USD", "interval": "Month"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let requested = body["subscription"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    let (status, _) = as_buyer.get("/v1/admin/inbox").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "only superadmins read the inbox"
+    );
+    let actions = format!("/v1/admin/tenants/{tenant}/subscriptions/{requested}/actions");
+    for (step, body, waits_in) in [
+        (
+            "Invoice",
+            json!({"action": "Invoice", "invoice": {"amount": "49.00", "currency": "USD"}}),
+            "Requested",
+        ),
+        ("MarkPaid", json!({"action": "MarkPaid"}), "Invoiced"),
+        ("Approve", json!({"action": "Approve"}), "Paid"),
+    ] {
+        let item = eventually(&format!("the inbox offers {step}"), CONVERGED, || async {
+            let (status, inbox) = as_superadmin.get("/v1/admin/inbox").await;
+            // The Role may still be landing (a denial is cached for the review TTL).
+            if status != StatusCode::OK {
+                return None;
+            }
+            inbox["items"]
+                .as_array()?
+                .iter()
+                .find(|i| {
+                    i["subscription"] == requested.as_str()
+                        && i["phase"] == waits_in
+                        && i["actions"]
+                            .as_array()
+                            .is_some_and(|a| a.contains(&json!(step)))
+                })
+                .cloned()
+        })
+        .await;
+        assert_eq!(item["price"], "$49.00/mo");
+        let (_, catalog) = as_buyer.get(&catalog_path).await;
+        assert_eq!(
+            card(&catalog, &approval).expect("card")["state"],
+            "Pending",
+            "{catalog}"
+        );
+        let (status, _, created) = as_superadmin.post(&actions, Some(step), body).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+    eventually("the approved card turns Installed", CONVERGED, || async {
+        let (_, body) = as_buyer.get(&catalog_path).await;
+        (card(&body, &approval)?["state"] == "Installed").then_some(())
+    })
+    .await;
+    let (status, _, body) = as_superadmin
+        .post(&actions, None, json!({"action": "MarkPaid"}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("ActionDoesNotFit")),
+        "{body}"
+    );
+    let (status, support) = as_superadmin
+        .get(&format!("/v1/admin/tenants/{tenant}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{support}");
+    let approved = support["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .find(|s| s["name"] == requested.as_str())
+        .expect("the approved subscription");
+    assert!(approved["hubspot"]["dealId"].is_string(), "{approved}");
+    assert!(
+        approved["transitions"]
+            .as_array()
+            .is_some_and(|t| t.len() >= 4),
+        "{approved}"
+    );
 
     drop(api);
     running.stop().await;

@@ -9,21 +9,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hubspot_sim::{SimConfig, Simulator, WebhookFaults};
+use hubspot_sim::WebhookFaults;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
 use marketplace_e2e::subscriptions::{
     CONVERGED, all_entitlements, apply, condition, history, hubspot_client, phase_of,
+    webhook_simulator,
 };
 use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::conditions::types::{READY, SYNCED};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, EntitlementState, Tenant, TenantSubscription};
-use marketplace_operator::billing::{WebhookSecret, WebhookVerifier};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
-use marketplace_operator::runtime::Shutdown;
-use marketplace_operator::server::{Readiness, ServerState, WebhookReceiver, router, serve};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -104,20 +102,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
         .expect("operator namespace");
 
     // The simulator, and our endpoint it delivers to.
-    let sim_config = SimConfig {
-        search_lag_ms: 0,
-        // Refused deliveries come back quickly.
-        webhook_retry_base_ms: 50,
-        ..SimConfig::default()
-    };
-    let client_secret = sim_config.client_secret.clone();
-    let sim = Simulator::start(sim_config).await.expect("simulator");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listener");
-    let addr = listener.local_addr().expect("address");
-    let public_url = format!("http://{addr}/webhooks/hubspot");
-    sim.admin().set_webhook_url(Some(public_url.clone()));
+    let (sim, client_secret) = webhook_simulator().await;
 
     let hubspot = hubspot_client(&sim).await;
     let ctx = Arc::new(
@@ -133,16 +118,9 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
         )
         .with_billing(hubspot.clone()),
     );
-
-    let (stop_server, server_stop) = Shutdown::manual();
     // As the operator process wires it: endpoint → hints channel → hint consumer.
-    let (hints_tx, hints) = tokio::sync::mpsc::channel(1024);
-    let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(
-        client_secret.clone(),
-    )));
-    let receiver = WebhookReceiver::new(verifier, public_url.clone(), hints_tx);
-    let state = ServerState::new(Readiness::new(), ctx.metrics.clone(), Some(receiver));
-    let server = tokio::spawn(serve(listener, router(state), server_stop.requested()));
+    let (endpoint, hints) = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
+    let (addr, public_url) = (endpoint.addr, endpoint.public_url.clone());
     let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS, Some(hints));
 
     // 1. A Published Instant listing, a Tenant, and an Active subscription.
@@ -366,12 +344,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     );
     assert_eq!(history(&synced.0), expected);
 
-    stop_server.stop();
+    endpoint.stop().await;
     running.stop().await;
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("server stops")
-        .expect("server task")
-        .expect("server");
     eprintln!("webhooks e2e took {:?}", started.elapsed());
 }

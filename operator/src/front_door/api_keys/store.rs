@@ -37,7 +37,7 @@ impl ApiKeyStore {
 
     /// Resolves once the first full list of key Secrets is in.
     pub async fn wait_until_ready(&self) {
-        let _ = self.secrets.wait_until_ready().await;
+        self.secrets.wait_until_ready().await;
     }
 
     /// The tenant `text` may read, if it is a live key.

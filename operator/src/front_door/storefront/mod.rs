@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod changes;
 pub mod detail;
+pub mod navigation;
 pub mod price;
 pub mod purchase;
 pub mod routes;

@@ -22,6 +22,7 @@ use super::changes::{
     CancelRequest, ChangeRequest, decide_cancel, decide_change, decide_undo_cancel,
 };
 use super::detail::{listing_detail, subscription_view, subscriptions_view};
+use super::navigation::navigation;
 use super::purchase::{
     CONFIRMED_ANNOTATION, IDEMPOTENCY_KEY_ANNOTATION, Purchase, PurchaseRefusal, PurchaseRequest,
     REQUEST_HASH_ANNOTATION, decide_purchase, request_hash, subscription_name, valid_key,
@@ -40,6 +41,7 @@ pub fn routes() -> Router<FrontDoor> {
     Router::new()
         .route("/v1/tenants/{tenant}/catalog", get(catalog))
         .route("/v1/tenants/{tenant}/catalog/{listing}", get(detail))
+        .route("/v1/tenants/{tenant}/navigation", get(navigation_entries))
         .route(
             "/v1/tenants/{tenant}/subscriptions",
             get(list_subscriptions).post(purchase),
@@ -284,6 +286,24 @@ async fn detail(
     }
     body["rights"] = rights(&door, &scope.caller, &tenant).await;
     with_etag(&headers, &[], &body)
+}
+
+async fn navigation_entries(
+    State(door): State<FrontDoor>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Check).await {
+        Ok(scope) => scope,
+        Err(response) => return response,
+    };
+    let subs = refs(&scope.subscriptions);
+    let listings = door.stores.listings.state();
+    let entries = navigation(
+        listings.iter().map(Arc::as_ref),
+        &scope.facts(&tenant, &subs),
+    );
+    with_etag(&headers, &[], &json!({"entries": entries}))
 }
 
 async fn list_subscriptions(

@@ -52,7 +52,7 @@ async fn next_names(
 }
 
 async fn settle(cache: &SharedCache<ConfigMap>, expect: usize) {
-    cache.wait_until_ready().await.unwrap();
+    cache.wait_until_ready().await;
     for _ in 0..100 {
         if cache.state().len() == expect {
             return;
@@ -75,6 +75,26 @@ async fn a_subscriber_gets_the_cache_then_applies_and_deletions() {
     assert_eq!(next_names(&mut changes, 2).await, ["a", "c"]);
     settle(&cache, 2).await;
     assert!(cache.get(&ObjectRef::new("a").within("ns")).is_none());
+}
+
+#[tokio::test]
+async fn every_task_waiting_for_the_first_list_wakes() {
+    let (tx, cache) = cache();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.wait_until_ready().await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    list(&tx, &[object("a", 1)]);
+    for waiter in waiters {
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("waiter");
+    }
+    assert_eq!(cache.state().len(), 1);
 }
 
 #[tokio::test]
@@ -119,6 +139,43 @@ async fn a_subscriber_that_falls_behind_is_given_everything_again() {
             .unwrap()
             .unwrap();
         seen.insert(object.name_any());
+    }
+}
+
+async fn next_update(
+    updates: &mut (impl Stream<Item = CacheUpdate<ConfigMap>> + Unpin),
+) -> CacheUpdate<ConfigMap> {
+    tokio::time::timeout(Duration::from_secs(5), updates.next())
+        .await
+        .expect("an update in time")
+        .expect("the stream goes on")
+}
+
+#[tokio::test]
+async fn updates_mark_the_first_send_and_every_resend_as_snapshots() {
+    let (tx, cache) = cache();
+    list(&tx, &[object("gone", 1)]);
+    settle(&cache, 1).await;
+    let mut updates = Box::pin(cache.updates());
+    assert!(
+        matches!(next_update(&mut updates).await, CacheUpdate::Snapshot(all) if all.len() == 1)
+    );
+    // Deleted while the subscriber is far behind: only the snapshot tells it.
+    tx.unbounded_send(Ok(Event::Delete(object("gone", 1))))
+        .unwrap();
+    for n in 0..(CHANGE_BUFFER + 10) {
+        tx.unbounded_send(Ok(Event::Apply(object("busy", n as i64 + 1))))
+            .unwrap();
+    }
+    settle(&cache, 1).await;
+    match next_update(&mut updates).await {
+        CacheUpdate::Snapshot(all) => {
+            assert_eq!(
+                all.iter().map(|o| o.name_any()).collect::<Vec<_>>(),
+                ["busy"]
+            );
+        }
+        CacheUpdate::Changed(o) => panic!("expected a snapshot after lagging, got {o:?}"),
     }
 }
 
