@@ -12,9 +12,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use marketplace_e2e::api_process::{RunningApi, api_settings, start_api};
-use marketplace_e2e::subscriptions::{CONVERGED, apply};
+use marketplace_e2e::subscriptions::CONVERGED;
+use marketplace_e2e::tenants::{entitlement, in_app_listing, tenant};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
-use marketplace_operator::api::{Entitlement, Listing, Tenant};
 use marketplace_operator::front_door::api_keys::secrets::{
     create_api_key, list_api_keys, revoke_api_key,
 };
@@ -24,44 +24,11 @@ use serde_json::{Value, json};
 
 const FEATURE: &str = "route_optimization";
 
-/// A Tenant (with no people: only keys read it) with `FEATURE` Active, and its namespace.
+/// A Tenant with no people (only keys read it) and `FEATURE` Active: its name and namespace.
 async fn tenant_with_feature(client: &Client) -> (String, String) {
-    let name = unique_name("keys");
-    let tenants: Api<Tenant> = Api::all(client.clone());
-    apply(
-        &tenants,
-        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
-            "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}}}),
-    )
-    .await;
-    let namespace = eventually("the tenant namespace", CONVERGED, || async {
-        tenants.get(&name).await.ok()?.status?.namespace
-    })
-    .await;
-    apply(
-        &Api::<Entitlement>::namespaced(client.clone(), &namespace),
-        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Entitlement",
-        "metadata": {"name": "route-optimization", "namespace": namespace},
-        "spec": {"tenant": name, "feature": FEATURE, "state": "Active",
-            "startsAt": "2026-01-01T00:00:00Z", "sourceSubscription": "route-optimization"}}),
-    )
-    .await;
+    let (name, namespace) = tenant(client, "keys", json!({})).await;
+    entitlement(client, &namespace, &name, FEATURE, "Active").await;
     (name, namespace)
-}
-
-/// A published listing that grants `FEATURE`; its name.
-async fn listing(client: &Client) -> String {
-    let name = unique_name("routes");
-    apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
-        "kind": "Listing", "metadata": {"name": name}, "spec": {
-            "displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
-            "category": "Operations", "lifecycle": "Published", "features": [FEATURE],
-            "plans": [{"name": "standard", "displayName": "Standard",
-                "pricing": {"model": "Flat", "amount": "12.00", "currency": "USD", "interval": "Month"}}]}}))
-    .await;
-    name
 }
 
 /// One HTTP answer: status, `Retry-After`, body.
@@ -72,6 +39,14 @@ struct Answer {
 }
 
 impl Answer {
+    /// `Retry-After`, which must be whole seconds.
+    fn retry_after_seconds(&self) -> u64 {
+        let value = self.retry_after.as_deref().expect("Retry-After");
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("Retry-After {value:?} is not integer seconds"))
+    }
+
     fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -151,7 +126,7 @@ async fn a_backend_key_reads_its_tenant_only_until_revoked() {
     let running = controllers::start_tenant_controller(control_plane, &client, "e2e-keys").await;
     let (a, a_ns) = tenant_with_feature(&client).await;
     let (b, _) = tenant_with_feature(&client).await;
-    let listing = listing(&client).await;
+    let listing = in_app_listing(&client, "routes", &[FEATURE]).await;
 
     let issued = create_api_key(&client, &a, "billing server", None, Timestamp::now())
         .await
@@ -333,7 +308,7 @@ async fn reads_beyond_a_tenants_rate_get_429_with_retry_after() {
         controllers::start_tenant_controller(control_plane, &client, "e2e-read-limits").await;
     let (c, _) = tenant_with_feature(&client).await;
     let (d, _) = tenant_with_feature(&client).await;
-    let listing = listing(&client).await;
+    let listing = in_app_listing(&client, "routes", &[FEATURE]).await;
     let now = Timestamp::now();
     let key_c = create_api_key(&client, &c, "scraped", None, now)
         .await
@@ -375,12 +350,7 @@ async fn reads_beyond_a_tenants_rate_get_429_with_retry_after() {
     }
     let limited = http.get(&detail(&c), &key_c).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    let seconds: u64 = limited
-        .retry_after
-        .as_deref()
-        .expect("Retry-After")
-        .parse()
-        .expect("integer seconds");
+    let seconds = limited.retry_after_seconds();
     assert!((1..=20).contains(&seconds), "{seconds}");
     assert_eq!(limited.json()["code"], "RateLimited", "{}", limited.body);
     // The catalog pages have their own, larger budget; another tenant its own buckets.
@@ -398,12 +368,7 @@ async fn reads_beyond_a_tenants_rate_get_429_with_retry_after() {
     }
     let limited = http.ofrep(&c, &key_c, false).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    let seconds: u64 = limited
-        .retry_after
-        .as_deref()
-        .expect("Retry-After")
-        .parse()
-        .expect("integer seconds");
+    let seconds = limited.retry_after_seconds();
     assert!((1..=12).contains(&seconds), "{seconds}");
     assert!(
         limited.json()["errorDetails"].is_string(),
