@@ -140,13 +140,20 @@ impl ReadLimiter {
             return Ok(());
         }
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        if !tenants.contains_key(tenant) && tenants.len() >= self.settings.tracked_tenants {
+        // The hot path (a tenant read lately) allocates nothing.
+        if let Some(buckets) = tenants.get_mut(tenant) {
+            let slot = &mut buckets[class.index()];
+            let (bucket, verdict) = take(*slot, per_minute, now);
+            *slot = Some(bucket);
+            return verdict;
+        }
+        if tenants.len() >= self.settings.tracked_tenants {
             self.make_room(&mut tenants, now);
         }
-        let buckets = tenants.entry(tenant.to_string()).or_default();
-        let slot = &mut buckets[class.index()];
-        let (bucket, verdict) = take(*slot, per_minute, now);
-        *slot = Some(bucket);
+        let (bucket, verdict) = take(None, per_minute, now);
+        let mut buckets = Buckets::default();
+        buckets[class.index()] = Some(bucket);
+        tenants.insert(tenant.to_string(), buckets);
         verdict
     }
 
