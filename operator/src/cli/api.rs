@@ -87,6 +87,15 @@ pub struct ApiArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub stream_buffer: usize,
+    /// Seconds between writes of the checks counted (per tenant and feature) to the
+    /// Entitlements' status.usage; the last ones are written at shutdown too.
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_USAGE_FLUSH_SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub usage_flush_seconds: u64,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -116,6 +125,7 @@ impl ApiArgs {
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             operator_namespace: self.namespace.clone(),
+            usage_flush: Duration::from_secs(self.usage_flush_seconds),
         }
     }
 }

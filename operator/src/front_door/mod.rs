@@ -29,6 +29,7 @@ pub mod sse;
 pub mod storefront;
 pub mod stream;
 pub mod tenant_index;
+pub mod usage;
 
 pub use auth::{Authorizer, ReviewCacheSettings};
 pub use routes::{FrontDoor, router};

@@ -21,6 +21,7 @@ use super::impersonation::Impersonator;
 use super::live_index::LiveIndex;
 use super::ofrep;
 use super::stream::{StreamSettings, entitlement_stream};
+use super::usage::UsageLedger;
 use crate::runtime::Stores;
 use crate::server::Readiness;
 
@@ -37,6 +38,8 @@ pub struct FrontDoor {
     pub(super) impersonator: Impersonator,
     /// Where SubscriptionActions and the drift report live.
     pub(super) operator_namespace: String,
+    /// Checks counted per tenant and feature, flushed to the Entitlements.
+    pub(super) usage: UsageLedger,
 }
 
 impl FrontDoor {
@@ -57,7 +60,14 @@ impl FrontDoor {
             client,
             impersonator,
             operator_namespace,
+            usage: UsageLedger::default(),
         }
+    }
+
+    /// Counts checks into `usage` (the process flushes it).
+    pub fn with_usage(mut self, usage: UsageLedger) -> Self {
+        self.usage = usage;
+        self
     }
 
     pub fn with_stream_settings(mut self, streams: StreamSettings) -> Self {
@@ -193,12 +203,9 @@ async fn check_entitlement(
     if let Err(refusal) = door.auth.may_read(&headers, &tenant).await {
         return rest_refusal(refusal);
     }
-    match check_feature(
-        &door.features_of(&tenant),
-        &door.catalog(),
-        &feature,
-        Timestamp::now(),
-    ) {
+    let now = Timestamp::now();
+    door.usage.record(&tenant, &feature, now);
+    match check_feature(&door.features_of(&tenant), &door.catalog(), &feature, now) {
         Some(check) => axum::Json(check).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -239,12 +246,9 @@ async fn ofrep_single(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let (status, body) = ofrep::evaluate(
-        &key,
-        &door.features_of(&tenant),
-        &door.catalog(),
-        Timestamp::now(),
-    );
+    let now = Timestamp::now();
+    door.usage.record(&tenant, &key, now);
+    let (status, body) = ofrep::evaluate(&key, &door.features_of(&tenant), &door.catalog(), now);
     (status, axum::Json(body)).into_response()
 }
 
@@ -253,11 +257,13 @@ async fn ofrep_bulk(State(door): State<FrontDoor>, headers: HeaderMap, body: Byt
         Ok(found) => found,
         Err(response) => return response,
     };
-    let flags = ofrep::evaluate_all(
-        &door.features_of(&tenant),
-        &door.catalog(),
-        Timestamp::now(),
-    );
+    let now = Timestamp::now();
+    let features = door.features_of(&tenant);
+    // A bulk evaluation checks every feature the tenant holds.
+    for held in features.iter() {
+        door.usage.record(&tenant, &held.feature, now);
+    }
+    let flags = ofrep::evaluate_all(&features, &door.catalog(), now);
     // The context is part of the tag: another context must never get a 304 for this answer.
     let context = serde_json::to_vec(&context).unwrap_or_default();
     with_etag(&headers, &[&context], &flags)

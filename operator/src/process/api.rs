@@ -11,6 +11,7 @@ use tracing::info;
 use crate::front_door::api_keys::store::ApiKeyStore;
 use crate::front_door::impersonation::Impersonator;
 use crate::front_door::read_limits::ReadLimitSettings;
+use crate::front_door::usage::{UsageLedger, run_flusher};
 use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
@@ -30,6 +31,14 @@ pub struct ApiSettings {
     pub shutdown_grace: Duration,
     /// The operator's namespace: SubscriptionActions and the drift report.
     pub operator_namespace: String,
+    /// How often checks counted in memory are written to the Entitlements' status.usage.
+    pub usage_flush: Duration,
+}
+
+/// A started API: its caches, and the usage flusher, which writes once more at shutdown.
+pub struct StartedApi {
+    pub stores: Stores,
+    pub usage_flushed: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the caches and serves the API on `settings.endpoint` until `shutdown`; returns once
@@ -38,7 +47,7 @@ pub async fn start(
     config: Config,
     settings: &ApiSettings,
     shutdown: &Shutdown,
-) -> Result<Stores, ProcessError> {
+) -> Result<StartedApi, ProcessError> {
     let client = Client::try_from(config.clone()).map_err(ProcessError::Client)?;
     let stores = Stores::start(&client);
     let readiness = Readiness::new();
@@ -56,6 +65,14 @@ pub async fn start(
         auth = auth.with_api_keys(keys);
     }
     let auth = Arc::new(auth);
+    let usage = UsageLedger::default();
+    let usage_flushed = tokio::spawn(run_flusher(
+        client.clone(),
+        stores.clone(),
+        usage.clone(),
+        settings.usage_flush,
+        shutdown.requested(),
+    ));
     let door = FrontDoor::new(
         stores.clone(),
         auth,
@@ -63,7 +80,8 @@ pub async fn start(
         Impersonator::new(config),
         settings.operator_namespace.clone(),
     )
-    .with_stream_settings(settings.streams);
+    .with_stream_settings(settings.streams)
+    .with_usage(usage);
     let index = door.index().clone();
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
@@ -82,7 +100,10 @@ pub async fn start(
         stopping.await;
         index.close_streams();
     });
-    Ok(stores)
+    Ok(StartedApi {
+        stores,
+        usage_flushed,
+    })
 }
 
 /// Runs the API until SIGTERM or Ctrl-C.
@@ -91,7 +112,9 @@ pub async fn run(settings: ApiSettings) -> Result<(), ProcessError> {
         .await
         .map_err(|e| ProcessError::Config(format!("kubeconfig: {e}")))?;
     let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(ProcessError::Signals)?;
-    start(config, &settings, &shutdown).await?;
+    let started = start(config, &settings, &shutdown).await?;
     shutdown.requested().await;
+    // The last checks counted are written before the process ends (within the grace).
+    let _ = tokio::time::timeout(settings.shutdown_grace, started.usage_flushed).await;
     Ok(())
 }

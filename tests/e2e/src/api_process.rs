@@ -79,6 +79,7 @@ pub fn api_settings(review_ttl: Duration, operator_namespace: &str) -> ApiSettin
         streams: StreamSettings::default(),
         shutdown_grace: Duration::from_secs(5),
         operator_namespace: operator_namespace.to_string(),
+        usage_flush: Duration::from_secs(1),
     }
 }
 

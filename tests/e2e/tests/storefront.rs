@@ -14,7 +14,7 @@ use marketplace_e2e::api_process::{api_settings, service_account_token, start_ap
 use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of, ready_reason};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
-use marketplace_operator::api::{Listing, Tenant, TenantSubscription};
+use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -350,6 +350,34 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         (card(&body, &public)?["state"] == "Installed").then_some(())
     })
     .await;
+
+    // Product code's checks are counted and land in the Entitlement's status (flushed every second here).
+    for _ in 0..3 {
+        let (status, check) = as_viewer
+            .get(&format!(
+                "/v1/tenants/{tenant}/entitlements/route_optimization"
+            ))
+            .await;
+        assert_eq!(
+            (status, &check["enabled"]),
+            (StatusCode::OK, &json!(true)),
+            "{check}"
+        );
+    }
+    let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
+    let usage = eventually("the checks are recorded", CONVERGED, || async {
+        let list = entitlements.list(&Default::default()).await.ok()?;
+        let usage = list
+            .items
+            .into_iter()
+            .find(|e| e.spec.feature.as_str() == "route_optimization")?
+            .status?
+            .usage?;
+        (usage.checks >= 3).then_some(usage)
+    })
+    .await;
+    let age = jiff::Timestamp::now().duration_since(usage.last_checked_at.0);
+    assert!(age.as_secs() < 60, "last checked {age:?} ago");
 
     // The product's menu follows the entitlement.
     let navigation = format!("/v1/tenants/{tenant}/navigation");
