@@ -138,6 +138,9 @@ pub(super) fn rest_refusal(refusal: Refusal) -> Response {
             "you may not read this tenant".to_string(),
         ),
         Refusal::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", why),
+        Refusal::RateLimited {
+            retry_after_seconds,
+        } => return super::read_limits::rest_rate_limited(retry_after_seconds),
     };
     (
         status,
@@ -157,6 +160,9 @@ fn ofrep_refusal(refusal: Refusal) -> Response {
             axum::Json(json!({"errorDetails": why})),
         )
             .into_response(),
+        Refusal::RateLimited {
+            retry_after_seconds,
+        } => super::read_limits::ofrep_rate_limited(retry_after_seconds),
     }
 }
 
@@ -228,7 +234,7 @@ async fn ofrep_tenant(
     key: Option<&str>,
 ) -> Result<(Value, String), Response> {
     // Authentication first: an anonymous caller learns nothing, not even about its body.
-    if crate::front_door::auth::bearer(headers).is_none() {
+    if !crate::front_door::auth::has_credentials(headers) {
         return Err(StatusCode::UNAUTHORIZED.into_response());
     }
     let (context, tenant) =

@@ -9,7 +9,9 @@ use kube::{Client, Config};
 use tracing::info;
 
 use crate::connection::ProbePolicy;
+use crate::front_door::api_keys::store::ApiKeyStore;
 use crate::front_door::impersonation::Impersonator;
+use crate::front_door::read_limits::ReadLimitSettings;
 use crate::front_door::usage::{UsageLedger, run_flusher};
 use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
@@ -23,6 +25,9 @@ use super::ProcessError;
 pub struct ApiSettings {
     pub endpoint: EndpointSettings,
     pub reviews: ReviewCacheSettings,
+    /// Accept `X-API-Key` backend keys (watches the key Secrets; needs list/watch on Secrets).
+    pub api_keys: bool,
+    pub read_limits: ReadLimitSettings,
     pub streams: StreamSettings,
     pub shutdown_grace: Duration,
     /// The operator's namespace: SubscriptionActions and the drift report.
@@ -50,7 +55,19 @@ pub async fn start(
     let stores = Stores::start(&client);
     let readiness = Readiness::new();
     let caches_gate = readiness.gate("caches synced");
-    let auth = Arc::new(Authorizer::new(client.clone(), settings.reviews));
+    let mut auth =
+        Authorizer::new(client.clone(), settings.reviews).with_read_limits(settings.read_limits);
+    if settings.api_keys {
+        let keys = ApiKeyStore::start(&client);
+        let keys_gate = readiness.gate("api keys synced");
+        let waiting = keys.clone();
+        tokio::spawn(async move {
+            waiting.wait_until_ready().await;
+            keys_gate.set(true);
+        });
+        auth = auth.with_api_keys(keys);
+    }
+    let auth = Arc::new(auth);
     let usage = UsageLedger::default();
     let usage_flushed = tokio::spawn(run_flusher(
         client.clone(),

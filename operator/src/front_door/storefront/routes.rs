@@ -34,6 +34,7 @@ use crate::api::wizard_config::WizardConfig;
 use crate::connection::test_connection;
 use crate::controllers::tenant_rbac::namespace_name;
 use crate::front_door::auth::{Access, Caller, Refusal};
+use crate::front_door::read_limits::ReadClass;
 use crate::front_door::routes::{FrontDoor, rest_refusal, with_etag};
 use crate::lifecycle::validation::entitled_features;
 
@@ -206,6 +207,20 @@ async fn scope(
     })
 }
 
+/// [`scope`] for a read, counted against the tenant's read rate of `class` (429 beyond it).
+async fn read_scope(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    tenant: &str,
+    class: ReadClass,
+) -> Result<TenantScope, Response> {
+    let scope = scope(door, headers, tenant, Access::Read).await?;
+    door.auth
+        .within_read_rate(tenant, class)
+        .map_err(rest_refusal)?;
+    Ok(scope)
+}
+
 /// The caller's rights in the tenant, for the UI to enable or disable its buttons.
 async fn rights(door: &FrontDoor, caller: &Caller, tenant: &str) -> Value {
     let may_buy = door
@@ -231,7 +246,7 @@ async fn catalog(
     Query(query): Query<CatalogQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -253,7 +268,7 @@ async fn detail(
     Path((tenant, listing)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Detail).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -284,7 +299,7 @@ async fn navigation_entries(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Check).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -370,7 +385,7 @@ async fn list_subscriptions(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -403,7 +418,7 @@ async fn one_subscription(
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };

@@ -77,6 +77,7 @@ mod tests {
             "secretFields": ["apiKey"],
             "testConnection": {"method": "GET", "urlTemplate": "https://quickbooks.example.com/v3/company/{{realmId}}",
                                "headersTemplate": {"Authorization": "Bearer {{apiKey}}"}},
+            "billingConfirmation": "QuickBooks is billed monthly.",
         }))
         .expect("wizard")
     }
