@@ -15,9 +15,19 @@ pub fn percent_encode(value: &str) -> String {
     out
 }
 
+/// Lowercase hexadecimal of `bytes` (digests, random ids).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::percent_encode;
+    use super::{hex, percent_encode};
+
+    #[test]
+    fn hex_is_lowercase_and_two_digits_a_byte() {
+        assert_eq!(hex(&[0, 0x0f, 0xab]), "000fab");
+    }
 
     #[test]
     fn only_unreserved_characters_stay() {

@@ -1,5 +1,6 @@
 //! `Entitlement`: one feature granted to one tenant (namespaced, in the tenant's namespace).
-//! Written by the operator only, owned by the subscription that grants it.
+//! The spec is written by the operator only (owned by the subscription that grants it); the
+//! status records how product code uses it, written by the marketplace API.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
@@ -15,8 +16,9 @@ use super::shared::{FeatureCode, ObjectName};
     group = "marketplace.dev",
     version = "v1alpha1",
     kind = "Entitlement",
-    doc = "A feature granted to a tenant by a subscription, with its state and validity window. Written by the operator only.",
+    doc = "A feature granted to a tenant by a subscription, with its state and validity window. The operator writes the spec; the marketplace API records usage in the status.",
     namespaced,
+    status = "EntitlementStatus",
     shortname = "ent",
     category = "marketplace",
     printcolumn(name = "Tenant", type_ = "string", json_path = ".spec.tenant"),
@@ -27,6 +29,12 @@ use super::shared::{FeatureCode, ObjectName};
         name = "Subscription",
         type_ = "string",
         json_path = ".spec.sourceSubscription",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Last Checked",
+        type_ = "date",
+        json_path = ".status.usage.lastCheckedAt",
         priority = 1
     ),
     printcolumn(
@@ -55,6 +63,25 @@ pub struct EntitlementSpec {
     /// Name of the TenantSubscription (same namespace) that grants it.
     #[schemars(length(min = 1, max = 253))]
     pub source_subscription: String,
+}
+
+/// How product code uses the entitlement (written by the marketplace API, at most once per
+/// `--usage-flush-seconds`): the signal that a bought feature sits idle.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EntitlementStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// Checks of the feature through the API, summed over every API replica.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// The last time product code checked the feature (REST, OFREP or a bulk evaluation).
+    pub last_checked_at: Time,
+    /// Checks counted since the entitlement was created.
+    pub checks: i64,
 }
 
 /// States of an entitlement.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::front_door::read_limits::ReadLimitSettings;
 use crate::front_door::{ReviewCacheSettings, StreamSettings};
 use crate::process::api::ApiSettings;
 use crate::runtime::endpoint::EndpointSettings;
@@ -35,6 +36,33 @@ pub struct ApiArgs {
         default_value_t = 10_000
     )]
     pub review_cache_size: usize,
+    /// Accept backend keys (`X-API-Key`, made with `marketplace api-key create`). Needs list and
+    /// watch on Secrets cluster-wide (only those labelled marketplace.dev/api-key=true are
+    /// watched); false refuses every key.
+    #[arg(long, env = "MARKETPLACE_API_KEYS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub api_keys: bool,
+    /// Entitlement checks (REST, OFREP) per minute per tenant; 0: unlimited.
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_CHECKS_PER_MINUTE",
+        default_value_t = ReadLimitSettings::default().checks_per_minute
+    )]
+    pub checks_per_minute: u32,
+    /// Catalog page and subscription reads per minute per tenant; 0: unlimited.
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_BROWSE_PER_MINUTE",
+        default_value_t = ReadLimitSettings::default().browse_per_minute
+    )]
+    pub browse_per_minute: u32,
+    /// Listing detail reads per minute per tenant (scraping with leaked credentials); 0:
+    /// unlimited.
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_DETAILS_PER_MINUTE",
+        default_value_t = ReadLimitSettings::default().details_per_minute
+    )]
+    pub details_per_minute: u32,
     /// The operator's namespace: superadmins are whoever may create SubscriptionActions there,
     /// and the support view reads its drift report.
     #[arg(
@@ -59,6 +87,19 @@ pub struct ApiArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     pub stream_buffer: usize,
+    /// Seconds between writes of the checks counted (per tenant and feature) to the
+    /// Entitlements' status.usage; the last ones are written at shutdown too.
+    #[arg(
+        long,
+        env = "MARKETPLACE_API_USAGE_FLUSH_SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub usage_flush_seconds: u64,
+    /// Let wizard test connections reach loopback, private and link-local addresses (off: a
+    /// tenant's settings must not make the API probe its own network); as the operator's flag.
+    #[arg(long, env = "MARKETPLACE_PROBE_ALLOW_PRIVATE")]
+    pub probe_allow_private_targets: bool,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -75,12 +116,24 @@ impl ApiArgs {
                 ttl: Duration::from_secs(self.review_ttl_seconds),
                 capacity: self.review_cache_size,
             },
+            api_keys: self.api_keys,
+            read_limits: ReadLimitSettings {
+                checks_per_minute: self.checks_per_minute,
+                browse_per_minute: self.browse_per_minute,
+                details_per_minute: self.details_per_minute,
+                ..ReadLimitSettings::default()
+            },
             streams: StreamSettings {
                 heartbeat: Duration::from_secs(self.stream_heartbeat_seconds),
                 client_buffer: self.stream_buffer,
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             operator_namespace: self.namespace.clone(),
+            usage_flush: Duration::from_secs(self.usage_flush_seconds),
+            probe: crate::connection::ProbePolicy {
+                allow_private_targets: self.probe_allow_private_targets,
+                ..crate::connection::ProbePolicy::default()
+            },
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `marketplace` command line.
 
 pub mod api;
+pub mod api_key;
 pub mod audit;
 pub mod catalog;
 pub mod crds;
@@ -33,6 +34,12 @@ pub enum Command {
     /// Serve the marketplace API (entitlement checks over REST and OpenFeature OFREP) from
     /// the shared caches; stateless, any number of replicas.
     Api(api::ApiArgs),
+    /// Create, list and revoke the backend keys product servers send as `X-API-Key` to read
+    /// one tenant.
+    ApiKey {
+        #[command(subcommand)]
+        command: api_key::ApiKeyCommand,
+    },
     /// Print every CustomResourceDefinition as YAML, or write one file per kind.
     Crds {
         /// Write `<crd name>.yaml` files into this folder instead of printing to stdout.
@@ -138,6 +145,7 @@ impl Cli {
             Command::Catalog { command } => catalog::run(command),
             Command::Operator(args) => Ok(operator::start(*args)?),
             Command::Api(args) => Ok(api::start(args)?),
+            Command::ApiKey { command } => api_key::run(command),
             Command::Crds { output_dir } => crds::run(output_dir.as_deref()),
             Command::Openapi { output } => openapi::run(output.as_deref()),
             Command::Audit { command } => audit::run(command),

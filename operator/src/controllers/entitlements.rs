@@ -47,6 +47,8 @@ pub fn entitlement_object(
             ends_at: desired.ends_at.map(Time),
             source_subscription: subscription.to_string(),
         },
+        // The status (usage) is the API's; server-side apply leaves it alone.
+        status: None,
     }
 }
 

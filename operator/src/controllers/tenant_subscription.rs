@@ -74,7 +74,11 @@ pub fn controller(ctx: &Context) -> Controller<TenantSubscription> {
         stores.subscriptions.changes(),
         stores.subscriptions.store().clone(),
     )
-    .owns_shared_stream(stores.entitlements.changes())
+    // Usage written to an Entitlement's status is not the subscription's business.
+    .owns_shared_stream(spec_changes(
+        stores.entitlements.changes(),
+        stores.entitlements.store().clone(),
+    ))
     .watches_shared_stream(
         spec_changes(stores.listings.changes(), stores.listings.store().clone()),
         by_listing,

@@ -4,6 +4,10 @@
 //! read). Both answers are cached (see [`ReviewCache`]), so a known caller's reads make no
 //! apiserver call. The process needs `create` on tokenreviews and subjectaccessreviews (the
 //! built-in `system:auth-delegator` ClusterRole).
+//!
+//! A product server may send a backend key as `X-API-Key` instead ([`super::api_keys`]): it
+//! reads its own tenant and nothing else, and is checked against watched Secrets, with no review.
+//! Reads are then counted against the tenant's read rate ([`super::read_limits`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +21,9 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use sha2::{Digest, Sha256};
 
+use super::api_keys::store::ApiKeyStore;
+use super::api_keys::{API_KEY_HEADER, KeyScope};
+use super::read_limits::{ReadClass, ReadLimitSettings, ReadLimiter};
 use super::review_cache::ReviewCache;
 use crate::controllers::tenant_rbac::namespace_name;
 
@@ -29,6 +36,8 @@ pub enum Refusal {
     Forbidden,
     /// A review could not be made (503); not cached.
     Unavailable(String),
+    /// The tenant's reads are over its rate (429 with `Retry-After`).
+    RateLimited { retry_after_seconds: u64 },
 }
 
 /// How long and how many review answers are kept.
@@ -45,6 +54,9 @@ pub struct Authorizer {
     client: Client,
     identities: Mutex<ReviewCache<TokenHash, Option<Arc<UserInfo>>>>,
     decisions: Mutex<ReviewCache<(TokenHash, String, Access), bool>>,
+    /// The backend keys; without them every `X-API-Key` is refused.
+    api_keys: Option<ApiKeyStore>,
+    read_limits: ReadLimiter,
 }
 
 /// What a caller asks to do in a tenant's namespace, as the Tenant's RBAC grants it.
@@ -73,11 +85,32 @@ impl Access {
     }
 }
 
-/// An authenticated caller: who Kubernetes says the token belongs to.
+/// An authenticated caller: who Kubernetes says the token belongs to, or a backend key.
 #[derive(Clone, Debug)]
 pub struct Caller {
     hash: TokenHash,
     pub user: Arc<UserInfo>,
+    /// Set for a backend key: the one tenant it reads (and it may do nothing else).
+    api_key: Option<KeyScope>,
+}
+
+impl Caller {
+    /// A backend key's caller: named after the key, with no groups, so even a write attempted
+    /// as it would find no RBAC that lets it.
+    fn for_key(scope: KeyScope) -> Caller {
+        let user = UserInfo {
+            username: Some(format!(
+                "marketplace.dev/api-key:{}/{}",
+                scope.tenant, scope.id
+            )),
+            ..UserInfo::default()
+        };
+        Caller {
+            hash: [0; 32],
+            user: Arc::new(user),
+            api_key: Some(scope),
+        }
+    }
 }
 
 /// The bearer token of `headers`, if any.
@@ -91,6 +124,11 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Whether the request carries any credentials (a bearer token or a backend key).
+pub fn has_credentials(headers: &HeaderMap) -> bool {
+    bearer(headers).is_some() || headers.contains_key(API_KEY_HEADER)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -101,25 +139,68 @@ impl Authorizer {
             client,
             identities: Mutex::new(ReviewCache::new(settings.ttl, settings.capacity)),
             decisions: Mutex::new(ReviewCache::new(settings.ttl, settings.capacity)),
+            api_keys: None,
+            read_limits: ReadLimiter::new(ReadLimitSettings::UNLIMITED),
         }
     }
 
-    /// Allows the request if its bearer token belongs to someone who may read `tenant`.
+    /// Accepts `X-API-Key` backend keys found in `keys`.
+    pub fn with_api_keys(mut self, keys: ApiKeyStore) -> Self {
+        self.api_keys = Some(keys);
+        self
+    }
+
+    /// Limits each tenant's reads to `limits`.
+    pub fn with_read_limits(mut self, limits: ReadLimitSettings) -> Self {
+        self.read_limits = ReadLimiter::new(limits);
+        self
+    }
+
+    /// Allows an entitlement check if the caller may read `tenant` and the tenant's checks are
+    /// within their rate.
     pub async fn may_read(&self, headers: &HeaderMap, tenant: &str) -> Result<(), Refusal> {
         let caller = self.caller(headers).await?;
         if self.allows(&caller, tenant, Access::Read).await? {
-            Ok(())
+            self.within_read_rate(tenant, ReadClass::Check)
         } else {
             Err(Refusal::Forbidden)
         }
     }
 
-    /// Who the bearer token of `headers` belongs to.
+    /// Counts a read of `class` in `tenant` (once the caller may read it): refused when the
+    /// tenant is over its rate.
+    pub fn within_read_rate(&self, tenant: &str, class: ReadClass) -> Result<(), Refusal> {
+        self.read_limits
+            .admit(tenant, class, Instant::now())
+            .map_err(|retry_after_seconds| Refusal::RateLimited {
+                retry_after_seconds,
+            })
+    }
+
+    /// Who the request comes from: its `X-API-Key` if it has one, else its bearer token.
     pub async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
+        if let Some(key) = headers.get(API_KEY_HEADER) {
+            return self.key_caller(key.to_str().unwrap_or_default());
+        }
         let token = bearer(headers).ok_or(Refusal::Unauthenticated)?;
         let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
         let user = self.identity(token, hash).await?;
-        Ok(Caller { hash, user })
+        Ok(Caller {
+            hash,
+            user,
+            api_key: None,
+        })
+    }
+
+    fn key_caller(&self, key: &str) -> Result<Caller, Refusal> {
+        let keys = self.api_keys.as_ref().ok_or(Refusal::Unauthenticated)?;
+        match keys.check(key.trim(), jiff::Timestamp::now()) {
+            Ok(scope) => Ok(Caller::for_key(scope)),
+            Err(why) => {
+                tracing::debug!(?why, "X-API-Key refused");
+                Err(Refusal::Unauthenticated)
+            }
+        }
     }
 
     /// Whether `caller` may do `access` in `tenant`'s namespace (cached per token).
@@ -140,6 +221,10 @@ impl Authorizer {
         namespace: &str,
         access: Access,
     ) -> Result<bool, Refusal> {
+        if let Some(scope) = &caller.api_key {
+            // A backend key reads its own tenant, and does nothing else anywhere.
+            return Ok(access == Access::Read && namespace == namespace_name(&scope.tenant));
+        }
         let key = (caller.hash, namespace.to_string(), access);
         let cached = lock(&self.decisions).get(&key, Instant::now());
         match cached {
@@ -228,5 +313,63 @@ mod tests {
         assert_eq!(bearer(&with("Bearer ")), None);
         assert_eq!(bearer(&with("Basic abc")), None);
         assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_key_or_a_token_counts_as_credentials() {
+        let mut headers = HeaderMap::new();
+        assert!(!has_credentials(&headers));
+        headers.insert("x-api-key", "mk_acme".parse().unwrap());
+        assert!(has_credentials(&headers));
+    }
+
+    /// An authorizer whose apiserver does not answer: any review would fail.
+    fn offline_authorizer() -> Authorizer {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = Client::try_from(config).expect("client");
+        let settings = ReviewCacheSettings {
+            ttl: Duration::from_secs(10),
+            capacity: 10,
+        };
+        Authorizer::new(client, settings)
+    }
+
+    #[tokio::test]
+    async fn a_backend_key_reads_its_own_tenant_and_does_nothing_else() {
+        let auth = offline_authorizer();
+        let caller = Caller::for_key(KeyScope {
+            tenant: "acme".into(),
+            id: "1a2b3c4d".into(),
+        });
+        // No review is made (the apiserver above does not exist).
+        assert_eq!(auth.allows(&caller, "acme", Access::Read).await, Ok(true));
+        for (tenant, access) in [
+            ("globex", Access::Read),
+            ("acme", Access::Buy),
+            ("acme", Access::Change),
+            ("acme", Access::Act),
+        ] {
+            assert_eq!(
+                auth.allows(&caller, tenant, access).await,
+                Ok(false),
+                "{tenant} {access:?}"
+            );
+        }
+        for access in [Access::Read, Access::Act] {
+            assert_eq!(
+                auth.allows_in(&caller, "marketplace-system", access).await,
+                Ok(false),
+                "the operator's namespace: {access:?}"
+            );
+        }
+        assert!(caller.user.groups.is_none());
+    }
+
+    #[tokio::test]
+    async fn keys_are_refused_when_the_process_has_none() {
+        assert!(matches!(
+            offline_authorizer().key_caller("mk_acme_1a2b3c4d_00"),
+            Err(Refusal::Unauthenticated)
+        ));
     }
 }

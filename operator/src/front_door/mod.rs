@@ -7,17 +7,22 @@
 //!   functions.
 //! - [`tenant_index`]: every tenant's entitlements by tenant and feature, kept current from the
 //!   caches by [`live_index`] (with the catalog's feature set).
-//! - [`auth`]: TokenReview and SubjectAccessReview, cached ([`review_cache`]).
+//! - [`auth`]: TokenReview and SubjectAccessReview, cached ([`review_cache`]); backend keys
+//!   ([`api_keys`]); per-tenant read rates ([`read_limits`]).
 //! - [`routes`] and [`stream`]: the handlers, which only gather and render.
 //! - [`openapi_document`]: the OpenAPI document of all of it, served at `/openapi.json`.
 
+pub mod api_keys;
 pub mod auth;
 pub mod console;
 pub mod decide;
 pub mod impersonation;
+#[cfg(test)]
+mod key_routes_tests;
 pub mod live_index;
 pub mod ofrep;
 pub mod openapi_document;
+pub mod read_limits;
 pub mod review_cache;
 pub mod routes;
 #[cfg(test)]
@@ -26,6 +31,7 @@ pub mod sse;
 pub mod storefront;
 pub mod stream;
 pub mod tenant_index;
+pub mod usage;
 
 pub use auth::{Authorizer, ReviewCacheSettings};
 pub use routes::{FrontDoor, router};

@@ -21,6 +21,8 @@ use super::impersonation::Impersonator;
 use super::live_index::LiveIndex;
 use super::ofrep;
 use super::stream::{StreamSettings, entitlement_stream};
+use super::usage::UsageLedger;
+use crate::connection::ProbePolicy;
 use crate::runtime::Stores;
 use crate::server::Readiness;
 
@@ -37,6 +39,10 @@ pub struct FrontDoor {
     pub(super) impersonator: Impersonator,
     /// Where SubscriptionActions and the drift report live.
     pub(super) operator_namespace: String,
+    /// Checks counted per tenant and feature, flushed to the Entitlements.
+    pub(super) usage: UsageLedger,
+    /// What a wizard's test connection may reach.
+    pub(super) probe: ProbePolicy,
 }
 
 impl FrontDoor {
@@ -57,7 +63,21 @@ impl FrontDoor {
             client,
             impersonator,
             operator_namespace,
+            usage: UsageLedger::default(),
+            probe: ProbePolicy::default(),
         }
+    }
+
+    /// What wizard test connections may reach (as the operator's `--probe-*` flags).
+    pub fn with_probe_policy(mut self, probe: ProbePolicy) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// Counts checks into `usage` (the process flushes it).
+    pub fn with_usage(mut self, usage: UsageLedger) -> Self {
+        self.usage = usage;
+        self
     }
 
     pub fn with_stream_settings(mut self, streams: StreamSettings) -> Self {
@@ -119,6 +139,9 @@ pub(super) fn rest_refusal(refusal: Refusal) -> Response {
             "you may not read this tenant".to_string(),
         ),
         Refusal::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", why),
+        Refusal::RateLimited {
+            retry_after_seconds,
+        } => return super::read_limits::rest_rate_limited(retry_after_seconds),
     };
     (
         status,
@@ -138,6 +161,9 @@ fn ofrep_refusal(refusal: Refusal) -> Response {
             axum::Json(json!({"errorDetails": why})),
         )
             .into_response(),
+        Refusal::RateLimited {
+            retry_after_seconds,
+        } => super::read_limits::ofrep_rate_limited(retry_after_seconds),
     }
 }
 
@@ -188,12 +214,9 @@ async fn check_entitlement(
     if let Err(refusal) = door.auth.may_read(&headers, &tenant).await {
         return rest_refusal(refusal);
     }
-    match check_feature(
-        &door.features_of(&tenant),
-        &door.catalog(),
-        &feature,
-        Timestamp::now(),
-    ) {
+    let now = Timestamp::now();
+    door.usage.record(&tenant, &feature, now);
+    match check_feature(&door.features_of(&tenant), &door.catalog(), &feature, now) {
         Some(check) => axum::Json(check).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -212,7 +235,7 @@ async fn ofrep_tenant(
     key: Option<&str>,
 ) -> Result<(Value, String), Response> {
     // Authentication first: an anonymous caller learns nothing, not even about its body.
-    if crate::front_door::auth::bearer(headers).is_none() {
+    if !crate::front_door::auth::has_credentials(headers) {
         return Err(StatusCode::UNAUTHORIZED.into_response());
     }
     let (context, tenant) =
@@ -234,12 +257,9 @@ async fn ofrep_single(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let (status, body) = ofrep::evaluate(
-        &key,
-        &door.features_of(&tenant),
-        &door.catalog(),
-        Timestamp::now(),
-    );
+    let now = Timestamp::now();
+    door.usage.record(&tenant, &key, now);
+    let (status, body) = ofrep::evaluate(&key, &door.features_of(&tenant), &door.catalog(), now);
     (status, axum::Json(body)).into_response()
 }
 
@@ -248,11 +268,13 @@ async fn ofrep_bulk(State(door): State<FrontDoor>, headers: HeaderMap, body: Byt
         Ok(found) => found,
         Err(response) => return response,
     };
-    let flags = ofrep::evaluate_all(
-        &door.features_of(&tenant),
-        &door.catalog(),
-        Timestamp::now(),
-    );
+    let now = Timestamp::now();
+    let features = door.features_of(&tenant);
+    // A bulk evaluation checks every feature the tenant holds.
+    for held in features.iter() {
+        door.usage.record(&tenant, &held.feature, now);
+    }
+    let flags = ofrep::evaluate_all(&features, &door.catalog(), now);
     // The context is part of the tag: another context must never get a 304 for this answer.
     let context = serde_json::to_vec(&context).unwrap_or_default();
     with_etag(&headers, &[&context], &flags)

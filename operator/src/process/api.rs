@@ -8,7 +8,11 @@ use std::time::Duration;
 use kube::{Client, Config};
 use tracing::info;
 
+use crate::connection::ProbePolicy;
+use crate::front_door::api_keys::store::ApiKeyStore;
 use crate::front_door::impersonation::Impersonator;
+use crate::front_door::read_limits::ReadLimitSettings;
+use crate::front_door::usage::{UsageLedger, run_flusher};
 use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
@@ -21,10 +25,23 @@ use super::ProcessError;
 pub struct ApiSettings {
     pub endpoint: EndpointSettings,
     pub reviews: ReviewCacheSettings,
+    /// Accept `X-API-Key` backend keys (watches the key Secrets; needs list/watch on Secrets).
+    pub api_keys: bool,
+    pub read_limits: ReadLimitSettings,
     pub streams: StreamSettings,
     pub shutdown_grace: Duration,
     /// The operator's namespace: SubscriptionActions and the drift report.
     pub operator_namespace: String,
+    /// How often checks counted in memory are written to the Entitlements' status.usage.
+    pub usage_flush: Duration,
+    /// What wizard test connections may reach.
+    pub probe: ProbePolicy,
+}
+
+/// A started API: its caches, and the usage flusher, which writes once more at shutdown.
+pub struct StartedApi {
+    pub stores: Stores,
+    pub usage_flushed: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the caches and serves the API on `settings.endpoint` until `shutdown`; returns once
@@ -33,12 +50,32 @@ pub async fn start(
     config: Config,
     settings: &ApiSettings,
     shutdown: &Shutdown,
-) -> Result<Stores, ProcessError> {
+) -> Result<StartedApi, ProcessError> {
     let client = Client::try_from(config.clone()).map_err(ProcessError::Client)?;
     let stores = Stores::start(&client);
     let readiness = Readiness::new();
     let caches_gate = readiness.gate("caches synced");
-    let auth = Arc::new(Authorizer::new(client.clone(), settings.reviews));
+    let mut auth =
+        Authorizer::new(client.clone(), settings.reviews).with_read_limits(settings.read_limits);
+    if settings.api_keys {
+        let keys = ApiKeyStore::start(&client);
+        let keys_gate = readiness.gate("api keys synced");
+        let waiting = keys.clone();
+        tokio::spawn(async move {
+            waiting.wait_until_ready().await;
+            keys_gate.set(true);
+        });
+        auth = auth.with_api_keys(keys);
+    }
+    let auth = Arc::new(auth);
+    let usage = UsageLedger::default();
+    let usage_flushed = tokio::spawn(run_flusher(
+        client.clone(),
+        stores.clone(),
+        usage.clone(),
+        settings.usage_flush,
+        shutdown.requested(),
+    ));
     let door = FrontDoor::new(
         stores.clone(),
         auth,
@@ -46,7 +83,9 @@ pub async fn start(
         Impersonator::new(config),
         settings.operator_namespace.clone(),
     )
-    .with_stream_settings(settings.streams);
+    .with_stream_settings(settings.streams)
+    .with_usage(usage)
+    .with_probe_policy(settings.probe.clone());
     let index = door.index().clone();
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
@@ -65,7 +104,10 @@ pub async fn start(
         stopping.await;
         index.close_streams();
     });
-    Ok(stores)
+    Ok(StartedApi {
+        stores,
+        usage_flushed,
+    })
 }
 
 /// Runs the API until SIGTERM or Ctrl-C.
@@ -74,7 +116,9 @@ pub async fn run(settings: ApiSettings) -> Result<(), ProcessError> {
         .await
         .map_err(|e| ProcessError::Config(format!("kubeconfig: {e}")))?;
     let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(ProcessError::Signals)?;
-    start(config, &settings, &shutdown).await?;
+    let started = start(config, &settings, &shutdown).await?;
     shutdown.requested().await;
+    // The last checks counted are written before the process ends (within the grace).
+    let _ = tokio::time::timeout(settings.shutdown_grace, started.usage_flushed).await;
     Ok(())
 }

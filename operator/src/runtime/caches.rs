@@ -67,7 +67,12 @@ where
 {
     /// Starts the one watch of `api` on the current runtime; the task ends with the runtime.
     pub fn start(api: Api<K>) -> Self {
-        let events = watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+        Self::start_with(api, watcher::Config::default())
+    }
+
+    /// [`Self::start`] with a narrower watch (e.g. a label selector).
+    pub fn start_with(api: Api<K>, config: watcher::Config) -> Self {
+        let events = watcher(api, config.any_semantic()).default_backoff();
         Self::from_events(events)
     }
 

@@ -35,6 +35,17 @@ impl Stores {
         }
     }
 
+    /// Caches that never fill, for tests that need no cluster data.
+    #[cfg(test)]
+    pub fn never_filled() -> Stores {
+        Stores {
+            listings: SharedCache::from_events(futures::stream::pending()),
+            tenants: SharedCache::from_events(futures::stream::pending()),
+            subscriptions: SharedCache::from_events(futures::stream::pending()),
+            entitlements: SharedCache::from_events(futures::stream::pending()),
+        }
+    }
+
     /// Resolves once every cache has its first full list.
     pub async fn wait_until_ready(&self) {
         let _ = tokio::join!(

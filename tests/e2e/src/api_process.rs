@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use marketplace_harness::ControlPlane;
+use marketplace_operator::front_door::read_limits::ReadLimitSettings;
 use marketplace_operator::front_door::{ReviewCacheSettings, StreamSettings};
 use marketplace_operator::process::api::{ApiSettings, start};
 use marketplace_operator::runtime::Shutdown;
@@ -73,9 +74,13 @@ pub fn api_settings(review_ttl: Duration, operator_namespace: &str) -> ApiSettin
             ttl: review_ttl,
             capacity: 100,
         },
+        api_keys: true,
+        read_limits: ReadLimitSettings::default(),
         streams: StreamSettings::default(),
         shutdown_grace: Duration::from_secs(5),
         operator_namespace: operator_namespace.to_string(),
+        usage_flush: Duration::from_secs(1),
+        probe: Default::default(),
     }
 }
 

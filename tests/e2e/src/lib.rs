@@ -92,5 +92,6 @@ pub fn unique_name(base: &str) -> String {
 pub mod api_process;
 pub mod controllers;
 pub mod subscriptions;
+pub mod tenants;
 
 pub use marketplace_harness::eventually;

@@ -14,7 +14,7 @@ use marketplace_e2e::api_process::{api_settings, service_account_token, start_ap
 use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of, ready_reason};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
-use marketplace_operator::api::{Listing, Tenant, TenantSubscription};
+use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription, WizardConfig};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -195,6 +195,28 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         listing(&internal, json!({"visibility": "Internal"})),
     )
     .await;
+    let wizard = unique_name("qb-wizard");
+    apply(&Api::<WizardConfig>::all(client.clone()), json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "WizardConfig", "metadata": {"name": wizard},
+        "spec": {"title": "Connect QuickBooks",
+            "connectionSchema": {"type": "object",
+                "properties": {"realmId": {"type": "string", "pattern": "^[0-9]+$"},
+                               "apiKey": {"type": "string", "minLength": 12}},
+                "required": ["realmId", "apiKey"]},
+            "secretFields": ["apiKey"],
+            "testConnection": {"method": "GET", "urlTemplate": "https://127.0.0.1:9/v3/company/{{realmId}}",
+                               "headersTemplate": {"Authorization": "Bearer {{apiKey}}"}},
+            "billingConfirmation": "QuickBooks is billed monthly."}})).await;
+    let integration = unique_name("quickbooks");
+    apply(
+        &listings,
+        listing(
+            &integration,
+            json!({"type": "Integration",
+        "integration": {"wizardConfigRef": wizard}}),
+        ),
+    )
+    .await;
     let approval = unique_name("approval");
     apply(
         &listings,
@@ -301,6 +323,52 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
+    // The connection wizard: settings checked field by field, the test run without buying.
+    let test = format!("/v1/tenants/{tenant}/catalog/{integration}/wizard/test");
+    let (status, _, body) = as_buyer
+        .post(
+            &test,
+            None,
+            json!({"connection": {"realmId": "acme", "apiKey": "tiny-secret"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("ConnectionInvalid")),
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains("tiny-secret"),
+        "a secret leaked: {body}"
+    );
+    let good = json!({"realmId": "1234", "apiKey": "a-long-enough-key"});
+    let (status, _, body) = as_buyer
+        .post(&test, None, json!({"connection": good}))
+        .await;
+    assert_eq!(
+        (status, &body["ok"]),
+        (StatusCode::OK, &json!(false)),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("127.0.0.1"),
+        "a loopback target is refused: {body}"
+    );
+    let (status, _, body) = as_buyer
+        .post(
+            &buy,
+            Some("qb-bad"),
+            json!({"listing": integration, "plan": "pro",
+            "connection": {"realmId": "acme", "apiKey": "tiny-secret"},
+            "confirmedPrice": {"amount": "49.00", "currency": "USD", "interval": "Month"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("ConnectionInvalid")),
+        "{body}"
+    );
+
     let key = format!("{tenant}-first-purchase");
     let (status, headers, first) = as_buyer.post(&buy, Some(&key), confirmed.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
@@ -350,6 +418,34 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         (card(&body, &public)?["state"] == "Installed").then_some(())
     })
     .await;
+
+    // Product code's checks are counted and land in the Entitlement's status (flushed every second here).
+    for _ in 0..3 {
+        let (status, check) = as_viewer
+            .get(&format!(
+                "/v1/tenants/{tenant}/entitlements/route_optimization"
+            ))
+            .await;
+        assert_eq!(
+            (status, &check["enabled"]),
+            (StatusCode::OK, &json!(true)),
+            "{check}"
+        );
+    }
+    let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
+    let usage = eventually("the checks are recorded", CONVERGED, || async {
+        let list = entitlements.list(&Default::default()).await.ok()?;
+        let usage = list
+            .items
+            .into_iter()
+            .find(|e| e.spec.feature.as_str() == "route_optimization")?
+            .status?
+            .usage?;
+        (usage.checks >= 3).then_some(usage)
+    })
+    .await;
+    let age = jiff::Timestamp::now().duration_since(usage.last_checked_at.0);
+    assert!(age.as_secs() < 60, "last checked {age:?} ago");
 
     // The product's menu follows the entitlement.
     let navigation = format!("/v1/tenants/{tenant}/navigation");

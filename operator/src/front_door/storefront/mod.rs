@@ -8,3 +8,4 @@ pub mod navigation;
 pub mod price;
 pub mod purchase;
 pub mod routes;
+pub mod wizard;

@@ -27,11 +27,14 @@ use super::purchase::{
     CONFIRMED_ANNOTATION, IDEMPOTENCY_KEY_ANNOTATION, Purchase, PurchaseRefusal, PurchaseRequest,
     REQUEST_HASH_ANNOTATION, decide_purchase, request_hash, subscription_name, valid_key,
 };
+use super::wizard::{WizardTestRequest, check_settings, invalid_settings_body, test_result_body};
 use crate::api::tenant::Tenant;
 use crate::api::tenant_subscription::TenantSubscription;
 use crate::api::wizard_config::WizardConfig;
+use crate::connection::test_connection;
 use crate::controllers::tenant_rbac::namespace_name;
 use crate::front_door::auth::{Access, Caller, Refusal};
+use crate::front_door::read_limits::ReadClass;
 use crate::front_door::routes::{FrontDoor, rest_refusal, with_etag};
 use crate::lifecycle::validation::entitled_features;
 
@@ -40,6 +43,10 @@ pub fn routes() -> Router<FrontDoor> {
     Router::new()
         .route("/v1/tenants/{tenant}/catalog", get(catalog))
         .route("/v1/tenants/{tenant}/catalog/{listing}", get(detail))
+        .route(
+            "/v1/tenants/{tenant}/catalog/{listing}/wizard/test",
+            post(wizard_test),
+        )
         .route("/v1/tenants/{tenant}/navigation", get(navigation_entries))
         .route(
             "/v1/tenants/{tenant}/subscriptions",
@@ -200,6 +207,20 @@ async fn scope(
     })
 }
 
+/// [`scope`] for a read, counted against the tenant's read rate of `class` (429 beyond it).
+async fn read_scope(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    tenant: &str,
+    class: ReadClass,
+) -> Result<TenantScope, Response> {
+    let scope = scope(door, headers, tenant, Access::Read).await?;
+    door.auth
+        .within_read_rate(tenant, class)
+        .map_err(rest_refusal)?;
+    Ok(scope)
+}
+
 /// The caller's rights in the tenant, for the UI to enable or disable its buttons.
 async fn rights(door: &FrontDoor, caller: &Caller, tenant: &str) -> Value {
     let may_buy = door
@@ -225,7 +246,7 @@ async fn catalog(
     Query(query): Query<CatalogQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -247,7 +268,7 @@ async fn detail(
     Path((tenant, listing)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Detail).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -278,7 +299,7 @@ async fn navigation_entries(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Check).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -291,12 +312,80 @@ async fn navigation_entries(
     with_etag(&headers, &[], &json!({"entries": entries}))
 }
 
+/// The WizardConfig of an integration listing the tenant may see, or the answer why not.
+async fn wizard_of(
+    door: &FrontDoor,
+    facts: &TenantFacts<'_>,
+    listing: &str,
+) -> Result<WizardConfig, Box<Response>> {
+    let found = door
+        .stores
+        .listing(listing)
+        .filter(|l| super::catalog::shown_to(l, facts))
+        .ok_or_else(|| Box::new(refused(PurchaseRefusal::ListingNotFound)))?;
+    let Some(integration) = &found.spec.integration else {
+        return Err(Box::new(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "NotAnIntegration",
+            Some("listing"),
+            &format!("{listing} has no connection wizard"),
+        )));
+    };
+    let name = integration.wizard_config_ref.as_str();
+    match Api::<WizardConfig>::all(door.client.clone())
+        .get_opt(name)
+        .await
+    {
+        Ok(Some(wizard)) => Ok(wizard),
+        Ok(None) => Err(Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "WizardConfigNotFound",
+            None,
+            &format!("the listing's WizardConfig {name} is not in the catalog yet"),
+        ))),
+        Err(e) => Err(Box::new(apiserver_refusal(e))),
+    }
+}
+
+async fn wizard_test(
+    State(door): State<FrontDoor>,
+    Path((tenant, listing)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let scope = match scope(&door, &headers, &tenant, Access::Buy).await {
+        Ok(scope) => scope,
+        Err(response) => return response,
+    };
+    let request: WizardTestRequest = match parse(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    let subs = refs(&scope.subscriptions);
+    let wizard = match wizard_of(&door, &scope.facts(&tenant, &subs), &listing).await {
+        Ok(wizard) => wizard,
+        Err(response) => return *response,
+    };
+    let settings = match check_settings(&wizard.spec, &request.connection) {
+        Ok(settings) => settings,
+        Err(e) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(invalid_settings_body(&e)),
+            )
+                .into_response();
+        }
+    };
+    let result = test_connection(&wizard.spec.test_connection, &settings, &door.probe).await;
+    axum::Json(test_result_body(&result)).into_response()
+}
+
 async fn list_subscriptions(
     State(door): State<FrontDoor>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -329,7 +418,7 @@ async fn one_subscription(
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Read).await {
+    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(response) => return response,
     };
@@ -417,6 +506,20 @@ async fn purchase(
         Ok(purchase) => purchase,
         Err(refusal) => return refused(refusal),
     };
+    // An integration's settings are checked against its wizard before anything is written.
+    if let Some(settings) = &request.connection {
+        let wizard = match wizard_of(&door, &scope.facts(&tenant, &subs), &request.listing).await {
+            Ok(wizard) => wizard,
+            Err(response) => return *response,
+        };
+        if let Err(e) = check_settings(&wizard.spec, settings) {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(invalid_settings_body(&e)),
+            )
+                .into_response();
+        }
+    }
     let mut object = TenantSubscription::new(&name, purchase.spec.clone());
     object.metadata.namespace = Some(namespace.clone());
     object.metadata.annotations = Some(
