@@ -42,7 +42,7 @@ fn key_secret(tenant: &str, key: &str) -> Secret {
 
 /// A front door whose only key is `key` (of tenant acme), with `limits`; its apiserver does not
 /// answer, so anything that needed a review would be a 503.
-async fn door(key: &str, limits: ReadLimitSettings) -> axum::Router {
+pub(super) async fn door(key: &str, limits: ReadLimitSettings) -> axum::Router {
     let stores = Stores::never_filled();
     let events = futures::stream::iter([
         Ok::<_, watcher::Error>(watcher::Event::Init),

@@ -95,10 +95,11 @@ pub struct EvaluationFailure {
     pub error_details: String,
 }
 
-/// 503: the caller could not be checked (with `Retry-After`).
+/// 429 (the tenant's reads are over its rate) and 503 (the caller could not be checked): why,
+/// with `Retry-After`. Documents the body `read_limits` and the routes render.
 #[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct EvaluationUnavailable {
+pub struct EvaluationRetryLater {
     pub error_details: String,
 }
 

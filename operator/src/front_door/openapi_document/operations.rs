@@ -2,7 +2,7 @@
 //! and answers. The document is built from it, and `tests.rs` calls each entry on the real
 //! router and scans the routes files for routes missing from it.
 
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
 use super::bodies::{
     ApiError, CatalogAnswer, CreatedAction, EntitlementList, InboxList, ListingAnswer,
@@ -13,18 +13,28 @@ use crate::front_door::console::routes::ActionRequest;
 use crate::front_door::console::support::SupportView;
 use crate::front_door::decide::FeatureCheck;
 use crate::front_door::ofrep::{
-    BulkEvaluation, EvaluationFailure, EvaluationRequest, EvaluationUnavailable, FlagEvaluation,
+    BulkEvaluation, EvaluationFailure, EvaluationRequest, EvaluationRetryLater, FlagEvaluation,
 };
 use crate::front_door::storefront::catalog::CatalogQuery;
 use crate::front_door::storefront::changes::{CancelRequest, ChangeRequest};
 use crate::front_door::storefront::detail::SubscriptionView;
 use crate::front_door::storefront::purchase::PurchaseRequest;
+use crate::front_door::storefront::wizard::{SettingsInvalid, WizardTestRequest, WizardTestResult};
 
 /// A type's schema: a `$ref` to its component (or the schema itself, for query types).
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
 fn named<T: JsonSchema>() -> SchemaFn {
     SchemaGenerator::subschema_for::<T>
+}
+
+/// One of two shapes (e.g. a 422 with the settings' problems, or a plain error).
+fn either<A: JsonSchema, B: JsonSchema>() -> SchemaFn {
+    |generator| {
+        json_schema!({
+            "anyOf": [generator.subschema_for::<A>(), generator.subschema_for::<B>()],
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,7 +245,13 @@ impl Operation {
                 reply(
                     503,
                     "The caller could not be checked now; retry.",
-                    Content::Json(named::<EvaluationUnavailable>()),
+                    Content::Json(named::<EvaluationRetryLater>()),
+                )
+                .with(ReplyHeader::RetryAfter),
+                reply(
+                    429,
+                    "The tenant's reads are over its rate; retry after `Retry-After` seconds.",
+                    Content::Json(named::<EvaluationRetryLater>()),
                 )
                 .with(ReplyHeader::RetryAfter),
             ]);
@@ -252,6 +268,16 @@ impl Operation {
                 error(403, forbidden),
                 error(503, "The caller could not be checked now; retry."),
             ]);
+            if caller == Caller::TenantReader {
+                self.replies.push(
+                    error(
+                        429,
+                        "The tenant's reads are over its rate (`RateLimited`); retry after \
+                         `Retry-After` seconds.",
+                    )
+                    .with(ReplyHeader::RetryAfter),
+                );
+            }
         }
         self
     }
@@ -370,6 +396,18 @@ pub fn operations() -> Vec<Operation> {
                 "The detail, plans priced, and the tenant's subscriptions to it.")
             .reply(error(404, "No such tenant, or no such listing for this tenant (one it may \
                 not see is not found either).")),
+        op(Post, "/v1/tenants/{tenant}/catalog/{listing}/wizard/test", "testWizardConnection",
+            STOREFRONT, "Check an integration's settings and run its test connection")
+            .describe("The settings are checked against the listing's WizardConfig, then its \
+                safe test connection runs; nothing is subscribed or stored.")
+            .caller(TenantBillingAdmin)
+            .body(named::<WizardTestRequest>(), false)
+            .reply(json(200, "Whether the test connection succeeded (`ok`).",
+                named::<WizardTestResult>()))
+            .reply(error(404, "No such tenant, or no such listing for this tenant."))
+            .reply(json(422, "The settings do not fit the wizard (`ConnectionInvalid`, with \
+                `problems`), or the listing has no wizard (`NotAnIntegration`).",
+                either::<SettingsInvalid, ApiError>())),
         op(Get, "/v1/tenants/{tenant}/navigation", "getNavigation", STOREFRONT,
             "The menu entries the tenant's product UI shows")
             .caller(TenantReader)
@@ -396,8 +434,10 @@ pub fn operations() -> Vec<Operation> {
             .reply(error(404, "No such tenant, or no such listing for this tenant."))
             .reply(json(409, "The confirmed price is not the plan's price now \
                 (`PriceChanged`), or another conflict.", named::<PurchaseConflict>()))
-            .reply(error(422, "The request breaks a rule (the field is named), or the \
-                Idempotency-Key was used with another body (`IdempotencyKeyReused`)."))
+            .reply(json(422, "The request breaks a rule (the field is named), the connection \
+                settings do not fit the wizard (`ConnectionInvalid`, with `problems`), or the \
+                Idempotency-Key was used with another body (`IdempotencyKeyReused`).",
+                either::<SettingsInvalid, ApiError>()))
             .reply(error(429, "Another request for this listing came too soon.")
                 .with(ReplyHeader::RetryAfter)),
         op(Get, "/v1/tenants/{tenant}/subscriptions/{name}", "getSubscription", STOREFRONT,

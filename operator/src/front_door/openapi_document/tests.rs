@@ -10,11 +10,16 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::operations::{Caller, Method, PATH_PARAMETERS, operations};
+use super::operations::{
+    Caller, Content, Method, Operation, PATH_PARAMETERS, ReplyHeader, operations,
+};
 use super::{document, path_parameter_names};
 use crate::api::entitlement::EntitlementState;
+use crate::front_door::api_keys::format_key;
 use crate::front_door::decide::{EntitlementView, check_feature};
+use crate::front_door::key_routes_tests::door as key_door;
 use crate::front_door::ofrep;
+use crate::front_door::read_limits::ReadLimitSettings;
 use crate::front_door::routes_tests::door;
 
 /// `path` with each parameter replaced by its documented example.
@@ -41,11 +46,22 @@ fn http_method(method: Method) -> axum::http::Method {
 }
 
 async fn answer(request: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
-    let response = tokio::time::timeout(Duration::from_secs(10), door().oneshot(request))
+    answer_from(door(), request).await
+}
+
+async fn answer_from(
+    router: axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let response = tokio::time::timeout(Duration::from_secs(10), router.oneshot(request))
         .await
         .expect("the router answers in time")
         .expect("answer");
     let status = response.status();
+    if response.headers().get("content-type").map(|v| v.as_bytes()) == Some(b"text/event-stream") {
+        // A stream never ends: its status and headers are the answer.
+        return (status, Value::Null, response.headers().clone());
+    }
     let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
         .await
@@ -172,9 +188,17 @@ fn refs(value: &Value, out: &mut Vec<String>) {
 
 /// A validator of the component `name`, its `$ref`s resolved in the document.
 fn validator(doc: &Value, name: &str) -> jsonschema::Validator {
-    let root =
-        json!({"$ref": format!("#/components/schemas/{name}"), "components": doc["components"]});
-    jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("{name}: {e}"))
+    validator_of(
+        doc,
+        &json!({"$ref": format!("#/components/schemas/{name}")}),
+    )
+}
+
+/// A validator of `schema` (a schema of the document), its `$ref`s resolved in the document.
+fn validator_of(doc: &Value, schema: &Value) -> jsonschema::Validator {
+    let mut root = schema.clone();
+    root["components"] = doc["components"].clone();
+    jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("{schema}: {e}"))
 }
 
 #[test]
@@ -204,7 +228,11 @@ fn every_schema_compiles_and_every_reference_resolves() {
 }
 
 fn assert_fits(doc: &Value, name: &str, instance: &Value) {
-    let errors: Vec<String> = validator(doc, name)
+    fits(validator(doc, name), name, instance);
+}
+
+fn fits(validator: jsonschema::Validator, name: &str, instance: &Value) {
+    let errors: Vec<String> = validator
         .iter_errors(instance)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
@@ -278,7 +306,7 @@ async fn the_router_refuses_with_the_documented_shapes_and_serves_the_document()
             .parse::<u64>()
             .is_ok()
     );
-    assert_fits(&doc, "EvaluationUnavailable", &body);
+    assert_fits(&doc, "EvaluationRetryLater", &body);
     let (status, served, headers) = answer(
         Request::get("/openapi.json")
             .body(Body::empty())
@@ -288,4 +316,101 @@ async fn the_router_refuses_with_the_documented_shapes_and_serves_the_document()
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(served, doc);
+}
+
+/// Calls `op` with a backend key of tenant acme on `router`, and checks that the status is one
+/// the document lists, with the headers and (for JSON) the body it documents. Returns the status.
+async fn call_as_documented(doc: &Value, router: axum::Router, op: &Operation, key: &str) -> u16 {
+    let uri = sample(op.path).replace("acme-logistics", "acme");
+    let mut request = Request::builder()
+        .method(http_method(op.method))
+        .uri(&uri)
+        .header("x-api-key", key);
+    let body = if op.body.is_some() {
+        request = request.header("content-type", "application/json");
+        Body::from(r#"{"context": {"targetingKey": "acme"}}"#)
+    } else {
+        Body::empty()
+    };
+    let what = format!("{:?} {uri}", op.method);
+    let (status, body, headers) = answer_from(router, request.body(body).expect("request")).await;
+    let reply = op
+        .replies
+        .iter()
+        .find(|r| r.status == status.as_u16())
+        .unwrap_or_else(|| panic!("{what} answered {status}, which the document does not list"));
+    for header in &reply.headers {
+        let name = match header {
+            ReplyHeader::ETag => "etag",
+            ReplyHeader::RetryAfter => "retry-after",
+            // Only on a 201, which a key never gets.
+            ReplyHeader::Location | ReplyHeader::IdempotentReplayed => continue,
+        };
+        assert!(
+            headers.contains_key(name),
+            "{what} {status}: no {name} header"
+        );
+    }
+    if let Content::Json(_) = reply.content {
+        let schema = &doc["paths"][op.path][op.method.key()]["responses"][status.as_str()]["content"]
+            ["application/json"]["schema"];
+        fits(validator_of(doc, schema), &what, &body);
+    }
+    status.as_u16()
+}
+
+/// With a backend key every call gets past authentication: reads answer for real (from empty
+/// caches), writes and the console refuse the key; each answer must be one the document lists.
+#[tokio::test]
+async fn what_the_router_answers_a_backend_key_is_what_the_document_says() {
+    let doc = document();
+    let key = format_key("acme", &[1, 2, 3, 4], &[5; 32]);
+    let router = key_door(&key, ReadLimitSettings::UNLIMITED).await;
+    let mut answered = BTreeSet::new();
+    for op in operations().iter().filter(|op| op.caller != Caller::Anyone) {
+        let status = call_as_documented(&doc, router.clone(), op, &key).await;
+        answered.insert(status);
+        if op.caller != Caller::TenantReader {
+            assert_eq!(
+                status,
+                403,
+                "{} {}: a key only reads",
+                op.method.key(),
+                op.path
+            );
+        }
+    }
+    assert!(
+        answered.is_superset(&BTreeSet::from([200, 403, 404])),
+        "{answered:?}"
+    );
+}
+
+/// A tenant reader's second read in a minute, with one allowed, is the documented 429 (the
+/// storefront's reads answer an unknown tenant's 404 first: these caches hold no tenant).
+#[tokio::test]
+async fn reads_over_the_rate_get_the_documented_429() {
+    let doc = document();
+    let key = format_key("acme", &[1, 2, 3, 4], &[5; 32]);
+    let limits = ReadLimitSettings {
+        checks_per_minute: 1,
+        browse_per_minute: 1,
+        details_per_minute: 1,
+        ..ReadLimitSettings::default()
+    };
+    let mut limited = 0;
+    for op in operations()
+        .iter()
+        .filter(|op| op.caller == Caller::TenantReader)
+    {
+        let router = key_door(&key, limits).await;
+        let first = call_as_documented(&doc, router.clone(), op, &key).await;
+        let second = call_as_documented(&doc, router, op, &key).await;
+        if first != 404 {
+            assert_eq!(second, 429, "{} {}", op.method.key(), op.path);
+            limited += 1;
+        }
+    }
+    // The entitlement list, the stream and the OFREP bulk (the others answer 404 first).
+    assert!(limited >= 3, "only {limited} reads were limited");
 }

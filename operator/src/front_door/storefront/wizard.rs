@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::wizard_config::WizardConfigSpec;
@@ -14,7 +15,7 @@ use crate::connection::{
 };
 
 /// `POST /v1/tenants/{t}/catalog/{listing}/wizard/test`.
-#[derive(Deserialize, Clone, Debug, Default)]
+#[derive(Deserialize, JsonSchema, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WizardTestRequest {
     /// The wizard's fields, as the purchase's `connection` would carry them.
@@ -34,33 +35,90 @@ pub fn check_settings(
     validate_settings(wizard, &data)
 }
 
+/// 422 `ConnectionInvalid`: settings that do not fit the wizard's schema, one problem per
+/// field (never quoting a value).
+#[derive(Serialize, JsonSchema, Clone, Debug)]
+pub struct SettingsInvalid {
+    /// `ConnectionInvalid`.
+    pub code: String,
+    /// `connection`.
+    pub field: String,
+    pub message: String,
+    pub problems: Vec<SettingsProblem>,
+}
+
+/// One setting that does not fit.
+#[derive(Serialize, JsonSchema, Clone, Debug)]
+pub struct SettingsProblem {
+    /// The setting's name; empty when the problem is about the settings as a whole.
+    pub field: String,
+    /// What is wrong, e.g. `is required`.
+    pub reason: String,
+}
+
+/// What the wizard shows after "Test connection": `ok` with the status, time and target, or
+/// not, with `code` `ConnectionTestFailed` and the failure's `category`.
+#[derive(Serialize, JsonSchema, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct WizardTestResult {
+    pub ok: bool,
+    /// The HTTP status the test received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
+    /// `host:port` probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Why it failed: `template`, `invalid-header`, `config`, `forbidden-target`, `dns`,
+    /// `timeout`, `connect`, `tls`, `http` or `unexpected-status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    pub message: String,
+}
+
 /// The 422 body for settings that do not fit the schema: one problem per field.
 pub fn invalid_settings_body(error: &SettingsError) -> Value {
-    json!({
-        "code": "ConnectionInvalid",
-        "field": "connection",
-        "message": error.to_string(),
-        "problems": error.problems.iter().map(|p| json!({"field": p.setting, "reason": p.reason})).collect::<Vec<_>>(),
+    json!(SettingsInvalid {
+        code: "ConnectionInvalid".into(),
+        field: "connection".into(),
+        message: error.to_string(),
+        problems: error
+            .problems
+            .iter()
+            .map(|p| SettingsProblem {
+                field: p.setting.clone(),
+                reason: p.reason.clone(),
+            })
+            .collect(),
     })
 }
 
 /// What the wizard shows after "Test connection".
 pub fn test_result_body(result: &Result<ProbeSuccess, ProbeError>) -> Value {
-    match result {
-        Ok(success) => json!({
-            "ok": true,
-            "status": success.status,
-            "elapsedMs": u64::try_from(success.elapsed.as_millis()).unwrap_or(u64::MAX),
-            "target": success.target,
-            "message": format!("connected to {} (HTTP {})", success.target, success.status),
-        }),
-        Err(e) => json!({
-            "ok": false,
-            "code": "ConnectionTestFailed",
-            "category": e.category(),
-            "message": format!("the test connection failed: {e}"),
-        }),
-    }
+    let result = match result {
+        Ok(success) => WizardTestResult {
+            ok: true,
+            status: Some(success.status),
+            elapsed_ms: Some(u64::try_from(success.elapsed.as_millis()).unwrap_or(u64::MAX)),
+            target: Some(success.target.clone()),
+            code: None,
+            category: None,
+            message: format!("connected to {} (HTTP {})", success.target, success.status),
+        },
+        Err(e) => WizardTestResult {
+            ok: false,
+            status: None,
+            elapsed_ms: None,
+            target: None,
+            code: Some("ConnectionTestFailed".into()),
+            category: Some(e.category().into()),
+            message: format!("the test connection failed: {e}"),
+        },
+    };
+    json!(result)
 }
 
 #[cfg(test)]
