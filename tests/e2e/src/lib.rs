@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::ApiResource;
 use kube::{Client, Resource};
 use marketplace_harness::{ControlPlane, HarnessError};
@@ -87,6 +89,44 @@ pub fn unique_name(base: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{base}-{n}x{}", std::process::id() % 100_000)
+}
+
+/// A token, valid for an hour, of the ServiceAccount `namespace/name` (applied first): a real
+/// caller of the entitlement API, checked by TokenReview.
+pub async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    subscriptions::apply(
+        &accounts,
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace}}),
+    )
+    .await;
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("token request")
+        .status
+        .expect("token status")
+        .token
+        .expect("a token")
+}
+
+/// TokenReviews and SubjectAccessReviews the apiserver has answered so far.
+pub async fn review_count(client: &Client) -> u64 {
+    marketplace_harness::apiserver_samples(client, "apiserver_request_total")
+        .await
+        .expect("apiserver /metrics")
+        .iter()
+        .filter(|s| matches!(s.label("resource"), "tokenreviews" | "subjectaccessreviews"))
+        .map(|s| s.value)
+        .sum::<f64>() as u64
 }
 
 pub mod controllers;

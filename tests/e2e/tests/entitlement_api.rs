@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use marketplace_e2e::subscriptions::{CONVERGED, apply};
-use marketplace_e2e::{control_plane, controllers, eventually, unique_name, workspace_root};
+use marketplace_e2e::{
+    control_plane, controllers, eventually, review_count, service_account_token, unique_name,
+    workspace_root,
+};
 use marketplace_operator::api::{Entitlement, Listing, Tenant};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use marketplace_operator::front_door::ReviewCacheSettings;
@@ -26,31 +27,6 @@ use serde_json::{Value, json};
 
 const FEATURES: [&str; 3] = ["route_optimization", "eta_predictions", "gigsafe_checks"];
 const PLAN_EXTRA: &str = "fleet_reports";
-
-async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    apply(
-        &accounts,
-        json!({"apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": name, "namespace": namespace}}),
-    )
-    .await;
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    accounts
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("token request")
-        .status
-        .expect("token status")
-        .token
-        .expect("a token")
-}
 
 /// A Tenant with `viewers`, and its namespace once the operator made it.
 async fn tenant(client: &Client, viewers: Value) -> (String, String) {
@@ -140,17 +116,6 @@ async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Option<String>
         etag,
         response.text().await.expect("body"),
     )
-}
-
-/// TokenReviews and SubjectAccessReviews the apiserver has answered so far.
-async fn review_count(client: &Client) -> u64 {
-    marketplace_harness::apiserver_samples(client, "apiserver_request_total")
-        .await
-        .expect("apiserver /metrics")
-        .iter()
-        .filter(|s| matches!(s.label("resource"), "tokenreviews" | "subjectaccessreviews"))
-        .map(|s| s.value)
-        .sum::<f64>() as u64
 }
 
 fn json_of(body: &str) -> Value {

@@ -1,0 +1,189 @@
+//! The load generator: wrk (one thread, pinned to its own core) with a Lua script that asks for a
+//! random tenant and feature on every request, so every server sees the same mix. A rate-limited
+//! run makes each connection wait a fixed time after every answer (wrk's `delay`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::Result;
+use crate::dataset::Dataset;
+
+/// The request a run repeats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /ofrep/v1/evaluate/flags/{feature}`, tenant in the context's `targetingKey`.
+    Ofrep,
+    /// `GET /v1/tenants/{tenant}/entitlements/{feature}`.
+    Rest,
+    /// Unleash Edge's `POST /api/frontend/features/{feature}`, tenant as `userId`.
+    Edge,
+}
+
+/// One wrk run.
+pub struct Run<'a> {
+    pub wrk: &'a Path,
+    pub core: usize,
+    pub server: SocketAddr,
+    pub endpoint: Endpoint,
+    /// The bearer token (ours) or the frontend token (Edge).
+    pub credential: &'a str,
+    pub dataset: Dataset,
+    pub connections: usize,
+    pub duration: Duration,
+    /// Rate-limited runs: each connection waits this long after each answer.
+    pub delay_ms: Option<u64>,
+    pub script_dir: &'a Path,
+}
+
+/// What wrk measured (latencies in microseconds).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Measured {
+    pub requests: u64,
+    pub seconds: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    /// Connect, read, write errors and timeouts.
+    pub socket_errors: u64,
+    /// Answers that were not 2xx or 3xx.
+    pub status_errors: u64,
+}
+
+impl Measured {
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds.max(f64::EPSILON)
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.socket_errors + self.status_errors
+    }
+}
+
+impl Run<'_> {
+    pub async fn measure(&self) -> Result<Measured> {
+        // Load goes to loopback only, whatever the caller passed.
+        if !self.server.ip().is_loopback() {
+            return Err(format!("refusing to aim load at {}: not loopback", self.server).into());
+        }
+        let script = self.script_dir.join(format!(
+            "{:?}-{}.lua",
+            self.endpoint,
+            self.delay_ms.unwrap_or(0)
+        ));
+        std::fs::write(&script, self.script())?;
+        let output = tokio::process::Command::new("taskset")
+            .arg("-c")
+            .arg(self.core.to_string())
+            .arg(self.wrk)
+            .args(["-t1", "-c", &self.connections.to_string()])
+            .arg("-d")
+            .arg(format!("{}s", self.duration.as_secs().max(1)))
+            .args(["--timeout", "5s", "-s"])
+            .arg(&script)
+            .arg(format!("http://{}", self.server))
+            .kill_on_drop(true)
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("BENCH "))
+            .ok_or_else(|| {
+                format!(
+                    "wrk printed no result ({}): {stdout}{}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })?;
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<std::result::Result<_, _>>()?;
+        let [
+            requests,
+            micros,
+            connect,
+            read,
+            write,
+            status,
+            timeout,
+            p50,
+            p99,
+            p999,
+            max,
+        ] = v[..]
+        else {
+            return Err(format!("unexpected wrk result line: {line}").into());
+        };
+        Ok(Measured {
+            requests: requests as u64,
+            seconds: micros / 1e6,
+            p50_us: p50,
+            p99_us: p99,
+            p999_us: p999,
+            max_us: max,
+            socket_errors: (connect + read + write + timeout) as u64,
+            status_errors: status as u64,
+        })
+    }
+
+    fn script(&self) -> String {
+        let (method, path, body) = match self.endpoint {
+            Endpoint::Ofrep => (
+                "POST",
+                r#""/ofrep/v1/evaluate/flags/" .. f"#,
+                r#"'{"context":{"targetingKey":"' .. t .. '"}}'"#,
+            ),
+            Endpoint::Rest => (
+                "GET",
+                r#""/v1/tenants/" .. t .. "/entitlements/" .. f"#,
+                "nil",
+            ),
+            Endpoint::Edge => (
+                "POST",
+                r#""/api/frontend/features/" .. f"#,
+                r#"'{"userId":"' .. t .. '"}'"#,
+            ),
+        };
+        let authorization = match self.endpoint {
+            Endpoint::Ofrep | Endpoint::Rest => format!("Bearer {}", self.credential),
+            Endpoint::Edge => self.credential.to_string(),
+        };
+        let delay = match self.delay_ms {
+            Some(ms) => format!("delay = function() return {ms} end"),
+            None => String::new(),
+        };
+        // Tenant and feature names as `Dataset::tenant` and `Dataset::feature` spell them.
+        format!(
+            r#"local tenants, features = {tenants}, {features}
+local headers = {{["Authorization"] = "{authorization}", ["Content-Type"] = "application/json"}}
+math.randomseed(20260101)
+request = function()
+  local t = string.format("t%05d", math.random(0, tenants - 1))
+  local f = string.format("feature_%02d", math.random(0, features - 1))
+  return wrk.format("{method}", {path}, headers, {body})
+end
+{delay}
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH %d %d %d %d %d %d %d %.1f %.1f %.1f %.1f\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+"#,
+            tenants = self.dataset.tenants,
+            features = self.dataset.features,
+        )
+    }
+}
+
+/// Connections and per-connection wait (ms) that offer about `rate` requests per second: each
+/// connection sends one request every `delay` ms plus the answer's latency, which at half load
+/// is a small fraction of it (the measured rate is printed, not assumed).
+pub fn paced(rate: f64) -> (usize, u64) {
+    const DELAY_MS: u64 = 10;
+    let connections = (rate * DELAY_MS as f64 / 1000.0).round().max(1.0) as usize;
+    (connections, DELAY_MS)
+}

@@ -1,0 +1,584 @@
+//! `bench-entitlements`: our entitlement API against Unleash Edge on the same machine, the same
+//! data and the same load generator. A real control plane on 127.0.0.1 holds T tenants × F
+//! features (one third enabled: Active Entitlements); `marketplace api` (release build) answers
+//! from its caches, with one ServiceAccount token allowed to read every tenant. Unleash Edge
+//! (offline) serves the same data from a bootstrap file. Each server in turn runs pinned to one
+//! core and wrk to the other. Prints req/s, p50/p99/p99.9, errors, CPU and RSS of each at peak
+//! and at half of our peak, our ratio to Edge, and the propagation latency (Entitlement changed →
+//! OFREP answer flipped).
+//!
+//!   scripts/bench-entitlements [--tenants T] [--features F] [--duration-s S] [--changes N] ...
+
+mod dataset;
+mod load;
+mod propagation;
+mod servers;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures::StreamExt;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::Client;
+use kube::api::Api;
+use marketplace_e2e::review_count;
+use marketplace_e2e::service_account_token;
+use marketplace_e2e::subscriptions::apply;
+use marketplace_harness::{ControlPlane, ControlPlaneOptions};
+use serde_json::json;
+
+use dataset::Dataset;
+use load::{Endpoint, Measured, Run, paced};
+use servers::{EDGE_TOKEN, Probe, Server, Usage, check_answers};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Answers checked against the dataset on each server before it is loaded.
+const ANSWER_CHECKS: usize = 300;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark the entitlement API against Unleash Edge")]
+struct Args {
+    #[arg(long, default_value_t = 10_000)]
+    tenants: usize,
+    #[arg(long, default_value_t = 20)]
+    features: usize,
+    /// Seconds of each measured run (warm-up runs are --warmup-s).
+    #[arg(long, default_value_t = 15)]
+    duration_s: u64,
+    #[arg(long, default_value_t = 3)]
+    warmup_s: u64,
+    /// wrk connections of the peak runs.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Entitlement changes timed for the propagation latency (0: skip).
+    #[arg(long, default_value_t = 100)]
+    changes: usize,
+    /// The API's review cache TTL: one caller reads every tenant, so each tenant's
+    /// SubjectAccessReview is cached once and kept for the whole benchmark.
+    #[arg(long, default_value_t = 900)]
+    review_ttl_seconds: u64,
+    #[arg(long, default_value_t = 0)]
+    server_core: usize,
+    #[arg(long, default_value_t = 1)]
+    load_core: usize,
+    /// The `marketplace` binary (a release build).
+    #[arg(long, env = "MARKETPLACE_BENCH_API_BIN")]
+    api_bin: PathBuf,
+    /// The `unleash-edge` binary (scripts/install-unleash-edge).
+    #[arg(long, env = "UNLEASH_EDGE_BIN")]
+    edge_bin: PathBuf,
+    #[arg(long, default_value = "wrk")]
+    wrk: PathBuf,
+}
+
+/// One measured run of one server.
+struct Row {
+    server: &'static str,
+    load: String,
+    measured: Measured,
+    cpu_percent: f64,
+    usage: Usage,
+    /// TokenReviews + SubjectAccessReviews the apiserver answered during the run (ours only).
+    reviews: Option<u64>,
+}
+
+struct Bench<'a> {
+    args: &'a Args,
+    dataset: Dataset,
+    dir: PathBuf,
+    clock_ticks: f64,
+}
+
+impl Bench<'_> {
+    /// One wrk run against `server`, with the server's CPU share and memory after it.
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        server: &Server,
+        endpoint: Endpoint,
+        credential: &str,
+        connections: usize,
+        delay_ms: Option<u64>,
+        duration: Duration,
+        client: Option<&Client>,
+    ) -> Result<(Measured, f64, Usage, Option<u64>)> {
+        let reviews_before = match client {
+            Some(c) => Some(review_count(c).await),
+            None => None,
+        };
+        let before = server.usage()?;
+        let measured = Run {
+            wrk: &self.args.wrk,
+            core: self.args.load_core,
+            server: server.address,
+            endpoint,
+            credential,
+            dataset: self.dataset,
+            connections,
+            duration,
+            delay_ms,
+            script_dir: &self.dir,
+        }
+        .measure()
+        .await?;
+        let after = server.usage()?;
+        let cpu = (after.cpu_ticks - before.cpu_ticks) as f64
+            / self.clock_ticks
+            / measured.seconds.max(f64::EPSILON)
+            * 100.0;
+        let reviews = match (client, reviews_before) {
+            (Some(c), Some(b)) => Some(review_count(c).await - b),
+            _ => None,
+        };
+        Ok((measured, cpu, after, reviews))
+    }
+
+    /// A warm-up run, then the measured peak run.
+    async fn peak(
+        &self,
+        server: &Server,
+        name: &'static str,
+        endpoint: Endpoint,
+        credential: &str,
+        client: Option<&Client>,
+    ) -> Result<Row> {
+        let c = self.args.connections;
+        let warm = Duration::from_secs(self.args.warmup_s);
+        self.run(server, endpoint, credential, c, None, warm, None)
+            .await?;
+        let (measured, cpu_percent, usage, reviews) = self
+            .run(
+                server,
+                endpoint,
+                credential,
+                c,
+                None,
+                self.duration(),
+                client,
+            )
+            .await?;
+        Ok(Row {
+            server: name,
+            load: format!("peak ({c} conn.)"),
+            measured,
+            cpu_percent,
+            usage,
+            reviews,
+        })
+    }
+
+    async fn paced(
+        &self,
+        server: &Server,
+        name: &'static str,
+        endpoint: Endpoint,
+        credential: &str,
+        rate: f64,
+        client: Option<&Client>,
+    ) -> Result<Row> {
+        let (connections, delay) = paced(rate);
+        let (measured, cpu_percent, usage, reviews) = self
+            .run(
+                server,
+                endpoint,
+                credential,
+                connections,
+                Some(delay),
+                self.duration(),
+                client,
+            )
+            .await?;
+        Ok(Row {
+            server: name,
+            load: format!("{rate:.0}/s offered"),
+            measured,
+            cpu_percent,
+            usage,
+            reviews,
+        })
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_secs(self.args.duration_s)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let dataset = Dataset {
+        tenants: args.tenants,
+        features: args.features,
+    };
+    for binary in [&args.api_bin, &args.edge_bin] {
+        if !binary.is_file() {
+            return Err(format!("{} does not exist", binary.display()).into());
+        }
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("bench-entitlements-")
+        .tempdir()?;
+    let bench = Bench {
+        args: &args,
+        dataset,
+        dir: temp.path().to_path_buf(),
+        clock_ticks: clock_ticks(),
+    };
+    println!(
+        "entitlement benchmark: {} tenants × {} features, one third enabled ({} pairs); {}",
+        dataset.tenants,
+        dataset.features,
+        dataset.enabled_pairs(),
+        machine()
+    );
+
+    // 1. The control plane and the data.
+    let control_plane = ControlPlane::start(ControlPlaneOptions::default()).await?;
+    control_plane
+        .install_crds(&marketplace_operator::api::crds())
+        .await?;
+    let client = control_plane.client().await?;
+    let loaded = dataset.load(&client).await?;
+    println!(
+        "  loaded into Kubernetes {} on 127.0.0.1: {} objects in {:.1} s",
+        client.apiserver_version().await?.git_version,
+        loaded.objects(),
+        loaded.time().as_secs_f64()
+    );
+    for (kind, count, time) in &loaded.steps {
+        println!(
+            "    {kind:<24} {count:>7} in {:>6.1} s ({:.0}/s)",
+            time.as_secs_f64(),
+            *count as f64 / time.as_secs_f64().max(f64::EPSILON)
+        );
+    }
+    println!(
+        "    (no Entitlement for the {} pairs that are off: a catalog feature the tenant lacks is \
+         answered as not entitled)",
+        dataset.tenants * dataset.features - dataset.enabled_pairs()
+    );
+    let token = reader_token(&client, &control_plane).await?;
+
+    // 2. Our API: answers checked, reviews cached, then OFREP and REST at peak.
+    let http = reqwest::Client::new();
+    let api = Server::start_api(
+        &args.api_bin,
+        args.server_core,
+        control_plane.kubeconfig_path(),
+        Duration::from_secs(args.review_ttl_seconds),
+        dataset.tenants * 2,
+        &bench.dir,
+    )?;
+    let ready = api
+        .wait_ready(|| http.get(format!("http://{}/readyz", api.address)))
+        .await?;
+    println!(
+        "  marketplace api: ready (caches synced) {:.1} s after start, RSS {:.1} MiB",
+        ready.as_secs_f64(),
+        api.usage()?.rss_kib as f64 / 1024.0
+    );
+    for endpoint in [Endpoint::Rest, Endpoint::Ofrep] {
+        check_answers(
+            &http,
+            api.address,
+            endpoint,
+            &token,
+            &dataset,
+            ANSWER_CHECKS,
+        )
+        .await?;
+    }
+    let warmed = warm_reviews(&client, &http, &api, &token, &dataset).await?;
+    println!(
+        "  review cache warmed: every tenant read once in {:.1} s ({} TokenReviews + SubjectAccessReviews)",
+        warmed.0.as_secs_f64(),
+        warmed.1
+    );
+    let mut rows = Vec::new();
+    rows.push(
+        bench
+            .peak(&api, "ours OFREP", Endpoint::Ofrep, &token, Some(&client))
+            .await?,
+    );
+    rows.push(
+        bench
+            .peak(&api, "ours REST", Endpoint::Rest, &token, Some(&client))
+            .await?,
+    );
+    let half = rows[0].measured.rate().min(rows[1].measured.rate()) / 2.0;
+    rows.push(
+        bench
+            .paced(
+                &api,
+                "ours OFREP",
+                Endpoint::Ofrep,
+                &token,
+                half,
+                Some(&client),
+            )
+            .await?,
+    );
+    rows.push(
+        bench
+            .paced(
+                &api,
+                "ours REST",
+                Endpoint::Rest,
+                &token,
+                half,
+                Some(&client),
+            )
+            .await?,
+    );
+    let propagation = if args.changes > 0 {
+        Some(
+            propagation::measure(&client, &http, api.address, &token, &dataset, args.changes)
+                .await?,
+        )
+    } else {
+        None
+    };
+    api.stop();
+
+    // 3. Unleash Edge on the same core, same data, same load.
+    let edge = Server::start_edge(&args.edge_bin, args.server_core, &dataset, &bench.dir)?;
+    let (t0, f0) = (dataset.tenant(0), dataset.feature(0));
+    let probe = Probe {
+        endpoint: Endpoint::Edge,
+        credential: EDGE_TOKEN,
+        tenant: &t0,
+        feature: &f0,
+    };
+    let ready = edge
+        .wait_ready(|| probe.request(&http, edge.address))
+        .await?;
+    println!(
+        "  unleash-edge: ready {:.1} s after start, RSS {:.1} MiB",
+        ready.as_secs_f64(),
+        edge.usage()?.rss_kib as f64 / 1024.0
+    );
+    check_answers(
+        &http,
+        edge.address,
+        Endpoint::Edge,
+        EDGE_TOKEN,
+        &dataset,
+        ANSWER_CHECKS,
+    )
+    .await?;
+    rows.push(
+        bench
+            .peak(&edge, "Unleash Edge", Endpoint::Edge, EDGE_TOKEN, None)
+            .await?,
+    );
+    rows.push(
+        bench
+            .paced(
+                &edge,
+                "Unleash Edge",
+                Endpoint::Edge,
+                EDGE_TOKEN,
+                half,
+                None,
+            )
+            .await?,
+    );
+    edge.stop();
+
+    report(&args, &rows, half, propagation.as_ref());
+    println!(
+        "  machine after the runs: {}; benchmark wall time {:.0} s",
+        load_average(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(control_plane);
+    Ok(())
+}
+
+/// A ServiceAccount allowed to read every tenant's Entitlements (one ClusterRole), and its token.
+async fn reader_token(client: &Client, control_plane: &ControlPlane) -> Result<String> {
+    let namespace = control_plane.create_namespace("bench").await?;
+    apply(
+        &Api::<ClusterRole>::all(client.clone()),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "bench-entitlement-reader"},
+            "rules": [{"apiGroups": ["marketplace.dev"], "resources": ["entitlements"],
+                "verbs": ["get", "list", "watch"]}]}),
+    )
+    .await;
+    apply(
+        &Api::<ClusterRoleBinding>::all(client.clone()),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "bench-entitlement-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                "name": "bench-entitlement-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "bench-reader", "namespace": namespace}]}),
+    )
+    .await;
+    Ok(service_account_token(client, &namespace, "bench-reader").await)
+}
+
+/// Reads every tenant once, so that each tenant's SubjectAccessReview is cached before the
+/// measured runs. Returns the time it took and the reviews it made.
+async fn warm_reviews(
+    client: &Client,
+    http: &reqwest::Client,
+    api: &Server,
+    token: &str,
+    dataset: &Dataset,
+) -> Result<(Duration, u64)> {
+    let before = review_count(client).await;
+    let started = Instant::now();
+    let feature = dataset.feature(0);
+    let failures: Vec<String> = futures::stream::iter(0..dataset.tenants)
+        .map(|i| {
+            let tenant = dataset.tenant(i);
+            let feature = &feature;
+            async move {
+                let probe = Probe {
+                    endpoint: Endpoint::Rest,
+                    credential: token,
+                    tenant: &tenant,
+                    feature,
+                };
+                probe.enabled(http, api.address).await.err()
+            }
+        })
+        .buffer_unordered(16)
+        .filter_map(|e| async move { e.map(|e| e.to_string()) })
+        .collect()
+        .await;
+    if let Some(first) = failures.first() {
+        return Err(format!(
+            "{} reads failed while warming, first: {first}",
+            failures.len()
+        )
+        .into());
+    }
+    Ok((started.elapsed(), review_count(client).await - before))
+}
+
+fn report(args: &Args, rows: &[Row], half: f64, propagation: Option<&propagation::Propagation>) {
+    let ms = |us: f64| format!("{:.3}", us / 1000.0);
+    println!(
+        "  each server pinned to core {}, wrk (1 thread) to core {}; {} s per run after a {} s \
+         warm-up; paced runs: half of our lower peak ({half:.0}/s), each connection waiting \
+         10 ms after each answer",
+        args.server_core, args.load_core, args.duration_s, args.warmup_s
+    );
+    println!(
+        "  {:<13} {:<17} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5} {:>9} {:>9} {:>8}",
+        "server",
+        "load",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "errors",
+        "CPU%",
+        "RSS MiB",
+        "peak MiB",
+        "reviews"
+    );
+    for r in rows {
+        println!(
+            "  {:<13} {:<17} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5.0} {:>9.1} {:>9.1} {:>8}",
+            r.server,
+            r.load,
+            r.measured.rate(),
+            ms(r.measured.p50_us),
+            ms(r.measured.p99_us),
+            ms(r.measured.p999_us),
+            ms(r.measured.max_us),
+            r.measured.errors(),
+            r.cpu_percent,
+            r.usage.rss_kib as f64 / 1024.0,
+            r.usage.peak_rss_kib as f64 / 1024.0,
+            r.reviews.map_or("–".to_string(), |n| n.to_string())
+        );
+    }
+    let find = |server: &str, peak: bool| {
+        rows.iter()
+            .find(|r| r.server == server && r.load.starts_with("peak") == peak)
+    };
+    if let Some(edge) = find("Unleash Edge", true) {
+        for ours in ["ours OFREP", "ours REST"] {
+            if let (Some(peak), Some(paced), Some(edge_paced)) = (
+                find(ours, true),
+                find(ours, false),
+                find("Unleash Edge", false),
+            ) {
+                println!(
+                    "  {ours} / Edge: {:.2}× the peak req/s; at half load p99 {} ms vs {} ms ({:.2}×)",
+                    peak.measured.rate() / edge.measured.rate().max(f64::EPSILON),
+                    ms(paced.measured.p99_us),
+                    ms(edge_paced.measured.p99_us),
+                    paced.measured.p99_us / edge_paced.measured.p99_us.max(f64::EPSILON)
+                );
+            }
+        }
+    }
+    if let Some(p) = propagation {
+        let (mut flips, mut writes) = (p.flips.clone(), p.writes.clone());
+        flips.sort();
+        writes.sort();
+        println!(
+            "  propagation over {} changes (Entitlement Active → Suspended, OFREP polled every \
+             1 ms until false): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (the patch's own round \
+             trip: p50 {:.1} ms, p99 {:.1} ms)",
+            flips.len(),
+            millis(percentile(&flips, 0.50)),
+            millis(percentile(&flips, 0.99)),
+            millis(percentile(&flips, 1.0)),
+            millis(percentile(&writes, 0.50)),
+            millis(percentile(&writes, 0.99)),
+        );
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux x86-64).
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The CPU model, the cores and the load average, for the record.
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores ({model}), {}", load_average())
+}
+
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let parts: Vec<&str> = text.split_whitespace().take(3).collect();
+    format!("load average {}", parts.join(" "))
+}
