@@ -132,6 +132,16 @@ impl Bench<'_> {
             (Some(c), Some(b)) => Some(review_count(c).await - b),
             _ => None,
         };
+        // Progress on stderr; the table comes at the end.
+        eprintln!(
+            "bench-entitlements: {endpoint:?}, {connections} connections{}, {} s: {:.0} req/s, \
+             p99 {:.3} ms, {} errors, server CPU {cpu:.0}%",
+            delay_ms.map_or(String::new(), |d| format!(" waiting {d} ms")),
+            duration.as_secs(),
+            measured.rate(),
+            measured.p99_us / 1000.0,
+            measured.errors()
+        );
         Ok((measured, cpu, after, reviews))
     }
 
@@ -276,7 +286,10 @@ async fn main() -> Result<()> {
         .wait_ready(|| http.get(format!("http://{}/readyz", api.address)))
         .await?;
     println!(
-        "  marketplace api: ready (caches synced) {:.1} s after start, RSS {:.1} MiB",
+        "  marketplace api (--review-ttl-seconds {} --review-cache-size {}): ready (caches synced) \
+         {:.1} s after start, RSS {:.1} MiB",
+        args.review_ttl_seconds,
+        dataset.tenants * 2,
         ready.as_secs_f64(),
         api.usage()?.rss_kib as f64 / 1024.0
     );

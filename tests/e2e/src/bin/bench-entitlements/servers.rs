@@ -139,11 +139,11 @@ impl Server {
                 .unwrap_or(0)
         };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        // Fields after the command name (which may hold spaces): utime and stime are 12 and 13.
+        // The fields after the command name (which may hold spaces) start with the 3rd, the
+        // state: utime and stime (the 14th and 15th) are at 11 and 12.
         let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
         let fields: Vec<u64> = after
             .split_whitespace()
-            .skip(1)
             .map(|f| f.parse().unwrap_or(0))
             .collect();
         Ok(Usage {
