@@ -49,6 +49,8 @@ pub struct Measured {
     pub socket_errors: u64,
     /// Answers that were not 2xx or 3xx.
     pub status_errors: u64,
+    /// CPU time (user + system) wrk used.
+    pub generator_cpu_s: f64,
 }
 
 impl Measured {
@@ -58,6 +60,11 @@ impl Measured {
 
     pub fn errors(&self) -> u64 {
         self.socket_errors + self.status_errors
+    }
+
+    /// The share of its core the load generator used.
+    pub fn generator_cpu_percent(&self) -> f64 {
+        self.generator_cpu_s / self.seconds.max(f64::EPSILON) * 100.0
     }
 }
 
@@ -73,9 +80,12 @@ impl Run<'_> {
             self.delay_ms.unwrap_or(0)
         ));
         std::fs::write(&script, self.script())?;
+        // Through bash for its `times`: the load generator's own CPU time, to tell a saturated
+        // generator from a saturated server.
         let output = tokio::process::Command::new("taskset")
             .arg("-c")
             .arg(self.core.to_string())
+            .args(["bash", "-c", r#""$@"; s=$?; times >&2; exit $s"#, "bash"])
             .arg(self.wrk)
             .args(["-t1", "-c", &self.connections.to_string()])
             .arg("-d")
@@ -117,7 +127,9 @@ impl Run<'_> {
         else {
             return Err(format!("unexpected wrk result line: {line}").into());
         };
+        let stderr = String::from_utf8_lossy(&output.stderr);
         Ok(Measured {
+            generator_cpu_s: children_cpu_seconds(&stderr),
             requests: requests as u64,
             seconds: micros / 1e6,
             p50_us: p50,
@@ -186,4 +198,21 @@ pub fn paced(rate: f64) -> (usize, u64) {
     const DELAY_MS: u64 = 10;
     let connections = (rate * DELAY_MS as f64 / 1000.0).round().max(1.0) as usize;
     (connections, DELAY_MS)
+}
+
+/// User + system time of the children, from the last line bash's `times` printed
+/// (`0m1.250s 0m0.310s`).
+fn children_cpu_seconds(stderr: &str) -> f64 {
+    let seconds = |t: &str| -> Option<f64> {
+        let (m, s) = t.strip_suffix('s')?.split_once('m')?;
+        Some(m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+    };
+    stderr
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let mut parts = line.split_whitespace();
+            Some(seconds(parts.next()?)? + seconds(parts.next()?)?)
+        })
+        .unwrap_or(0.0)
 }

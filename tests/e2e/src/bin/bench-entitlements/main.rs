@@ -135,12 +135,13 @@ impl Bench<'_> {
         // Progress on stderr; the table comes at the end.
         eprintln!(
             "bench-entitlements: {endpoint:?}, {connections} connections{}, {} s: {:.0} req/s, \
-             p99 {:.3} ms, {} errors, server CPU {cpu:.0}%",
+             p99 {:.3} ms, {} errors, server CPU {cpu:.0}%, wrk CPU {:.0}%",
             delay_ms.map_or(String::new(), |d| format!(" waiting {d} ms")),
             duration.as_secs(),
             measured.rate(),
             measured.p99_us / 1000.0,
-            measured.errors()
+            measured.errors(),
+            measured.generator_cpu_percent()
         );
         Ok((measured, cpu, after, reviews))
     }
@@ -188,7 +189,23 @@ impl Bench<'_> {
         rate: f64,
         client: Option<&Client>,
     ) -> Result<Row> {
+        // A warm-up run at the computed pace, then connections scaled by what it reached: each
+        // connection's latency slows it a little below the pace.
         let (connections, delay) = paced(rate);
+        let warm = Duration::from_secs(self.args.warmup_s);
+        let (reached, ..) = self
+            .run(
+                server,
+                endpoint,
+                credential,
+                connections,
+                Some(delay),
+                warm,
+                None,
+            )
+            .await?;
+        let connections = ((connections as f64 * rate / reached.rate().max(1.0)).round() as usize)
+            .clamp(connections, connections * 2);
         let (measured, cpu_percent, usage, reviews) = self
             .run(
                 server,
@@ -479,11 +496,12 @@ fn report(args: &Args, rows: &[Row], half: f64, propagation: Option<&propagation
     println!(
         "  each server pinned to core {}, wrk (1 thread) to core {}; {} s per run after a {} s \
          warm-up; paced runs: half of our lower peak ({half:.0}/s), each connection waiting \
-         10 ms after each answer",
+         10 ms after each answer (connections set by a warm-up run at that pace); CPU% and wrk%: \
+         share of its core the server and wrk used (below 100 at peak: the core was shared)",
         args.server_core, args.load_core, args.duration_s, args.warmup_s
     );
     println!(
-        "  {:<13} {:<17} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5} {:>9} {:>9} {:>8}",
+        "  {:<13} {:<17} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5} {:>5} {:>9} {:>9} {:>8}",
         "server",
         "load",
         "req/s",
@@ -493,13 +511,14 @@ fn report(args: &Args, rows: &[Row], half: f64, propagation: Option<&propagation
         "max ms",
         "errors",
         "CPU%",
+        "wrk%",
         "RSS MiB",
         "peak MiB",
         "reviews"
     );
     for r in rows {
         println!(
-            "  {:<13} {:<17} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5.0} {:>9.1} {:>9.1} {:>8}",
+            "  {:<13} {:<17} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5.0} {:>5.0} {:>9.1} {:>9.1} {:>8}",
             r.server,
             r.load,
             r.measured.rate(),
@@ -509,6 +528,7 @@ fn report(args: &Args, rows: &[Row], half: f64, propagation: Option<&propagation
             ms(r.measured.max_us),
             r.measured.errors(),
             r.cpu_percent,
+            r.measured.generator_cpu_percent(),
             r.usage.rss_kib as f64 / 1024.0,
             r.usage.peak_rss_kib as f64 / 1024.0,
             r.reviews.map_or("–".to_string(), |n| n.to_string())
