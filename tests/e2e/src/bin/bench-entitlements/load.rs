@@ -191,13 +191,42 @@ end
     }
 }
 
-/// Connections and per-connection wait (ms) that offer about `rate` requests per second: each
-/// connection sends one request every `delay` ms plus the answer's latency, which at half load
-/// is a small fraction of it (the measured rate is printed, not assumed).
-pub fn paced(rate: f64) -> (usize, u64) {
-    const DELAY_MS: u64 = 10;
-    let connections = (rate * DELAY_MS as f64 / 1000.0).round().max(1.0) as usize;
-    (connections, DELAY_MS)
+/// How a run loads a server: `connections` in a closed loop, each waiting `delay_ms` after each
+/// answer (none: at once, the peak).
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    pub connections: usize,
+    pub delay_ms: Option<u64>,
+}
+
+impl Pace {
+    /// About `rate` requests per second when an answer takes `latency_ms`: a connection sends
+    /// one request per delay + latency. At least 5 ms of delay (wrk's timers count whole
+    /// milliseconds), more connections when needed.
+    pub fn for_rate(rate: f64, latency_ms: f64) -> Pace {
+        let rate = rate.max(1.0);
+        let mut connections = (rate / 100.0).round().max(1.0) as usize;
+        while (connections as f64 * 1000.0 / rate - latency_ms) < 5.0 && connections < 10_000 {
+            connections += connections.div_ceil(4);
+        }
+        let delay = (connections as f64 * 1000.0 / rate - latency_ms)
+            .round()
+            .max(1.0);
+        Pace {
+            connections,
+            delay_ms: Some(delay as u64),
+        }
+    }
+}
+
+impl std::fmt::Display for Pace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} connections", self.connections)?;
+        match self.delay_ms {
+            Some(ms) => write!(f, " waiting {ms} ms"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// User + system time of the children, from the last line bash's `times` printed

@@ -29,8 +29,8 @@ use marketplace_harness::{ControlPlane, ControlPlaneOptions};
 use serde_json::json;
 
 use dataset::Dataset;
-use load::{Endpoint, Measured, Run, paced};
-use servers::{EDGE_TOKEN, Probe, Server, Usage, check_answers};
+use load::{Endpoint, Measured, Pace, Run};
+use servers::{EDGE_TOKEN, Probe, Server, Usage, check_answers, core_ticks};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -73,15 +73,32 @@ struct Args {
     wrk: PathBuf,
 }
 
-/// One measured run of one server.
-struct Row {
-    server: &'static str,
-    load: String,
+/// What a run loads: one server's endpoint, as one caller.
+struct Target<'a> {
+    server: &'a Server,
+    name: &'static str,
+    endpoint: Endpoint,
+    credential: &'a str,
+    /// Ours: the apiserver, to count the reviews the API made during the run.
+    apiserver: Option<&'a Client>,
+}
+
+/// One run's figures.
+struct Sample {
     measured: Measured,
+    /// The share of its core the server used, and the share all processes used.
     cpu_percent: f64,
+    core_percent: f64,
     usage: Usage,
     /// TokenReviews + SubjectAccessReviews the apiserver answered during the run (ours only).
     reviews: Option<u64>,
+}
+
+/// One line of the table.
+struct Row {
+    server: &'static str,
+    load: String,
+    sample: Sample,
 }
 
 struct Bench<'a> {
@@ -92,143 +109,97 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    /// One wrk run against `server`, with the server's CPU share and memory after it.
-    #[allow(clippy::too_many_arguments)]
-    async fn run(
-        &self,
-        server: &Server,
-        endpoint: Endpoint,
-        credential: &str,
-        connections: usize,
-        delay_ms: Option<u64>,
-        duration: Duration,
-        client: Option<&Client>,
-    ) -> Result<(Measured, f64, Usage, Option<u64>)> {
-        let reviews_before = match client {
+    /// One wrk run against the target, with the server's CPU share and memory after it.
+    async fn run(&self, target: &Target<'_>, pace: Pace, duration: Duration) -> Result<Sample> {
+        let reviews_before = match target.apiserver {
             Some(c) => Some(review_count(c).await),
             None => None,
         };
-        let before = server.usage()?;
+        let before = target.server.usage()?;
+        let core_before = core_ticks(self.args.server_core)?;
         let measured = Run {
             wrk: &self.args.wrk,
             core: self.args.load_core,
-            server: server.address,
-            endpoint,
-            credential,
+            server: target.server.address,
+            endpoint: target.endpoint,
+            credential: target.credential,
             dataset: self.dataset,
-            connections,
+            connections: pace.connections,
             duration,
-            delay_ms,
+            delay_ms: pace.delay_ms,
             script_dir: &self.dir,
         }
         .measure()
         .await?;
-        let after = server.usage()?;
-        let cpu = (after.cpu_ticks - before.cpu_ticks) as f64
+        let after = target.server.usage()?;
+        let core_after = core_ticks(self.args.server_core)?;
+        let cpu_percent = (after.cpu_ticks - before.cpu_ticks) as f64
             / self.clock_ticks
             / measured.seconds.max(f64::EPSILON)
             * 100.0;
-        let reviews = match (client, reviews_before) {
+        let core_percent = (core_after.0 - core_before.0) as f64
+            / (core_after.1 - core_before.1).max(1) as f64
+            * 100.0;
+        let reviews = match (target.apiserver, reviews_before) {
             (Some(c), Some(b)) => Some(review_count(c).await - b),
             _ => None,
         };
         // Progress on stderr; the table comes at the end.
         eprintln!(
-            "bench-entitlements: {endpoint:?}, {connections} connections{}, {} s: {:.0} req/s, \
-             p99 {:.3} ms, {} errors, server CPU {cpu:.0}%, wrk CPU {:.0}%",
-            delay_ms.map_or(String::new(), |d| format!(" waiting {d} ms")),
+            "bench-entitlements: {:?}, {pace}, {} s: {:.0} req/s, p99 {:.3} ms, {} errors, \
+             server CPU {cpu_percent:.0}% (core {core_percent:.0}% busy), wrk CPU {:.0}%",
+            target.endpoint,
             duration.as_secs(),
             measured.rate(),
             measured.p99_us / 1000.0,
             measured.errors(),
             measured.generator_cpu_percent()
         );
-        Ok((measured, cpu, after, reviews))
-    }
-
-    /// A warm-up run, then the measured peak run.
-    async fn peak(
-        &self,
-        server: &Server,
-        name: &'static str,
-        endpoint: Endpoint,
-        credential: &str,
-        client: Option<&Client>,
-    ) -> Result<Row> {
-        let c = self.args.connections;
-        let warm = Duration::from_secs(self.args.warmup_s);
-        self.run(server, endpoint, credential, c, None, warm, None)
-            .await?;
-        let (measured, cpu_percent, usage, reviews) = self
-            .run(
-                server,
-                endpoint,
-                credential,
-                c,
-                None,
-                self.duration(),
-                client,
-            )
-            .await?;
-        Ok(Row {
-            server: name,
-            load: format!("peak ({c} conn.)"),
+        Ok(Sample {
             measured,
             cpu_percent,
-            usage,
+            core_percent,
+            usage: after,
             reviews,
         })
     }
 
-    async fn paced(
-        &self,
-        server: &Server,
-        name: &'static str,
-        endpoint: Endpoint,
-        credential: &str,
-        rate: f64,
-        client: Option<&Client>,
-    ) -> Result<Row> {
-        // A warm-up run at the computed pace, then connections scaled by what it reached: each
-        // connection's latency slows it a little below the pace.
-        let (connections, delay) = paced(rate);
-        let warm = Duration::from_secs(self.args.warmup_s);
-        let (reached, ..) = self
-            .run(
-                server,
-                endpoint,
-                credential,
-                connections,
-                Some(delay),
-                warm,
-                None,
-            )
-            .await?;
-        let connections = ((connections as f64 * rate / reached.rate().max(1.0)).round() as usize)
-            .clamp(connections, connections * 2);
-        let (measured, cpu_percent, usage, reviews) = self
-            .run(
-                server,
-                endpoint,
-                credential,
-                connections,
-                Some(delay),
-                self.duration(),
-                client,
-            )
-            .await?;
+    /// A warm-up run, then the measured run, both with every connection in a closed loop.
+    async fn peak(&self, target: &Target<'_>) -> Result<Row> {
+        let pace = Pace {
+            connections: self.args.connections,
+            delay_ms: None,
+        };
+        self.run(target, pace, self.warmup()).await?;
         Ok(Row {
-            server: name,
+            server: target.name,
+            load: format!("peak ({} conn.)", pace.connections),
+            sample: self.run(target, pace, self.duration()).await?,
+        })
+    }
+
+    /// A warm-up run at the pace computed for `rate`; then the measured run at a pace corrected
+    /// by the latency it showed (each connection waits its delay plus the answer's latency).
+    async fn paced(&self, target: &Target<'_>, rate: f64) -> Result<Row> {
+        let first = Pace::for_rate(rate, 0.0);
+        let warm = self.run(target, first, self.warmup()).await?;
+        let period_ms = first.connections as f64 * 1000.0 / warm.measured.rate().max(1.0);
+        let latency_ms = (period_ms - first.delay_ms.unwrap_or(0) as f64).max(0.0);
+        Ok(Row {
+            server: target.name,
             load: format!("{rate:.0}/s offered"),
-            measured,
-            cpu_percent,
-            usage,
-            reviews,
+            sample: self
+                .run(target, Pace::for_rate(rate, latency_ms), self.duration())
+                .await?,
         })
     }
 
     fn duration(&self) -> Duration {
         Duration::from_secs(self.args.duration_s)
+    }
+
+    fn warmup(&self) -> Duration {
+        Duration::from_secs(self.args.warmup_s)
     }
 }
 
@@ -327,42 +298,26 @@ async fn main() -> Result<()> {
         warmed.0.as_secs_f64(),
         warmed.1
     );
-    let mut rows = Vec::new();
-    rows.push(
-        bench
-            .peak(&api, "ours OFREP", Endpoint::Ofrep, &token, Some(&client))
-            .await?,
-    );
-    rows.push(
-        bench
-            .peak(&api, "ours REST", Endpoint::Rest, &token, Some(&client))
-            .await?,
-    );
-    let half = rows[0].measured.rate().min(rows[1].measured.rate()) / 2.0;
-    rows.push(
-        bench
-            .paced(
-                &api,
-                "ours OFREP",
-                Endpoint::Ofrep,
-                &token,
-                half,
-                Some(&client),
-            )
-            .await?,
-    );
-    rows.push(
-        bench
-            .paced(
-                &api,
-                "ours REST",
-                Endpoint::Rest,
-                &token,
-                half,
-                Some(&client),
-            )
-            .await?,
-    );
+    let ofrep = Target {
+        server: &api,
+        name: "ours OFREP",
+        endpoint: Endpoint::Ofrep,
+        credential: &token,
+        apiserver: Some(&client),
+    };
+    let rest = Target {
+        name: "ours REST",
+        endpoint: Endpoint::Rest,
+        ..ofrep
+    };
+    let mut rows = vec![bench.peak(&ofrep).await?, bench.peak(&rest).await?];
+    let half = rows
+        .iter()
+        .map(|r| r.sample.measured.rate())
+        .fold(f64::INFINITY, f64::min)
+        / 2.0;
+    rows.push(bench.paced(&ofrep, half).await?);
+    rows.push(bench.paced(&rest, half).await?);
     let propagation = if args.changes > 0 {
         Some(
             propagation::measure(&client, &http, api.address, &token, &dataset, args.changes)
@@ -399,23 +354,15 @@ async fn main() -> Result<()> {
         ANSWER_CHECKS,
     )
     .await?;
-    rows.push(
-        bench
-            .peak(&edge, "Unleash Edge", Endpoint::Edge, EDGE_TOKEN, None)
-            .await?,
-    );
-    rows.push(
-        bench
-            .paced(
-                &edge,
-                "Unleash Edge",
-                Endpoint::Edge,
-                EDGE_TOKEN,
-                half,
-                None,
-            )
-            .await?,
-    );
+    let unleash = Target {
+        server: &edge,
+        name: "Unleash Edge",
+        endpoint: Endpoint::Edge,
+        credential: EDGE_TOKEN,
+        apiserver: None,
+    };
+    rows.push(bench.peak(&unleash).await?);
+    rows.push(bench.paced(&unleash, half).await?);
     edge.stop();
 
     report(&args, &rows, half, propagation.as_ref());
@@ -495,13 +442,14 @@ fn report(args: &Args, rows: &[Row], half: f64, propagation: Option<&propagation
     let ms = |us: f64| format!("{:.3}", us / 1000.0);
     println!(
         "  each server pinned to core {}, wrk (1 thread) to core {}; {} s per run after a {} s \
-         warm-up; paced runs: half of our lower peak ({half:.0}/s), each connection waiting \
-         10 ms after each answer (connections set by a warm-up run at that pace); CPU% and wrk%: \
-         share of its core the server and wrk used (below 100 at peak: the core was shared)",
+         warm-up; paced runs offer half of our lower peak ({half:.0}/s): each connection waits \
+         a fixed time after each answer, set from a warm-up run at that pace. CPU%: share of \
+         its core the server used; core%: share all processes used (the difference is other \
+         work on the machine); wrk%: share of its core wrk used",
         args.server_core, args.load_core, args.duration_s, args.warmup_s
     );
     println!(
-        "  {:<13} {:<17} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5} {:>5} {:>9} {:>9} {:>8}",
+        "  {:<13} {:<17} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5} {:>6} {:>5} {:>9} {:>9} {:>8}",
         "server",
         "load",
         "req/s",
@@ -511,16 +459,22 @@ fn report(args: &Args, rows: &[Row], half: f64, propagation: Option<&propagation
         "max ms",
         "errors",
         "CPU%",
+        "core%",
         "wrk%",
         "RSS MiB",
         "peak MiB",
         "reviews"
     );
-    for r in rows {
+    for Row {
+        server,
+        load,
+        sample: r,
+    } in rows
+    {
         println!(
-            "  {:<13} {:<17} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5.0} {:>5.0} {:>9.1} {:>9.1} {:>8}",
-            r.server,
-            r.load,
+            "  {:<13} {:<17} {:>9.0} {:>8} {:>8} {:>8} {:>8} {:>7} {:>5.0} {:>6.0} {:>5.0} {:>9.1} {:>9.1} {:>8}",
+            server,
+            load,
             r.measured.rate(),
             ms(r.measured.p50_us),
             ms(r.measured.p99_us),
@@ -528,6 +482,7 @@ fn report(args: &Args, rows: &[Row], half: f64, propagation: Option<&propagation
             ms(r.measured.max_us),
             r.measured.errors(),
             r.cpu_percent,
+            r.core_percent,
             r.measured.generator_cpu_percent(),
             r.usage.rss_kib as f64 / 1024.0,
             r.usage.peak_rss_kib as f64 / 1024.0,
@@ -537,6 +492,7 @@ fn report(args: &Args, rows: &[Row], half: f64, propagation: Option<&propagation
     let find = |server: &str, peak: bool| {
         rows.iter()
             .find(|r| r.server == server && r.load.starts_with("peak") == peak)
+            .map(|r| &r.sample.measured)
     };
     if let Some(edge) = find("Unleash Edge", true) {
         for ours in ["ours OFREP", "ours REST"] {
@@ -547,10 +503,10 @@ fn report(args: &Args, rows: &[Row], half: f64, propagation: Option<&propagation
             ) {
                 println!(
                     "  {ours} / Edge: {:.2}× the peak req/s; at half load p99 {} ms vs {} ms ({:.2}×)",
-                    peak.measured.rate() / edge.measured.rate().max(f64::EPSILON),
-                    ms(paced.measured.p99_us),
-                    ms(edge_paced.measured.p99_us),
-                    paced.measured.p99_us / edge_paced.measured.p99_us.max(f64::EPSILON)
+                    peak.rate() / edge.rate().max(f64::EPSILON),
+                    ms(paced.p99_us),
+                    ms(edge_paced.p99_us),
+                    paced.p99_us / edge_paced.p99_us.max(f64::EPSILON)
                 );
             }
         }

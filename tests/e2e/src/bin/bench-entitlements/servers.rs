@@ -158,6 +158,27 @@ impl Server {
     }
 }
 
+/// (busy, total) clock ticks of CPU `core` so far, all processes together (/proc/stat): with
+/// the server's own CPU time this shows how much of its core other work took.
+pub fn core_ticks(core: usize) -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let name = format!("cpu{core}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+        .ok_or_else(|| format!("/proc/stat has no {name}"))?;
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|t| t.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    Ok((total - idle, total))
+}
+
 /// One request of the kind a run sends, for readiness probes and answer checks.
 #[derive(Clone, Copy)]
 pub struct Probe<'a> {
