@@ -90,6 +90,18 @@ pub fn unique_name(base: &str) -> String {
 }
 
 pub mod api_process;
+
+/// TokenReviews and SubjectAccessReviews the apiserver has answered so far.
+pub async fn review_count(client: &Client) -> u64 {
+    marketplace_harness::apiserver_samples(client, "apiserver_request_total")
+        .await
+        .expect("apiserver /metrics")
+        .iter()
+        .filter(|s| matches!(s.label("resource"), "tokenreviews" | "subjectaccessreviews"))
+        .map(|s| s.value)
+        .sum::<f64>() as u64
+}
+
 pub mod controllers;
 pub mod subscriptions;
 pub mod tenants;

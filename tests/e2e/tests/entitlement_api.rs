@@ -18,7 +18,9 @@ use marketplace_e2e::api_process::{api_settings, service_account_token, start_ap
 use marketplace_e2e::subscriptions::{
     CONVERGED, all_entitlements, apply, hubspot_client, phase_of, webhook_simulator,
 };
-use marketplace_e2e::{control_plane, controllers, eventually, unique_name, workspace_root};
+use marketplace_e2e::{
+    control_plane, controllers, eventually, review_count, unique_name, workspace_root,
+};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
@@ -118,17 +120,6 @@ async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, Option<String>
         etag,
         response.text().await.expect("body"),
     )
-}
-
-/// TokenReviews and SubjectAccessReviews the apiserver has answered so far.
-async fn review_count(client: &Client) -> u64 {
-    marketplace_harness::apiserver_samples(client, "apiserver_request_total")
-        .await
-        .expect("apiserver /metrics")
-        .iter()
-        .filter(|s| matches!(s.label("resource"), "tokenreviews" | "subjectaccessreviews"))
-        .map(|s| s.value)
-        .sum::<f64>() as u64
 }
 
 fn json_of(body: &str) -> Value {
