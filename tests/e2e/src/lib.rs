@@ -91,6 +91,7 @@ pub fn unique_name(base: &str) -> String {
 
 pub mod api_process;
 pub mod controllers;
+pub mod helm;
 pub mod subscriptions;
 pub mod tenants;
 
