@@ -282,6 +282,8 @@ pub fn api(settings: &ApiSettings) -> Vec<Permission> {
             "listing details and wizard tests show the integration's WizardConfig"),
         p(Cluster, MARKETPLACE, "entitlements/status", &["patch"], &[],
             "usage counts (status.usage)"),
+        p(Cluster, MARKETPLACE, "entitlements", &["get"], &[],
+            "a usage write that raced another replica's reads the Entitlement again"),
         p(Cluster, "authentication.k8s.io", "tokenreviews", &["create"], &[],
             "bearer tokens are reviewed"),
         p(Cluster, "authorization.k8s.io", "subjectaccessreviews", &["create"], &[],
