@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod operator;
+pub mod permissions;
 
 /// Errors that stop any marketplace process before it serves.
 #[derive(Debug, thiserror::Error)]
