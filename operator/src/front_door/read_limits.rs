@@ -175,12 +175,25 @@ impl ReadLimiter {
             return;
         }
         let last_read = |buckets: &Buckets| buckets.iter().flatten().map(|b| b.at).max();
-        let mut by_age: Vec<(Option<Instant>, String)> = tenants
+        // Among tenants last read at the same moment, the one with the most tokens left goes
+        // first: forgetting a tenant that is over its rate would hand it a fresh minute.
+        let spent = |buckets: &Buckets| -> u64 {
+            [ReadClass::Check, ReadClass::Browse, ReadClass::Detail]
+                .iter()
+                .filter_map(|c| {
+                    let slot = buckets[c.index()]?;
+                    let per_minute = settings.per_minute(*c);
+                    let left = refilled(Some(slot), per_minute, now) / f64::from(per_minute.max(1));
+                    Some(((1.0 - left).clamp(0.0, 1.0) * 1000.0) as u64)
+                })
+                .sum()
+        };
+        let mut by_age: Vec<((Option<Instant>, u64), String)> = tenants
             .iter()
-            .map(|(tenant, buckets)| (last_read(buckets), tenant.clone()))
+            .map(|(tenant, buckets)| ((last_read(buckets), spent(buckets)), tenant.clone()))
             .collect();
         let evict = (settings.tracked_tenants / 10).max(1).min(by_age.len());
-        by_age.select_nth_unstable_by_key(evict - 1, |(at, _)| *at);
+        by_age.select_nth_unstable_by_key(evict - 1, |(key, _)| *key);
         for (_, tenant) in &by_age[..evict] {
             tenants.remove(tenant);
         }
