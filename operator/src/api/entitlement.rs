@@ -92,3 +92,10 @@ pub enum EntitlementState {
     Suspended,
     Revoked,
 }
+
+impl EntitlementState {
+    /// Whether the tenant may use the feature in this state.
+    pub fn is_usable(self) -> bool {
+        matches!(self, EntitlementState::Active | EntitlementState::Trialing)
+    }
+}

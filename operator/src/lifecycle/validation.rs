@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::is_terminal;
 use super::is_usable;
 use super::visibility::{Viewer, visible_to};
-use crate::api::entitlement::{Entitlement, EntitlementState};
+use crate::api::entitlement::Entitlement;
 use crate::api::listing::{Lifecycle, ListingSpec, ListingType, Plan, PricingModel};
 use crate::api::tenant::Tenant;
 use crate::api::tenant_subscription::{Phase, TenantSubscription, TenantSubscriptionSpec};
@@ -94,12 +94,7 @@ pub fn entitled_features<'a>(
 ) -> BTreeSet<String> {
     entitlements
         .into_iter()
-        .filter(|e| {
-            matches!(
-                e.spec.state,
-                EntitlementState::Active | EntitlementState::Trialing
-            )
-        })
+        .filter(|e| e.spec.state.is_usable())
         .map(|e| e.spec.feature.as_str().to_string())
         .collect()
 }

@@ -12,7 +12,7 @@ use crate::api::listing::{Activation, Category, Icon, Lifecycle, Listing, Listin
 use crate::api::tenant::Tenant;
 use crate::api::tenant_subscription::{Phase, TenantSubscription, TenantSubscriptionSpec};
 use crate::lifecycle::is_terminal;
-use crate::lifecycle::validation::{RequestContext, Sibling, validate_request};
+use crate::lifecycle::validation::{Refusal, RequestContext, Sibling, validate_request};
 use crate::lifecycle::visibility::{Viewer, visible_to};
 
 /// What the storefront knows of the tenant asking.
@@ -28,6 +28,37 @@ pub struct TenantFacts<'a> {
 impl TenantFacts<'_> {
     fn viewer(&self) -> Viewer<'_> {
         Viewer::of(self.name, self.tenant)
+    }
+
+    /// The tenant's subscriptions as validation sees them.
+    pub fn siblings(&self, now: Timestamp) -> Vec<Sibling> {
+        self.subscriptions
+            .iter()
+            .map(|s| Sibling::of(s, now))
+            .collect()
+    }
+
+    /// The rules admission and the reconciler apply, asked of a subscription `name` with
+    /// `spec` to `listing` made now (the API does not know the platform version).
+    pub fn validate(
+        &self,
+        name: &str,
+        spec: &TenantSubscriptionSpec,
+        listing: &Listing,
+        siblings: &[Sibling],
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        validate_request(&RequestContext {
+            name,
+            created_at: now,
+            spec,
+            listing: Some(&listing.spec),
+            tenant_name: self.name,
+            tenant: Some(self.tenant),
+            siblings,
+            entitled_features: self.entitled_features,
+            platform_version: None,
+        })
     }
 }
 
@@ -147,23 +178,7 @@ pub fn card_state(listing: &Listing, facts: &TenantFacts<'_>, now: Timestamp) ->
         connection: None,
         cancellation: None,
     };
-    let siblings: Vec<Sibling> = facts
-        .subscriptions
-        .iter()
-        .map(|s| Sibling::of(s, now))
-        .collect();
-    let request = RequestContext {
-        name: "",
-        created_at: now,
-        spec: &spec,
-        listing: Some(&listing.spec),
-        tenant_name: facts.name,
-        tenant: Some(facts.tenant),
-        siblings: &siblings,
-        entitled_features: facts.entitled_features,
-        platform_version: None,
-    };
-    match validate_request(&request) {
+    match facts.validate("", &spec, listing, &facts.siblings(now), now) {
         Err(r)
             if matches!(
                 r.reason,

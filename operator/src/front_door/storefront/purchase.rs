@@ -16,7 +16,7 @@ use super::price::{self, QuotedPrice};
 use crate::api::listing::Listing;
 use crate::api::shared::SecretRef;
 use crate::api::tenant_subscription::{Connection, TenantSubscriptionSpec};
-use crate::lifecycle::validation::{REQUEST_WINDOW, RequestContext, Sibling, validate_request};
+use crate::lifecycle::validation::REQUEST_WINDOW;
 
 /// Annotation: the Idempotency-Key the subscription was created with.
 pub const IDEMPOTENCY_KEY_ANNOTATION: &str = "marketplace.dev/idempotency-key";
@@ -142,23 +142,8 @@ pub fn decide_purchase(
         }),
         cancellation: None,
     };
-    let siblings: Vec<Sibling> = facts
-        .subscriptions
-        .iter()
-        .map(|s| Sibling::of(s, now))
-        .collect();
-    let context = RequestContext {
-        name: subscription_name,
-        created_at: now,
-        spec: &spec,
-        listing: Some(&listing.spec),
-        tenant_name: facts.name,
-        tenant: Some(facts.tenant),
-        siblings: &siblings,
-        entitled_features: facts.entitled_features,
-        platform_version: None,
-    };
-    if let Err(refusal) = validate_request(&context) {
+    let siblings = facts.siblings(now);
+    if let Err(refusal) = facts.validate(subscription_name, &spec, listing, &siblings, now) {
         if refusal.reason == "RateLimited" {
             let last = siblings
                 .iter()

@@ -36,7 +36,6 @@ use crate::controllers::tenant_rbac::namespace_name;
 use crate::front_door::auth::{Access, Caller, Refusal};
 use crate::front_door::read_limits::ReadClass;
 use crate::front_door::routes::{FrontDoor, rest_refusal, with_etag};
-use crate::lifecycle::validation::entitled_features;
 
 /// The storefront's routes (merged into [`crate::front_door::router`]).
 pub fn routes() -> Router<FrontDoor> {
@@ -198,12 +197,19 @@ async fn scope(
         )
     })?;
     let namespace = namespace_name(tenant);
-    let entitlements = door.stores.entitlements_in(&namespace);
+    // The per-tenant index answers without scanning every cached Entitlement.
+    let entitled = door
+        .index
+        .features(tenant)
+        .iter()
+        .filter(|f| f.state.is_usable())
+        .map(|f| f.feature.clone())
+        .collect();
     Ok(TenantScope {
         caller,
         tenant: tenant_object,
         subscriptions: door.stores.subscriptions_in(&namespace),
-        entitled: entitled_features(entitlements.iter().map(|e| e.as_ref())),
+        entitled,
     })
 }
 
