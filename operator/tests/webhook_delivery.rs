@@ -7,12 +7,12 @@ mod billing_support;
 use billing_support::*;
 use marketplace_operator::billing::{Tier, WebhookSecret, WebhookVerifier};
 use marketplace_operator::server::{
-    Metrics, Readiness, ServerState, WebhookHint, WebhookReceiver, router, serve,
+    HintSink, Metrics, Readiness, ServerState, WebhookHint, WebhookReceiver, router, serve,
 };
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 struct Ours {
     /// The URL the simulator is told to call (a percent-encoded query exercises the v3 rule).
@@ -22,25 +22,31 @@ struct Ours {
     _stop: oneshot::Sender<()>,
 }
 
+/// Keeps every recorded hint, for the assertions.
+struct Collect(Arc<Mutex<Vec<WebhookHint>>>);
+
+impl HintSink for Collect {
+    fn record(
+        &self,
+        hints: Vec<WebhookHint>,
+    ) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        self.0.lock().unwrap().extend(hints);
+        Box::pin(futures::future::ready(Ok(())))
+    }
+}
+
 async fn start_ours(secret: &str) -> Ours {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public = format!("http://{}/webhooks/hubspot", listener.local_addr().unwrap());
-    let (tx, mut rx) = mpsc::channel(1024);
     let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(secret)));
     let metrics = Arc::new(Metrics::new());
-    let receiver = WebhookReceiver::new(verifier, public.clone(), tx);
+    let hints = Arc::new(Mutex::new(Vec::new()));
+    let receiver = WebhookReceiver::new(verifier, public.clone(), Arc::new(Collect(hints.clone())));
     let state = ServerState::new(Readiness::new(), metrics.clone(), Some(receiver));
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve(listener, router(state), async move {
         let _ = stopped.await;
     }));
-    let hints = Arc::new(Mutex::new(Vec::new()));
-    let sink = hints.clone();
-    tokio::spawn(async move {
-        while let Some(h) = rx.recv().await {
-            sink.lock().unwrap().push(h);
-        }
-    });
     Ours {
         url: format!("{public}?portal=%3A62515"),
         hints,

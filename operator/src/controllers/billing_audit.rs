@@ -5,7 +5,7 @@
 //! without a parent, records Events, and writes a summary to the ConfigMap
 //! `marketplace-drift-report` (`marketplace drift report`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::news::BillingNews;
 use super::status::OPERATOR_MANAGER;
+use super::webhook_hints::clear_recheck_mark;
 use super::{Context, ControllerConfig};
 use crate::api::TenantSubscription;
 use crate::api::conditions::types::SYNCED;
@@ -115,7 +116,7 @@ pub async fn audit_once(
             )
         })
         .collect();
-    let mut report = check(ctx, client, subs, "audit").await;
+    let mut report = check(ctx, client, subs, "audit", &BTreeMap::new()).await;
     if report.error.is_none() {
         orphans(ctx, client, &mut report).await;
     }
@@ -217,12 +218,15 @@ async fn announce_swept(ctx: &Context, report_map: &ConfigMap, swept: &[Orphan])
 }
 
 /// Batch-reads the billing records of `subs` and posts what differs from their status as news
-/// (from `source`: `audit` or `webhook`) for their next reconcile.
+/// (from `source`: `audit` or `webhook`) for their next reconcile. `marks` are the webhook
+/// recheck marks (by uid) this read answers: a mark rides with the news and its reconcile
+/// removes it once the status holds what was read; a mark that brings no news is removed here.
 pub async fn check(
     ctx: &Context,
     client: &HubSpotClient,
     subs: Vec<Arc<TenantSubscription>>,
     source: &'static str,
+    marks: &BTreeMap<String, String>,
 ) -> DriftReport {
     let calls_before = client.stats().requests;
     let by_uid: BTreeMap<String, _> = subs
@@ -234,6 +238,7 @@ pub async fn check(
         subscriptions_audited: uids.len(),
         ..DriftReport::default()
     };
+    let mut posted = BTreeSet::new();
     match client.audit(&uids).await {
         Ok(entries) => {
             for entry in entries {
@@ -266,6 +271,7 @@ pub async fn check(
                 for line in &finding.findings {
                     report.findings.push(format!("{key}: {line}"));
                 }
+                posted.insert(entry.subscription_uid.clone());
                 ctx.news.post(
                     &entry.subscription_uid,
                     ObjectRef::from_obj(sub.as_ref()),
@@ -273,8 +279,15 @@ pub async fn check(
                         fact: finding.fact,
                         source,
                         finding: (!in_sync).then(|| finding.findings.join("; ")),
+                        recheck: marks.get(&entry.subscription_uid).cloned(),
                     },
                 );
+            }
+            // Read, and nothing new: the mark is answered.
+            for (uid, mark) in marks {
+                if let (Some(sub), false) = (by_uid.get(uid), posted.contains(uid)) {
+                    clear_recheck_mark(ctx, sub, mark).await;
+                }
             }
         }
         Err(error) => report.error = Some(error.to_string()),

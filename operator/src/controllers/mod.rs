@@ -29,7 +29,6 @@ use tracing::warn;
 
 use crate::api::{CatalogSource, SubscriptionAction};
 use crate::runtime::{SharedCache, Shutdown, Stores};
-use crate::server::WebhookHint;
 use backoff::Backoff;
 
 /// What every reconciler gets.
@@ -237,14 +236,9 @@ impl Enabled {
     };
 }
 
-/// Runs the `enabled` controllers (and, given `hints`, the webhook-hint consumer) until
-/// `shutdown`. Waits for the caches first, so no controller decides from an empty one.
-pub async fn run(
-    ctx: Arc<Context>,
-    enabled: Enabled,
-    hints: Option<tokio::sync::mpsc::Receiver<WebhookHint>>,
-    shutdown: Shutdown,
-) {
+/// Runs the `enabled` controllers until `shutdown` (with the subscriptions, the re-reads that
+/// webhooks ask for). Waits for the caches first, so no controller decides from an empty one.
+pub async fn run(ctx: Arc<Context>, enabled: Enabled, shutdown: Shutdown) {
     tokio::join!(
         ctx.stores.wait_until_ready(),
         ctx.operator_stores.wait_until_ready()
@@ -311,11 +305,8 @@ pub async fn run(
             billing_audit::run(ctx.clone(), shutdown.requested()).boxed()
         ),
         when(
-            hints.is_some(),
-            match hints {
-                Some(hints) => webhook_hints::run(ctx.clone(), hints, shutdown.requested()).boxed(),
-                None => futures::future::ready(()).boxed(),
-            }
+            enabled.subscriptions,
+            webhook_hints::run(ctx.clone(), shutdown.requested()).boxed()
         ),
     );
 }

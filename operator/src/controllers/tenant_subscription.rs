@@ -17,6 +17,7 @@ use super::entitlements::apply_entitlements;
 use super::status::apply_status_guarded;
 use super::subscription_billing::{BillingInputs, execute};
 use super::tenant_rbac::namespace_name;
+use super::webhook_hints::clear_recheck_mark;
 use super::{Context, Error, object_key};
 use crate::api::conditions::TRUE;
 use crate::api::tenant_subscription::{Phase, TenantSubscriptionStatus};
@@ -170,6 +171,10 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
     if intent != BillingIntent::None && is_stale(sub, ctx).await? {
         // Our own last status write has not reached the cache yet (an owned Entitlement's
         // event can wake us first): deciding from the old state would repeat billing calls.
+        // The news waits for that reconcile.
+        if let Some(news) = &news {
+            ctx.news.post(&uid, ObjectRef::from_obj(sub), news.clone());
+        }
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
     let outcome = execute(ctx.billing.as_ref(), intent, &inputs).await;
@@ -236,6 +241,10 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
     );
     let api: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
     apply_status_guarded(&api, sub, sub.status.as_ref(), &report.status).await?;
+    // What the webhook's re-read said is in the status now: its mark is answered.
+    if let Some(mark) = news.as_ref().and_then(|n| n.recheck.as_deref()) {
+        clear_recheck_mark(ctx, sub, mark).await;
+    }
     record_transitions(ctx, &namespace, &name, &status, &report.status);
     for event in report.events {
         ctx.event(sub, event.type_, &event.reason, event.action, event.note)

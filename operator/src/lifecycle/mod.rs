@@ -12,6 +12,7 @@
 
 pub mod actions;
 pub mod billing_drift;
+pub mod billing_recheck;
 pub mod entitlements;
 pub mod period;
 pub mod phase;

@@ -47,6 +47,8 @@ pub struct BillingNews {
     pub source: &'static str,
     /// A drift finding, for the Synced condition; `None` when HubSpot agrees.
     pub finding: Option<String>,
+    /// The webhook recheck mark this read answers, removed once the status holds it.
+    pub recheck: Option<String>,
 }
 
 /// Everything the reconcile observed before deciding.

@@ -14,6 +14,7 @@ use crate::audit_log::AuditLog;
 use crate::billing::{
     ApiToken, BillingMode, HubSpotClient, HubSpotConfig, Tier, WebhookSecret, WebhookVerifier,
 };
+use crate::controllers::webhook_hints::RecheckMarks;
 use crate::controllers::{self, Context, ControllerConfig, Enabled};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::leader::run_while_leader;
@@ -160,11 +161,12 @@ pub async fn run(settings: OperatorSettings) -> Result<(), OperatorError> {
     // The endpoint serves from the start: liveness at once, readiness once caches sync.
     let readiness = Readiness::new();
     let caches_gate = readiness.gate("caches synced");
-    let (hints_tx, hints) = tokio::sync::mpsc::channel(1024);
     let webhooks = match (&client_secret, &settings.webhook_url) {
         (Some(secret), Some(url)) => {
             let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(secret.clone())));
-            Some(WebhookReceiver::new(verifier, url.clone(), hints_tx))
+            // Every replica marks what a webhook names; the leader re-reads it.
+            let marks = RecheckMarks::new(client.clone(), ctx.stores.subscriptions.clone());
+            Some(WebhookReceiver::new(verifier, url.clone(), Arc::new(marks)))
         }
         (Some(_), None) => {
             warn!("HUBSPOT_CLIENT_SECRET is set but HUBSPOT_WEBHOOK_URL is not: webhooks are off");
@@ -205,14 +207,14 @@ pub async fn run(settings: OperatorSettings) -> Result<(), OperatorError> {
 
     let Some(lease) = &settings.lease else {
         ctx.metrics.set_leader(true);
-        controllers::run(ctx, Enabled::ALL, Some(hints), shutdown).await;
+        controllers::run(ctx, Enabled::ALL, shutdown).await;
         return Ok(());
     };
     let leading = ctx.clone();
     let outcome = run_while_leader(client, lease, &shutdown, |stop| async move {
         info!("starting controllers");
         leading.metrics.set_leader(true);
-        controllers::run(leading.clone(), Enabled::ALL, Some(hints), stop).await;
+        controllers::run(leading.clone(), Enabled::ALL, stop).await;
         leading.metrics.set_leader(false);
     })
     .await

@@ -21,7 +21,7 @@ pub mod webhooks;
 
 pub use health::{Readiness, ReadinessGate};
 pub use metrics::Metrics;
-pub use webhooks::{WebhookHint, WebhookReceiver};
+pub use webhooks::{HintSink, WebhookHint, WebhookReceiver};
 
 use axum::Router;
 use std::future::Future;

@@ -2,10 +2,11 @@
 //!
 //! A request is verified (v3 signature over the public URL, 5-minute window, replay check),
 //! parsed as a JSON array of events, de-duplicated, and each new event becomes a
-//! [`WebhookHint`] for the controllers. Hints are only hints (contract §5.2, §5.3): the
-//! receiving reconciler re-reads the object, and the periodic drift audit heals anything
-//! missed, so the handler never blocks on a slow consumer; it answers 200 at once, because
-//! HubSpot retries any non-2xx and any response slower than 5 seconds.
+//! [`WebhookHint`]. Hints are only hints (contract §5.2, §5.3): whoever acts on one re-reads the
+//! object. Every replica serves this route, leader or not, so the hints are handed to a
+//! [`HintSink`] that records them durably in the cluster before the answer: 200 once recorded,
+//! 503 when they could not be, so that HubSpot retries (it retries any non-2xx, and any
+//! response slower than 5 seconds).
 
 use crate::billing::{SignatureHeaders, WebhookVerifier};
 use crate::server::metrics::Metrics;
@@ -15,12 +16,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::post;
+use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
 
 /// The route HubSpot is configured to call.
 pub const PATH: &str = "/webhooks/hubspot";
@@ -47,15 +48,32 @@ pub struct WebhookHint {
     pub occurred_at_ms: i64,
 }
 
-/// Receives HubSpot webhooks. Cheap to clone: clones share the verifier and the dedupe memory.
-#[derive(Debug, Clone)]
+/// Where verified hints go before the endpoint answers. The operator's sink marks the
+/// subscriptions they name in the cluster, so the leader acts on them whichever replica
+/// received the webhook, and a leader that dies leaves them to the next one.
+pub trait HintSink: Send + Sync + 'static {
+    /// Records `hints` (all of them, or fails: a failure makes HubSpot deliver them again).
+    fn record(&self, hints: Vec<WebhookHint>) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// Receives HubSpot webhooks. Cheap to clone: clones share the verifier, the sink and the
+/// dedupe memory.
+#[derive(Clone)]
 pub struct WebhookReceiver {
     verifier: Arc<WebhookVerifier>,
     /// The URL HubSpot calls, without a query. v3 signs the full URI, and behind an ingress
     /// the request's own Host (and maybe path) is not what HubSpot called.
     public_url: String,
-    hints: mpsc::Sender<WebhookHint>,
+    sink: Arc<dyn HintSink>,
     seen: Arc<Mutex<Seen>>,
+}
+
+impl std::fmt::Debug for WebhookReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookReceiver")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebhookReceiver {
@@ -65,7 +83,7 @@ impl WebhookReceiver {
     pub fn new(
         verifier: Arc<WebhookVerifier>,
         public_url: impl Into<String>,
-        hints: mpsc::Sender<WebhookHint>,
+        sink: Arc<dyn HintSink>,
     ) -> Self {
         let mut public_url = public_url.into();
         if let Some(q) = public_url.find('?') {
@@ -74,7 +92,7 @@ impl WebhookReceiver {
         WebhookReceiver {
             verifier,
             public_url,
-            hints,
+            sink,
             seen: Arc::new(Mutex::new(Seen::new(DEFAULT_DEDUPE_CAPACITY))),
         }
     }
@@ -87,32 +105,45 @@ impl WebhookReceiver {
         }
     }
 
-    /// Forwards the events of a verified request; returns (accepted, duplicate, dropped).
-    fn forward(&self, events: Vec<(Key, WebhookHint)>, metrics: &Metrics) -> (usize, usize, usize) {
-        let (mut accepted, mut duplicate, mut dropped) = (0, 0, 0);
-        // One lock for check + send + remember, so concurrent deliveries of the same event
-        // forward it once.
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, hint) in events {
-            if seen.contains(&key) {
-                duplicate += 1;
-                metrics.webhook("duplicate");
-                continue;
-            }
-            match self.hints.try_send(hint) {
-                Ok(()) => {
-                    seen.insert(key);
-                    accepted += 1;
-                    metrics.webhook("accepted");
-                }
-                // Not remembered: a redelivery of this event still gets a chance.
-                Err(_) => {
-                    dropped += 1;
-                    metrics.webhook("dropped");
+    /// Records the new events of a verified request; returns (accepted, duplicate), or the
+    /// sink's error (nothing is remembered then, so HubSpot's redelivery is not a duplicate).
+    async fn forward(
+        &self,
+        events: Vec<(Key, WebhookHint)>,
+        metrics: &Metrics,
+    ) -> Result<(usize, usize), String> {
+        let mut fresh = Vec::with_capacity(events.len());
+        let mut duplicate = 0;
+        {
+            let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut in_request = HashSet::new();
+            for (key, hint) in events {
+                if seen.contains(&key) || !in_request.insert(key) {
+                    duplicate += 1;
+                    metrics.webhook("duplicate");
+                } else {
+                    fresh.push((key, hint));
                 }
             }
         }
-        (accepted, duplicate, dropped)
+        if fresh.is_empty() {
+            return Ok((0, duplicate));
+        }
+        // Two deliveries of one event at the same moment may both be recorded: harmless, the
+        // record is a mark on the subscription, not a count.
+        let hints = fresh.iter().map(|(_, h)| h.clone()).collect();
+        if let Err(error) = self.sink.record(hints).await {
+            for _ in &fresh {
+                metrics.webhook("unrecorded");
+            }
+            return Err(error);
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, _) in &fresh {
+            seen.insert(*key);
+            metrics.webhook("accepted");
+        }
+        Ok((fresh.len(), duplicate))
     }
 }
 
@@ -232,19 +263,19 @@ async fn receive(
             }
         }
     }
-    let (accepted, duplicate, dropped) = ctx.receiver.forward(parsed, metrics);
-    if dropped > 0 {
-        tracing::warn!(
-            dropped,
-            "webhook hint channel full: hints dropped, the drift audit will catch up"
-        );
-    }
-    (
-        StatusCode::OK,
-        format!(
-            "accepted {accepted}, duplicate {duplicate}, dropped {dropped}, unusable {unusable}\n"
+    match ctx.receiver.forward(parsed, metrics).await {
+        Ok((accepted, duplicate)) => (
+            StatusCode::OK,
+            format!("accepted {accepted}, duplicate {duplicate}, unusable {unusable}\n"),
         ),
-    )
+        Err(error) => {
+            tracing::warn!(%error, "webhook hints not recorded: answering 503 so HubSpot retries");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not record the events; deliver them again\n".into(),
+            )
+        }
+    }
 }
 
 /// An id HubSpot may send as a number or a string.

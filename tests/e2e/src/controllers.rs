@@ -10,13 +10,11 @@ use hubspot_sim::RunningSimulator;
 use kube::Client;
 use marketplace_harness::ControlPlane;
 use marketplace_operator::billing::{WebhookSecret, WebhookVerifier};
+use marketplace_operator::controllers::webhook_hints::RecheckMarks;
 use marketplace_operator::controllers::{self, Context, ControllerConfig, Enabled};
 use marketplace_operator::runtime::shutdown::ShutdownTrigger;
 use marketplace_operator::runtime::{Shutdown, Stores};
-use marketplace_operator::server::{
-    Readiness, ServerState, WebhookHint, WebhookReceiver, router, serve,
-};
-use tokio::sync::mpsc;
+use marketplace_operator::server::{Readiness, ServerState, WebhookReceiver, router, serve};
 use tokio::task::JoinHandle;
 
 /// A context with its own shared caches, as a process has.
@@ -35,14 +33,10 @@ pub struct RunningControllers {
     task: JoinHandle<()>,
 }
 
-/// Starts the `enabled` controllers (and the webhook-hint consumer, given `hints`).
-pub fn start(
-    ctx: Arc<Context>,
-    enabled: Enabled,
-    hints: Option<mpsc::Receiver<WebhookHint>>,
-) -> RunningControllers {
+/// Starts the `enabled` controllers.
+pub fn start(ctx: Arc<Context>, enabled: Enabled) -> RunningControllers {
     let (trigger, shutdown) = Shutdown::manual();
-    let task = tokio::spawn(controllers::run(ctx, enabled, hints, shutdown));
+    let task = tokio::spawn(controllers::run(ctx, enabled, shutdown));
     RunningControllers { trigger, task }
 }
 
@@ -69,7 +63,7 @@ pub async fn start_tenant_controller(
         tenants: true,
         ..Enabled::NONE
     };
-    start(ctx, enabled, None)
+    start(ctx, enabled)
 }
 
 impl RunningControllers {
@@ -92,35 +86,34 @@ pub struct WebhookEndpoint {
     task: JoinHandle<std::io::Result<()>>,
 }
 
-/// Starts the endpoint as `marketplace operator` wires it (endpoint → hints → the controllers'
-/// hint consumer: pass the receiver to [`start`]), verifying with `client_secret`, counting in
-/// `ctx`'s metrics, and points `sim`'s deliveries at it.
+/// Starts the endpoint as `marketplace operator` wires it (it marks the subscriptions a webhook
+/// names; the subscription controllers re-read them), verifying with `client_secret`, counting
+/// in `ctx`'s metrics, and points `sim`'s deliveries at it.
 pub async fn webhook_endpoint(
     sim: &RunningSimulator,
     client_secret: &str,
     ctx: &Context,
-) -> (WebhookEndpoint, mpsc::Receiver<WebhookHint>) {
+) -> WebhookEndpoint {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("listener");
     let addr = listener.local_addr().expect("address");
     let public_url = format!("http://{addr}/webhooks/hubspot");
     sim.admin().set_webhook_url(Some(public_url.clone()));
-    let (hints_tx, hints) = mpsc::channel(1024);
     let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(
         client_secret.to_string(),
     )));
-    let receiver = WebhookReceiver::new(verifier, public_url.clone(), hints_tx);
+    let marks = RecheckMarks::new(ctx.client.clone(), ctx.stores.subscriptions.clone());
+    let receiver = WebhookReceiver::new(verifier, public_url.clone(), Arc::new(marks));
     let state = ServerState::new(Readiness::new(), ctx.metrics.clone(), Some(receiver));
     let (trigger, shutdown) = Shutdown::manual();
     let task = tokio::spawn(serve(listener, router(state), shutdown.requested()));
-    let endpoint = WebhookEndpoint {
+    WebhookEndpoint {
         addr,
         public_url,
         trigger,
         task,
-    };
-    (endpoint, hints)
+    }
 }
 
 impl WebhookEndpoint {

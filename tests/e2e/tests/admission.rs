@@ -193,7 +193,7 @@ async fn kubectl_apply_refuses_subscriptions_that_cannot_be_billed() {
         },
         "e2e-admission",
     ));
-    let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS, None);
+    let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
     let (stop, stopped) = Shutdown::manual();
 
     // The webhook is registered but nothing listens yet.

@@ -122,7 +122,6 @@ impl World {
                 catalog_sources: true,
                 ..Enabled::NONE
             },
-            None,
         );
         Self {
             client,

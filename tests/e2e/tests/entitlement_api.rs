@@ -179,8 +179,8 @@ async fn entitlements_are_read_only_by_the_tenants_people_and_changes_reach_chec
         )
         .with_billing(hubspot_client(&sim).await),
     );
-    let (endpoint, hints) = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
-    let running = controllers::start(ctx, Enabled::TENANTS_AND_SUBSCRIPTIONS, Some(hints));
+    let endpoint = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
+    let running = controllers::start(ctx, Enabled::TENANTS_AND_SUBSCRIPTIONS);
 
     let portal = control_plane
         .create_namespace("portal")

@@ -128,7 +128,6 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
             actions: true,
             ..Enabled::NONE
         },
-        None,
     );
     let people = control_plane
         .create_namespace("people")

@@ -145,7 +145,6 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
             actions: true,
             ..Enabled::NONE
         },
-        None,
     );
 
     let env = Env {

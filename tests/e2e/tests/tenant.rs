@@ -42,7 +42,6 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
             tenants: true,
             ..Enabled::NONE
         },
-        None,
     );
 
     // A tenant whose billing admin is dana, with viewer victor.

@@ -118,10 +118,10 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
         )
         .with_billing(hubspot.clone()),
     );
-    // As the operator process wires it: endpoint → hints channel → hint consumer.
-    let (endpoint, hints) = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
+    // As the operator process wires it: the endpoint marks subscriptions, the leader re-reads.
+    let endpoint = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
     let (addr, public_url) = (endpoint.addr, endpoint.public_url.clone());
-    let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS, Some(hints));
+    let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
 
     // 1. A Published Instant listing, a Tenant, and an Active subscription.
     let listing = unique_name("hooked");

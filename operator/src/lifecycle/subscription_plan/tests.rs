@@ -50,6 +50,7 @@ fn drift_found_in_service_is_healed_by_the_ensure() {
         fact: BillingFact::from_recorded(Some("active")),
         source: "audit",
         finding: Some("invoicing was off".into()),
+        recheck: None,
     };
     let healing = plan_billing(&observe(&spec, &status, &listing, Some(&news)));
     assert_eq!(healing.intent, BillingIntent::Ensure);
@@ -77,6 +78,7 @@ fn a_finding_is_an_event_and_a_failed_heal_says_drift_found() {
         fact: BillingFact::Missing,
         source: "webhook",
         finding: Some("the record was cancelled by hand".into()),
+        recheck: Some("1788597072520".into()),
     };
     let o = observe(&spec, &status, &listing, Some(&news));
     let failed = BillingFact::Failed {

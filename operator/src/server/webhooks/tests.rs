@@ -4,6 +4,8 @@ use crate::billing::{WebhookSecret, WebhookVerifier};
 use crate::server::{Readiness, ServerState, router};
 use axum::body::Body;
 use axum::http::Request;
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tower::ServiceExt;
 
@@ -20,12 +22,34 @@ struct Fixture {
     metrics: Arc<Metrics>,
 }
 
+/// Records into a bounded channel, all of a request's hints or none (a full channel fails).
+struct ChannelSink(mpsc::Sender<WebhookHint>);
+
+impl HintSink for ChannelSink {
+    fn record(&self, hints: Vec<WebhookHint>) -> BoxFuture<'_, Result<(), String>> {
+        let recorded = match self.0.try_reserve_many(hints.len()) {
+            Ok(permits) => {
+                for (permit, hint) in permits.zip(hints) {
+                    permit.send(hint);
+                }
+                Ok(())
+            }
+            Err(_) => Err("channel full".to_string()),
+        };
+        Box::pin(futures::future::ready(recorded))
+    }
+}
+
 fn fixture(channel: usize) -> Fixture {
     let (tx, hints) = mpsc::channel(channel);
     let verifier = Arc::new(WebhookVerifier::new(WebhookSecret::new(SECRET)));
     let metrics = Arc::new(Metrics::new());
     // A query in the configured URL is ignored: the request's own query is what was signed.
-    let receiver = WebhookReceiver::new(verifier, format!("{PUBLIC}?ignored=1"), tx);
+    let receiver = WebhookReceiver::new(
+        verifier,
+        format!("{PUBLIC}?ignored=1"),
+        Arc::new(ChannelSink(tx)),
+    );
     let state = ServerState::new(Readiness::new(), metrics.clone(), Some(receiver));
     Fixture {
         router: router(state),
@@ -74,10 +98,7 @@ async fn accepted_events_become_hints() {
     let body = format!("[{EVENT},{legacy}]");
     let (status, text) = send(&f, signed(&body, 1_000)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    assert_eq!(
-        text, "accepted 2, duplicate 0, dropped 0, unusable 0\n",
-        "{text}"
-    );
+    assert_eq!(text, "accepted 2, duplicate 0, unusable 0\n", "{text}");
     assert_eq!(
         f.hints.try_recv().unwrap(),
         WebhookHint {
@@ -185,7 +206,7 @@ async fn replays_and_duplicate_events_forward_once() {
     );
     let (status, text) = send(&f, signed(&retry, 1)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(text, "accepted 0, duplicate 1, dropped 0, unusable 0\n");
+    assert_eq!(text, "accepted 0, duplicate 1, unusable 0\n");
     assert!(f.hints.try_recv().is_ok());
     assert_eq!(f.hints.try_recv(), Err(TryRecvError::Empty));
     assert_eq!(f.metrics.webhook_count("replayed"), 1);
@@ -202,7 +223,7 @@ async fn same_event_id_with_other_content_is_not_a_duplicate() {
     assert_eq!(send(&f, signed(&a, 2)).await.0, StatusCode::OK);
     assert_eq!(
         send(&f, signed(&b, 1)).await.1,
-        "accepted 1, duplicate 0, dropped 0, unusable 0\n"
+        "accepted 1, duplicate 0, unusable 0\n"
     );
     assert_eq!(
         f.hints.try_recv().unwrap().property_value.as_deref(),
@@ -230,7 +251,7 @@ async fn bad_bodies_and_oversized_requests() {
     let body = format!(r#"[1,{{"eventId":2,"subscriptionType":"x"}},{EVENT}]"#);
     assert_eq!(
         send(&f, signed(&body, 0)).await.1,
-        "accepted 1, duplicate 0, dropped 0, unusable 2\n"
+        "accepted 1, duplicate 0, unusable 2\n"
     );
     assert!(f.hints.try_recv().is_ok());
     let huge = format!("[{}]", " ".repeat(MAX_BODY_BYTES));
@@ -244,25 +265,34 @@ async fn bad_bodies_and_oversized_requests() {
 }
 
 #[tokio::test]
-async fn a_full_channel_drops_hints_and_a_redelivery_gets_through() {
+async fn hints_that_cannot_be_recorded_get_503_and_the_redelivery_gets_through() {
     let mut f = fixture(1);
     let second = EVENT
         .replace("546500061938", "546500061939")
         .replace("1765889350", "1765889351");
     let body = format!("[{EVENT},{second}]");
+    // Two hints, room for one: nothing is recorded, and HubSpot is told to retry.
     assert_eq!(
         send(&f, signed(&body, 2)).await,
         (
-            StatusCode::OK,
-            "accepted 1, duplicate 0, dropped 1, unusable 0\n".into()
+            StatusCode::SERVICE_UNAVAILABLE,
+            "could not record the events; deliver them again\n".into()
         )
     );
-    assert_eq!(f.hints.try_recv().unwrap().object_id, "546500061938");
-    assert_eq!(f.metrics.webhook_count("dropped"), 1);
-    // The dropped event was not remembered, so HubSpot's redelivery forwards it.
+    assert_eq!(f.hints.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(f.metrics.webhook_count("unrecorded"), 2);
+    // Nothing was remembered, so HubSpot's redelivery is not a duplicate.
+    let single = format!("[{EVENT}]");
     assert_eq!(
-        send(&f, signed(&body, 1)).await.1,
-        "accepted 1, duplicate 1, dropped 0, unusable 0\n"
+        send(&f, signed(&single, 1)).await.1,
+        "accepted 1, duplicate 0, unusable 0\n"
+    );
+    assert_eq!(f.hints.try_recv().unwrap().object_id, "546500061938");
+    // The same event twice in one request is recorded once.
+    let twice = format!("[{second},{second}]");
+    assert_eq!(
+        send(&f, signed(&twice, 0)).await.1,
+        "accepted 1, duplicate 1, unusable 0\n"
     );
     assert_eq!(f.hints.try_recv().unwrap().object_id, "546500061939");
 }

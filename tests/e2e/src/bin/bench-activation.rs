@@ -365,7 +365,7 @@ async fn main() -> Result<()> {
     let concurrency = config.subscription_concurrency;
     let ctx =
         Arc::new(controllers::context(&client, config, "bench").with_billing(hubspot.clone()));
-    let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS, None);
+    let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
     let namespaces: Api<Namespace> = Api::all(client.clone());
     wait_until(
         "every tenant namespace",
