@@ -3,14 +3,15 @@
 use super::{check_batch_size, parse_body};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
+use crate::faults::PartialCommit;
 use crate::model::ObjectType;
 use crate::state::{IdRef, InlineAssoc, Selection, Sim, SimState, lock};
 use crate::webhooks::ChangeSource;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -147,11 +148,13 @@ fn run_items<T>(
 pub async fn create(
     State(sim): State<Sim>,
     Path(ty): Path<String>,
+    partial: Option<Extension<PartialCommit>>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let t = ObjectType::parse_or_400(&ty)?;
-    let input: Inputs<CreateItem> = parse_body(&body)?;
+    let mut input: Inputs<CreateItem> = parse_body(&body)?;
     check_batch_size(input.inputs.len(), MAX_BATCH)?;
+    PartialCommit::truncate(partial, &mut input.inputs);
     let mut st = lock(&sim);
     let started = st.now();
     let (results, errors) = run_items(
@@ -226,10 +229,11 @@ pub async fn read(
 pub async fn update(
     State(sim): State<Sim>,
     Path(ty): Path<String>,
+    partial: Option<Extension<PartialCommit>>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let t = ObjectType::parse_or_400(&ty)?;
-    let input: Inputs<UpdateItem> = parse_body(&body)?;
+    let mut input: Inputs<UpdateItem> = parse_body(&body)?;
     check_batch_size(input.inputs.len(), MAX_BATCH)?;
     reject_duplicates(
         &input
@@ -238,6 +242,7 @@ pub async fn update(
             .map(|i| id_string(&i.id))
             .collect::<Vec<_>>(),
     )?;
+    PartialCommit::truncate(partial, &mut input.inputs);
     let mut st = lock(&sim);
     for item in &input.inputs {
         if let Some(p) = item.id_property.as_deref().filter(|p| *p != "hs_object_id") {
@@ -259,7 +264,11 @@ pub async fn update(
                 .get(t, n)
                 .cloned()
                 .ok_or_else(|| ApiError::object_not_found(&id))?;
-            Ok(st.render(&obj, &all_set()))
+            let mut v = st.render(&obj, &all_set());
+            if let (Some(tr), Value::Object(m)) = (&item.object_write_trace_id, &mut v) {
+                m.insert("objectWriteTraceId".into(), json!(tr));
+            }
+            Ok(v)
         },
     )?;
     Ok(envelope(started, &st, results, errors, StatusCode::OK))
@@ -270,10 +279,11 @@ pub async fn update(
 pub async fn upsert(
     State(sim): State<Sim>,
     Path(ty): Path<String>,
+    partial: Option<Extension<PartialCommit>>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let t = ObjectType::parse_or_400(&ty)?;
-    let input: Inputs<UpdateItem> = parse_body(&body)?;
+    let mut input: Inputs<UpdateItem> = parse_body(&body)?;
     check_batch_size(input.inputs.len(), MAX_BATCH)?;
     reject_duplicates(
         &input
@@ -282,6 +292,7 @@ pub async fn upsert(
             .map(|i| id_string(&i.id))
             .collect::<Vec<_>>(),
     )?;
+    PartialCommit::truncate(partial, &mut input.inputs);
     let mut st = lock(&sim);
     for item in &input.inputs {
         let prop = item.id_property.as_deref().unwrap_or("hs_object_id");
