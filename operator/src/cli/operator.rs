@@ -91,6 +91,11 @@ pub struct OperatorArgs {
     /// chosen silently).
     #[arg(long, env = "HUBSPOT_BILLING_MODE", default_value = "payments")]
     pub billing_mode: String,
+    /// Milliseconds the HubSpot client gathers billing work from concurrent reconciles before
+    /// sending it as one batch call (≤100 inputs; a full batch goes at once). 0 sends whatever
+    /// is waiting without lingering.
+    #[arg(long, env = "HUBSPOT_BATCH_LINGER_MS", default_value_t = crate::billing::DEFAULT_BATCH_LINGER.as_millis() as u64)]
+    pub hubspot_batch_linger_ms: u64,
     /// Run without HubSpot: subscriptions wait in Provisioning with a condition saying so.
     #[arg(long, env = "MARKETPLACE_NO_BILLING")]
     pub no_billing: bool,
@@ -192,11 +197,19 @@ impl OperatorArgs {
                 )));
             }
         };
+        // A linger is a wait every purchase pays; beyond a second it only delays.
+        if self.hubspot_batch_linger_ms > 1000 {
+            return Err(bad(format!(
+                "--hubspot-batch-linger-ms {}: at most 1000",
+                self.hubspot_batch_linger_ms
+            )));
+        }
         Ok(Some(HubSpotSettings {
             base_url: self.hubspot_base_url.clone(),
             token,
             tier,
             mode,
+            batch_linger: std::time::Duration::from_millis(self.hubspot_batch_linger_ms),
             client_secret: self.hubspot_client_secret.clone(),
         }))
     }

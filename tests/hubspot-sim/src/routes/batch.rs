@@ -5,6 +5,7 @@ use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::faults::PartialCommit;
 use crate::model::ObjectType;
+use crate::routes::objects::SkipAssociations;
 use crate::state::{IdRef, InlineAssoc, Selection, Sim, SimState, lock};
 use crate::webhooks::ChangeSource;
 use axum::body::Bytes;
@@ -149,6 +150,7 @@ pub async fn create(
     State(sim): State<Sim>,
     Path(ty): Path<String>,
     partial: Option<Extension<PartialCommit>>,
+    skip: Option<Extension<SkipAssociations>>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let t = ObjectType::parse_or_400(&ty)?;
@@ -157,7 +159,9 @@ pub async fn create(
     PartialCommit::truncate(partial, &mut input.inputs);
     let mut st = lock(&sim);
     let started = st.now();
-    let (results, errors) = run_items(
+    // contract §2.6 "object created but association failed", for every input of the batch.
+    st.skip_inline_associations = skip.is_some();
+    let ran = run_items(
         &mut st,
         &input.inputs,
         |i| i.object_write_trace_id.clone(),
@@ -178,7 +182,12 @@ pub async fn create(
             }
             Ok(v)
         },
-    )?;
+    );
+    st.skip_inline_associations = false;
+    let (results, errors) = ran?;
+    if let Some(Extension(SkipAssociations(Some(status)))) = skip {
+        return Err(crate::faults::injected_error(status));
+    }
     Ok(envelope(started, &st, results, errors, StatusCode::CREATED))
 }
 
