@@ -104,16 +104,21 @@ where
     }
 }
 
+/// The lanes of one kind of call, by their key.
+type LaneMap<K, I, O> = Mutex<HashMap<K, Arc<Lane<I, O>>>>;
+/// Properties to write, by name.
+type Props = BTreeMap<String, String>;
+
 /// Lanes by what they batch. Within one key every caller passes the same parameters (the
 /// object type and unique property, the association types, the properties read).
 #[derive(Default)]
 pub(crate) struct Lanes {
-    upserts: Mutex<HashMap<(Obj, &'static str), Arc<Lane<UpsertInput, (String, bool)>>>>,
-    creates: Mutex<HashMap<Obj, Arc<Lane<NewObject, ObjectJson>>>>,
-    updates: Mutex<HashMap<Obj, Arc<Lane<(String, BTreeMap<String, String>), ()>>>>,
-    links: Mutex<HashMap<(Obj, Obj), Arc<Lane<(String, String), ()>>>>,
-    associated: Mutex<HashMap<(Obj, Obj), Arc<Lane<String, Vec<String>>>>>,
-    reads: Mutex<HashMap<Obj, Arc<Lane<String, Option<ObjectJson>>>>>,
+    upserts: LaneMap<(Obj, &'static str), UpsertInput, (String, bool)>,
+    creates: LaneMap<Obj, NewObject, ObjectJson>,
+    updates: LaneMap<Obj, (String, Props), ()>,
+    links: LaneMap<(Obj, Obj), (String, String), ()>,
+    associated: LaneMap<(Obj, Obj), String, Vec<String>>,
+    reads: LaneMap<Obj, String, Option<ObjectJson>>,
 }
 
 impl std::fmt::Debug for Lanes {
@@ -123,7 +128,7 @@ impl std::fmt::Debug for Lanes {
 }
 
 fn lane<K: Hash + Eq, I: Send + 'static, O: Send + 'static>(
-    map: &Mutex<HashMap<K, Arc<Lane<I, O>>>>,
+    map: &LaneMap<K, I, O>,
     key: K,
     op: impl FnOnce() -> String,
 ) -> Arc<Lane<I, O>> {
