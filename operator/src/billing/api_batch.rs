@@ -7,7 +7,7 @@ use super::api::{Api, MAX_BATCH, Obj, props_json, type_spec};
 use super::batch::trace_id;
 use super::error::{HubSpotError, Result};
 use super::http::Call;
-use super::wire::{AssocWritten, BatchJson, ObjectJson};
+use super::wire::{AssocWritten, BatchJson, ObjectJson, Page};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -137,5 +137,32 @@ impl Api {
         .json(json!({ "inputs": inputs }))
         .idempotent();
         self.http.json(&call).await
+    }
+
+    /// `POST /{type}/search` with one `IN` filter: objects whose `property` is one of `values`
+    /// (contract §2.5: `IN` on strings takes lowercase values and matches case-insensitively;
+    /// the caller compares exactly). One page of ≤200 (search bucket, contract §3).
+    pub async fn search_in(
+        &self,
+        t: Obj,
+        property: &str,
+        values: &[&str],
+        props: &[&str],
+    ) -> Result<Vec<ObjectJson>> {
+        let lower: Vec<String> = values.iter().map(|v| v.to_lowercase()).collect();
+        let call = Call::new(
+            format!("search {}", t.path()),
+            Method::POST,
+            format!("/crm/objects/{}/{}/search", self.version, t.path()),
+        )
+        .json(json!({
+            "filterGroups": [{"filters": [{"propertyName": property, "operator": "IN", "values": lower}]}],
+            "properties": props,
+            "limit": 200,
+        }))
+        .idempotent()
+        .search();
+        let page: Page<ObjectJson> = self.http.json(&call).await?;
+        Ok(page.results)
     }
 }

@@ -99,9 +99,6 @@ pub(crate) struct Inner {
     pub portal: RwLock<PortalInfo>,
     /// SKU → product id (or none), with when it was looked up.
     pub products: Mutex<HashMap<String, (Option<String>, Instant)>>,
-    /// One product search at a time, so concurrent reconciles of the same plan do not all
-    /// search (5/s bucket, contract §2.5) before the first result is cached.
-    pub product_lookup: tokio::sync::Mutex<()>,
     /// Batches being gathered (see `coalesce.rs`).
     pub lanes: Lanes,
     /// Tenant id → (company name written, company id, when): the company is upserted once per
@@ -140,7 +137,6 @@ impl HubSpotClient {
                 cfg,
                 portal: RwLock::new(PortalInfo::default()),
                 products: Mutex::new(HashMap::new()),
-                product_lookup: tokio::sync::Mutex::new(()),
                 lanes: Lanes::default(),
                 companies: Mutex::new(HashMap::new()),
             }),

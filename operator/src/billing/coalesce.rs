@@ -31,53 +31,77 @@ use tokio::sync::oneshot;
 
 type Reply<O> = oneshot::Sender<Result<O>>;
 
+struct LaneState<I, O> {
+    waiting: Vec<(I, Reply<O>)>,
+    /// Batches sent and not yet answered.
+    in_flight: usize,
+    /// A linger timer is running.
+    timer: bool,
+}
+
+impl<I, O> LaneState<I, O> {
+    fn take_batch(&mut self) -> Vec<(I, Reply<O>)> {
+        let n = self.waiting.len().min(MAX_BATCH);
+        self.in_flight += 1;
+        self.waiting.drain(..n).collect()
+    }
+}
+
 /// Inputs waiting for the next batch of one kind of call.
+///
+/// One batch per lane is in flight at a time (a full batch of 100 always goes at once): what
+/// arrives meanwhile waits for the answer and then goes together. So the busier HubSpot is (a
+/// rate-limit wait, slow answers), the larger the batches, without a longer linger.
 pub(crate) struct Lane<I, O> {
     op: String,
-    waiting: Mutex<Vec<(I, Reply<O>)>>,
+    state: Mutex<LaneState<I, O>>,
 }
 
 impl<I: Send + 'static, O: Send + 'static> Lane<I, O> {
     fn new(op: String) -> Self {
         Lane {
             op,
-            waiting: Mutex::new(Vec::new()),
+            state: Mutex::new(LaneState {
+                waiting: Vec::new(),
+                in_flight: 0,
+                timer: false,
+            }),
         }
     }
 
-    fn take(&self, max: usize) -> Vec<(I, Reply<O>)> {
-        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        let n = w.len().min(max);
-        w.drain(..n).collect()
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState<I, O>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `input` and waits for its result. The first input of an empty lane schedules a
-    /// flush after `linger`; a full lane is sent at once. `run` sends one batch and returns one
-    /// result per input, in order.
+    /// Queues `input` and waits for its result. The first input of an idle lane starts the
+    /// linger; a full lane is sent at once; otherwise the input goes with the next batch, after
+    /// the one in flight. `run` sends one batch and returns one result per input, in order.
     async fn submit<F, Fut>(self: &Arc<Self>, input: I, linger: Duration, run: F) -> Result<O>
     where
         F: Fn(Vec<I>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Vec<Result<O>>> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let len = {
-            let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-            w.push((input, tx));
-            w.len()
+        let (full, start_timer) = {
+            let mut st = self.lock();
+            st.waiting.push((input, tx));
+            if st.waiting.len() >= MAX_BATCH {
+                (Some(st.take_batch()), false)
+            } else if st.in_flight == 0 && !st.timer {
+                st.timer = true;
+                (None, true)
+            } else {
+                (None, false)
+            }
         };
-        if len >= MAX_BATCH {
-            tokio::spawn(send(self.take(MAX_BATCH), run));
-        } else if len == 1 {
+        if let Some(batch) = full {
+            self.spawn_send(batch, run);
+        } else if start_timer {
             let lane = Arc::clone(self);
             tokio::spawn(async move {
                 tokio::time::sleep(linger).await;
-                loop {
-                    let batch = lane.take(MAX_BATCH);
-                    if batch.is_empty() {
-                        break;
-                    }
-                    tokio::spawn(send(batch, run.clone()));
-                }
+                lane.lock().timer = false;
+                lane.flush(&run);
             });
         }
         // The sender is gone only if the batch task died mid-call: whether a write committed
@@ -88,6 +112,65 @@ impl<I: Send + 'static, O: Send + 'static> Lane<I, O> {
                 status: None,
             })
         })
+    }
+
+    /// Sends everything waiting, in batches of ≤100.
+    fn flush<F, Fut>(self: &Arc<Self>, run: &F)
+    where
+        F: Fn(Vec<I>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Result<O>>> + Send + 'static,
+    {
+        let batches: Vec<_> = {
+            let mut st = self.lock();
+            std::iter::from_fn(|| (!st.waiting.is_empty()).then(|| st.take_batch())).collect()
+        };
+        for batch in batches {
+            self.spawn_send(batch, run.clone());
+        }
+    }
+
+    fn spawn_send<F, Fut>(self: &Arc<Self>, batch: Vec<(I, Reply<O>)>, run: F)
+    where
+        F: Fn(Vec<I>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Vec<Result<O>>> + Send + 'static,
+    {
+        let answered = Answered {
+            lane: Arc::clone(self),
+            run: run.clone(),
+        };
+        tokio::spawn(async move {
+            send(batch, run).await;
+            drop(answered);
+        });
+    }
+}
+
+/// Marks a batch answered when dropped (also if its task panicked or was cancelled), and sends
+/// what waited for it.
+struct Answered<I: Send + 'static, O: Send + 'static, F, Fut>
+where
+    F: Fn(Vec<I>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Vec<Result<O>>> + Send + 'static,
+{
+    lane: Arc<Lane<I, O>>,
+    run: F,
+}
+
+impl<I: Send + 'static, O: Send + 'static, F, Fut> Drop for Answered<I, O, F, Fut>
+where
+    F: Fn(Vec<I>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Vec<Result<O>>> + Send + 'static,
+{
+    fn drop(&mut self) {
+        let next = {
+            let mut st = self.lane.lock();
+            st.in_flight = st.in_flight.saturating_sub(1);
+            st.in_flight == 0 && !st.timer && !st.waiting.is_empty()
+        };
+        // These inputs already waited a whole round trip: no linger.
+        if next && tokio::runtime::Handle::try_current().is_ok() {
+            self.lane.flush(&self.run);
+        }
     }
 }
 
@@ -119,6 +202,7 @@ pub(crate) struct Lanes {
     links: LaneMap<(Obj, Obj), (String, String), ()>,
     associated: LaneMap<(Obj, Obj), String, Vec<String>>,
     reads: LaneMap<Obj, String, Option<ObjectJson>>,
+    products: LaneMap<(), String, Option<String>>,
 }
 
 impl std::fmt::Debug for Lanes {
@@ -461,6 +545,138 @@ impl HubSpotClient {
     }
 }
 
+impl HubSpotClient {
+    /// The product of `sku` (contract §1.4), looked up with other reconciles' SKUs in one `IN`
+    /// search and cached; `None` when the portal has no product with exactly that SKU.
+    pub(crate) async fn product_batched(&self, sku: &str) -> Result<Option<String>> {
+        let lane = lane(&self.inner.lanes.products, (), || "search products".into());
+        let client = self.clone();
+        lane.submit(sku.to_string(), self.linger(), move |skus| {
+            let client = client.clone();
+            async move {
+                let plan = dedup(&skus);
+                let sent: Vec<&str> = plan.sent.iter().map(|c| skus[*c].as_str()).collect();
+                // A batch that waited behind the previous one may find its SKU cached now.
+                let unknown: Vec<&str> = sent
+                    .iter()
+                    .copied()
+                    .filter(|s| client.cached_product(s).is_none())
+                    .collect();
+                let found = if unknown.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    client
+                        .api()
+                        .search_in(Obj::Products, "hs_sku", &unknown, &["hs_sku", "name"])
+                        .await
+                };
+                let answers: Vec<Result<Option<String>>> = match found {
+                    Ok(products) => {
+                        for sku in &unknown {
+                            let id = products
+                                .iter()
+                                .find(|p| p.prop("hs_sku") == Some(*sku))
+                                .map(|p| p.id.clone());
+                            client.remember_product(sku, id);
+                        }
+                        sent.iter()
+                            .map(|s| Ok(client.cached_product(s).flatten()))
+                            .collect()
+                    }
+                    Err(e) => vec![Err(e); sent.len()],
+                };
+                fan_out(&plan.of_caller, &answers)
+            }
+        })
+        .await
+    }
+}
+
 fn api_op(t: Obj) -> String {
     format!("upsert {}", t.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lane whose "call" records the batch sizes, takes `delay`, and answers each input with
+    /// itself times ten.
+    fn recorder(
+        delay: Duration,
+    ) -> (
+        Arc<Mutex<Vec<usize>>>,
+        impl Fn(Vec<u32>) -> futures::future::BoxFuture<'static, Vec<Result<u32>>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&sizes);
+        let run = move |inputs: Vec<u32>| {
+            let seen = Arc::clone(&seen);
+            let fut: futures::future::BoxFuture<'static, Vec<Result<u32>>> = Box::pin(async move {
+                seen.lock().unwrap().push(inputs.len());
+                tokio::time::sleep(delay).await;
+                inputs.into_iter().map(|i| Ok(i * 10)).collect()
+            });
+            fut
+        };
+        (sizes, run)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_inputs_share_batches_of_at_most_100_and_get_their_own_results() {
+        let lane = Arc::new(Lane::<u32, u32>::new("test".into()));
+        let (sizes, run) = recorder(Duration::from_millis(50));
+        let tasks: Vec<_> = (0..250u32)
+            .map(|i| {
+                let (lane, run) = (Arc::clone(&lane), run.clone());
+                tokio::spawn(async move { lane.submit(i, Duration::from_millis(20), run).await })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap().unwrap(), i as u32 * 10);
+        }
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 250);
+        assert!(sizes.iter().all(|n| *n <= MAX_BATCH), "{sizes:?}");
+        assert_eq!(sizes.len(), 3, "{sizes:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inputs_arriving_during_a_call_go_together_after_it() {
+        let lane = Arc::new(Lane::<u32, u32>::new("test".into()));
+        let (sizes, run) = recorder(Duration::from_millis(100));
+        let linger = Duration::from_millis(10);
+        let first = {
+            let (lane, run) = (Arc::clone(&lane), run.clone());
+            tokio::spawn(async move { lane.submit(1, linger, run).await })
+        };
+        // The first batch (one input) is in flight from 10 ms to 110 ms; five more arrive
+        // meanwhile, spread out, and leave together when it is answered.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut later = Vec::new();
+        for i in 2..7u32 {
+            let (lane, run) = (Arc::clone(&lane), run.clone());
+            later.push(tokio::spawn(
+                async move { lane.submit(i, linger, run).await },
+            ));
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        assert_eq!(first.await.unwrap().unwrap(), 10);
+        for (t, i) in later.into_iter().zip(2..) {
+            assert_eq!(t.await.unwrap().unwrap(), i * 10);
+        }
+        assert_eq!(*sizes.lock().unwrap(), vec![1, 5]);
+    }
+
+    #[test]
+    fn fan_out_gives_each_caller_its_shared_answer() {
+        let answers: Vec<Result<u32>> = vec![Ok(1), Err(HubSpotError::Invalid("x".into()))];
+        let out = fan_out(&[1, 0, 1], &answers);
+        assert!(out[0].is_err() && out[2].is_err());
+        assert_eq!(out[1].as_ref().unwrap(), &1);
+    }
 }

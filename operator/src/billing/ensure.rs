@@ -354,43 +354,36 @@ impl HubSpotClient {
     }
 
     /// contract §1.4: products are looked up by SKU through search (lag acceptable) and cached.
-    /// This is a catalog lookup, not an existence check, so search is fine here.
+    /// This is a catalog lookup, not an existence check, so search is fine here. Lookups of
+    /// concurrent reconciles share one `IN` search (`coalesce.rs`).
     async fn product_id(&self, sku: &str) -> Result<Option<String>> {
-        let cfg = self.config();
-        if !cfg.resolve_products || sku.is_empty() {
+        if !self.config().resolve_products || sku.is_empty() {
             return Ok(None);
         }
-        let cached = || {
-            let cache = self
-                .inner
-                .products
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            cache
-                .get(sku)
-                .filter(|(_, at)| at.elapsed() < cfg.product_cache_ttl)
-                .map(|(id, _)| id.clone())
-        };
-        if let Some(id) = cached() {
+        if let Some(id) = self.cached_product(sku) {
             return Ok(id);
         }
-        let _single_flight = self.inner.product_lookup.lock().await;
-        if let Some(id) = cached() {
-            return Ok(id);
-        }
-        let found = self
-            .api()
-            .search_eq(Obj::Products, "hs_sku", sku, &["hs_sku", "name"])
-            .await?
-            .into_iter()
-            .find(|p| p.prop("hs_sku") == Some(sku))
-            .map(|p| p.id);
+        self.product_batched(sku).await
+    }
+
+    /// The cached product id of `sku` (`Some(None)`: known to have no product).
+    pub(crate) fn cached_product(&self, sku: &str) -> Option<Option<String>> {
+        let ttl = self.config().product_cache_ttl;
         self.inner
             .products
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(sku.to_string(), (found.clone(), Instant::now()));
-        Ok(found)
+            .get(sku)
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(id, _)| id.clone())
+    }
+
+    pub(crate) fn remember_product(&self, sku: &str, id: Option<String>) {
+        self.inner
+            .products
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sku.to_string(), (id, Instant::now()));
     }
 
     /// contract §2.6 step 4: one request with inline associations (deal 299, company 297,

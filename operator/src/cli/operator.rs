@@ -47,7 +47,7 @@ pub struct OperatorArgs {
     #[arg(
         long,
         env = "MARKETPLACE_SUBSCRIPTION_CONCURRENCY",
-        default_value_t = 16
+        default_value_t = crate::controllers::DEFAULT_SUBSCRIPTION_CONCURRENCY
     )]
     pub subscription_concurrency: u16,
     /// SubscriptionActions reconciled at once.
