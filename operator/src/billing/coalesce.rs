@@ -283,11 +283,16 @@ impl HubSpotClient {
                 for (u, outcome) in sent.iter().zip(outcomes) {
                     answers.push(match outcome {
                         InputOutcome::Done(o) => Ok((o.id, o.new.unwrap_or(false))),
-                        // Back to the lookup: the unique property finds what exists.
-                        InputOutcome::Failed(body) => self
-                            .lookup_unique(t, id_property, &u.id)
-                            .await
-                            .and_then(|found| found.ok_or_else(|| input_error(&api_op(t), body))),
+                        // Back to the lookup: the unique property finds what exists (its
+                        // properties are written by a later ensure).
+                        InputOutcome::Failed(body) => {
+                            tracing::warn!(op = %api_op(t), id = %u.id, error = %body, "HubSpot refused one input of a batch upsert; looking it up");
+                            self.lookup_unique(t, id_property, &u.id)
+                                .await
+                                .and_then(|found| {
+                                    found.ok_or_else(|| input_error(&api_op(t), body))
+                                })
+                        }
                         InputOutcome::Unanswered => self
                             .lookup_unique(t, id_property, &u.id)
                             .await
@@ -600,21 +605,16 @@ fn api_op(t: Obj) -> String {
 mod tests {
     use super::*;
 
-    /// A lane whose "call" records the batch sizes, takes `delay`, and answers each input with
+    type Run = std::sync::Arc<
+        dyn Fn(Vec<u32>) -> futures::future::BoxFuture<'static, Vec<Result<u32>>> + Send + Sync,
+    >;
+
+    /// A lane "call" that records the batch sizes, takes `delay`, and answers each input with
     /// itself times ten.
-    fn recorder(
-        delay: Duration,
-    ) -> (
-        Arc<Mutex<Vec<usize>>>,
-        impl Fn(Vec<u32>) -> futures::future::BoxFuture<'static, Vec<Result<u32>>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    ) {
+    fn recorder(delay: Duration) -> (Arc<Mutex<Vec<usize>>>, Run) {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&sizes);
-        let run = move |inputs: Vec<u32>| {
+        let run: Run = Arc::new(move |inputs: Vec<u32>| {
             let seen = Arc::clone(&seen);
             let fut: futures::future::BoxFuture<'static, Vec<Result<u32>>> = Box::pin(async move {
                 seen.lock().unwrap().push(inputs.len());
@@ -622,7 +622,7 @@ mod tests {
                 inputs.into_iter().map(|i| Ok(i * 10)).collect()
             });
             fut
-        };
+        });
         (sizes, run)
     }
 
@@ -633,7 +633,10 @@ mod tests {
         let tasks: Vec<_> = (0..250u32)
             .map(|i| {
                 let (lane, run) = (Arc::clone(&lane), run.clone());
-                tokio::spawn(async move { lane.submit(i, Duration::from_millis(20), run).await })
+                tokio::spawn(async move {
+                    lane.submit(i, Duration::from_millis(20), move |v| run(v))
+                        .await
+                })
             })
             .collect();
         for (i, t) in tasks.into_iter().enumerate() {
@@ -652,7 +655,7 @@ mod tests {
         let linger = Duration::from_millis(10);
         let first = {
             let (lane, run) = (Arc::clone(&lane), run.clone());
-            tokio::spawn(async move { lane.submit(1, linger, run).await })
+            tokio::spawn(async move { lane.submit(1, linger, move |v| run(v)).await })
         };
         // The first batch (one input) is in flight from 10 ms to 110 ms; five more arrive
         // meanwhile, spread out, and leave together when it is answered.
@@ -660,9 +663,9 @@ mod tests {
         let mut later = Vec::new();
         for i in 2..7u32 {
             let (lane, run) = (Arc::clone(&lane), run.clone());
-            later.push(tokio::spawn(
-                async move { lane.submit(i, linger, run).await },
-            ));
+            later.push(tokio::spawn(async move {
+                lane.submit(i, linger, move |v| run(v)).await
+            }));
             tokio::time::sleep(Duration::from_millis(15)).await;
         }
         assert_eq!(first.await.unwrap().unwrap(), 10);

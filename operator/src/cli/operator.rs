@@ -252,3 +252,39 @@ pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
         .map_err(crate::process::ProcessError::Runtime)?
         .block_on(crate::process::operator::run(settings))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: OperatorArgs,
+    }
+
+    fn hubspot(extra: &[&str]) -> Result<Option<HubSpotSettings>, OperatorError> {
+        let mut argv = vec!["marketplace", "--hubspot-token", "pat-na1-x"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv)
+            .expect("flags parse")
+            .args
+            .hubspot()
+    }
+
+    #[test]
+    fn batch_linger_defaults_and_is_bounded() {
+        let s = hubspot(&[]).unwrap().expect("billing on");
+        assert_eq!(s.batch_linger, crate::billing::DEFAULT_BATCH_LINGER);
+        let s = hubspot(&["--hubspot-batch-linger-ms", "0"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.batch_linger, std::time::Duration::ZERO);
+        let err = hubspot(&["--hubspot-batch-linger-ms", "5000"]).expect_err("refused");
+        assert!(
+            err.to_string().contains("--hubspot-batch-linger-ms 5000"),
+            "{err}"
+        );
+    }
+}
