@@ -8,8 +8,9 @@ use hubspot_sim::{FaultKind, ObjectType, RunningSimulator};
 use marketplace_operator::billing::{HubSpotClient, OrphanSweeper, Repair, Tier};
 use std::time::Duration;
 
-const SUBS: &str = "/subscriptions";
-const LINE_ITEMS: &str = "/line_items";
+/// Creates go out as batch creates (coalesced, see `billing/coalesce.rs`).
+const SUBS: &str = "/subscriptions/batch/create";
+const LINE_ITEMS: &str = "/line_items/batch/create";
 
 /// Two sweeps with no grace: the first marks, the second deletes.
 async fn sweep(c: &HubSpotClient) {
@@ -159,11 +160,12 @@ async fn crash_between_line_item_and_subscription() {
 async fn association_failures_and_5xx_on_safe_calls_are_retried() {
     let (sim, c) = setup().await;
     let a = sim.admin();
-    // The deal → company PUT fails twice, the deal upsert once with a lock, a read with 504.
+    // The deal → company association fails twice, the deal upsert once with a lock, a read
+    // with 504.
     a.add_fault(fault(
         FaultKind::Error { status: 500 },
-        "PUT",
-        "/associations/companies",
+        "POST",
+        "/deals/companies/batch/create",
         Some(2),
     ));
     a.add_fault(fault(
@@ -174,8 +176,8 @@ async fn association_failures_and_5xx_on_safe_calls_are_retried() {
     ));
     a.add_fault(fault(
         FaultKind::Error { status: 504 },
-        "GET",
-        "/associations/subscriptions",
+        "POST",
+        "/deals/subscriptions/batch/read",
         Some(1),
     ));
     let req = request(1);
@@ -307,9 +309,9 @@ async fn random_fault_sequences_keep_exactly_one_record() {
             ("POST", SUBS),
             ("POST", LINE_ITEMS),
             ("PUT", "/associations/"),
-            ("GET", "/associations/"),
+            ("POST", "/crm/associations/"),
             ("POST", "/batch/upsert"),
-            ("PATCH", SUBS),
+            ("POST", "/subscriptions/batch/update"),
         ][next(6) as usize];
         a.add_fault(fault(kind, method, path, Some(1 + next(2) as u32)));
         let req = &reqs[next(reqs.len() as u64) as usize];

@@ -22,8 +22,8 @@ use process_support::{
 
 /// Converging after a restart: caches, bootstrap, then one reconcile.
 const CONVERGE: Duration = Duration::from_secs(45);
-/// POSTs of commerce subscriptions (the create; a fresh subscription needs no batch read).
-const SUBSCRIPTIONS: &str = "/subscriptions";
+/// The commerce subscription create: the client coalesces creates into batch creates.
+const SUBSCRIPTIONS: &str = "/subscriptions/batch/create";
 
 /// Asserts the end state of an activated subscription: Active, exactly one live HubSpot
 /// subscription, both features Active.
@@ -82,6 +82,96 @@ enum KillPoint {
     CreateCommittedUnanswered,
     /// Kill this long after the TenantSubscription was created.
     AfterCreate(u64),
+}
+
+/// Kill points of a coalesced batch of subscription creates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BatchKill {
+    /// The batch is held 2 s before HubSpot runs it.
+    InFlight,
+    /// HubSpot commits the first inputs, then (2 s later) fails the request.
+    HalfCommitted,
+    /// HubSpot commits the whole batch; its answer is held 2 s.
+    CommittedUnanswered,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_batch_converges_to_one_record_each() {
+    const BURST: usize = 4;
+    const POINTS: [BatchKill; 3] = [
+        BatchKill::InFlight,
+        BatchKill::HalfCommitted,
+        BatchKill::CommittedUnanswered,
+    ];
+    let started = Instant::now();
+    let env = Env::start("batch-crash").await;
+    let mut listings = Vec::new();
+    for i in 0..POINTS.len() * BURST {
+        let name = format!("batch-{i}");
+        let features = env.create_listing(&name, &format!("batch{i}")).await;
+        listings.push((name, features));
+    }
+    // A long linger, so each burst's creates meet in one batch however the reconciles drift.
+    let linger = [("HUBSPOT_BATCH_LINGER_MS", "300")];
+    let mut operator = env.spawn_operator_with("batch-op-0", None, &linger);
+    env.create_tenant().await;
+    let mut all = Vec::new();
+    for (p, point) in POINTS.into_iter().enumerate() {
+        let kind = match point {
+            BatchKill::InFlight => FaultKind::Latency { ms: 2000 },
+            BatchKill::HalfCommitted => FaultKind::PartialBatchCommit {
+                inputs: BURST / 2,
+                status: 504,
+                delay_ms: 2000,
+            },
+            BatchKill::CommittedUnanswered => FaultKind::CommitThenFail {
+                status: 504,
+                delay_ms: 2000,
+            },
+        };
+        let fault = env.fault(kind, "POST", SUBSCRIPTIONS, Some(1));
+        let mut burst = Vec::new();
+        for (name, features) in &listings[p * BURST..(p + 1) * BURST] {
+            let sub = format!("sub-{name}");
+            let uid = env.create_subscription(&sub, name).await;
+            burst.push((sub, uid, features.clone()));
+        }
+        env.wait_fault_reached(fault, "the subscription batch create")
+            .await;
+        operator.kill().await;
+        let committed = burst
+            .iter()
+            .filter(|(_, uid, _)| !env.hubspot_subscriptions(uid).is_empty())
+            .count();
+        eprintln!("batch kill point {point:?}: {committed}/{BURST} subscriptions committed");
+        match point {
+            BatchKill::InFlight => assert_eq!(committed, 0, "killed before HubSpot ran the batch"),
+            BatchKill::HalfCommitted => assert!(
+                (1..=BURST / 2).contains(&committed),
+                "HubSpot committed part of the batch: {committed}"
+            ),
+            BatchKill::CommittedUnanswered => {
+                assert!(committed >= 1, "HubSpot committed the batch")
+            }
+        }
+        env.sim.admin().clear_faults();
+        operator = env.spawn_operator_with(&format!("batch-op-{}", p + 1), None, &linger);
+        for (sub, uid, features) in &burst {
+            assert_active(&env, sub, uid, features).await;
+        }
+        all.extend(burst);
+    }
+    // Nothing moved since: still one live record each.
+    for (sub, uid, features) in &all {
+        assert_active(&env, sub, uid, features).await;
+    }
+    assert_eq!(
+        env.orphans().1,
+        Vec::<u64>::new(),
+        "no subscription without a deal"
+    );
+    operator.kill().await;
+    eprintln!("batch crash test took {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

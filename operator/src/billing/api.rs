@@ -80,7 +80,7 @@ pub fn path_id(id: &str) -> Result<&str> {
     }
 }
 
-fn type_spec(type_id: u32) -> Value {
+pub(crate) fn type_spec(type_id: u32) -> Value {
     json!({"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id})
 }
 
@@ -89,7 +89,7 @@ pub fn inline_assoc(to_id: &str, type_id: u32) -> Value {
     json!({"to": {"id": to_id}, "types": [type_spec(type_id)]})
 }
 
-fn props_json(props: &BTreeMap<String, String>) -> Value {
+pub(crate) fn props_json(props: &BTreeMap<String, String>) -> Value {
     Value::Object(
         props
             .iter()

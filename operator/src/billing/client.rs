@@ -3,6 +3,7 @@
 
 use super::algorithm::BillingMode;
 use super::api::{Api, assoc};
+use super::coalesce::Lanes;
 use super::error::Result;
 use super::http::{StatsSnapshot, Transport};
 use super::ratelimit::{RateLimitConfig, RateLimiter, Tier};
@@ -18,6 +19,10 @@ use tokio::time::Instant;
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 /// contract §0: pin the date-based version.
 pub const DEFAULT_API_VERSION: &str = "2026-09";
+
+/// Default linger of the coalescer: long enough for concurrent reconciles to meet, short next
+/// to the ~50 ms a HubSpot call takes anyway.
+pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(25);
 
 /// Everything the client needs. `Debug` is safe: the token's is redacted.
 #[derive(Debug, Clone)]
@@ -43,6 +48,11 @@ pub struct HubSpotConfig {
     /// Look up products by SKU (search, cached) to set `hs_product_id` (contract §1.4).
     pub resolve_products: bool,
     pub product_cache_ttl: Duration,
+    /// How long the coalescer gathers work from concurrent reconciles before it sends a batch
+    /// (a full batch of 100 goes at once). Zero still batches whatever is waiting.
+    pub batch_linger: Duration,
+    /// How long a tenant's company id, once upserted, is reused without another upsert.
+    pub company_cache_ttl: Duration,
     /// Bootstrap probes whether the portal can hold subscriptions (a create and a delete of a
     /// non-billable probe) so a portal without payments fails at start-up, not at first use.
     pub probe_payments: bool,
@@ -66,6 +76,8 @@ impl HubSpotConfig {
             net_payment_terms_days: 30,
             resolve_products: true,
             product_cache_ttl: Duration::from_secs(600),
+            batch_linger: DEFAULT_BATCH_LINGER,
+            company_cache_ttl: Duration::from_secs(600),
             probe_payments: true,
         }
     }
@@ -87,9 +99,11 @@ pub(crate) struct Inner {
     pub portal: RwLock<PortalInfo>,
     /// SKU → product id (or none), with when it was looked up.
     pub products: Mutex<HashMap<String, (Option<String>, Instant)>>,
-    /// One product search at a time, so concurrent reconciles of the same plan do not all
-    /// search (5/s bucket, contract §2.5) before the first result is cached.
-    pub product_lookup: tokio::sync::Mutex<()>,
+    /// Batches being gathered (see `coalesce.rs`).
+    pub lanes: Lanes,
+    /// Tenant id → (company name written, company id, when): the company is upserted once per
+    /// tenant, not once per subscription.
+    pub companies: Mutex<HashMap<String, (String, String, Instant)>>,
 }
 
 /// The HubSpot billing client.
@@ -123,7 +137,8 @@ impl HubSpotClient {
                 cfg,
                 portal: RwLock::new(PortalInfo::default()),
                 products: Mutex::new(HashMap::new()),
-                product_lookup: tokio::sync::Mutex::new(()),
+                lanes: Lanes::default(),
+                companies: Mutex::new(HashMap::new()),
             }),
         })
     }

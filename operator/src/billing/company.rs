@@ -3,9 +3,9 @@
 //! associated with the company. The Tenant reconciler calls [`HubSpotClient::ensure_company`] and
 //! stores [`CompanyRecord::company_id`] in `Tenant.status.hubspotCompanyId`.
 //!
-//! `ensure_billing_record` upserts the same company through the same code
-//! ([`HubSpotClient::upsert_company`] with [`company_properties`]); it writes only `name`, so it
-//! never undoes the segment and region written here.
+//! `ensure_billing_record` upserts the same company by the same key with
+//! [`company_properties`] (once per tenant, cached: `tenant_company_id`); it writes only `name`,
+//! so it never undoes the segment and region written here.
 //!
 //! Calls, once the bootstrap has run: a new tenant with a billing contact costs 4 (company
 //! upsert, contact read by email, contact upsert, association PUT); an unchanged one costs 2
@@ -190,6 +190,7 @@ impl HubSpotClient {
     pub async fn ensure_company(&self, req: &CompanyRequest) -> Result<CompanyRecord> {
         req.validate()?;
         let company_id = self.upsert_tenant_company(req).await?;
+        self.remember_company(&req.tenant_id, &req.name, &company_id);
         let mut repairs = Vec::new();
         let contact_id = match &req.billing_contact {
             Some(contact) => Some(
@@ -205,7 +206,60 @@ impl HubSpotClient {
         })
     }
 
-    /// contract §2.6 step 1: upserts the tenant's company by its unique `mkt_tenant_id` and
+    /// contract §2.6 step 1 for `ensure_billing_record`: the tenant's company id, upserted once
+    /// per tenant (coalesced with other tenants' upserts) and then reused for
+    /// [`HubSpotConfig::company_cache_ttl`](super::HubSpotConfig::company_cache_ttl), as long as
+    /// the name it was written with is still the tenant's.
+    pub(crate) async fn tenant_company_id(&self, tenant_id: &str, name: &str) -> Result<String> {
+        let ttl = self.config().company_cache_ttl;
+        let cached = self
+            .inner
+            .companies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant_id)
+            .filter(|(written, _, at)| written == name && at.elapsed() < ttl)
+            .map(|(_, id, _)| id.clone());
+        if let Some(id) = cached {
+            return Ok(id);
+        }
+        let (id, _) = self
+            .upsert_batched(
+                Obj::Companies,
+                TENANT_ID_PROPERTY,
+                tenant_id,
+                company_properties(name),
+            )
+            .await?;
+        self.remember_company(tenant_id, name, &id);
+        Ok(id)
+    }
+
+    fn remember_company(&self, tenant_id: &str, name: &str, company_id: &str) {
+        self.inner
+            .companies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                tenant_id.to_string(),
+                (
+                    name.to_string(),
+                    company_id.to_string(),
+                    tokio::time::Instant::now(),
+                ),
+            );
+    }
+
+    /// Drops the tenant's cached company id, so the next ensure upserts it again.
+    pub(crate) fn forget_company(&self, tenant_id: &str) {
+        self.inner
+            .companies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant_id);
+    }
+
+    /// Upserts the tenant's company by its unique `mkt_tenant_id` (contract §2.6 step 1) and
     /// returns its id. Repeating it converges (contract §2.3).
     pub(crate) async fn upsert_company(
         &self,

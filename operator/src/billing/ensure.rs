@@ -6,11 +6,10 @@ use super::algorithm::{
     PendingLineItem, next_step,
 };
 use super::api::{MAX_BATCH, Obj, assoc, inline_assoc};
+use super::api_batch::NewObject;
 use super::client::HubSpotClient;
-use super::company::company_properties;
 use super::error::{HubSpotError, Result};
 use super::model::{BillingRecord, BillingRequest, Repair};
-use super::wire::ObjectJson;
 use std::collections::BTreeMap;
 use tokio::time::Instant;
 
@@ -37,6 +36,15 @@ impl HubSpotClient {
     pub async fn ensure_billing_record(&self, req: &BillingRequest) -> Result<BillingRecord> {
         req.validate()?;
         self.check_interval(&req.interval)?;
+        let result = self.run_ensure(req).await;
+        if result.is_err() {
+            // The cached company may be what failed (deleted or merged in HubSpot).
+            self.forget_company(&req.tenant_id);
+        }
+        result
+    }
+
+    async fn run_ensure(&self, req: &BillingRequest) -> Result<BillingRecord> {
         let mut o = BillingObservation::new(self.mode());
         for _ in 0..MAX_STEPS {
             match next_step(&o) {
@@ -79,8 +87,10 @@ impl HubSpotClient {
         let cfg = self.config();
         match step {
             BillingStep::UpsertCompany => {
-                let p = company_properties(&req.tenant_name);
-                o.company_id = Some(self.upsert_company(&req.tenant_id, &p).await?);
+                o.company_id = Some(
+                    self.tenant_company_id(&req.tenant_id, &req.tenant_name)
+                        .await?,
+                );
             }
             BillingStep::UpsertDeal => {
                 let p = props([
@@ -89,13 +99,8 @@ impl HubSpotClient {
                     ("dealstage", cfg.deal_stage_active.clone()),
                     ("amount", req.amount()?),
                 ]);
-                let (id, _) = api
-                    .upsert_unique(
-                        Obj::Deals,
-                        "mkt_subscription_uid",
-                        &req.subscription_uid,
-                        &p,
-                    )
+                let (id, _) = self
+                    .upsert_batched(Obj::Deals, "mkt_subscription_uid", &req.subscription_uid, p)
                     .await?;
                 o.deal_id = Some(id);
             }
@@ -103,7 +108,7 @@ impl HubSpotClient {
                 deal_id,
                 company_id,
             } => {
-                api.associate(
+                self.link_batched(
                     Obj::Deals,
                     &deal_id,
                     Obj::Companies,
@@ -114,10 +119,21 @@ impl HubSpotClient {
                 o.deal_linked_to_company = true;
             }
             BillingStep::ReadDealSubscriptions { deal_id } => {
-                let subs = self.deal_subscriptions(&deal_id).await?;
+                let mut subs = self.deal_subscriptions(&deal_id).await?;
                 if let Some(created) = &o.unverified_create
                     && subs.iter().any(|s| &s.id == created)
                 {
+                    // Its line item association was written by the same create.
+                    if let Some(PendingLineItem {
+                        id,
+                        parent: LineItemParent::Subscription(owner),
+                    }) = &o.pending_line_item
+                        && owner == created
+                    {
+                        for s in subs.iter_mut().filter(|s| &s.id == created) {
+                            s.line_item_id.get_or_insert_with(|| id.clone());
+                        }
+                    }
                     o.unverified_create = None;
                     o.pending_line_item = None;
                 }
@@ -145,8 +161,8 @@ impl HubSpotClient {
                 }
             }
             BillingStep::ReadSubscriptionLineItem { subscription_id } => {
-                let ids = api
-                    .associated_ids(Obj::Subscriptions, &subscription_id, Obj::LineItems)
+                let ids = self
+                    .associated_batched(Obj::Subscriptions, &subscription_id, Obj::LineItems)
                     .await?;
                 if let Some(list) = &mut o.subscriptions {
                     for s in list.iter_mut().filter(|s| s.id == subscription_id) {
@@ -179,7 +195,11 @@ impl HubSpotClient {
             } => self.relink(o, &subscription_id, line_item_id).await?,
             BillingStep::CreateLineItem => {
                 let p = self.line_item_props(req).await?;
-                match api.create(Obj::LineItems, &p, Vec::new()).await {
+                let item = NewObject {
+                    properties: p,
+                    associations: Vec::new(),
+                };
+                match self.create_batched(Obj::LineItems, item).await {
                     Ok(li) => {
                         o.pending_line_item = Some(PendingLineItem {
                             id: li.id,
@@ -204,7 +224,8 @@ impl HubSpotClient {
             }
             BillingStep::EnableInvoicing { subscription_id } => {
                 let p = props([("hs_invoice_creation", "on".to_string())]);
-                api.update(Obj::Subscriptions, &subscription_id, &p).await?;
+                self.update_batched(Obj::Subscriptions, &subscription_id, p)
+                    .await?;
                 if let Some(list) = &mut o.subscriptions {
                     for s in list.iter_mut().filter(|s| s.id == subscription_id) {
                         s.invoicing = true;
@@ -286,53 +307,32 @@ impl HubSpotClient {
         Ok(())
     }
 
-    /// contract §2.6 step 3: the deal's subscriptions with their status; the line item comes
-    /// with the read when there is only one (the usual case: one call).
+    /// contract §2.6 step 3: the deal's subscriptions with their status (an association read
+    /// and a read of each, both coalesced with other reconciles'). Their line items are not read
+    /// here: the algorithm asks when it needs one.
     async fn deal_subscriptions(&self, deal_id: &str) -> Result<Vec<ObservedSubscription>> {
-        let api = self.api();
-        let ids = api
-            .associated_ids(Obj::Deals, deal_id, Obj::Subscriptions)
+        let ids = self
+            .associated_batched(Obj::Deals, deal_id, Obj::Subscriptions)
             .await?;
         let statuses = self.portal().statuses;
-        let observe = |s: ObjectJson| {
-            let status = s.prop("hs_status").unwrap_or_default().to_string();
-            ObservedSubscription {
-                class: statuses.classify(&status),
-                status,
-                invoicing: s.prop("hs_invoice_creation") == Some("on"),
-                created_at: s.created(),
-                line_item_id: s.associated(Obj::LineItems.assoc_keys()).into_iter().next(),
-                id: s.id,
-            }
-        };
-        match ids.as_slice() {
-            [] => Ok(Vec::new()),
-            [one] => {
-                match api
-                    .read(
-                        Obj::Subscriptions,
-                        one,
-                        SUBSCRIPTION_PROPS,
-                        &[Obj::LineItems],
-                    )
-                    .await
-                {
-                    Ok(s) if !s.archived => Ok(vec![observe(s)]),
-                    Ok(_) | Err(HubSpotError::NotFound { .. }) => Ok(Vec::new()),
-                    Err(e) => Err(e),
-                }
-            }
-            many => {
-                let mut out = Vec::new();
-                for chunk in many.chunks(MAX_BATCH) {
-                    let objs = api
-                        .batch_read(Obj::Subscriptions, chunk, SUBSCRIPTION_PROPS, None)
-                        .await?;
-                    out.extend(objs.into_iter().filter(|s| !s.archived).map(observe));
-                }
-                Ok(out)
+        let reads = ids
+            .iter()
+            .map(|id| self.read_batched(Obj::Subscriptions, id, SUBSCRIPTION_PROPS));
+        let mut out = Vec::new();
+        for read in futures::future::join_all(reads).await {
+            if let Some(s) = read? {
+                let status = s.prop("hs_status").unwrap_or_default().to_string();
+                out.push(ObservedSubscription {
+                    class: statuses.classify(&status),
+                    status,
+                    invoicing: s.prop("hs_invoice_creation") == Some("on"),
+                    created_at: s.created(),
+                    line_item_id: None,
+                    id: s.id,
+                });
             }
         }
+        Ok(out)
     }
 
     /// contract §1.3 / §1.8: the subscription's own line item, tagged with the uid so an orphan
@@ -354,43 +354,36 @@ impl HubSpotClient {
     }
 
     /// contract §1.4: products are looked up by SKU through search (lag acceptable) and cached.
-    /// This is a catalog lookup, not an existence check, so search is fine here.
+    /// This is a catalog lookup, not an existence check, so search is fine here. Lookups of
+    /// concurrent reconciles share one `IN` search (`coalesce.rs`).
     async fn product_id(&self, sku: &str) -> Result<Option<String>> {
-        let cfg = self.config();
-        if !cfg.resolve_products || sku.is_empty() {
+        if !self.config().resolve_products || sku.is_empty() {
             return Ok(None);
         }
-        let cached = || {
-            let cache = self
-                .inner
-                .products
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            cache
-                .get(sku)
-                .filter(|(_, at)| at.elapsed() < cfg.product_cache_ttl)
-                .map(|(id, _)| id.clone())
-        };
-        if let Some(id) = cached() {
+        if let Some(id) = self.cached_product(sku) {
             return Ok(id);
         }
-        let _single_flight = self.inner.product_lookup.lock().await;
-        if let Some(id) = cached() {
-            return Ok(id);
-        }
-        let found = self
-            .api()
-            .search_eq(Obj::Products, "hs_sku", sku, &["hs_sku", "name"])
-            .await?
-            .into_iter()
-            .find(|p| p.prop("hs_sku") == Some(sku))
-            .map(|p| p.id);
+        self.product_batched(sku).await
+    }
+
+    /// The cached product id of `sku` (`Some(None)`: known to have no product).
+    pub(crate) fn cached_product(&self, sku: &str) -> Option<Option<String>> {
+        let ttl = self.config().product_cache_ttl;
         self.inner
             .products
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(sku.to_string(), (found.clone(), Instant::now()));
-        Ok(found)
+            .get(sku)
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(id, _)| id.clone())
+    }
+
+    pub(crate) fn remember_product(&self, sku: &str, id: Option<String>) {
+        self.inner
+            .products
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sku.to_string(), (id, Instant::now()));
     }
 
     /// contract §2.6 step 4: one request with inline associations (deal 299, company 297,
@@ -421,7 +414,11 @@ impl HubSpotClient {
             inline_assoc(&company, assoc::SUBSCRIPTION_TO_COMPANY),
             inline_assoc(line_item_id, assoc::SUBSCRIPTION_TO_LINE_ITEM),
         ];
-        match self.api().create(Obj::Subscriptions, &p, links).await {
+        let subscription = NewObject {
+            properties: p,
+            associations: links,
+        };
+        match self.create_batched(Obj::Subscriptions, subscription).await {
             Ok(s) => {
                 // Verify through the deal before trusting the inline associations.
                 o.unverified_create = Some(s.id.clone());

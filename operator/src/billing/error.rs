@@ -105,7 +105,8 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// Everything the client can fail with. Callers decide with [`HubSpotError::category`] and
 /// [`HubSpotError::is_retryable`].
-#[derive(Debug, thiserror::Error)]
+// Clone: one failed batch call answers every caller whose input it carried.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HubSpotError {
     /// 5xx/423/477 or a transport failure on a safe call, still failing after the bounded retries.
     #[error("HubSpot {op} failed transiently (HTTP {status:?}): {body}")]

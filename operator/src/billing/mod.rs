@@ -8,7 +8,8 @@
 //! - [`HubSpotClient::ensure_company`]: the tenant's company and billing contact (contract §1.5,
 //!   §1.8), for `Tenant.status.hubspotCompanyId`; in `company.rs`.
 //! - [`HubSpotClient::ensure_billing_record`]: the idempotent algorithm of contract §2.6, decided
-//!   by the pure [`algorithm::next_step`] and executed in `ensure.rs`.
+//!   by the pure [`algorithm::next_step`] and executed in `ensure.rs`; its calls from concurrent
+//!   reconciles are coalesced into batch calls (`coalesce.rs`, planned by [`batch`]).
 //! - lifecycle ([`HubSpotClient::cancel_billing_record`], pause, unpause, status), the batch
 //!   [`HubSpotClient::audit`] for drift checks, and [`HubSpotClient::sweep_orphans`].
 //! - [`ratelimit::RateLimiter`]: one limiter shared by all reconcilers (contract §3).
@@ -19,9 +20,12 @@
 
 pub mod algorithm;
 pub mod api;
+pub mod api_batch;
 pub mod audit;
+pub mod batch;
 pub mod bootstrap;
 pub mod client;
+mod coalesce;
 pub mod company;
 mod ensure;
 pub mod error;
@@ -39,7 +43,10 @@ pub mod wire;
 pub use algorithm::BillingMode;
 pub use audit::{AuditedRecord, Drift};
 pub use bootstrap::{BootstrapReport, PaymentsCheck};
-pub use client::{DEFAULT_API_VERSION, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, PortalInfo};
+pub use client::{
+    DEFAULT_API_VERSION, DEFAULT_BASE_URL, DEFAULT_BATCH_LINGER, HubSpotClient, HubSpotConfig,
+    PortalInfo,
+};
 pub use company::{CompanyRecord, CompanyRepair, CompanyRequest, ContactRequest};
 pub use error::{ApiErrorBody, HubSpotError};
 pub use http::StatsSnapshot;

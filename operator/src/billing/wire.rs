@@ -35,6 +35,9 @@ pub struct ObjectJson {
     /// Upsert results: whether the record was created (contract §2.3).
     #[serde(default)]
     pub new: Option<bool>,
+    /// Batch write results echo the input's trace id (contract §2.1, §4 207).
+    #[serde(default)]
+    pub object_write_trace_id: Option<String>,
 }
 
 impl ObjectJson {
@@ -157,6 +160,16 @@ pub struct AssocBatchRow {
 pub struct AssocFrom {
     #[serde(deserialize_with = "id_string")]
     pub id: String,
+}
+
+/// One result of an association batch create: the pair it wrote.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssocWritten {
+    #[serde(deserialize_with = "id_string")]
+    pub from_object_id: String,
+    #[serde(deserialize_with = "id_string")]
+    pub to_object_id: String,
 }
 
 /// A property definition (contract §2.2, §1.2 options).

@@ -47,7 +47,7 @@ pub struct OperatorArgs {
     #[arg(
         long,
         env = "MARKETPLACE_SUBSCRIPTION_CONCURRENCY",
-        default_value_t = 16
+        default_value_t = crate::controllers::DEFAULT_SUBSCRIPTION_CONCURRENCY
     )]
     pub subscription_concurrency: u16,
     /// SubscriptionActions reconciled at once.
@@ -91,6 +91,11 @@ pub struct OperatorArgs {
     /// chosen silently).
     #[arg(long, env = "HUBSPOT_BILLING_MODE", default_value = "payments")]
     pub billing_mode: String,
+    /// Milliseconds the HubSpot client gathers billing work from concurrent reconciles before
+    /// sending it as one batch call (≤100 inputs; a full batch goes at once). 0 sends whatever
+    /// is waiting without lingering.
+    #[arg(long, env = "HUBSPOT_BATCH_LINGER_MS", default_value_t = crate::billing::DEFAULT_BATCH_LINGER.as_millis() as u64)]
+    pub hubspot_batch_linger_ms: u64,
     /// Run without HubSpot: subscriptions wait in Provisioning with a condition saying so.
     #[arg(long, env = "MARKETPLACE_NO_BILLING")]
     pub no_billing: bool,
@@ -192,11 +197,19 @@ impl OperatorArgs {
                 )));
             }
         };
+        // A linger is a wait every purchase pays; beyond a second it only delays.
+        if self.hubspot_batch_linger_ms > 1000 {
+            return Err(bad(format!(
+                "--hubspot-batch-linger-ms {}: at most 1000",
+                self.hubspot_batch_linger_ms
+            )));
+        }
         Ok(Some(HubSpotSettings {
             base_url: self.hubspot_base_url.clone(),
             token,
             tier,
             mode,
+            batch_linger: std::time::Duration::from_millis(self.hubspot_batch_linger_ms),
             client_secret: self.hubspot_client_secret.clone(),
         }))
     }
@@ -238,4 +251,40 @@ pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
         .build()
         .map_err(crate::process::ProcessError::Runtime)?
         .block_on(crate::process::operator::run(settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: OperatorArgs,
+    }
+
+    fn hubspot(extra: &[&str]) -> Result<Option<HubSpotSettings>, OperatorError> {
+        let mut argv = vec!["marketplace", "--hubspot-token", "pat-na1-x"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv)
+            .expect("flags parse")
+            .args
+            .hubspot()
+    }
+
+    #[test]
+    fn batch_linger_defaults_and_is_bounded() {
+        let s = hubspot(&[]).unwrap().expect("billing on");
+        assert_eq!(s.batch_linger, crate::billing::DEFAULT_BATCH_LINGER);
+        let s = hubspot(&["--hubspot-batch-linger-ms", "0"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.batch_linger, std::time::Duration::ZERO);
+        let err = hubspot(&["--hubspot-batch-linger-ms", "5000"]).expect_err("refused");
+        assert!(
+            err.to_string().contains("--hubspot-batch-linger-ms 5000"),
+            "{err}"
+        );
+    }
 }

@@ -55,6 +55,12 @@ pub struct Context {
     pub metrics: Arc<crate::server::Metrics>,
 }
 
+/// TenantSubscriptions reconciled at once by default. A reconcile mostly waits on HubSpot, and
+/// the billing client coalesces the calls of concurrent reconciles into batches of ≤100
+/// (`billing/coalesce.rs`): the more reconcile at once, the fewer calls a burst of purchases
+/// costs (1,000 purchases: 9 calls each one at a time, well under one batched).
+pub const DEFAULT_SUBSCRIPTION_CONCURRENCY: u16 = 128;
+
 /// Settings of the controllers (from flags and environment).
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
@@ -93,7 +99,7 @@ impl Default for ControllerConfig {
             git_cache_dir: std::env::temp_dir().join("marketplace-git-cache"),
             catalog_concurrency: 2,
             tenant_concurrency: 4,
-            subscription_concurrency: 16,
+            subscription_concurrency: DEFAULT_SUBSCRIPTION_CONCURRENCY,
             action_concurrency: 4,
             platform_version: None,
             audit_interval: Duration::from_secs(600),

@@ -51,6 +51,8 @@ pub struct HubSpotSettings {
     pub token: TokenSource,
     pub tier: Tier,
     pub mode: BillingMode,
+    /// How long the client gathers work into one batch call.
+    pub batch_linger: std::time::Duration,
     /// The app's client secret, to verify webhooks (else read from the token Secret).
     pub client_secret: Option<String>,
 }
@@ -118,6 +120,7 @@ async fn hubspot(
     };
     let mut config = HubSpotConfig::new(settings.base_url.clone(), token, settings.tier);
     config.mode = settings.mode;
+    config.batch_linger = settings.batch_linger;
     let hubspot = HubSpotClient::new(config).map_err(|e| bad(e.to_string()))?;
     let report = hubspot
         .bootstrap()

@@ -25,6 +25,29 @@ pub enum FaultKind {
         #[serde(default)]
         status: Option<u16>,
     },
+    /// contract §8.5: batch writes are not atomic. A batch create/update/upsert (or association
+    /// batch create) commits only its first `inputs` inputs, then the client gets `status` (after
+    /// `delay_ms`), as when HubSpot fails part-way through a batch.
+    PartialBatchCommit {
+        inputs: usize,
+        status: u16,
+        #[serde(default)]
+        delay_ms: u64,
+    },
+}
+
+/// Set by the fault middleware on a batch write when a [`FaultKind::PartialBatchCommit`] fires:
+/// the handler processes only this many inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct PartialCommit(pub usize);
+
+impl PartialCommit {
+    /// The inputs a batch handler processes under the fault (all of them without it).
+    pub fn truncate<T>(fault: Option<axum::Extension<PartialCommit>>, inputs: &mut Vec<T>) {
+        if let Some(axum::Extension(PartialCommit(n))) = fault {
+            inputs.truncate(n);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use crate::admin::{self, SimHandle};
 use crate::billing;
 use crate::config::SimConfig;
 use crate::error::{ApiError, SimError};
-use crate::faults::{FaultKind, injected_error};
+use crate::faults::{FaultKind, PartialCommit, injected_error};
 use crate::persist;
 use crate::ratelimit::RateHeaders;
 use crate::routes::{associations, batch, lifecycle, objects, properties, search};
@@ -193,13 +193,22 @@ async fn api_layer(State(sim): State<Sim>, req: Request, next: Next) -> Response
                 _ => 0,
             })
             .sum();
-        let commit = st
+        let mut commit = st
             .faults
             .take(&mut st.rng, &method, &path, |k| {
                 matches!(k, FaultKind::CommitThenFail { .. })
             })
             .into_iter()
             .next();
+        if commit.is_none() && method == "POST" && path.contains("/batch/") {
+            commit = st
+                .faults
+                .take(&mut st.rng, &method, &path, |k| {
+                    matches!(k, FaultKind::PartialBatchCommit { .. })
+                })
+                .into_iter()
+                .next();
+        }
         let skip = if method == "POST" {
             st.faults
                 .take(&mut st.rng, &method, &path, objects::is_skip_assoc)
@@ -211,6 +220,9 @@ async fn api_layer(State(sim): State<Sim>, req: Request, next: Next) -> Response
         (headers, latency, commit, skip)
     };
     let mut req = req;
+    if let Some(FaultKind::PartialBatchCommit { inputs, .. }) = commit_fail {
+        req.extensions_mut().insert(PartialCommit(inputs));
+    }
     if let Some(FaultKind::CreateWithoutAssociation { status }) = skip_assoc {
         req.extensions_mut()
             .insert(objects::SkipAssociations(status));
@@ -219,7 +231,12 @@ async fn api_layer(State(sim): State<Sim>, req: Request, next: Next) -> Response
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
     let mut resp = next.run(req).await;
-    if let Some(FaultKind::CommitThenFail { status, delay_ms }) = commit_fail
+    if let Some(
+        FaultKind::CommitThenFail { status, delay_ms }
+        | FaultKind::PartialBatchCommit {
+            status, delay_ms, ..
+        },
+    ) = commit_fail
         && resp.status().is_success()
     {
         // contract §8.10: the write persisted; the client only sees the failure.

@@ -3,6 +3,7 @@
 use super::{check_batch_size, parse_body};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
+use crate::faults::PartialCommit;
 use crate::model::ObjectType;
 use crate::state::{AssocSpec, IdRef, Sim, SimState, lock};
 use axum::Json;
@@ -291,14 +292,16 @@ pub async fn batch_read(
 pub async fn batch_create(
     State(sim): State<Sim>,
     Path((from, to)): Path<(String, String)>,
+    partial: Option<axum::Extension<PartialCommit>>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let (ft, tt) = (
         ObjectType::parse_or_400(&from)?,
         ObjectType::parse_or_400(&to)?,
     );
-    let input: Inputs<PairInput> = parse_body(&body)?;
+    let mut input: Inputs<PairInput> = parse_body(&body)?;
     check_batch_size(input.inputs.len(), MAX_CREATE)?;
+    PartialCommit::truncate(partial, &mut input.inputs);
     let mut st = lock(&sim);
     let started = st.now();
     let mut planned = Vec::new();

@@ -3,14 +3,16 @@
 use super::{check_batch_size, parse_body};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
+use crate::faults::PartialCommit;
 use crate::model::ObjectType;
+use crate::routes::objects::SkipAssociations;
 use crate::state::{IdRef, InlineAssoc, Selection, Sim, SimState, lock};
 use crate::webhooks::ChangeSource;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -147,14 +149,19 @@ fn run_items<T>(
 pub async fn create(
     State(sim): State<Sim>,
     Path(ty): Path<String>,
+    partial: Option<Extension<PartialCommit>>,
+    skip: Option<Extension<SkipAssociations>>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let t = ObjectType::parse_or_400(&ty)?;
-    let input: Inputs<CreateItem> = parse_body(&body)?;
+    let mut input: Inputs<CreateItem> = parse_body(&body)?;
     check_batch_size(input.inputs.len(), MAX_BATCH)?;
+    PartialCommit::truncate(partial, &mut input.inputs);
     let mut st = lock(&sim);
     let started = st.now();
-    let (results, errors) = run_items(
+    // contract §2.6 "object created but association failed", for every input of the batch.
+    st.skip_inline_associations = skip.is_some();
+    let ran = run_items(
         &mut st,
         &input.inputs,
         |i| i.object_write_trace_id.clone(),
@@ -175,7 +182,12 @@ pub async fn create(
             }
             Ok(v)
         },
-    )?;
+    );
+    st.skip_inline_associations = false;
+    let (results, errors) = ran?;
+    if let Some(Extension(SkipAssociations(Some(status)))) = skip {
+        return Err(crate::faults::injected_error(status));
+    }
     Ok(envelope(started, &st, results, errors, StatusCode::CREATED))
 }
 
@@ -226,10 +238,11 @@ pub async fn read(
 pub async fn update(
     State(sim): State<Sim>,
     Path(ty): Path<String>,
+    partial: Option<Extension<PartialCommit>>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let t = ObjectType::parse_or_400(&ty)?;
-    let input: Inputs<UpdateItem> = parse_body(&body)?;
+    let mut input: Inputs<UpdateItem> = parse_body(&body)?;
     check_batch_size(input.inputs.len(), MAX_BATCH)?;
     reject_duplicates(
         &input
@@ -238,6 +251,7 @@ pub async fn update(
             .map(|i| id_string(&i.id))
             .collect::<Vec<_>>(),
     )?;
+    PartialCommit::truncate(partial, &mut input.inputs);
     let mut st = lock(&sim);
     for item in &input.inputs {
         if let Some(p) = item.id_property.as_deref().filter(|p| *p != "hs_object_id") {
@@ -259,7 +273,11 @@ pub async fn update(
                 .get(t, n)
                 .cloned()
                 .ok_or_else(|| ApiError::object_not_found(&id))?;
-            Ok(st.render(&obj, &all_set()))
+            let mut v = st.render(&obj, &all_set());
+            if let (Some(tr), Value::Object(m)) = (&item.object_write_trace_id, &mut v) {
+                m.insert("objectWriteTraceId".into(), json!(tr));
+            }
+            Ok(v)
         },
     )?;
     Ok(envelope(started, &st, results, errors, StatusCode::OK))
@@ -270,10 +288,11 @@ pub async fn update(
 pub async fn upsert(
     State(sim): State<Sim>,
     Path(ty): Path<String>,
+    partial: Option<Extension<PartialCommit>>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let t = ObjectType::parse_or_400(&ty)?;
-    let input: Inputs<UpdateItem> = parse_body(&body)?;
+    let mut input: Inputs<UpdateItem> = parse_body(&body)?;
     check_batch_size(input.inputs.len(), MAX_BATCH)?;
     reject_duplicates(
         &input
@@ -282,6 +301,7 @@ pub async fn upsert(
             .map(|i| id_string(&i.id))
             .collect::<Vec<_>>(),
     )?;
+    PartialCommit::truncate(partial, &mut input.inputs);
     let mut st = lock(&sim);
     for item in &input.inputs {
         let prop = item.id_property.as_deref().unwrap_or("hs_object_id");
