@@ -42,7 +42,7 @@ pub use bootstrap::{BootstrapReport, PaymentsCheck};
 pub use client::{DEFAULT_API_VERSION, DEFAULT_BASE_URL, HubSpotClient, HubSpotConfig, PortalInfo};
 pub use company::{CompanyRecord, CompanyRepair, CompanyRequest, ContactRequest};
 pub use error::{ApiErrorBody, HubSpotError};
-pub use http::StatsSnapshot;
+pub use http::{CALL_OUTCOMES, StatsSnapshot};
 pub use lifecycle::{CancelOutcome, SubscriptionState};
 pub use model::{BillingRecord, BillingRequest, BillingStatus, Repair};
 pub use ratelimit::{RateLimitConfig, RateLimiter, Tier};

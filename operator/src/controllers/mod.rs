@@ -141,6 +141,8 @@ impl Context {
             controller: status::OPERATOR_MANAGER.into(),
             instance,
         };
+        let metrics = Arc::new(crate::server::Metrics::new());
+        metrics.observe_stores(&stores);
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             operator_stores: OperatorStores::start(&client, &config.namespace),
@@ -152,7 +154,7 @@ impl Context {
             billing: None,
             news: news::NewsBoard::default(),
             audit: crate::audit_log::AuditLog::disabled(),
-            metrics: Arc::new(crate::server::Metrics::new()),
+            metrics,
         }
     }
 
@@ -172,6 +174,7 @@ impl Context {
 
     /// The same context, billing through `client`.
     pub fn with_billing(mut self, client: crate::billing::HubSpotClient) -> Self {
+        self.metrics.observe_hubspot(&client);
         self.billing = Some(client);
         self
     }

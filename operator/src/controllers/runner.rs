@@ -1,6 +1,8 @@
 //! The one way a controller runs, in the operator, the e2e suites and the benchmarks alike:
 //! the shared error policy with per-object backoff, the backoff reset after every success,
-//! reconcile metrics for every kind, configurable concurrency and graceful shutdown.
+//! reconcile metrics for every kind, configurable concurrency and graceful shutdown. Each
+//! reconcile runs in a `reconcile` span with the object reference (`kind`, `namespace`, `name`)
+//! and a fresh `trace_id`, so every log line of it says which object and which pass.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -8,9 +10,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use kube::Resource;
 use kube::runtime::controller::{self, Action, Controller};
+use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use super::{Context, Error, error_policy, object_key};
 use crate::runtime::Shutdown;
@@ -38,6 +41,13 @@ pub async fn run_controller<K, R, Fut>(
             move |object: Arc<K>, ctx: Arc<Context>| {
                 let reconcile = reconcile.clone();
                 let first = first.clone();
+                let span = tracing::info_span!(
+                    "reconcile",
+                    kind,
+                    namespace = object.meta().namespace.as_deref(),
+                    name = %object.name_any(),
+                    trace_id = %crate::runtime::logging::new_trace_id(),
+                );
                 async move {
                     let key = object_key(object.as_ref());
                     let started = Instant::now();
@@ -53,6 +63,7 @@ pub async fn run_controller<K, R, Fut>(
                     first.call_once(|| tracing::info!(kind, "first reconcile done"));
                     result
                 }
+                .instrument(span)
             },
             error_policy,
             ctx,

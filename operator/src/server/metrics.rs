@@ -3,21 +3,35 @@
 //!
 //! Every label value is a `&'static str` chosen by the code (a kind, a result, a finding
 //! category, a webhook outcome), never an object name: label cardinality stays fixed however
-//! many tenants there are.
+//! many tenants there are. The one exception is a listing's name on the subscription gauges
+//! ([`fleet`]), bounded by the catalog.
+//!
+//! Counters and histograms are kept as things happen; what the shared caches and the HubSpot
+//! client already know (subscriptions by phase, revenue, HubSpot calls) is read at scrape time
+//! by [`Sources`], so it can never drift from the truth. [`requests`] is the API process's.
+
+pub mod fleet;
+pub mod requests;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use crate::billing::{CALL_OUTCOMES, HubSpotClient};
+use crate::runtime::Stores;
 
 /// `Content-Type` of the OpenMetrics text exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -73,6 +87,16 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
+/// Creation to first Active: seconds for an Instant listing, up to days through approvals.
+fn activation_histogram() -> Histogram {
+    Histogram::new([
+        0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0, 604800.0,
+    ])
+}
+
+/// A gauge of seconds or a timestamp.
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 /// The operator's metrics. Share one `Arc<Metrics>` between the controllers and the server.
 #[derive(Debug)]
 pub struct Metrics {
@@ -85,7 +109,131 @@ pub struct Metrics {
     admissions: Family<AdmissionLabels, Counter>,
     billing_calls: Counter,
     activations: Counter,
+    activation_latency: Histogram,
     leader: Gauge,
+    audit_last_success: FloatGauge,
+    audit_interval: FloatGauge,
+    audit_findings: Gauge,
+    sources: Arc<Sources>,
+}
+
+/// What the scrape reads live: set once each, when the process has them.
+#[derive(Default)]
+pub struct Sources {
+    stores: OnceLock<Stores>,
+    hubspot: OnceLock<HubSpotClient>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("stores", &self.stores.get().is_some())
+            .field("hubspot", &self.hubspot.get().is_some())
+            .finish()
+    }
+}
+
+/// The names [`Sources`] exports, for tests and the dashboard check.
+pub const SCRAPED_METRICS: &[&str] = &[
+    "marketplace_subscriptions",
+    "marketplace_monthly_recurring_revenue",
+    "marketplace_subscriptions_provisioning_failed",
+    "marketplace_subscriptions_drift_unhealed",
+    "marketplace_hubspot_calls_total",
+    "marketplace_hubspot_rate_limit_waits_total",
+    "marketplace_hubspot_rate_limit_wait_seconds_total",
+];
+
+fn gauge_family<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (Vec<(&'a str, &'a str)>, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Sources {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(stores) = self.stores.get() {
+            let subscriptions = stores.subscriptions.state();
+            let fleet = fleet::tally(&subscriptions, |name| stores.listing(name));
+            gauge_family(
+                &mut encoder,
+                "marketplace_subscriptions",
+                "TenantSubscriptions by listing and phase",
+                fleet.by_phase.iter().map(|((listing, phase), n)| {
+                    (
+                        vec![("listing", listing.as_str()), ("phase", *phase)],
+                        *n as f64,
+                    )
+                }),
+            )?;
+            gauge_family(
+                &mut encoder,
+                "marketplace_monthly_recurring_revenue",
+                "What Active and CancelRequested subscriptions bill per month (yearly prices count a twelfth), by listing and currency, in the currency's units",
+                fleet.mrr.iter().map(|((listing, currency), amount)| {
+                    (
+                        vec![
+                            ("listing", listing.as_str()),
+                            ("currency", currency.as_str()),
+                        ],
+                        *amount,
+                    )
+                }),
+            )?;
+            gauge_family(
+                &mut encoder,
+                "marketplace_subscriptions_provisioning_failed",
+                "Subscriptions not yet in service whose billing or entitlements failed (Billed or Entitled False, reason Failed), by listing",
+                fleet
+                    .provisioning_failed
+                    .iter()
+                    .map(|(listing, n)| (vec![("listing", listing.as_str())], *n as f64)),
+            )?;
+            gauge_family(
+                &mut encoder,
+                "marketplace_subscriptions_drift_unhealed",
+                "Subscriptions whose drift from HubSpot was found and could not be healed (Synced False, reason DriftFound), by listing",
+                fleet
+                    .drift_unhealed
+                    .iter()
+                    .map(|(listing, n)| (vec![("listing", listing.as_str())], *n as f64)),
+            )?;
+        }
+        if let Some(hubspot) = self.hubspot.get() {
+            let stats = hubspot.stats();
+            let mut calls = encoder.encode_descriptor(
+                "marketplace_hubspot_calls",
+                "Requests sent to HubSpot (retries included), by how they ended",
+                None,
+                MetricType::Counter,
+            )?;
+            for (outcome, n) in CALL_OUTCOMES.iter().zip(stats.outcomes) {
+                ConstCounter::new(n).encode(calls.encode_family(&[("outcome", *outcome)])?)?;
+            }
+            ConstCounter::new(stats.rate_limit_waits).encode(encoder.encode_descriptor(
+                "marketplace_hubspot_rate_limit_waits",
+                "Times a HubSpot request waited for the shared rate limiter (a slot, or the pause after a 429)",
+                None,
+                MetricType::Counter,
+            )?)?;
+            ConstCounter::new(stats.rate_limit_wait_micros as f64 / 1e6).encode(
+                encoder.encode_descriptor(
+                    "marketplace_hubspot_rate_limit_wait_seconds",
+                    "Time HubSpot requests spent waiting for the shared rate limiter",
+                    None,
+                    MetricType::Counter,
+                )?,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for Metrics {
@@ -105,7 +253,12 @@ impl Metrics {
         let admissions = Family::<AdmissionLabels, Counter>::default();
         let billing_calls = Counter::default();
         let activations = Counter::default();
+        let activation_latency = activation_histogram();
         let leader = Gauge::default();
+        let audit_last_success = FloatGauge::default();
+        let audit_interval = FloatGauge::default();
+        let audit_findings = Gauge::default();
+        let sources = Arc::new(Sources::default());
         // Known outcomes start at 0, so `rate()` and alerts see the first refusal.
         for outcome in WEBHOOK_OUTCOMES {
             let _ = webhooks.get_or_create(&OutcomeLabel { outcome });
@@ -157,10 +310,31 @@ impl Metrics {
             activations.clone(),
         );
         registry.register(
+            "marketplace_activation_duration_seconds",
+            "Time from a subscription's creation to its first Active phase",
+            activation_latency.clone(),
+        );
+        registry.register(
             "marketplace_leader",
             "1 while this replica holds the leader lease, else 0",
             leader.clone(),
         );
+        registry.register(
+            "marketplace_billing_audit_last_success_timestamp_seconds",
+            "When the last HubSpot drift audit finished without error (Unix seconds); when this replica started auditing before the first; 0 when it does not audit",
+            audit_last_success.clone(),
+        );
+        registry.register(
+            "marketplace_billing_audit_interval_seconds",
+            "Seconds between HubSpot drift audits while this replica audits (the leader, with billing), else 0",
+            audit_interval.clone(),
+        );
+        registry.register(
+            "marketplace_billing_audit_findings",
+            "Drift findings and orphans the last HubSpot drift audit reported",
+            audit_findings.clone(),
+        );
+        registry.register_collector(Box::new(sources.clone()));
         Metrics {
             registry,
             reconciles,
@@ -171,7 +345,44 @@ impl Metrics {
             admissions,
             billing_calls,
             activations,
+            activation_latency,
             leader,
+            audit_last_success,
+            audit_interval,
+            audit_findings,
+            sources,
+        }
+    }
+
+    /// Reads subscriptions and listings from `stores` at every scrape (the first call wins).
+    pub fn observe_stores(&self, stores: &Stores) {
+        let _ = self.sources.stores.set(stores.clone());
+    }
+
+    /// Reads the HubSpot client's call counters at every scrape (the first call wins).
+    pub fn observe_hubspot(&self, client: &HubSpotClient) {
+        let _ = self.sources.hubspot.set(client.clone());
+    }
+
+    /// This replica starts auditing every `interval`, at Unix time `now` (the clock of "audit
+    /// not run" starts here, not at the epoch).
+    pub fn auditing(&self, interval: Duration, now: f64) {
+        self.audit_interval.set(interval.as_secs_f64());
+        self.audit_last_success.set(now);
+    }
+
+    /// This replica stops auditing (it lost the lease, or is stopping).
+    pub fn stopped_auditing(&self) {
+        self.audit_interval.set(0.0);
+    }
+
+    /// An audit finished at Unix time `now`; `findings` counts its drift and orphans; `ok`
+    /// when it ran to the end.
+    pub fn audit_finished(&self, ok: bool, findings: usize, now: f64) {
+        self.audit_findings
+            .set(i64::try_from(findings).unwrap_or(i64::MAX));
+        if ok {
+            self.audit_last_success.set(now);
         }
     }
 
@@ -229,8 +440,12 @@ impl Metrics {
         self.billing_calls.inc();
     }
 
-    pub fn activation(&self) {
+    /// A subscription became Active for the first time, `latency` after it was created.
+    pub fn activation(&self, latency: Option<Duration>) {
         self.activations.inc();
+        if let Some(latency) = latency {
+            self.activation_latency.observe(latency.as_secs_f64());
+        }
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -252,7 +467,12 @@ pub(crate) fn routes(metrics: Arc<Metrics>) -> Router {
 }
 
 async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
-    match metrics.encode() {
+    exposition(metrics.encode())
+}
+
+/// The scrape's answer: the OpenMetrics text, or an honest 500.
+pub(crate) fn exposition(encoded: Result<String, std::fmt::Error>) -> Response {
+    match encoded {
         Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
         // Writing into a String cannot fail; answer honestly if it ever does.
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics").into_response(),
@@ -275,8 +495,11 @@ mod tests {
         m.webhook("accepted");
         m.admission(false, "PlanNotFound");
         m.billing_call();
-        m.activation();
+        m.activation(Some(Duration::from_secs(3)));
         m.set_leader(true);
+        m.auditing(Duration::from_secs(600), 1_000.0);
+        m.audit_finished(true, 2, 1_600.0);
+        m.audit_finished(false, 5, 2_200.0);
         let res = routes(m.clone())
             .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
             .await
@@ -298,7 +521,11 @@ mod tests {
             r#"marketplace_admission_reviews_total{result="denied",reason="PlanNotFound"} 1"#,
             "marketplace_billing_calls_total 1",
             "marketplace_activations_total 1",
+            r#"marketplace_activation_duration_seconds_bucket{le="5.0"} 1"#,
             "marketplace_leader 1",
+            "marketplace_billing_audit_last_success_timestamp_seconds 1600.0",
+            "marketplace_billing_audit_interval_seconds 600.0",
+            "marketplace_billing_audit_findings 5",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
