@@ -79,6 +79,11 @@ impl Helm {
 
     /// `helm template` of the chart as release [`RELEASE`] in [`NAMESPACE`] with `values`.
     pub fn template(&self, values: Option<&str>) -> Rendering {
+        self.template_with(values, &[])
+    }
+
+    /// [`Helm::template`], with `--set-string` of each `key=value` in `set`.
+    pub fn template_with(&self, values: Option<&str>, set: &[&str]) -> Rendering {
         let chart = chart_dir();
         let mut args = vec![
             "template",
@@ -90,6 +95,9 @@ impl Helm {
         let file = values.map(|v| chart.join(v));
         if let Some(file) = &file {
             args.extend(["--values", path_str(file)]);
+        }
+        for pair in set {
+            args.extend(["--set-string", pair]);
         }
         let output = self.run(&args);
         assert!(
