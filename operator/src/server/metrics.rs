@@ -54,6 +54,26 @@ pub const WEBHOOK_OUTCOMES: &[&str] = &[
     "dropped",
 ];
 
+/// The kinds the controllers reconcile (`marketplace_reconciles_total{kind}`).
+pub const RECONCILED_KINDS: &[&str] = &[
+    "CatalogSource",
+    "Tenant",
+    "TenantSubscription",
+    "SubscriptionAction",
+];
+
+/// Drift finding categories (`marketplace_drift_findings_total{kind}`): those of
+/// [`crate::lifecycle::billing_drift::compare`] and the audit's orphans.
+pub const DRIFT_KINDS: &[&str] = &[
+    "missing_record",
+    "cancelled_in_hubspot",
+    "duplicate_subscriptions",
+    "not_invoicing",
+    "status_changed",
+    "orphan_record",
+    "unowned_billable_subscription",
+];
+
 /// Kinds of HubSpot objects the audit's orphan sweep deletes, counted by
 /// `marketplace_billing_orphans_swept_total{kind}`.
 pub const ORPHAN_KINDS: &[&str] = &[ORPHAN_LINE_ITEM, ORPHAN_SUBSCRIPTION];
@@ -266,6 +286,18 @@ impl Metrics {
         for kind in ORPHAN_KINDS {
             let _ = orphans_swept.get_or_create(&KindLabel { kind });
         }
+        for kind in DRIFT_KINDS {
+            let _ = drift_findings.get_or_create(&KindLabel { kind });
+        }
+        for kind in RECONCILED_KINDS {
+            let _ = reconciles.get_or_create(&KindResult { kind, result: "ok" });
+            let _ = reconcile_duration.get_or_create(&KindLabel { kind });
+        }
+        // The common answer, so the family is exported before the first review.
+        let _ = admissions.get_or_create(&AdmissionLabels {
+            result: "allowed",
+            reason: "Valid",
+        });
 
         let mut registry = Registry::default();
         // Counters are registered without `_total`: the encoder appends it.

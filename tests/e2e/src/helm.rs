@@ -82,8 +82,8 @@ impl Helm {
         self.template_with(values, &[])
     }
 
-    /// [`Helm::template`], with `--set-string` of each `key=value` in `set`.
-    pub fn template_with(&self, values: Option<&str>, set: &[&str]) -> Rendering {
+    /// [`Helm::template`], with `extra` arguments (e.g. `--set`, `key=value`).
+    pub fn template_with(&self, values: Option<&str>, extra: &[&str]) -> Rendering {
         let chart = chart_dir();
         let mut args = vec![
             "template",
@@ -96,9 +96,7 @@ impl Helm {
         if let Some(file) = &file {
             args.extend(["--values", path_str(file)]);
         }
-        for pair in set {
-            args.extend(["--set-string", pair]);
-        }
+        args.extend_from_slice(extra);
         let output = self.run(&args);
         assert!(
             output.status.success(),

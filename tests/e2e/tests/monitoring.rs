@@ -14,12 +14,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use marketplace_e2e::api_process::{api_settings, start_api};
 use marketplace_e2e::controllers;
 use marketplace_e2e::helm::{Helm, chart_dir};
 use marketplace_e2e::subscriptions::{hubspot_client, webhook_simulator};
 use marketplace_e2e::{control_plane, eventually, workspace_root};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
-use marketplace_operator::server::metrics::requests::RequestMetrics;
 use serde_json::Value;
 
 /// The plain rule file kept equal to the chart's default rendering.
@@ -63,10 +63,10 @@ fn prometheus_tool(name: &str, test: &str) -> Option<PathBuf> {
     }
 }
 
-/// The chart's rule groups (the PrometheusRule's spec), rendered with `set`.
-fn chart_rules(helm: &Helm, set: &[&str]) -> Value {
-    let mut all = vec!["metrics.prometheusRule.enabled=true"];
-    all.extend_from_slice(set);
+/// The chart's rule groups (the PrometheusRule's spec), rendered with `extra` arguments.
+fn chart_rules(helm: &Helm, extra: &[&str]) -> Value {
+    let mut all = vec!["--set", "metrics.prometheusRule.enabled=true"];
+    all.extend_from_slice(extra);
     let rendering = helm.template_with(None, &all);
     let rule = rendering
         .of_kind("PrometheusRule")
@@ -263,7 +263,7 @@ fn the_dashboard_is_well_formed_and_shipped_by_the_chart() {
     let Some(helm) = helm("the_dashboard_is_shipped_by_the_chart") else {
         return;
     };
-    let rendering = helm.template_with(None, &["metrics.grafanaDashboard.enabled=true"]);
+    let rendering = helm.template_with(None, &["--set", "metrics.grafanaDashboard.enabled=true"]);
     let map = rendering
         .of_kind("ConfigMap")
         .find(|c| c["metadata"]["labels"]["grafana_dashboard"] == "1")
@@ -385,7 +385,10 @@ async fn prometheus_fires_the_forged_webhook_alert_against_a_running_operator() 
     // The rules as the chart renders them for a plain Prometheus whose job is the operator.
     let rules = chart_rules(
         &helm,
-        &[r#"metrics.prometheusRule.selector=job="marketplace-operator""#],
+        &[
+            "--set-string",
+            r#"metrics.prometheusRule.selector=job="marketplace-operator""#,
+        ],
     );
 
     // A running operator: controllers against the real control plane, billing against the
@@ -396,13 +399,19 @@ async fn prometheus_fires_the_forged_webhook_alert_against_a_running_operator() 
         .create_namespace("marketplace")
         .await
         .expect("operator namespace");
+    // And the API process beside it (its /readyz answered: its request metrics have a series).
+    let api = start_api(
+        control_plane,
+        api_settings(Duration::from_secs(1), &operator_namespace),
+    )
+    .await;
     let (sim, client_secret) = webhook_simulator().await;
     let hubspot = hubspot_client(&sim).await;
     let ctx = Arc::new(
         controllers::context(
             &client,
             ControllerConfig {
-                namespace: operator_namespace,
+                namespace: operator_namespace.clone(),
                 audit_interval: Duration::from_secs(5),
                 ..ControllerConfig::default()
             },
@@ -418,19 +427,19 @@ async fn prometheus_fires_the_forged_webhook_alert_against_a_running_operator() 
     ctx.metrics.set_leader(true);
     let running = controllers::start(ctx.clone(), enabled, Some(hints));
 
-    // Every metric the rules and the dashboard read is in a real scrape (the API's from its
-    // registry: it is another process).
+    // Every metric the rules and the dashboard read is in a real scrape of the operator or
+    // of the API.
     ctx.stores.wait_until_ready().await;
-    let scrape = reqwest::get(format!("http://{}/metrics", endpoint.addr))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("metrics text");
-    let mut names = exported(&scrape);
-    names.extend(exported(
-        &RequestMetrics::new().encode().expect("API metrics"),
-    ));
+    let scrape = |url: String| async move {
+        reqwest::get(url)
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text")
+    };
+    let mut names = exported(&scrape(format!("http://{}/metrics", endpoint.addr)).await);
+    names.extend(exported(&scrape(format!("{}/metrics", api.base)).await));
     let missing: Vec<String> = metrics_read()
         .into_iter()
         .filter(|(name, _)| !names.contains(name))
@@ -499,6 +508,7 @@ async fn prometheus_fires_the_forged_webhook_alert_against_a_running_operator() 
     );
 
     prometheus.stop().await;
+    drop(api);
     endpoint.stop().await;
     running.stop().await;
     eprintln!("monitoring e2e took {:?}", started.elapsed());
