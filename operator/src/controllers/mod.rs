@@ -403,7 +403,8 @@ pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context
         return Action::requeue(Duration::from_millis(200));
     }
     let delay = ctx.backoff.failed(&key);
-    warn!(object = %key, category = error.category(), %error, retry_in = ?delay, "reconcile failed");
+    // The failure itself is logged by the runner, inside the reconcile's span.
+    tracing::debug!(object = %key, retry_in = ?delay, "retrying after backoff");
     Action::requeue(delay)
 }
 

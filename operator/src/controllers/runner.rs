@@ -56,6 +56,14 @@ pub async fn run_controller<K, R, Fut>(
                         Ok(_) => "ok",
                         Err(error) => error.category(),
                     };
+                    // Logged here, inside the reconcile's span (object reference, trace id);
+                    // the error policy only schedules the retry.
+                    match &result {
+                        Err(error) if !error.is_conflict() => {
+                            tracing::warn!(category = outcome, %error, "reconcile failed")
+                        }
+                        _ => {}
+                    }
                     ctx.metrics.reconciled(kind, outcome, started.elapsed());
                     if result.is_ok() {
                         ctx.backoff.succeeded(&key);
