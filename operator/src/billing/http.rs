@@ -72,6 +72,16 @@ pub struct StatsSnapshot {
     pub rate_limit_wait_micros: u64,
 }
 
+impl StatsSnapshot {
+    /// Requests that ended with `outcome` (one of [`CALL_OUTCOMES`]; 0 for another name).
+    pub fn outcome(&self, outcome: &str) -> u64 {
+        CALL_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |i| self.outcomes[i])
+    }
+}
+
 impl Stats {
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {

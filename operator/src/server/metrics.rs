@@ -572,4 +572,33 @@ mod tests {
         assert_eq!(m.webhook_count("accepted"), 1);
         assert_eq!(m.webhook_count("stale"), 0);
     }
+
+    #[tokio::test]
+    async fn the_scrape_reads_the_caches_and_the_hubspot_client_once_given() {
+        use crate::billing::{ApiToken, HubSpotConfig, Tier};
+        let m = Metrics::new();
+        let declared = |text: &str, name: &str| {
+            let base = name.trim_end_matches("_total");
+            text.lines()
+                .any(|l| l.starts_with(&format!("# TYPE {base} ")))
+        };
+        let before = m.encode().unwrap();
+        assert!(SCRAPED_METRICS.iter().all(|n| !declared(&before, n)));
+        m.observe_stores(&Stores::never_filled());
+        let token = ApiToken::new("pat-na1-00000000-0000-0000-0000-000000000000").unwrap();
+        let config = HubSpotConfig::new("http://127.0.0.1:9", token, Tier::Starter);
+        m.observe_hubspot(&HubSpotClient::new(config).unwrap());
+        let text = m.encode().unwrap();
+        for name in SCRAPED_METRICS {
+            assert!(declared(&text, name), "{name} missing in\n{text}");
+        }
+        for outcome in CALL_OUTCOMES {
+            let line = format!(r#"marketplace_hubspot_calls_total{{outcome="{outcome}"}} 0"#);
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        assert!(
+            text.lines()
+                .any(|l| l == "marketplace_hubspot_rate_limit_wait_seconds_total 0.0")
+        );
+    }
 }
