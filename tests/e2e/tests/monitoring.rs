@@ -1,5 +1,7 @@
 //! Alerts and the dashboard: the chart's PrometheusRule is `deploy/prometheus-rules.yaml`,
-//! `promtool check rules` accepts it, every alert links a runbook section of the README, the
+//! `promtool check rules` accepts it and `promtool test rules` runs its unit tests (each alert
+//! fires on its failure, none on a healthy hour), every alert links a runbook section of the
+//! README, the
 //! Grafana dashboard is well formed, and every metric the rules and the dashboard query is one
 //! the operator (or the API) exports. Then Debian's Prometheus, on loopback, scrapes a running
 //! operator (controllers against the real control plane, billing against the simulator) and a
@@ -24,6 +26,8 @@ use serde_json::Value;
 
 /// The plain rule file kept equal to the chart's default rendering.
 const RULE_FILE: &str = "deploy/prometheus-rules.yaml";
+/// promtool's unit tests of [`RULE_FILE`].
+const RULE_TESTS: &str = "deploy/prometheus-rules.test.yaml";
 /// Set to write [`RULE_FILE`] from the chart instead of comparing.
 const WRITE_RULES_ENV: &str = "MARKETPLACE_WRITE_RULES";
 /// Environment variable naming a folder with `prometheus` and `promtool`.
@@ -124,6 +128,18 @@ fn promtool_accepts_the_rules() {
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "promtool check rules:\n{text}");
     assert!(text.contains("SUCCESS: 8 rules found"), "{text}");
+    // The alerts' logic: each fires on its failure after its `for`, none on a healthy hour.
+    let output = Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(workspace_root().join(RULE_TESTS))
+        .output()
+        .expect("promtool runs");
+    assert!(
+        output.status.success(),
+        "promtool test rules {RULE_TESTS}:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// GitHub's anchor of a README heading: lower case, spaces to dashes, punctuation dropped.
