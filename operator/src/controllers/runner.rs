@@ -41,13 +41,8 @@ pub async fn run_controller<K, R, Fut>(
             move |object: Arc<K>, ctx: Arc<Context>| {
                 let reconcile = reconcile.clone();
                 let first = first.clone();
-                let span = tracing::info_span!(
-                    "reconcile",
-                    kind,
-                    namespace = object.meta().namespace.as_deref(),
-                    name = %object.name_any(),
-                    trace_id = %crate::runtime::logging::new_trace_id(),
-                );
+                let span =
+                    reconcile_span(kind, object.meta().namespace.as_deref(), &object.name_any());
                 async move {
                     let key = object_key(object.as_ref());
                     let started = Instant::now();
@@ -82,4 +77,44 @@ pub async fn run_controller<K, R, Fut>(
             }
         })
         .await;
+}
+
+/// The span one reconcile runs in: the object reference and a fresh trace id, which every log
+/// line of the reconcile carries (`--log-format json` flattens them into each line).
+pub fn reconcile_span(kind: &'static str, namespace: Option<&str>, name: &str) -> tracing::Span {
+    tracing::info_span!(
+        "reconcile",
+        kind,
+        namespace,
+        name,
+        trace_id = %crate::runtime::logging::new_trace_id(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reconcile_span;
+    use crate::runtime::logging::capture_json;
+
+    #[test]
+    fn each_reconcile_logs_its_object_and_its_own_trace_id() {
+        let parsed = capture_json(|| {
+            for _ in 0..2 {
+                let span = reconcile_span("TenantSubscription", Some("tenant-acme"), "routes");
+                span.in_scope(|| tracing::info!("decided"));
+            }
+            reconcile_span("Tenant", None, "acme").in_scope(|| tracing::info!("decided"));
+        });
+        assert_eq!(parsed.len(), 3, "{parsed:?}");
+        assert_eq!(parsed[0]["kind"], "TenantSubscription");
+        assert_eq!(parsed[0]["namespace"], "tenant-acme");
+        assert_eq!(parsed[0]["name"], "routes");
+        assert_eq!(parsed[0]["trace_id"].as_str().map(str::len), Some(32));
+        assert_ne!(
+            parsed[0]["trace_id"], parsed[1]["trace_id"],
+            "one trace id per reconcile"
+        );
+        assert_eq!(parsed[2]["kind"], "Tenant");
+        assert!(parsed[2].get("namespace").is_none(), "{}", parsed[2]);
+    }
 }

@@ -155,9 +155,9 @@ pub fn trace_id_of_traceparent(header: &str) -> Option<&str> {
     valid.then_some(trace_id)
 }
 
+/// The JSON lines `emit` logs, parsed (for tests of what is logged).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn capture_json(emit: impl FnOnce()) -> Vec<Value> {
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
@@ -173,17 +173,22 @@ mod tests {
         }
     }
 
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Buffer {
-            self.clone()
-        }
-    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    tracing::subscriber::with_default(json_subscriber(move || writer.clone()), emit);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn json_lines_carry_the_object_reference_and_trace_id_of_their_spans() {
-        let buffer = Buffer::default();
-        tracing::subscriber::with_default(json_subscriber(buffer.clone()), || {
+        let lines = capture_json(|| {
             let span = tracing::info_span!(
                 "reconcile",
                 kind = "TenantSubscription",
@@ -195,12 +200,7 @@ mod tests {
             tracing::warn!(category = "billing", attempt = 2u64, "reconcile failed");
             tracing::info!("second event");
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
-        assert_eq!(lines.len(), 2, "one line per event:\n{text}");
+        assert_eq!(lines.len(), 2, "one line per event: {lines:?}");
         let first = &lines[0];
         assert_eq!(first["level"], "WARN");
         assert_eq!(first["message"], "reconcile failed");

@@ -195,4 +195,34 @@ mod tests {
         }
         assert!(!text.contains("acme"), "paths never become labels");
     }
+
+    #[test]
+    fn each_request_logs_its_route_and_the_callers_trace_id() {
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let lines = crate::runtime::logging::capture_json(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let app = observed(
+                    Router::new()
+                        .route("/v1/tenants/{tenant}/entitlements", get(|| async { "[]" })),
+                    Arc::new(RequestMetrics::new()),
+                );
+                let request = Request::get("/v1/tenants/acme/entitlements")
+                    .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+                    .body(Body::empty())
+                    .unwrap();
+                app.oneshot(request).await.unwrap();
+            });
+        });
+        let answered = lines
+            .iter()
+            .find(|l| l["message"] == "answered")
+            .unwrap_or_else(|| panic!("{lines:?}"));
+        assert_eq!(answered["trace_id"], trace_id);
+        assert_eq!(answered["route"], "/v1/tenants/{tenant}/entitlements");
+        assert_eq!(answered["method"], "GET");
+        assert_eq!(answered["status"], 200);
+    }
 }
