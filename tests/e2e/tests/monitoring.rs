@@ -16,13 +16,18 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use kube::Api;
 use marketplace_e2e::api_process::{api_settings, start_api};
 use marketplace_e2e::controllers;
 use marketplace_e2e::helm::{Helm, chart_dir};
-use marketplace_e2e::subscriptions::{hubspot_client, webhook_simulator};
-use marketplace_e2e::{control_plane, eventually, workspace_root};
+use marketplace_e2e::subscriptions::{
+    CONVERGED, apply, hubspot_client, phase_of, webhook_simulator,
+};
+use marketplace_e2e::{control_plane, eventually, unique_name, workspace_root};
+use marketplace_operator::api::tenant_subscription::Phase;
+use marketplace_operator::api::{Listing, Tenant, TenantSubscription};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The plain rule file kept equal to the chart's default rendering.
 const RULE_FILE: &str = "deploy/prometheus-rules.yaml";
@@ -311,6 +316,58 @@ fn metrics_read() -> Vec<(String, String)> {
     read
 }
 
+/// Percent-encodes a query parameter.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Published listing (3 vehicles × 12.00 USD a month), a Tenant and an Active subscription
+/// to it; returns the listing's name.
+async fn subscribe(client: &kube::Client) -> String {
+    let listing = unique_name("watched");
+    apply(
+        &Api::<Listing>::all(client.clone()),
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing", "metadata": {"name": listing},
+               "spec": {"displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
+                        "category": "Operations", "lifecycle": "Published",
+                        "features": ["route_optimization"],
+                        "plans": [{"name": "standard", "displayName": "Standard",
+                                   "pricing": {"model": "PerUnit", "amount": "12.00", "currency": "USD",
+                                               "interval": "Month", "unit": "vehicle"}}]}}),
+    )
+    .await;
+    let tenant = unique_name("watched");
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    apply(
+        &tenants,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": tenant},
+               "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
+                        "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}}}),
+    )
+    .await;
+    let namespace = eventually("the tenant namespace", CONVERGED, || async {
+        tenants.get(&tenant).await.ok()?.status?.namespace
+    })
+    .await;
+    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &namespace);
+    apply(
+        &subs,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+               "metadata": {"name": "routes", "namespace": namespace},
+               "spec": {"listing": listing, "plan": "standard", "quantity": 3}}),
+    )
+    .await;
+    phase_of(&subs, "routes", Phase::Active).await;
+    listing
+}
+
 /// A free loopback port (for a child process to listen on).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -483,6 +540,43 @@ async fn prometheus_fires_the_forged_webhook_alert_against_a_running_operator() 
         quiet.is_empty(),
         "firing before anything happened: {quiet:?}"
     );
+
+    // A subscription bought and activated shows on the dashboard's series: counted by listing
+    // and phase, priced in the MRR, timed from creation to Active.
+    let listing = subscribe(&client).await;
+    let query = |promql: String| {
+        let prometheus = &prometheus;
+        async move {
+            let path = format!("/api/v1/query?query={}", urlencode(&promql));
+            let answer = prometheus.get(&path).await?;
+            answer["data"]["result"][0]["value"][1]
+                .as_str()
+                .map(str::to_string)
+        }
+    };
+    for (promql, want) in [
+        (
+            format!(r#"marketplace_subscriptions{{listing="{listing}",phase="Active"}}"#),
+            "1",
+        ),
+        (
+            format!(
+                r#"marketplace_monthly_recurring_revenue{{listing="{listing}",currency="USD"}}"#
+            ),
+            "36",
+        ),
+        (
+            "marketplace_activation_duration_seconds_count".to_string(),
+            "1",
+        ),
+    ] {
+        eventually(
+            &format!("{promql} = {want}"),
+            Duration::from_secs(30),
+            || async { (query(promql.clone()).await.as_deref() == Some(want)).then_some(()) },
+        )
+        .await;
+    }
 
     // A webhook with a bad signature: refused, counted as forged, and the alert fires.
     let now_ms = SystemTime::now()
