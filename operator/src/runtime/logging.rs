@@ -142,7 +142,7 @@ pub fn new_trace_id() -> String {
     let mut bytes = [0u8; 16];
     // The OS random source never fails on the platforms we run on; a zero id would still log.
     let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::text::hex(&bytes)
 }
 
 /// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`), when valid, so a

@@ -27,6 +27,7 @@ use marketplace_e2e::{control_plane, eventually, unique_name, workspace_root};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Listing, Tenant, TenantSubscription};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use marketplace_operator::text::percent_encode;
 use serde_json::{Value, json};
 
 /// The plain rule file kept equal to the chart's default rendering.
@@ -316,18 +317,6 @@ fn metrics_read() -> Vec<(String, String)> {
     read
 }
 
-/// Percent-encodes a query parameter.
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// A Published listing (3 vehicles × 12.00 USD a month), a Tenant and an Active subscription
 /// to it; returns the listing's name.
 async fn subscribe(client: &kube::Client) -> String {
@@ -547,7 +536,7 @@ async fn prometheus_fires_the_forged_webhook_alert_against_a_running_operator() 
     let query = |promql: String| {
         let prometheus = &prometheus;
         async move {
-            let path = format!("/api/v1/query?query={}", urlencode(&promql));
+            let path = format!("/api/v1/query?query={}", percent_encode(&promql));
             let answer = prometheus.get(&path).await?;
             answer["data"]["result"][0]["value"][1]
                 .as_str()
