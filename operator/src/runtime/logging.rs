@@ -173,9 +173,18 @@ pub(crate) fn capture_json(emit: impl FnOnce()) -> Vec<Value> {
         }
     }
 
+    // With a single live subscriber, tracing asks whichever thread registers a callsite first
+    // for that callsite's interest: a parallel test's thread, with none, would switch it off
+    // for good. A second, idle subscriber kept alive makes it ask every live one.
+    static IDLE: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    IDLE.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     let buffer = Buffer::default();
     let writer = buffer.clone();
-    tracing::subscriber::with_default(json_subscriber(move || writer.clone()), emit);
+    tracing::subscriber::with_default(json_subscriber(move || writer.clone()), || {
+        // A callsite registered while this subscriber was being installed: ask it again.
+        tracing::callsite::rebuild_interest_cache();
+        emit()
+    });
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
