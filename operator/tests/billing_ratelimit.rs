@@ -91,6 +91,11 @@ async fn storm(retry_after: bool) -> Storm {
         "the probe's 429 too"
     );
     assert_eq!(counters.rate_limited_daily, 0);
+    // What the metrics export: each request once by how it ended, and the waits the 429s made.
+    let stats = c.stats();
+    assert_eq!(stats.outcome("rate_limited"), got);
+    assert_eq!(stats.outcomes.iter().sum::<u64>(), stats.requests);
+    assert!(stats.rate_limit_waits >= 1 && stats.rate_limit_wait_micros > 0);
     Storm {
         wall,
         retry_after: announced,

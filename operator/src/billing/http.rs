@@ -14,6 +14,34 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// How one request ended, for `marketplace_hubspot_calls_total{outcome}`: answered (`ok`),
+/// refused (`client_error`, `server_error`, `rate_limited`, `daily_limited` for a `DAILY` 429),
+/// lost (`transport_error`), or not sent at all because the daily limit is exhausted
+/// (`refused_daily`).
+pub const CALL_OUTCOMES: [&str; 7] = [
+    "ok",
+    "client_error",
+    "server_error",
+    "transport_error",
+    "rate_limited",
+    "daily_limited",
+    "refused_daily",
+];
+
+#[derive(Debug, Clone, Copy)]
+enum CallOutcome {
+    Ok,
+    ClientError,
+    ServerError,
+    TransportError,
+    RateLimited,
+    DailyLimited,
+    RefusedDaily,
+}
+
+/// Waits for a rate-limit slot shorter than this are not counted as waits.
+const NOTICEABLE_WAIT: Duration = Duration::from_millis(1);
+
 /// Counters for metrics and the benchmark.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -21,6 +49,9 @@ pub struct Stats {
     rate_limited: AtomicU64,
     retries: AtomicU64,
     ambiguous: AtomicU64,
+    outcomes: [AtomicU64; CALL_OUTCOMES.len()],
+    rate_limit_waits: AtomicU64,
+    rate_limit_wait_micros: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +64,22 @@ pub struct StatsSnapshot {
     pub retries: u64,
     /// Creates that failed ambiguously.
     pub ambiguous: u64,
+    /// Requests by how they ended, in the order of [`CALL_OUTCOMES`].
+    pub outcomes: [u64; CALL_OUTCOMES.len()],
+    /// Times a request waited for the shared rate limiter (a slot, or a 429 pause).
+    pub rate_limit_waits: u64,
+    /// Total time spent in those waits, in microseconds.
+    pub rate_limit_wait_micros: u64,
+}
+
+impl StatsSnapshot {
+    /// Requests that ended with `outcome` (one of [`CALL_OUTCOMES`]; 0 for another name).
+    pub fn outcome(&self, outcome: &str) -> u64 {
+        CALL_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |i| self.outcomes[i])
+    }
 }
 
 impl Stats {
@@ -42,6 +89,22 @@ impl Stats {
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
             ambiguous: self.ambiguous.load(Ordering::Relaxed),
+            outcomes: std::array::from_fn(|i| self.outcomes[i].load(Ordering::Relaxed)),
+            rate_limit_waits: self.rate_limit_waits.load(Ordering::Relaxed),
+            rate_limit_wait_micros: self.rate_limit_wait_micros.load(Ordering::Relaxed),
+        }
+    }
+
+    fn ended(&self, outcome: CallOutcome) {
+        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn waited(&self, wait: Duration) {
+        if wait >= NOTICEABLE_WAIT {
+            self.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+            let micros = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+            self.rate_limit_wait_micros
+                .fetch_add(micros, Ordering::Relaxed);
         }
     }
 }
@@ -269,11 +332,14 @@ impl Transport {
 
     /// One request under one rate-limit slot.
     async fn attempt(&self, call: &Call, url: &str) -> Result<Attempt> {
+        let asked = std::time::Instant::now();
         let permit = self.limiter.acquire(call.search).await.map_err(|d| {
+            self.stats.ended(CallOutcome::RefusedDaily);
             HubSpotError::DailyLimitExhausted {
                 retry_in: d.retry_in,
             }
         })?;
+        self.stats.waited(asked.elapsed());
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = self
             .client
@@ -292,6 +358,7 @@ impl Transport {
                 // Errors name the call, not the URL.
                 let e = e.without_url();
                 tracing::debug!(op = %call.op, path = %call.path, error = %e, "HubSpot transport error");
+                self.stats.ended(CallOutcome::TransportError);
                 return Ok(Attempt::failed(
                     Outcome::Transport { sent: !connect },
                     None,
@@ -310,6 +377,7 @@ impl Transport {
                 let e = e.without_url();
                 tracing::debug!(op = %call.op, error = %e, "HubSpot response body lost");
                 let message = format!("HTTP {status}, body lost: {e}");
+                self.stats.ended(CallOutcome::TransportError);
                 return Ok(Attempt::failed(
                     Outcome::Transport { sent: true },
                     None,
@@ -318,6 +386,7 @@ impl Transport {
             }
         };
         if status.is_success() {
+            self.stats.ended(CallOutcome::Ok);
             return Ok(Attempt::Done(Reply {
                 status: status.as_u16(),
                 body: bytes,
@@ -328,6 +397,11 @@ impl Transport {
         if status == StatusCode::TOO_MANY_REQUESTS {
             return self.rate_limited(call, &headers, &body, retry_after);
         }
+        self.stats.ended(if status.is_server_error() {
+            CallOutcome::ServerError
+        } else {
+            CallOutcome::ClientError
+        });
         Ok(Attempt::Failed {
             outcome: Outcome::Status {
                 status: status.as_u16(),
@@ -349,6 +423,10 @@ impl Transport {
     ) -> Result<Attempt> {
         self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
         let policy = classify_429(body);
+        self.stats.ended(match policy {
+            RateLimitPolicy::Daily => CallOutcome::DailyLimited,
+            _ => CallOutcome::RateLimited,
+        });
         let interval = header(headers, "x-hubspot-ratelimit-interval-milliseconds")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_millis);

@@ -49,7 +49,7 @@ pub use client::{
 };
 pub use company::{CompanyRecord, CompanyRepair, CompanyRequest, ContactRequest};
 pub use error::{ApiErrorBody, HubSpotError};
-pub use http::StatsSnapshot;
+pub use http::{CALL_OUTCOMES, StatsSnapshot};
 pub use lifecycle::{CancelOutcome, SubscriptionState};
 pub use model::{BillingRecord, BillingRequest, BillingStatus, Repair};
 pub use ratelimit::{RateLimitConfig, RateLimiter, Tier};

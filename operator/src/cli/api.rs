@@ -103,6 +103,8 @@ pub struct ApiArgs {
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+    #[command(flatten)]
+    pub logging: crate::runtime::logging::LogArgs,
 }
 
 impl ApiArgs {
@@ -138,10 +140,10 @@ impl ApiArgs {
     }
 }
 
-/// Sets up logging and runs the API on a multi-threaded runtime.
+/// Sets up logging (as the operator's) and runs the API on a multi-threaded runtime.
 pub fn start(args: ApiArgs) -> Result<(), ApiError> {
     let settings = args.settings();
-    super::init_logging();
+    crate::runtime::logging::init(args.logging.log_format);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -136,6 +136,8 @@ pub struct OperatorArgs {
     // ---- Admission webhook (flags in crate::admission::flags) ----
     #[command(flatten)]
     pub admission: crate::admission::AdmissionArgs,
+    #[command(flatten)]
+    pub logging: crate::runtime::logging::LogArgs,
 }
 
 impl OperatorArgs {
@@ -242,10 +244,11 @@ impl OperatorArgs {
     }
 }
 
-/// Sets up logging (`RUST_LOG`, default `info`) and runs the operator on a multi-threaded runtime.
+/// Sets up logging (`RUST_LOG`, default `info`, in `--log-format`) and runs the operator on a
+/// multi-threaded runtime.
 pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
     let settings = args.settings()?;
-    super::init_logging();
+    crate::runtime::logging::init(args.logging.log_format);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

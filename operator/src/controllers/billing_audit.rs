@@ -72,13 +72,20 @@ pub async fn run(
         return;
     };
     let mut sweeper = OrphanSweeper::new(sweep_grace(&ctx.config));
+    ctx.metrics
+        .auditing(ctx.config.audit_interval, unix_seconds());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
             _ = tokio::time::sleep(ctx.config.audit_interval) => {}
         }
         let report = audit_once(&ctx, &client, &mut sweeper).await;
+        ctx.metrics.audit_finished(
+            report.error.is_none(),
+            report.findings.len() + report.orphans.len(),
+            unix_seconds(),
+        );
         tracing::info!(
             audited = report.subscriptions_audited,
             findings = report.findings.len(),
@@ -87,6 +94,11 @@ pub async fn run(
             "HubSpot drift audit finished"
         );
     }
+    ctx.metrics.stopped_auditing();
+}
+
+fn unix_seconds() -> f64 {
+    Timestamp::now().as_millisecond() as f64 / 1000.0
 }
 
 /// How long an orphan must stay orphaned before the sweep deletes it: it is deleted by the first

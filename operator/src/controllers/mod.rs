@@ -146,6 +146,8 @@ impl Context {
             controller: status::OPERATOR_MANAGER.into(),
             instance,
         };
+        let metrics = Arc::new(crate::server::Metrics::new());
+        metrics.observe_stores(&stores);
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             operator_stores: OperatorStores::start(&client, &config.namespace),
@@ -157,7 +159,7 @@ impl Context {
             billing: None,
             news: news::NewsBoard::default(),
             audit: crate::audit_log::AuditLog::disabled(),
-            metrics: Arc::new(crate::server::Metrics::new()),
+            metrics,
         }
     }
 
@@ -177,6 +179,7 @@ impl Context {
 
     /// The same context, billing through `client`.
     pub fn with_billing(mut self, client: crate::billing::HubSpotClient) -> Self {
+        self.metrics.observe_hubspot(&client);
         self.billing = Some(client);
         self
     }
@@ -397,7 +400,8 @@ pub fn error_policy<K: Resource>(object: Arc<K>, error: &Error, ctx: Arc<Context
         return Action::requeue(Duration::from_millis(200));
     }
     let delay = ctx.backoff.failed(&key);
-    warn!(object = %key, category = error.category(), %error, retry_in = ?delay, "reconcile failed");
+    // The failure itself is logged by the runner, inside the reconcile's span.
+    tracing::debug!(object = %key, retry_in = ?delay, "retrying after backoff");
     Action::requeue(delay)
 }
 

@@ -245,7 +245,14 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
     if let Some(mark) = news.as_ref().and_then(|n| n.recheck.as_deref()) {
         clear_recheck_mark(ctx, sub, mark).await;
     }
-    record_transitions(ctx, &namespace, &name, &status, &report.status);
+    record_transitions(
+        ctx,
+        &namespace,
+        &name,
+        &status,
+        &report.status,
+        created_at(sub),
+    );
     for event in report.events {
         ctx.event(sub, event.type_, &event.reason, event.action, event.note)
             .await;
@@ -356,11 +363,13 @@ fn record_transitions(
     name: &str,
     before: &TenantSubscriptionStatus,
     after: &TenantSubscriptionStatus,
+    created: Option<Timestamp>,
 ) {
     let new = after.history.len().saturating_sub(before.history.len());
     for t in &after.history[after.history.len() - new..] {
         if t.to == Phase::Active && !before.history.iter().any(|h| h.to == Phase::Active) {
-            ctx.metrics.activation();
+            let latency = created.and_then(|c| t.at.0.duration_since(c).try_into().ok());
+            ctx.metrics.activation(latency);
         }
         ctx.record(AuditEntry::new(
             t.actor.clone(),

@@ -106,7 +106,7 @@ impl FrontDoor {
 
 /// The API's routes, with `/healthz`, `/readyz` and `/openapi.json`.
 pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/v1/tenants/{tenant}/entitlements", get(list_entitlements))
         .route(
             "/v1/tenants/{tenant}/entitlements/stream",
@@ -122,7 +122,10 @@ pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
         .merge(super::console::routes::routes())
         .merge(super::openapi_document::routes())
         .with_state(door)
-        .merge(crate::server::health::routes(readiness))
+        .merge(crate::server::health::routes(readiness));
+    // Last: it observes the routes present, and adds `/metrics`.
+    let metrics = std::sync::Arc::new(crate::server::metrics::requests::RequestMetrics::new());
+    crate::server::metrics::requests::observed(routes, metrics)
 }
 
 /// REST refusals carry a small JSON error that names nothing but the refusal.

@@ -1,11 +1,13 @@
 //! What every marketplace process runs, whatever it serves (kubert's shape): the shared caches
-//! ([`Stores`]), the HTTP endpoint, leader election for the writers, and one shutdown signal.
+//! ([`Stores`]), the HTTP endpoint, leader election for the writers, one shutdown signal, and
+//! logging (text or JSON lines, with trace ids).
 //! `marketplace operator` assembles these in [`crate::process`]; the command line only parses
 //! flags into settings.
 
 pub mod caches;
 pub mod endpoint;
 pub mod leader;
+pub mod logging;
 pub mod shutdown;
 pub mod stores;
 

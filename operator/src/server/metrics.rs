@@ -3,7 +3,18 @@
 //!
 //! Every label value is a `&'static str` chosen by the code (a kind, a result, a finding
 //! category, a webhook outcome), never an object name: label cardinality stays fixed however
-//! many tenants there are.
+//! many tenants there are. The one exception is a listing's name on the subscription gauges
+//! ([`fleet`]), bounded by the catalog.
+//!
+//! Counters and histograms are kept as things happen; what the shared caches and the HubSpot
+//! client already know (subscriptions by phase, revenue, HubSpot calls) is read at scrape time
+//! by [`scraped::Sources`], so it can never drift from the truth. [`requests`] is the API process's.
+
+pub mod fleet;
+pub mod requests;
+pub mod scraped;
+
+pub use scraped::{SCRAPED_METRICS, Sources};
 
 use axum::Router;
 use axum::extract::State;
@@ -17,7 +28,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+use crate::billing::HubSpotClient;
+use crate::runtime::Stores;
 
 /// `Content-Type` of the OpenMetrics text exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -38,6 +53,26 @@ pub const WEBHOOK_OUTCOMES: &[&str] = &[
     "too_large",
     "duplicate",
     "dropped",
+];
+
+/// The kinds the controllers reconcile (`marketplace_reconciles_total{kind}`).
+pub const RECONCILED_KINDS: &[&str] = &[
+    "CatalogSource",
+    "Tenant",
+    "TenantSubscription",
+    "SubscriptionAction",
+];
+
+/// Drift finding categories (`marketplace_drift_findings_total{kind}`): those of
+/// [`crate::lifecycle::billing_drift::compare`] and the audit's orphans.
+pub const DRIFT_KINDS: &[&str] = &[
+    "missing_record",
+    "cancelled_in_hubspot",
+    "duplicate_subscriptions",
+    "not_invoicing",
+    "status_changed",
+    "orphan_record",
+    "unowned_billable_subscription",
 ];
 
 /// Kinds of HubSpot objects the audit's orphan sweep deletes, counted by
@@ -73,6 +108,16 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
+/// Creation to first Active: seconds for an Instant listing, up to days through approvals.
+fn activation_histogram() -> Histogram {
+    Histogram::new([
+        0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0, 604800.0,
+    ])
+}
+
+/// A gauge of seconds or a timestamp.
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 /// The operator's metrics. Share one `Arc<Metrics>` between the controllers and the server.
 #[derive(Debug)]
 pub struct Metrics {
@@ -85,7 +130,12 @@ pub struct Metrics {
     admissions: Family<AdmissionLabels, Counter>,
     billing_calls: Counter,
     activations: Counter,
+    activation_latency: Histogram,
     leader: Gauge,
+    audit_last_success: FloatGauge,
+    audit_interval: FloatGauge,
+    audit_findings: Gauge,
+    sources: Arc<Sources>,
 }
 
 impl Default for Metrics {
@@ -105,7 +155,12 @@ impl Metrics {
         let admissions = Family::<AdmissionLabels, Counter>::default();
         let billing_calls = Counter::default();
         let activations = Counter::default();
+        let activation_latency = activation_histogram();
         let leader = Gauge::default();
+        let audit_last_success = FloatGauge::default();
+        let audit_interval = FloatGauge::default();
+        let audit_findings = Gauge::default();
+        let sources = Arc::new(Sources::default());
         // Known outcomes start at 0, so `rate()` and alerts see the first refusal.
         for outcome in WEBHOOK_OUTCOMES {
             let _ = webhooks.get_or_create(&OutcomeLabel { outcome });
@@ -113,6 +168,18 @@ impl Metrics {
         for kind in ORPHAN_KINDS {
             let _ = orphans_swept.get_or_create(&KindLabel { kind });
         }
+        for kind in DRIFT_KINDS {
+            let _ = drift_findings.get_or_create(&KindLabel { kind });
+        }
+        for kind in RECONCILED_KINDS {
+            let _ = reconciles.get_or_create(&KindResult { kind, result: "ok" });
+            let _ = reconcile_duration.get_or_create(&KindLabel { kind });
+        }
+        // The common answer, so the family is exported before the first review.
+        let _ = admissions.get_or_create(&AdmissionLabels {
+            result: "allowed",
+            reason: "Valid",
+        });
 
         let mut registry = Registry::default();
         // Counters are registered without `_total`: the encoder appends it.
@@ -157,10 +224,31 @@ impl Metrics {
             activations.clone(),
         );
         registry.register(
+            "marketplace_activation_duration_seconds",
+            "Time from a subscription's creation to its first Active phase",
+            activation_latency.clone(),
+        );
+        registry.register(
             "marketplace_leader",
             "1 while this replica holds the leader lease, else 0",
             leader.clone(),
         );
+        registry.register(
+            "marketplace_billing_audit_last_success_timestamp_seconds",
+            "When the last HubSpot drift audit finished without error (Unix seconds); when this replica started auditing before the first; 0 when it does not audit",
+            audit_last_success.clone(),
+        );
+        registry.register(
+            "marketplace_billing_audit_interval_seconds",
+            "Seconds between HubSpot drift audits while this replica audits (the leader, with billing), else 0",
+            audit_interval.clone(),
+        );
+        registry.register(
+            "marketplace_billing_audit_findings",
+            "Drift findings and orphans the last HubSpot drift audit reported",
+            audit_findings.clone(),
+        );
+        registry.register_collector(Box::new(sources.clone()));
         Metrics {
             registry,
             reconciles,
@@ -171,7 +259,44 @@ impl Metrics {
             admissions,
             billing_calls,
             activations,
+            activation_latency,
             leader,
+            audit_last_success,
+            audit_interval,
+            audit_findings,
+            sources,
+        }
+    }
+
+    /// Reads subscriptions and listings from `stores` at every scrape (the first call wins).
+    pub fn observe_stores(&self, stores: &Stores) {
+        let _ = self.sources.stores.set(stores.clone());
+    }
+
+    /// Reads the HubSpot client's call counters at every scrape (the first call wins).
+    pub fn observe_hubspot(&self, client: &HubSpotClient) {
+        let _ = self.sources.hubspot.set(client.clone());
+    }
+
+    /// This replica starts auditing every `interval`, at Unix time `now` (the clock of "audit
+    /// not run" starts here, not at the epoch).
+    pub fn auditing(&self, interval: Duration, now: f64) {
+        self.audit_interval.set(interval.as_secs_f64());
+        self.audit_last_success.set(now);
+    }
+
+    /// This replica stops auditing (it lost the lease, or is stopping).
+    pub fn stopped_auditing(&self) {
+        self.audit_interval.set(0.0);
+    }
+
+    /// An audit finished at Unix time `now`; `findings` counts its drift and orphans; `ok`
+    /// when it ran to the end.
+    pub fn audit_finished(&self, ok: bool, findings: usize, now: f64) {
+        self.audit_findings
+            .set(i64::try_from(findings).unwrap_or(i64::MAX));
+        if ok {
+            self.audit_last_success.set(now);
         }
     }
 
@@ -229,8 +354,12 @@ impl Metrics {
         self.billing_calls.inc();
     }
 
-    pub fn activation(&self) {
+    /// A subscription became Active for the first time, `latency` after it was created.
+    pub fn activation(&self, latency: Option<Duration>) {
         self.activations.inc();
+        if let Some(latency) = latency {
+            self.activation_latency.observe(latency.as_secs_f64());
+        }
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -252,7 +381,12 @@ pub(crate) fn routes(metrics: Arc<Metrics>) -> Router {
 }
 
 async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
-    match metrics.encode() {
+    exposition(metrics.encode())
+}
+
+/// The scrape's answer: the OpenMetrics text, or an honest 500.
+pub(crate) fn exposition(encoded: Result<String, std::fmt::Error>) -> Response {
+    match encoded {
         Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
         // Writing into a String cannot fail; answer honestly if it ever does.
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics").into_response(),
@@ -275,8 +409,11 @@ mod tests {
         m.webhook("accepted");
         m.admission(false, "PlanNotFound");
         m.billing_call();
-        m.activation();
+        m.activation(Some(Duration::from_secs(3)));
         m.set_leader(true);
+        m.auditing(Duration::from_secs(600), 1_000.0);
+        m.audit_finished(true, 2, 1_600.0);
+        m.audit_finished(false, 5, 2_200.0);
         let res = routes(m.clone())
             .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
             .await
@@ -298,7 +435,11 @@ mod tests {
             r#"marketplace_admission_reviews_total{result="denied",reason="PlanNotFound"} 1"#,
             "marketplace_billing_calls_total 1",
             "marketplace_activations_total 1",
+            r#"marketplace_activation_duration_seconds_bucket{le="5.0"} 1"#,
             "marketplace_leader 1",
+            "marketplace_billing_audit_last_success_timestamp_seconds 1600.0",
+            "marketplace_billing_audit_interval_seconds 600.0",
+            "marketplace_billing_audit_findings 5",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
@@ -312,5 +453,34 @@ mod tests {
         );
         assert_eq!(m.webhook_count("accepted"), 1);
         assert_eq!(m.webhook_count("stale"), 0);
+    }
+
+    #[tokio::test]
+    async fn the_scrape_reads_the_caches_and_the_hubspot_client_once_given() {
+        use crate::billing::{ApiToken, CALL_OUTCOMES, HubSpotConfig, Tier};
+        let m = Metrics::new();
+        let declared = |text: &str, name: &str| {
+            let base = name.trim_end_matches("_total");
+            text.lines()
+                .any(|l| l.starts_with(&format!("# TYPE {base} ")))
+        };
+        let before = m.encode().unwrap();
+        assert!(SCRAPED_METRICS.iter().all(|n| !declared(&before, n)));
+        m.observe_stores(&Stores::never_filled());
+        let token = ApiToken::new("pat-na1-00000000-0000-0000-0000-000000000000").unwrap();
+        let config = HubSpotConfig::new("http://127.0.0.1:9", token, Tier::Starter);
+        m.observe_hubspot(&HubSpotClient::new(config).unwrap());
+        let text = m.encode().unwrap();
+        for name in SCRAPED_METRICS {
+            assert!(declared(&text, name), "{name} missing in\n{text}");
+        }
+        for outcome in CALL_OUTCOMES {
+            let line = format!(r#"marketplace_hubspot_calls_total{{outcome="{outcome}"}} 0"#);
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        assert!(
+            text.lines()
+                .any(|l| l == "marketplace_hubspot_rate_limit_wait_seconds_total 0.0")
+        );
     }
 }

@@ -79,6 +79,11 @@ impl Helm {
 
     /// `helm template` of the chart as release [`RELEASE`] in [`NAMESPACE`] with `values`.
     pub fn template(&self, values: Option<&str>) -> Rendering {
+        self.template_with(values, &[])
+    }
+
+    /// [`Helm::template`], with `extra` arguments (e.g. `--set`, `key=value`).
+    pub fn template_with(&self, values: Option<&str>, extra: &[&str]) -> Rendering {
         let chart = chart_dir();
         let mut args = vec![
             "template",
@@ -91,6 +96,7 @@ impl Helm {
         if let Some(file) = &file {
             args.extend(["--values", path_str(file)]);
         }
+        args.extend_from_slice(extra);
         let output = self.run(&args);
         assert!(
             output.status.success(),

@@ -499,6 +499,10 @@ pub fn operations() -> Vec<Operation> {
         op(Get, "/openapi.json", "getOpenApiDocument", SERVICE, "This document")
             .reply(json(200, "The OpenAPI document.",
                 |_| schemars::json_schema!({"type": "object"}))),
+        op(Get, "/metrics", "getMetrics", SERVICE, "Prometheus metrics of this replica")
+            .describe("Requests by route template, method and status class, and their \
+                latency (OpenMetrics text).")
+            .reply(reply(200, "The metrics.", Content::Text)),
         op(Get, "/healthz", "getHealth", SERVICE, "Liveness: the process answers")
             .reply(reply(200, "Alive.", Content::Text)),
         op(Get, "/readyz", "getReadiness", SERVICE, "Readiness: the caches have synced")

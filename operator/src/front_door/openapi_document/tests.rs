@@ -146,6 +146,7 @@ fn every_route_in_the_routes_files_is_documented() {
         include_str!("../console/routes.rs"),
         include_str!("../openapi_document.rs"),
         include_str!("../../server/health.rs"),
+        include_str!("../../server/metrics/requests.rs"),
     ];
     let declared: BTreeSet<(String, String)> =
         sources.iter().flat_map(|s| declared_routes(s)).collect();

@@ -149,6 +149,22 @@ impl QuotedPrice {
     }
 }
 
+/// What `quantity` of a plan bills per month, in the currency's units (a yearly price counts a
+/// twelfth), for revenue metrics; `None` for an amount the catalog schema would refuse.
+pub fn monthly_amount(pricing: &Pricing, quantity: i32) -> Option<f64> {
+    let amount = parse_amount(&pricing.amount)?;
+    let units = match pricing.model {
+        PricingModel::Flat => 1,
+        PricingModel::PerUnit => Minor::from(quantity.max(0)),
+    };
+    let months = match pricing.interval {
+        BillingInterval::Month => 1.0,
+        BillingInterval::Year => 12.0,
+    };
+    // Exact up to here; the metric is a float anyway.
+    Some((amount * units) as f64 / SCALE as f64 / months)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,108 @@
+{{/*
+The operator's alerts, as a Prometheus rule file's `groups` (the PrometheusRule's spec, and
+deploy/prometheus-rules.yaml, which the suite keeps equal to the default rendering). Every
+alert links its runbook in the README. Series are picked by metrics.prometheusRule.selector,
+by default the job and namespace the ServiceMonitor scrapes. Gauges computed from the caches
+are the same on every replica, hence max(); counters are per replica, hence sum().
+*/}}
+{{- define "marketplace.alertRules" -}}
+{{- $r := .Values.metrics.prometheusRule -}}
+{{- $sel := $r.selector | default (printf "job=%q,namespace=%q" (include "marketplace.operator.name" .) .Release.Namespace) -}}
+{{- $for := $r.for -}}
+{{- $runbook := $r.runbookBaseUrl -}}
+groups:
+  - name: marketplace-operator
+    rules:
+      - alert: MarketplaceOperatorDown
+        expr: absent(up{ {{- $sel -}} } == 1)
+        for: {{ $for.operatorDown }}
+        labels:
+          severity: critical
+        annotations:
+          summary: No marketplace operator replica is being scraped.
+          description: >-
+            Subscriptions, tenants and the catalog are not reconciled and the admission
+            webhook is not served while no replica runs.
+          runbook_url: {{ $runbook }}#marketplaceoperatordown
+      - alert: MarketplaceNoLeader
+        expr: sum(marketplace_leader{ {{- $sel -}} }) < 1
+        for: {{ $for.noLeader }}
+        labels:
+          severity: critical
+        annotations:
+          summary: No operator replica holds the leader Lease.
+          description: >-
+            Replicas run and serve, but none runs the controllers: nothing is provisioned,
+            healed or cancelled until one leads.
+          runbook_url: {{ $runbook }}#marketplacenoleader
+      - alert: MarketplaceProvisioningFailing
+        expr: max by (listing) (marketplace_subscriptions_provisioning_failed{ {{- $sel -}} }) > 0
+        for: {{ $for.provisioningFailing }}
+        labels:
+          severity: warning
+        annotations:
+          summary: 'Subscriptions to {{ "{{" }} $labels.listing {{ "}}" }} fail to provision.'
+          description: >-
+            {{ "{{" }} $value {{ "}}" }} subscription(s) of listing {{ "{{" }} $labels.listing {{ "}}" }}
+            are not in service and their billing or entitlements keep failing.
+          runbook_url: {{ $runbook }}#marketplaceprovisioningfailing
+      - alert: MarketplaceDriftNotHealed
+        expr: max by (listing) (marketplace_subscriptions_drift_unhealed{ {{- $sel -}} }) > 0
+        for: {{ $for.driftNotHealed }}
+        labels:
+          severity: warning
+        annotations:
+          summary: 'Billing drift of {{ "{{" }} $labels.listing {{ "}}" }} subscriptions is not healed.'
+          description: >-
+            {{ "{{" }} $value {{ "}}" }} subscription(s) disagree with HubSpot and healing them
+            failed (Synced=False, reason DriftFound).
+          runbook_url: {{ $runbook }}#marketplacedriftnothealed
+      - alert: MarketplaceHubSpotRateLimited
+        expr: sum(rate(marketplace_hubspot_calls_total{ {{- $sel -}} ,outcome="rate_limited"}[5m])) > 0
+        for: {{ $for.hubspotRateLimited }}
+        labels:
+          severity: warning
+        annotations:
+          summary: HubSpot keeps answering 429.
+          description: >-
+            The shared rate budget is smaller than the operator's limiter assumes (another
+            app uses the same portal, or hubspot.tier is wrong); billing calls are delayed.
+          runbook_url: {{ $runbook }}#marketplacehubspotratelimited
+      - alert: MarketplaceHubSpotDailyLimit
+        expr: sum(increase(marketplace_hubspot_calls_total{ {{- $sel -}} ,outcome=~"daily_limited|refused_daily"}[5m])) > 0
+        for: {{ $for.hubspotDailyLimit }}
+        labels:
+          severity: critical
+        annotations:
+          summary: The HubSpot daily API limit is exhausted.
+          description: >-
+            No billing call is made until the portal's daily limit resets (midnight in the
+            portal's time zone): new subscriptions wait in Provisioning.
+          runbook_url: {{ $runbook }}#marketplacehubspotdailylimit
+      - alert: MarketplaceForgedWebhooks
+        expr: sum(increase(marketplace_webhooks_total{ {{- $sel -}} ,outcome="forged"}[10m])) > 0
+        for: {{ $for.forgedWebhooks }}
+        labels:
+          severity: warning
+        annotations:
+          summary: HubSpot webhooks with bad signatures are arriving.
+          description: >-
+            {{ "{{" }} $value {{ "}}" }} webhook request(s) in 10 minutes failed signature
+            verification: someone forges them, or the app's client secret changed.
+          runbook_url: {{ $runbook }}#marketplaceforgedwebhooks
+      - alert: MarketplaceAuditNotRunning
+        expr: >-
+          max(marketplace_billing_audit_interval_seconds{ {{- $sel -}} }) > 0
+          and
+          (time() - max(marketplace_billing_audit_last_success_timestamp_seconds{ {{- $sel -}} }))
+          > 3 * max(marketplace_billing_audit_interval_seconds{ {{- $sel -}} })
+        for: {{ $for.auditNotRunning }}
+        labels:
+          severity: warning
+        annotations:
+          summary: The HubSpot drift audit has not finished for 3 intervals.
+          description: >-
+            Drift that webhooks missed is not found or healed while the audit does not run
+            to the end.
+          runbook_url: {{ $runbook }}#marketplaceauditnotrunning
+{{- end -}}
