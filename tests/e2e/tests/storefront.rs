@@ -11,7 +11,9 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use marketplace_e2e::api_process::{Caller, api_settings, service_account_token, start_api};
-use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of, ready_reason};
+use marketplace_e2e::subscriptions::{
+    CONVERGED, apply, hubspot_client, phase_of, ready_reason, recorded_usage,
+};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription, WizardConfig};
@@ -377,17 +379,7 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         );
     }
     let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
-    let usage = eventually("the checks are recorded", CONVERGED, || async {
-        let list = entitlements.list(&Default::default()).await.ok()?;
-        let usage = list
-            .items
-            .into_iter()
-            .find(|e| e.spec.feature.as_str() == "route_optimization")?
-            .status?
-            .usage?;
-        (usage.checks >= 3).then_some(usage)
-    })
-    .await;
+    let usage = recorded_usage(&entitlements, "route_optimization", 3).await;
     let age = jiff::Timestamp::now().duration_since(usage.last_checked_at.0);
     assert!(age.as_secs() < 60, "last checked {age:?} ago");
 

@@ -17,7 +17,7 @@ use marketplace_e2e::api_process::{Caller, token_request};
 use marketplace_e2e::eventually;
 use marketplace_e2e::example;
 use marketplace_e2e::git_repo::Repo;
-use marketplace_e2e::subscriptions::{CONVERGED, apply, phase_of};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, phase_of, recorded_usage};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription, WizardConfig};
 use marketplace_operator::controllers::billing_audit::REPORT_CONFIG_MAP;
@@ -287,17 +287,7 @@ impl Scenario {
             assert_eq!(status, StatusCode::OK, "{body}");
         }
         let entitlements: Api<Entitlement> = Api::namespaced(admin.clone(), &tenant_namespace);
-        eventually("the checks are recorded", CONVERGED, || async {
-            let list = entitlements.list(&Default::default()).await.ok()?;
-            let usage = list
-                .items
-                .into_iter()
-                .find(|e| e.spec.feature.as_str() == "route_optimization")?
-                .status?
-                .usage?;
-            (usage.checks >= 3).then_some(())
-        })
-        .await;
+        recorded_usage(&entitlements, "route_optimization", 3).await;
 
         // The console, as the superadmin: the approval ladder from the inbox.
         let actions = format!("/v1/admin/tenants/{TENANT}/subscriptions/{analytics}/actions");
