@@ -176,6 +176,19 @@ async fn a_superadmin_walks_the_ladder_with_kubectl_marketplace() {
         "{}",
         text(&table)
     );
+    let yaml = plugin(&env, &["status", TENANT, "-o", "yaml"]).await;
+    let parsed: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&yaml.stdout))
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&yaml)));
+    // The same data as -o json (the audit keeps moving conditions and times: compare the rest).
+    for field in ["tenant", "hubspotCompanyId", "entitlements"] {
+        assert_eq!(parsed[field], status[field], "{field}: {}", text(&yaml));
+    }
+    assert_eq!(
+        parsed["subscriptions"][0]["hubspot"],
+        sub["hubspot"],
+        "{}",
+        text(&yaml)
+    );
     let empty = json_of(&env, &["inbox"]).await;
     assert_eq!(empty, json!([]), "nothing waits any more");
 
