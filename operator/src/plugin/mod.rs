@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -25,7 +24,6 @@ use crate::api::subscription_action::{
 use crate::api::{Listing, SubscriptionAction, Tenant, TenantSubscription};
 use crate::cli::CliError;
 use crate::cli::catalog::{CatalogCommand, LintArgs};
-use crate::controllers::billing_audit::REPORT_CONFIG_MAP;
 use crate::controllers::tenant_rbac::namespace_name;
 use crate::front_door::console::inbox::{InboxQuery, inbox};
 use crate::front_door::console::routes::new_action;
@@ -306,15 +304,9 @@ impl PluginCli {
             .await
             .map_err(cluster_error("Entitlements"))?;
         // No report yet (or no right to read it) leaves the findings empty, as in the console.
-        let report = match Api::<ConfigMap>::namespaced(client.clone(), &self.namespace)
-            .get_opt(REPORT_CONFIG_MAP)
+        let report = crate::cli::drift::read_report(client, &self.namespace)
             .await
-        {
-            Ok(Some(_)) => crate::cli::drift::read_report(client, &self.namespace)
-                .await
-                .ok(),
-            _ => None,
-        };
+            .ok();
         Ok(support_view(
             tenant,
             &found,

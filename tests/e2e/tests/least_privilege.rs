@@ -4,7 +4,8 @@
 //! a scenario walks every code path: catalog sync and prune, tenant provisioning, purchases
 //! (in-app, integration with its Secret, approval ladder from the console), webhook-driven
 //! suspension, drift audit, cancellation, webhook certificate rotation, usage flush, leader
-//! Lease, Events. Then the audit log must show no request of theirs refused, and every grant
+//! Lease, Events; and `kubectl marketplace` as a person holding only the chart's superadmin
+//! role. Then the audit log must show no request of theirs refused, and every grant
 //! of `operator/src/process/permissions.rs` used at least once.
 //!
 //! Skips, saying so, when helm is not installed (`scripts/install-helm`).

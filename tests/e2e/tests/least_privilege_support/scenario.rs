@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use clap::Parser;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::authentication::v1::BoundObjectReference;
 use k8s_openapi::api::authorization::v1::{
@@ -12,6 +13,7 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::Kubeconfig;
 use kube::{Client, ResourceExt};
 use marketplace_e2e::api_process::{Caller, token_request};
 use marketplace_e2e::eventually;
@@ -20,10 +22,12 @@ use marketplace_e2e::git_repo::Repo;
 use marketplace_e2e::subscriptions::{CONVERGED, apply, phase_of, recorded_usage};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription, WizardConfig};
+use marketplace_operator::cli::CliError;
 use marketplace_operator::controllers::billing_audit::REPORT_CONFIG_MAP;
 use marketplace_operator::controllers::tenant_rbac::{
     BILLING_ADMIN_ROLE, CATALOG_READER_CLUSTER_ROLE, READER_ROLE,
 };
+use marketplace_operator::plugin::PluginCli;
 use marketplace_operator::process::permissions::{Grant, Reach};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -253,6 +257,10 @@ impl Scenario {
         // Its connection Secret (made as the buyer) is read by the operator, whose test of it
         // fails here: loopback targets are refused.
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        let quickbooks = body["subscription"]["name"]
+            .as_str()
+            .expect("name")
+            .to_owned();
         let (status, _, body) = buyer
             .post(
                 &buy,
@@ -361,6 +369,26 @@ impl Scenario {
         .await
         .expect("cancel at once");
         phase_of(&subs, &analytics, Phase::Cancelled).await;
+
+        // `kubectl marketplace` as the same person, holding only the chart's superadmin role.
+        let kubeconfig = superadmin_kubeconfig(world);
+        for args in [
+            vec!["status", TENANT],
+            vec!["inbox"],
+            vec!["drift"],
+            vec![
+                "reject",
+                &format!("{TENANT}/{quickbooks}"),
+                "--reason",
+                "no connection",
+            ],
+        ] {
+            match run_plugin(&kubeconfig, &args).await {
+                // Drift found and a step that does not fit are answers, not refusals.
+                Ok(()) | Err(CliError::DriftFound { .. } | CliError::Refused(_)) => {}
+                Err(e) => panic!("kubectl marketplace {args:?} as a superadmin: {e}"),
+            }
+        }
 
         // The webhook's certificate renewed at least once, and the caBundle follows.
         let secrets: Api<Secret> = Api::namespaced(admin.clone(), &world.namespace);
@@ -493,6 +521,39 @@ impl Scenario {
         }
         out
     }
+}
+
+/// A kubeconfig acting as the OIDC superadmin (the admin's credentials, impersonating them),
+/// so RBAC applies the chart's superadmin role and nothing else.
+fn superadmin_kubeconfig(world: &World) -> tempfile::NamedTempFile {
+    let mut config = Kubeconfig::read_from(world.control_plane.kubeconfig_path())
+        .expect("the control plane's kubeconfig");
+    for named in &mut config.auth_infos {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.impersonate = Some(superadmin());
+        }
+    }
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(
+        file.path(),
+        serde_json::to_string(&config).expect("kubeconfig JSON"),
+    )
+    .expect("write kubeconfig");
+    file
+}
+
+/// `kubectl marketplace <args> -o json` in-process (the plugin's own command line and code).
+async fn run_plugin(kubeconfig: &tempfile::NamedTempFile, args: &[&str]) -> Result<(), CliError> {
+    let path = kubeconfig.path().to_str().expect("UTF-8 path").to_owned();
+    let argv: Vec<String> = ["kubectl-marketplace", "--kubeconfig", &path, "-o", "json"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    let cli = PluginCli::try_parse_from(argv).expect("the plugin's arguments");
+    tokio::task::spawn_blocking(move || cli.run())
+        .await
+        .expect("the plugin")
 }
 
 fn dynamic_catalog_sources(admin: &Client, namespace: &str) -> Api<kube::api::DynamicObject> {
