@@ -422,6 +422,29 @@ impl Scenario {
             "the operator set the caBundle"
         );
 
+        // Suspending the tenant and resuming it announces Provisioned twice: a repeated Event
+        // (patched as a series), here for a cluster-scoped object (so in `default`).
+        for suspended in [true, false] {
+            tenants
+                .patch(
+                    TENANT,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"suspended": suspended}})),
+                )
+                .await
+                .expect("suspend or resume the tenant");
+            eventually("the tenant's Ready reason follows", CONVERGED, || async {
+                let tenant = tenants.get(TENANT).await.ok()?;
+                let ready = tenant
+                    .status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "Ready")?;
+                (ready.reason.contains("Suspended") == suspended).then_some(())
+            })
+            .await;
+        }
+
         let finalizers_refusal =
             block_owner_deletion_without_finalizers(world, &tenant_namespace, &routes_name).await;
         Scenario {
