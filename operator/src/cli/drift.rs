@@ -54,7 +54,12 @@ async fn read(namespace: &str) -> Result<DriftReport, CliError> {
     let client = Client::try_default()
         .await
         .map_err(|e| CliError::Cluster(format!("cannot reach the Kubernetes API: {e}")))?;
-    let map = Api::<ConfigMap>::namespaced(client, namespace)
+    read_report(&client, namespace).await
+}
+
+/// The last drift report the operator in `namespace` wrote.
+pub async fn read_report(client: &Client, namespace: &str) -> Result<DriftReport, CliError> {
+    let map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
         .get_opt(REPORT_CONFIG_MAP)
         .await
         .map_err(|e| CliError::Cluster(format!("ConfigMap {namespace}/{REPORT_CONFIG_MAP}: {e}")))?

@@ -106,6 +106,12 @@ pub enum CliError {
     /// The cluster could not be read.
     #[error("{0}")]
     Cluster(String),
+    /// A command line that cannot be carried out as given.
+    #[error("{0}")]
+    Usage(String),
+    /// The operator refused a SubscriptionAction; its answer is printed already.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The last drift audit found drift; the report is printed already.
     #[error("the last drift audit found {findings} finding(s)")]
     DriftFound { findings: usize },
@@ -129,12 +135,31 @@ impl CliError {
             | CliError::Schema { .. }
             | CliError::Operator(_)
             | CliError::Api(_)
+            | CliError::Usage(_)
             | CliError::Cluster(_) => 2,
             CliError::Yaml { .. }
             | CliError::Write { .. }
             | CliError::LintFailed { .. }
             | CliError::AuditBroken { .. }
+            | CliError::Refused(_)
             | CliError::DriftFound { .. } => 1,
+        }
+    }
+}
+
+/// The exit code of a command's `result`, after printing its error (prefixed `program: `) with
+/// its causes.
+pub fn exit_code(program: &str, result: Result<(), CliError>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{program}: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            std::process::ExitCode::from(error.exit_code())
         }
     }
 }

@@ -60,7 +60,9 @@ pub fn desired_entitlements(
     let previously: BTreeSet<String> = previously.iter().cloned().collect();
     let granted = features.cloned().unwrap_or_else(|| previously.clone());
     let starts_at = decision.activated_at.unwrap_or(now);
-    let after_start = |t: Option<Timestamp>| t.filter(|t| *t > starts_at);
+    // Stored times keep whole seconds, and the CRD wants endsAt > startsAt as stored: an end
+    // in the start's second is no end (a cancel right after activation would be refused, 422).
+    let after_start = |t: Option<Timestamp>| t.filter(|t| t.as_second() > starts_at.as_second());
     let (state, ends_at) = match decision.phase {
         Phase::Active => (EntitlementState::Active, None),
         Phase::Trialing => (EntitlementState::Trialing, decision.trial_ends_at),
@@ -183,6 +185,20 @@ mod tests {
         assert_eq!(revoked.len(), 1);
         assert_eq!(revoked[0].state, EntitlementState::Revoked);
         assert_eq!(revoked[0].ends_at, Some(now));
+    }
+
+    #[test]
+    fn an_end_in_the_seconds_of_the_start_is_left_out() {
+        let mut d = decision(Phase::Cancelled);
+        d.activated_at = Some("2026-11-22T00:00:00.300Z".parse().unwrap());
+        let now: Timestamp = "2026-11-22T00:00:00.800Z".parse().unwrap();
+        let granted = vec!["eta".to_string()];
+        let revoked = desired_entitlements(&d, "s", None, &granted, now);
+        assert_eq!(revoked[0].state, EntitlementState::Revoked);
+        assert_eq!(revoked[0].ends_at, None, "stored, both are 00:00:00Z");
+        let later: Timestamp = "2026-11-22T00:00:01.100Z".parse().unwrap();
+        let revoked = desired_entitlements(&d, "s", None, &granted, later);
+        assert_eq!(revoked[0].ends_at, Some(later));
     }
 
     #[test]

@@ -130,10 +130,23 @@ async fn hubspot(
     Ok((hubspot, client_secret))
 }
 
-/// Runs the operator until shutdown (or until this replica loses the Lease).
+/// Runs the operator until SIGTERM or Ctrl-C (or until this replica loses the Lease).
 pub async fn run(settings: OperatorSettings) -> Result<(), OperatorError> {
-    let client = Client::try_default().await.map_err(ProcessError::Client)?;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| ProcessError::Config(format!("kubeconfig: {e}")))?;
     let shutdown = Shutdown::on_signals(settings.shutdown_grace).map_err(ProcessError::Signals)?;
+    run_with(config, settings, shutdown).await
+}
+
+/// [`run`] with the client configuration and the shutdown given (tests run the whole process
+/// in-process, as a service account).
+pub async fn run_with(
+    config: kube::Config,
+    settings: OperatorSettings,
+    shutdown: Shutdown,
+) -> Result<(), OperatorError> {
+    let client = Client::try_from(config).map_err(ProcessError::Client)?;
     // The caches start filling at once, on every replica.
     let stores = Stores::start(&client);
     let mut config = settings.controllers.clone();

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Client;
 use kube::api::{Api, PostParams};
@@ -28,9 +28,19 @@ pub async fn service_account_token(client: &Client, namespace: &str, name: &str)
         "metadata": {"name": name, "namespace": namespace}}),
     )
     .await;
+    token_request(&accounts, name, None).await
+}
+
+/// A one-hour token of ServiceAccount `name` (TokenRequest), bound to `bound` if given.
+pub async fn token_request(
+    accounts: &Api<ServiceAccount>,
+    name: &str,
+    bound: Option<BoundObjectReference>,
+) -> String {
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
             expiration_seconds: Some(3600),
+            bound_object_ref: bound,
             ..TokenRequestSpec::default()
         }),
         ..TokenRequest::default()
@@ -99,4 +109,70 @@ pub async fn start_api(control_plane: &ControlPlane, settings: ApiSettings) -> R
     })
     .await;
     RunningApi { base, stop }
+}
+
+/// A caller of the API with a bearer token.
+pub struct Caller {
+    pub http: reqwest::Client,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    pub token: String,
+}
+
+impl Caller {
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("answer");
+        (
+            response.status(),
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: serde_json::Value,
+    ) -> (
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        serde_json::Value,
+    ) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("answer");
+        let status = response.status();
+        let headers = response.headers().clone();
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: serde_json::Value,
+    ) -> (
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        serde_json::Value,
+    ) {
+        self.send(reqwest::Method::POST, path, key, body).await
+    }
 }

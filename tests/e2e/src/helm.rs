@@ -154,6 +154,42 @@ impl Rendering {
             .collect()
     }
 
+    /// The command line a Deployment of the rendering runs, parsed by the real `marketplace`
+    /// command line.
+    pub fn command(deployment: &Value) -> marketplace_operator::cli::Command {
+        use clap::Parser;
+        let args = Self::args(deployment);
+        let argv = std::iter::once("marketplace".to_owned()).chain(args.iter().cloned());
+        marketplace_operator::cli::Cli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("the chart's arguments {args:?} do not parse: {e}"))
+            .command
+    }
+
+    /// The service account a Deployment runs as.
+    pub fn service_account(deployment: &Value) -> &str {
+        deployment["spec"]["template"]["spec"]["serviceAccountName"]
+            .as_str()
+            .expect("the Deployment names its service account")
+    }
+
+    /// The RBAC objects (and ServiceAccounts) of the rendering, as one `v1/List` to apply.
+    pub fn rbac_list(&self) -> Value {
+        const KINDS: &[&str] = &[
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+        ];
+        let items: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|o| KINDS.iter().any(|k| o["kind"] == *k))
+            .cloned()
+            .collect();
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+    }
+
     /// What RBAC of this rendering grants the service account `name` of [`NAMESPACE`]: the
     /// rules of each (Cluster)Role a binding here gives it.
     pub fn grants_to(&self, service_account: &str) -> BTreeSet<Grant> {

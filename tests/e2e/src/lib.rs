@@ -108,3 +108,5 @@ pub mod subscriptions;
 pub mod tenants;
 
 pub use marketplace_harness::eventually;
+pub mod audit;
+pub mod git_repo;

@@ -124,6 +124,26 @@ pub async fn all_entitlements(
     }
 }
 
+/// Waits until the Entitlement of `feature` in `api`'s namespace has recorded at least `checks`
+/// checks (the API's usage flush), and returns its usage.
+pub async fn recorded_usage(
+    api: &Api<Entitlement>,
+    feature: &str,
+    checks: i64,
+) -> marketplace_operator::api::entitlement::Usage {
+    eventually("the checks are recorded", CONVERGED, || async {
+        let list = api.list(&Default::default()).await.ok()?;
+        let usage = list
+            .items
+            .into_iter()
+            .find(|e| e.spec.feature.as_str() == feature)?
+            .status?
+            .usage?;
+        (usage.checks >= checks).then_some(usage)
+    })
+    .await
+}
+
 /// A condition as `"<status> <reason>: <message>"`, or empty when absent.
 pub fn condition(s: &TenantSubscription, type_: &str) -> String {
     s.status

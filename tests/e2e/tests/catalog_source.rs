@@ -1,14 +1,13 @@
 //! The CatalogSource reconciler against a real apiserver and real git repositories made by the
 //! tests (served over file://). Each test runs its own controller, scoped to its own namespace.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
+use marketplace_e2e::git_repo::Repo;
 use marketplace_e2e::{control_plane, eventually, example, unique_name};
 use marketplace_operator::api::catalog_source::{CatalogSource, CatalogSourceStatus};
 use marketplace_operator::api::conditions::reasons::{LINT_FAILED, PRUNE_REFUSED, SUSPENDED};
@@ -18,64 +17,6 @@ use marketplace_operator::api::{Listing, TenantSubscription, WizardConfig};
 use marketplace_operator::catalog::git::GitCache;
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::{Value, json};
-
-/// A git repository the test commits catalog files to.
-struct Repo {
-    dir: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Self {
-        let repo = Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo.git(&["config", "user.email", "catalog@example.com"]);
-        repo.git(&["config", "user.name", "Catalog Test"]);
-        repo
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.dir.path().display())
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let output = Command::new("git")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("git runs");
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-
-    fn write(&self, path: &str, object: &Value) {
-        let full: PathBuf = self.dir.path().join(path);
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&full, serde_saphyr::to_string(object).expect("yaml")).expect("write");
-    }
-
-    fn write_raw(&self, path: &str, text: &str) {
-        let full = self.dir.path().join(path);
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(full, text).expect("write");
-    }
-
-    fn remove(&self, path: &str) {
-        std::fs::remove_file(self.dir.path().join(path)).expect("remove");
-    }
-
-    /// Commits everything and returns the new commit's SHA.
-    fn commit(&self, message: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
-        self.git(&["rev-parse", "HEAD"])
-    }
-}
 
 /// A listing from the examples, renamed for this test; its wizard reference, if any, renamed too.
 fn listing(file: &str, name: &str) -> Value {

@@ -9,13 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use clap::Parser;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use marketplace_e2e::helm::{Helm, NAMESPACE, Rendering, chart_dir};
 use marketplace_e2e::{control_plane, kubectl, workspace_root};
-use marketplace_operator::cli::{Cli, Command};
+use marketplace_operator::cli::Command;
 use marketplace_operator::process::permissions::{self, Grant, Permission, allows, grants};
 use serde_json::{Value, json};
 
@@ -183,15 +182,6 @@ async fn every_rendering_is_accepted_by_the_apiserver_under_the_restricted_profi
     }
 }
 
-/// The command line a Deployment of the rendering runs, parsed by the real `marketplace` CLI.
-fn command_of(deployment: &Value) -> Command {
-    let args = Rendering::args(deployment);
-    let argv = std::iter::once("marketplace".to_owned()).chain(args.iter().cloned());
-    Cli::try_parse_from(argv)
-        .unwrap_or_else(|e| panic!("the chart's arguments {args:?} do not parse: {e}"))
-        .command
-}
-
 /// Compares what `service_account` is granted with what `needed` says the code uses: nothing
 /// missing, nothing more.
 fn assert_exactly(what: &str, rendering: &Rendering, service_account: &str, needed: &[Permission]) {
@@ -227,17 +217,11 @@ fn assert_exactly(what: &str, rendering: &Rendering, service_account: &str, need
     );
 }
 
-fn service_account_of(deployment: &Value) -> &str {
-    deployment["spec"]["template"]["spec"]["serviceAccountName"]
-        .as_str()
-        .expect("the Deployment names its service account")
-}
-
 #[test]
 fn the_charts_rbac_is_exactly_what_the_code_uses_with_the_charts_flags() {
     for (what, rendering) in renderings("the_charts_rbac_is_exactly_what_the_code_uses") {
         let operator = operator_deployment(&rendering);
-        let Command::Operator(args) = command_of(operator) else {
+        let Command::Operator(args) = Rendering::command(operator) else {
             panic!("{what}: the operator Deployment does not run `marketplace operator`");
         };
         let settings = args
@@ -247,12 +231,12 @@ fn the_charts_rbac_is_exactly_what_the_code_uses_with_the_charts_flags() {
             settings.controllers.namespace, NAMESPACE,
             "{what}: --namespace"
         );
-        let account = service_account_of(operator);
+        let account = Rendering::service_account(operator);
         assert_exactly(what, &rendering, account, &permissions::operator(&settings));
 
         match rendering.deployment("api") {
             Some(api) => {
-                let Command::Api(args) = command_of(api) else {
+                let Command::Api(args) = Rendering::command(api) else {
                     panic!("{what}: the API Deployment does not run `marketplace api`");
                 };
                 let settings = args.settings();
@@ -260,7 +244,7 @@ fn the_charts_rbac_is_exactly_what_the_code_uses_with_the_charts_flags() {
                     settings.operator_namespace, NAMESPACE,
                     "{what}: --namespace"
                 );
-                let account = service_account_of(api);
+                let account = Rendering::service_account(api);
                 assert_exactly(what, &rendering, account, &permissions::api(&settings));
             }
             None => assert!(

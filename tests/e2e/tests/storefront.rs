@@ -10,8 +10,10 @@ use hubspot_sim::{SimConfig, Simulator};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, PostParams};
-use marketplace_e2e::api_process::{api_settings, service_account_token, start_api};
-use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of, ready_reason};
+use marketplace_e2e::api_process::{Caller, api_settings, service_account_token, start_api};
+use marketplace_e2e::subscriptions::{
+    CONVERGED, apply, hubspot_client, phase_of, ready_reason, recorded_usage,
+};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription, WizardConfig};
@@ -30,62 +32,6 @@ fn listing(name: &str, extra: Value) -> Value {
         spec[k] = v.clone();
     }
     json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing", "metadata": {"name": name}, "spec": spec})
-}
-
-struct Http {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Http {
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("answer");
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: Option<&str>,
-        body: Value,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await.expect("answer");
-        let status = response.status();
-        let headers = response.headers().clone();
-        (
-            status,
-            headers,
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        key: Option<&str>,
-        body: Value,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        self.send(reqwest::Method::POST, path, key, body).await
-    }
 }
 
 fn card<'a>(catalog: &'a Value, name: &str) -> Option<&'a Value> {
@@ -229,17 +175,17 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     )
     .await;
     let http = reqwest::Client::new();
-    let as_buyer = Http {
+    let as_buyer = Caller {
         http: http.clone(),
         base: api.base.clone(),
         token: buyer,
     };
-    let as_viewer = Http {
+    let as_viewer = Caller {
         http: http.clone(),
         base: api.base.clone(),
         token: viewer,
     };
-    let as_superadmin = Http {
+    let as_superadmin = Caller {
         http,
         base: api.base.clone(),
         token: superadmin,
@@ -432,17 +378,7 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         );
     }
     let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
-    let usage = eventually("the checks are recorded", CONVERGED, || async {
-        let list = entitlements.list(&Default::default()).await.ok()?;
-        let usage = list
-            .items
-            .into_iter()
-            .find(|e| e.spec.feature.as_str() == "route_optimization")?
-            .status?
-            .usage?;
-        (usage.checks >= 3).then_some(usage)
-    })
-    .await;
+    let usage = recorded_usage(&entitlements, "route_optimization", 3).await;
     let age = jiff::Timestamp::now().duration_since(usage.last_checked_at.0);
     assert!(age.as_secs() < 60, "last checked {age:?} ago");
 

@@ -65,6 +65,12 @@ pub struct ControlPlaneOptions {
     pub keep: bool,
     /// Limit for the whole start-up (etcd, apiserver `/readyz`, `default` namespace).
     pub start_timeout: Duration,
+    /// Write the apiserver's audit log (every request's metadata, one JSON event per line) to
+    /// [`ControlPlane::audit_log_path`]: who asked what, and the answer. Off by default.
+    pub audit_log: bool,
+    /// Admission plugins to enable beyond the apiserver's defaults, e.g.
+    /// `OwnerReferencesPermissionEnforcement`.
+    pub admission_plugins: Vec<String>,
 }
 
 impl Default for ControlPlaneOptions {
@@ -77,6 +83,8 @@ impl Default for ControlPlaneOptions {
             oidc_port: None,
             keep: std::env::var(KEEP_ENV).is_ok_and(|v| v == "1" || v == "true"),
             start_timeout: Duration::from_secs(60),
+            audit_log: false,
+            admission_plugins: Vec::new(),
         }
     }
 }
@@ -97,6 +105,7 @@ pub struct ControlPlane {
     janitor: Option<Janitor>,
     announce_kept: bool,
     kubeconfig_path: PathBuf,
+    audit_log_path: Option<PathBuf>,
     config: kube::Config,
     startup: Duration,
     oidc_issuer: OidcIssuer,
@@ -157,6 +166,11 @@ impl ControlPlane {
             .clone()
             .unwrap_or_else(|| dir.join("kubeconfig"));
 
+        let audit = if options.audit_log {
+            Some(write_audit_policy(&dir)?)
+        } else {
+            None
+        };
         let etcd_data = dir.join("etcd");
         let etcd_data_existed = etcd_data.exists();
         let layout = Layout {
@@ -169,6 +183,8 @@ impl ControlPlane {
             kubeconfig_path: &kubeconfig_path,
             apiserver_port: options.apiserver_port,
             start_timeout: options.start_timeout,
+            audit: audit.as_ref(),
+            admission_plugins: &options.admission_plugins,
         };
         let mut attempt = 1;
         let (components, config) = loop {
@@ -201,6 +217,7 @@ impl ControlPlane {
             janitor,
             announce_kept,
             kubeconfig_path,
+            audit_log_path: audit.map(|a| a.log),
             config,
             startup,
             oidc_issuer,
@@ -279,6 +296,11 @@ impl ControlPlane {
             ],
         )
         .await
+    }
+
+    /// The apiserver's audit log, when [`ControlPlaneOptions::audit_log`] asked for one.
+    pub fn audit_log_path(&self) -> Option<&Path> {
+        self.audit_log_path.as_deref()
     }
 
     /// The admin client configuration (e.g. to tweak timeouts before building a client).
@@ -445,6 +467,34 @@ struct Layout<'a> {
     kubeconfig_path: &'a Path,
     apiserver_port: Option<u16>,
     start_timeout: Duration,
+    audit: Option<&'a AuditFiles>,
+    admission_plugins: &'a [String],
+}
+
+/// The audit policy the apiserver reads and the log it writes.
+struct AuditFiles {
+    policy: PathBuf,
+    log: PathBuf,
+}
+
+/// Every request at the Metadata level (user, impersonated user, verb, object, answer); the
+/// stage before the answer is left out, so each request is one event (a watch two: started,
+/// ended).
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+";
+
+fn write_audit_policy(dir: &Path) -> Result<AuditFiles, HarnessError> {
+    let policy = dir.join("audit-policy.yaml");
+    std::fs::write(&policy, AUDIT_POLICY)
+        .map_err(|e| HarnessError::io(format!("writing {}", policy.display()), e))?;
+    Ok(AuditFiles {
+        policy,
+        log: dir.join("logs").join("audit.log"),
+    })
 }
 
 /// Components of one attempt; on an error they are stopped in reverse order.
@@ -541,7 +591,7 @@ impl Layout<'_> {
     /// envtest's kube-apiserver flags (controller-runtime `controlplane/apiserver.go`).
     fn apiserver_args(&self, etcd_port: u16, port: u16) -> Vec<String> {
         let f = self.pki_files;
-        vec![
+        let mut args = vec![
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
             "--bind-address=127.0.0.1".to_owned(),
             format!("--secure-port={port}"),
@@ -569,7 +619,20 @@ impl Layout<'_> {
             // With it, every namespace would need a default ServiceAccount, which only the
             // serviceaccount controller creates (envtest disables it for the same reason).
             "--disable-admission-plugins=ServiceAccount".to_owned(),
-        ]
+        ];
+        if let Some(audit) = self.audit {
+            args.push(format!("--audit-policy-file={}", audit.policy.display()));
+            args.push(format!("--audit-log-path={}", audit.log.display()));
+            // Written before the answer, so a test reads every request it has made.
+            args.push("--audit-log-mode=blocking".to_owned());
+        }
+        if !self.admission_plugins.is_empty() {
+            args.push(format!(
+                "--enable-admission-plugins={}",
+                self.admission_plugins.join(",")
+            ));
+        }
+        args
     }
 }
 

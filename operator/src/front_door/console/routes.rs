@@ -131,12 +131,25 @@ pub(crate) struct ActionRequest {
 
 /// The action's object name: the same Idempotency-Key names the same action, so a retried
 /// click never takes a step twice.
-fn action_name(subscription: &str, action: ActionKind, key: &str) -> String {
+pub fn action_name(subscription: &str, action: ActionKind, key: &str) -> String {
     let digest = Sha256::digest(format!("{subscription}\n{key}").as_bytes());
     let suffix: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
     let prefix: String = subscription.chars().take(40).collect();
     let action = format!("{action:?}").to_lowercase();
     format!("{}-{action}-{suffix}", prefix.trim_end_matches('-'))
+}
+
+/// The SubscriptionAction `spec` in the operator's namespace, named for the subscription, the
+/// step and `key` (the same key names the same action, so a retry never takes a step twice).
+pub fn new_action(
+    operator_namespace: &str,
+    spec: SubscriptionActionSpec,
+    key: &str,
+) -> SubscriptionAction {
+    let name = action_name(&spec.subscription_ref.name, spec.action, key);
+    let mut action = SubscriptionAction::new(&name, spec);
+    action.metadata.namespace = Some(operator_namespace.to_owned());
+    action
 }
 
 async fn take_action(
@@ -187,9 +200,8 @@ async fn take_action(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| jiff::Timestamp::now().as_nanosecond().to_string());
-    let object_name = action_name(&name, request.action, &key);
-    let mut action = SubscriptionAction::new(
-        &object_name,
+    let action = new_action(
+        &door.operator_namespace,
         SubscriptionActionSpec {
             subscription_ref: SubscriptionRef {
                 namespace: namespace.as_str().into(),
@@ -199,8 +211,9 @@ async fn take_action(
             invoice: request.invoice,
             reason: request.reason,
         },
+        &key,
     );
-    action.metadata.namespace = Some(door.operator_namespace.clone());
+    let object_name = action.metadata.name.clone().unwrap_or_default();
     let as_caller = match door.impersonator.client_for(&caller.user) {
         Ok(client) => client,
         Err(refusal) => return rest_refusal(refusal),
