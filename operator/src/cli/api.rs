@@ -7,7 +7,6 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::front_door::read_limits::ReadLimitSettings;
-use crate::front_door::web::theme::ThemeError;
 use crate::front_door::web::{Theme, WebSettings};
 use crate::front_door::{ReviewCacheSettings, StreamSettings};
 use crate::process::api::ApiSettings;
@@ -120,15 +119,15 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
-    pub fn settings(&self) -> Result<ApiSettings, ThemeError> {
+    /// The settings (the theme as given: [`start`] refuses one that fails its checks).
+    pub fn settings(&self) -> ApiSettings {
         let theme = Theme {
             product_name: self.web_product_name.clone(),
             brand_color: self.web_brand_color.clone(),
             logo_url: self.web_logo_url.clone(),
             footer: self.web_footer.clone(),
-        }
-        .checked()?;
-        Ok(ApiSettings {
+        };
+        ApiSettings {
             endpoint: EndpointSettings {
                 listen: self.listen,
                 tls: self.tls_cert_file.clone().zip(self.tls_key_file.clone()),
@@ -156,14 +155,17 @@ impl ApiArgs {
                 ..crate::connection::ProbePolicy::default()
             },
             web: WebSettings { theme },
-        })
+        }
     }
 }
 
 /// Sets up logging and runs the API on a multi-threaded runtime.
 pub fn start(args: ApiArgs) -> Result<(), ApiError> {
-    let settings = args
-        .settings()
+    let mut settings = args.settings();
+    settings.web.theme = settings
+        .web
+        .theme
+        .checked()
         .map_err(|e| ApiError::Config(e.to_string()))?;
     super::init_logging();
     tokio::runtime::Builder::new_multi_thread()

@@ -226,6 +226,14 @@
     show("overview");
   }
 
+  // scripts/dev's sign-in links carry the token in the fragment, which no server sees.
+  var signin = document.getElementById("signin");
+  if (signin && location.hash.indexOf("#token=") === 0) {
+    signin.querySelector("#token").value = decodeURIComponent(location.hash.slice(7));
+    history.replaceState(null, "", location.pathname + location.search);
+    signin.submit();
+  }
+
   bind();
   tabs();
   if (tenant && window.EventSource) {
