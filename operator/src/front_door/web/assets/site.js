@@ -142,7 +142,7 @@
         var ok = res.ok && res.data.ok;
         result.className = ok ? "ok" : "bad";
         result.textContent = ok ? "Connection works (" + (res.data.message || "answered") + ")."
-          : "Connection failed: " + errorText(res);
+          : "Connection failed: " + errorText(res).replace(/^the test connection failed: /i, "");
         submit.disabled = !ok;
         var why = form.querySelector("#buy-why"); if (why) why.hidden = ok;
       }).catch(function () { result.className = "bad"; result.textContent = "Connection failed: no answer."; })
