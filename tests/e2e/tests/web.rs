@@ -37,7 +37,13 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// A stand-in for an integration's service over HTTPS on loopback: 200 for the good key, 401
 /// otherwise. Returns its port and the CA that signed its certificate (PEM).
-async fn fake_service(dir: &std::path::Path) -> (u16, String, marketplace_operator::runtime::shutdown::ShutdownTrigger) {
+async fn fake_service(
+    dir: &std::path::Path,
+) -> (
+    u16,
+    String,
+    marketplace_operator::runtime::shutdown::ShutdownTrigger,
+) {
     let names = ServingNames {
         dns: vec!["localhost".into()],
         ips: vec!["127.0.0.1".parse().expect("ip")],
@@ -96,6 +102,14 @@ async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element 
         .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
 }
 
+async fn click(browser: &Client, css: &str) {
+    wait_for(browser, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
 async fn text_of(browser: &Client, css: &str) -> String {
     wait_for(browser, css).await.text().await.expect("text")
 }
@@ -125,13 +139,17 @@ async fn wait_for_text(browser: &Client, css: &str, words: &str) -> String {
         if text.contains(words) {
             return text;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{css} never said {words:?} (last: {text:?})");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{css} never said {words:?} (last: {text:?})"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 #[tokio::test]
 async fn the_storefront_in_a_real_browser() {
+    let started = std::time::Instant::now();
     let control_plane = marketplace_e2e::control_plane().await;
     let world = start_world("e2e-web").await;
     let tenant = unique_name("web");
@@ -141,10 +159,17 @@ async fn the_storefront_in_a_real_browser() {
 
     let listings: Api<Listing> = Api::all(world.client.clone());
     let inapp = unique_name("dispatch");
-    apply(&listings, listing(&inapp, json!({"displayName": "Smart Dispatch", "tagline": "Assign jobs in one click",
+    apply(
+        &listings,
+        listing(
+            &inapp,
+            json!({"displayName": "Smart Dispatch", "tagline": "Assign jobs in one click",
         "featured": true, "heroColor": "#0f766e", "features": ["smart_dispatch"],
         "description": "Assigns each job to the **nearest** driver.\n\n- Live map\n- One click",
-        "releases": [{"version": "2.1.0", "date": "2026-11-20", "summary": "Faster assignment"}]}))).await;
+        "releases": [{"version": "2.1.0", "date": "2026-11-20", "summary": "Faster assignment"}]}),
+        ),
+    )
+    .await;
     let scripted = unique_name("scripted");
     apply(&listings, listing(&scripted, json!({"displayName": "Script Test", "tagline": "Markdown with a script",
         "category": "Analytics", "features": ["script_test"],
@@ -166,9 +191,12 @@ async fn the_storefront_in_a_real_browser() {
         "type": "Integration", "category": "Finance", "features": ["quickbooks_sync"], "heroColor": "#15803d",
         "integration": {"wizardConfigRef": wizard}}))).await;
     let partner = unique_name("gigsafe");
-    let mut partner_listing = listing(&partner, json!({"displayName": "GigSafe Insurance", "tagline": "Cover for every driver",
+    let mut partner_listing = listing(
+        &partner,
+        json!({"displayName": "GigSafe Insurance", "tagline": "Cover for every driver",
         "type": "Partner", "category": "Insurance", "features": ["gigsafe"], "heroColor": "#7c3aed",
-        "partner": {"name": "GigSafe", "url": "https://partner.invalid/setup"}}));
+        "partner": {"name": "GigSafe", "url": "https://partner.invalid/setup"}}),
+    );
     partner_listing["spec"]
         .as_object_mut()
         .expect("spec")
@@ -184,6 +212,7 @@ async fn the_storefront_in_a_real_browser() {
     let api = start_api(control_plane, settings).await;
     let base = api.base.clone();
     let index = format!("/t/{tenant}/marketplace");
+    eprintln!("web: the world is ready after {:?}", started.elapsed());
     let driver = browser::start_driver().await;
     let browser = driver.browser("web").await;
 
@@ -195,7 +224,10 @@ async fn the_storefront_in_a_real_browser() {
     assert_eq!(button.text().await.expect("text"), "Add");
     let tip = wait_for(&browser, &format!("{card} .disabled-wrap")).await;
     let title = tip.attr("title").await.expect("title").unwrap_or_default();
-    assert!(title.contains("billing admins") && title.contains("Ann"), "{title}");
+    assert!(
+        title.contains("billing admins") && title.contains("Ann"),
+        "{title}"
+    );
     browser::screenshot(&browser, "viewer-disabled-buttons").await;
 
     // A billing admin from here on.
@@ -203,64 +235,149 @@ async fn the_storefront_in_a_real_browser() {
     wait_for(&browser, &format!("{card} a.button.primary")).await;
 
     // The catalog's script never runs: it is shown as text.
-    browser.goto(&format!("{base}/t/{tenant}/marketplace/{scripted}")).await.expect("detail");
+    browser
+        .goto(&format!("{base}/t/{tenant}/marketplace/{scripted}"))
+        .await
+        .expect("detail");
     let prose = text_of(&browser, "#overview .prose").await;
-    assert!(prose.contains("<script>window.pwned = 1</script>"), "{prose}");
-    let pwned = browser.execute("return typeof window.pwned;", vec![]).await.expect("js");
+    assert!(
+        prose.contains("<script>window.pwned = 1</script>"),
+        "{prose}"
+    );
+    let pwned = browser
+        .execute("return typeof window.pwned;", vec![])
+        .await
+        .expect("js");
     assert_eq!(pwned, json!("undefined"));
-    assert!(browser.find(Locator::Css("#overview .prose script, #overview .prose img")).await.is_err());
+    assert!(
+        browser
+            .find(Locator::Css(
+                "#overview .prose script, #overview .prose img"
+            ))
+            .await
+            .is_err()
+    );
     browser::screenshot(&browser, "script-rendered-inert").await;
 
     // Buying an in-app add-on: the price sentence, then the card turns Installed by itself.
-    browser.goto(&format!("{base}/t/{tenant}/marketplace/{inapp}")).await.expect("detail");
-    browser.execute("window.noReload = 42;", vec![]).await.expect("js");
-    wait_for(&browser, "#buy-submit").await.click().await.expect("click Add");
+    browser
+        .goto(&format!("{base}/t/{tenant}/marketplace/{inapp}"))
+        .await
+        .expect("detail");
+    browser
+        .execute("window.noReload = 42;", vec![])
+        .await
+        .expect("js");
+    click(&browser, "#buy-submit").await;
     let sentence = wait_for_text(&browser, "#confirm-text", "Confirm").await;
     assert_eq!(sentence, "Confirm addition of $49.00/mo to your bill?");
-    wait_for(&browser, "#confirm-ok").await.click().await.expect("confirm");
+    click(&browser, "#confirm-ok").await;
     wait_for(&browser, "#hero[data-state=Installed]").await;
-    let same_page = browser.execute("return window.noReload;", vec![]).await.expect("js");
+    let same_page = browser
+        .execute("return window.noReload;", vec![])
+        .await
+        .expect("js");
     assert_eq!(same_page, json!(42), "the page was reloaded");
     browser::screenshot(&browser, "detail-installed").await;
-    browser.goto(&format!("{base}{index}")).await.expect("index");
+    browser
+        .goto(&format!("{base}{index}"))
+        .await
+        .expect("index");
     wait_for(&browser, &format!("{card}[data-state=Installed]")).await;
     browser::screenshot(&browser, "storefront-index").await;
 
     // An integration: the test connection fails with a wrong key, then works; then it is bought.
-    browser.goto(&format!("{base}/t/{tenant}/marketplace/{integration}")).await.expect("detail");
+    browser
+        .goto(&format!("{base}/t/{tenant}/marketplace/{integration}"))
+        .await
+        .expect("detail");
     let key_field = wait_for(&browser, "#field-apiKey").await;
-    assert_eq!(key_field.attr("type").await.expect("attr").as_deref(), Some("password"));
-    wait_for(&browser, "#field-realmId").await.send_keys("4620816365").await.expect("type");
+    assert_eq!(
+        key_field.attr("type").await.expect("attr").as_deref(),
+        Some("password")
+    );
+    wait_for(&browser, "#field-realmId")
+        .await
+        .send_keys("4620816365")
+        .await
+        .expect("type");
     key_field.send_keys("wrong-key-000000").await.expect("type");
-    wait_for(&browser, "#test-connection").await.click().await.expect("test");
+    click(&browser, "#test-connection").await;
     wait_for_text(&browser, "#test-result", "Connection failed").await;
-    assert!(wait_for(&browser, "#buy-submit").await.attr("disabled").await.expect("attr").is_some());
+    assert!(
+        wait_for(&browser, "#buy-submit")
+            .await
+            .attr("disabled")
+            .await
+            .expect("attr")
+            .is_some()
+    );
     browser::screenshot(&browser, "integration-test-failed").await;
     key_field.clear().await.expect("clear");
     key_field.send_keys(GOOD_KEY).await.expect("type");
-    wait_for(&browser, "#test-connection").await.click().await.expect("test");
+    click(&browser, "#test-connection").await;
     wait_for_text(&browser, "#test-result", "Connection works").await;
     browser::screenshot(&browser, "integration-test-succeeded").await;
-    wait_for(&browser, "#buy-submit:not([disabled])").await.click().await.expect("save & sync");
+    click(&browser, "#buy-submit:not([disabled])").await;
     wait_for_text(&browser, "#confirm-note", "billed monthly").await;
-    wait_for(&browser, "#confirm-ok").await.click().await.expect("confirm");
+    click(&browser, "#confirm-ok").await;
     wait_for_text(&browser, "#flash", "Done").await;
 
     // A partner listing: the notice, a new tab, nothing billed.
-    browser.goto(&format!("{base}/t/{tenant}/marketplace/{partner}")).await.expect("detail");
-    wait_for(&browser, "#partner-go").await.click().await.expect("visit partner");
-    wait_for_text(&browser, "#partner-note", "Redirecting to the partner's site; setup completes there").await;
-    assert_eq!(browser.windows().await.expect("windows").len(), 2, "the partner opens in a new tab");
+    browser
+        .goto(&format!("{base}/t/{tenant}/marketplace/{partner}"))
+        .await
+        .expect("detail");
+    click(&browser, "#partner-go").await;
+    wait_for_text(
+        &browser,
+        "#partner-note",
+        "Redirecting to the partner's site; setup completes there",
+    )
+    .await;
+    assert_eq!(
+        browser.windows().await.expect("windows").len(),
+        2,
+        "the partner opens in a new tab"
+    );
     browser::screenshot(&browser, "partner-redirect").await;
-    assert!(browser.find(Locator::Css("#buy-form")).await.is_err(), "a partner listing is not bought here");
+    assert!(
+        browser.find(Locator::Css("#buy-form")).await.is_err(),
+        "a partner listing is not bought here"
+    );
 
     // My subscriptions: the in-app add-on, cancelled at the end of the period, then kept.
-    browser.goto(&format!("{base}/t/{tenant}/subscriptions")).await.expect("subscriptions");
-    wait_for(&browser, "button[data-call^=POST]").await.click().await.expect("cancel");
+    browser
+        .goto(&format!("{base}/t/{tenant}/subscriptions"))
+        .await
+        .expect("subscriptions");
+    click(&browser, "button[data-call^=POST]").await;
     wait_for_text(&browser, "#confirm-text", "at the end of the period").await;
-    wait_for(&browser, "#confirm-ok").await.click().await.expect("confirm");
+    click(&browser, "#confirm-ok").await;
     wait_for(&browser, "button[data-call^=DELETE]").await;
     browser::screenshot(&browser, "subscriptions").await;
+
+    // Each page's HTML stays small (the issue asks under 100 kB).
+    let http = reqwest::Client::new();
+    for path in [
+        index.clone(),
+        format!("/t/{tenant}/marketplace/{inapp}"),
+        format!("/t/{tenant}/marketplace/{integration}"),
+        format!("/t/{tenant}/subscriptions"),
+    ] {
+        let html = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(&world.buyer)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        eprintln!("web: {path}: {} bytes of HTML", html.len());
+        assert!(html.len() < 100_000, "{path}: {} bytes", html.len());
+    }
+    eprintln!("web: scenarios done in {:?}", started.elapsed());
 
     browser.close().await.expect("close");
     drop(driver);

@@ -56,7 +56,9 @@
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live][id]").forEach(function (old) {
-          if (old.contains(document.activeElement) && old.querySelector("form")) return;
+          // Never pull a field from under someone typing in it.
+          var active = document.activeElement;
+          if (old.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) return;
           var fresh = doc.getElementById(old.id);
           if (fresh) old.replaceWith(document.importNode(fresh, true));
         });
@@ -67,6 +69,11 @@
     return refreshing;
   }
   window.marketplaceRefresh = refresh;
+
+  // After a write: the API's caches see it a moment later, so look again a few times.
+  function settle() {
+    [0, 500, 1500, 3500].forEach(function (ms) { setTimeout(refresh, ms); });
+  }
 
   function errorText(res) {
     var d = res.data || {};
@@ -117,8 +124,8 @@
               submit.removeAttribute("aria-busy");
               if (res.ok) {
                 idempotencyKey = null;
-                flash("Done: " + (res.data.confirmation || "confirmed") + " It shows here as soon as it is ready.");
-                refresh();
+                flash("Done. It shows here as soon as it is ready.");
+                settle();
               } else {
                 submit.disabled = false;
                 flash(errorText(res), true);
@@ -162,7 +169,7 @@
             return call("PATCH", form.dataset.change, { plan: values.plan, quantity: values.quantity,
               confirmedPrice: price.quote }).then(function (res) {
               flash(res.ok ? "Changed." : errorText(res), !res.ok);
-              if (res.ok) refresh();
+              if (res.ok) settle();
             });
           });
       });
@@ -182,7 +189,7 @@
           call(parts[0], parts[1], b.dataset.body ? JSON.parse(b.dataset.body) : undefined).then(function (res) {
             flash(res.ok ? "Done." : errorText(res), !res.ok);
             b.disabled = false;
-            if (res.ok) refresh();
+            if (res.ok) settle();
           });
         });
       });
@@ -241,6 +248,8 @@
     var stream = new EventSource("/v1/tenants/" + encodeURIComponent(tenant) + "/entitlements/stream");
     stream.addEventListener("entitlement", refresh);
     window.marketplaceStream = stream;
+    // An open stream holds one of the browser's few connections to this host: let it go.
+    window.addEventListener("pagehide", function () { stream.close(); });
   }
   // Requests on their way change without an entitlement (pending review → invoice issued).
   setInterval(function () { if (document.querySelector("[data-pending]")) refresh(); }, 5000);
