@@ -203,6 +203,10 @@ async fn the_storefront_in_a_real_browser() {
         .remove("plans");
     apply(&listings, partner_listing).await;
 
+    let premium = unique_name("premium");
+    apply(&listings, listing(&premium, json!({"displayName": "Premium Analytics", "tagline": "Reviewed before it is billed",
+        "activation": "Approval", "category": "Analytics", "features": ["premium_analytics"], "heroColor": "#1e40af"}))).await;
+
     let mut settings = api_settings(Duration::from_secs(2), &world.operator_namespace);
     settings.probe = ProbePolicy {
         allow_private_targets: true,
@@ -356,6 +360,56 @@ async fn the_storefront_in_a_real_browser() {
     click(&browser, "#confirm-ok").await;
     wait_for(&browser, "button[data-call^=DELETE]").await;
     browser::screenshot(&browser, "subscriptions").await;
+
+    // A superadmin walks a request up the ladder while the tenant's page follows. The console
+    // runs on `localhost`, the storefront on 127.0.0.1: cookies are per host, so one browser
+    // holds both people's sessions.
+    browser
+        .goto(&format!("{base}/t/{tenant}/marketplace/{premium}"))
+        .await
+        .expect("detail");
+    click(&browser, "#buy-submit").await;
+    wait_for_text(&browser, "#confirm-note", "reviewed first").await;
+    click(&browser, "#confirm-ok").await;
+    wait_for_text(&browser, "#hero .pill", "Pending review").await;
+    let storefront_window = browser.window().await.expect("window");
+    let console_window = browser.new_window(false).await.expect("new window").handle;
+    browser
+        .switch_to_window(console_window.clone())
+        .await
+        .expect("switch");
+    let console_base = base.replace("127.0.0.1", "localhost");
+    sign_in(&browser, &console_base, &world.superadmin, "/admin").await;
+    let row = format!("#inbox tr[data-phase] form[data-action-url*='{premium}']");
+    wait_for(
+        &browser,
+        &format!("{row}[data-action=Invoice] input[name=amount]"),
+    )
+    .await
+    .send_keys("120.00")
+    .await
+    .expect("amount");
+    browser::screenshot(&browser, "console-inbox").await;
+    for (step, tenant_words) in [
+        ("Invoice", "Invoice issued"),
+        ("MarkPaid", "Awaiting activation"),
+        ("Approve", "Installed"),
+    ] {
+        browser
+            .switch_to_window(console_window.clone())
+            .await
+            .expect("switch");
+        click(&browser, &format!("{row}[data-action={step}] button")).await;
+        wait_for(&browser, "dialog[open] #confirm-ok").await;
+        click(&browser, "#confirm-ok").await;
+        wait_for_text(&browser, "#flash", "Done").await;
+        browser
+            .switch_to_window(storefront_window.clone())
+            .await
+            .expect("switch");
+        wait_for_text(&browser, "#hero .pill", tenant_words).await;
+    }
+    wait_for(&browser, "#hero[data-state=Installed]").await;
 
     // Each page's HTML stays small (the issue asks under 100 kB).
     let http = reqwest::Client::new();

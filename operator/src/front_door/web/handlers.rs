@@ -41,17 +41,18 @@ pub fn routes() -> Router<FrontDoor> {
             get(confirm_sentence),
         )
         .route("/t/{tenant}/subscriptions", get(subscriptions))
+        .merge(super::console_handlers::routes())
 }
 
 /// A refusal of the JSON API's checks, as a page: 401 goes to sign in, the rest says why.
-fn refused_page(door: &FrontDoor, refusal: Response, here: &str) -> Response {
+pub(super) fn refused_page(door: &FrontDoor, refusal: Response, here: &str) -> Response {
     let status = refusal.status();
     if status == StatusCode::UNAUTHORIZED {
         return Redirect::to(&format!("/signin?next={}", url_part(here))).into_response();
     }
     let words = match status {
         StatusCode::FORBIDDEN => {
-            "You may not see this organisation's marketplace. Ask one of its admins to add you."
+            "You may not see this page. Ask an admin of the organisation to add you."
         }
         StatusCode::NOT_FOUND => "There is no such page here.",
         StatusCode::TOO_MANY_REQUESTS => "Too many pages at once: wait a minute and reload.",
@@ -110,7 +111,7 @@ async fn viewer(door: &FrontDoor, scope: &TenantScope, tenant: &str) -> Viewer {
     }
 }
 
-fn html(body: String) -> Response {
+pub(super) fn html(body: String) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
 }
 

@@ -9,10 +9,13 @@
 //!   plain view data (a static renderer can call them too).
 //! - [`session`]: signing in (a bearer token in an HttpOnly cookie, or a proxy's
 //!   `Authorization`), CSRF checks on every state-changing request.
+//! - [`console_page`] and [`console_handlers`]: the superadmin console (`/admin`).
 //! - [`handlers`]: gather from the caches, render.
 
 pub mod assets;
 pub mod catalog_page;
+pub mod console_handlers;
+pub mod console_page;
 pub mod detail_page;
 pub mod handlers;
 pub mod html;

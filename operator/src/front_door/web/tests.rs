@@ -267,3 +267,39 @@ fn the_theme_keeps_white_text_readable() {
     assert!(script_logo.checked().is_err());
     assert!(contrast("#000000", "#ffffff").unwrap() > 20.0);
 }
+
+#[test]
+fn the_console_offers_each_fitting_step_with_its_fields() {
+    use crate::api::subscription_action::ActionKind;
+    use crate::front_door::console::inbox::InboxItem;
+    let item = InboxItem {
+        tenant: "acme".into(),
+        namespace: "tenant-acme".into(),
+        subscription: "premium-1".into(),
+        listing: "premium".into(),
+        listing_display_name: "<Premium>".into(),
+        plan: "pro".into(),
+        quantity: 1,
+        phase: Phase::Requested,
+        since: None,
+        price: Some("$49.00/mo".into()),
+        actions: vec![ActionKind::Invoice, ActionKind::Reject],
+        message: None,
+    };
+    let html = super::console_page::render_inbox(&[item], Some(Phase::Requested));
+    assert!(html.contains("data-action=\"Invoice\""), "{html}");
+    assert!(
+        html.contains("name=\"amount\"") && html.contains("name=\"currency\""),
+        "{html}"
+    );
+    assert!(html.contains("name=\"reason\" required"), "{html}");
+    assert!(
+        html.contains("&lt;Premium&gt;") && !html.contains("<Premium>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<option value=\"Requested\" selected>"),
+        "{html}"
+    );
+    assert!(!html.contains("data-action=\"Approve\""), "{html}");
+}

@@ -176,7 +176,35 @@
     });
   }
 
+  // A superadmin's step on the approval ladder, posted to the console API.
+  function bindStep(form) {
+    var stepKey = null;
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (!form.reportValidity()) return;
+      var body = { action: form.dataset.action };
+      var amount = form.querySelector('[name="amount"]');
+      var text = form.dataset.confirm;
+      if (amount) {
+        var currency = form.querySelector('[name="currency"]').value;
+        body.invoice = { amount: amount.value, currency: currency };
+        text = text.replace("an invoice", "an invoice of " + amount.value + " " + currency);
+      }
+      var reason = form.querySelector('[name="reason"]');
+      if (reason) body.reason = reason.value;
+      confirmWith(text).then(function (yes) {
+        if (!yes) return;
+        stepKey = stepKey || key();
+        call("POST", form.dataset.actionUrl, body, stepKey).then(function (res) {
+          flash(res.ok ? "Done: " + form.querySelector("button").textContent + "." : errorText(res), !res.ok);
+          if (res.ok) { stepKey = null; settle(); }
+        });
+      });
+    });
+  }
+
   function bind() {
+    document.querySelectorAll("form[data-action-url]:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindStep(f); });
     document.querySelectorAll("#buy-form:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindBuy(f); });
     document.querySelectorAll("form[data-change]:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindChange(f); });
     document.querySelectorAll("button[data-call]:not([data-bound])").forEach(function (b) {
