@@ -410,6 +410,21 @@ async fn the_storefront_in_a_real_browser() {
         wait_for_text(&browser, "#hero .pill", tenant_words).await;
     }
     wait_for(&browser, "#hero[data-state=Installed]").await;
+    // The console's other pages: the tenant's support view, the catalog as the cluster holds it.
+    browser
+        .switch_to_window(console_window)
+        .await
+        .expect("switch");
+    browser
+        .goto(&format!("{console_base}/admin/tenants/{tenant}"))
+        .await
+        .expect("support page");
+    wait_for_text(&browser, "#support", &premium).await;
+    browser
+        .goto(&format!("{console_base}/admin/catalog"))
+        .await
+        .expect("catalog page");
+    wait_for_text(&browser, "main table", "Premium Analytics").await;
 
     // Each page's HTML stays small (the issue asks under 100 kB).
     let http = reqwest::Client::new();

@@ -95,12 +95,16 @@ async fn catalog_page(State(door): State<FrontDoor>, headers: HeaderMap) -> Resp
     let listings = door.stores.listings.state();
     let mut sorted: Vec<&Listing> = listings.iter().map(Arc::as_ref).collect();
     sorted.sort_by_key(|l| l.metadata.name.clone());
-    // Few objects, read only when someone looks.
-    let sources = Api::<CatalogSource>::namespaced(door.client.clone(), &door.operator_namespace)
-        .list(&ListParams::default())
-        .await
-        .map(|list| list.items)
-        .unwrap_or_default();
+    // Read as the caller (the API's own account does not read CatalogSources): few objects,
+    // read only when someone looks.
+    let sources = match door.impersonator.client_for(&caller.user) {
+        Ok(as_caller) => Api::<CatalogSource>::namespaced(as_caller, &door.operator_namespace)
+            .list(&ListParams::default())
+            .await
+            .map(|list| list.items)
+            .map_err(|e| e.to_string()),
+        Err(refusal) => Err(format!("{refusal:?}")),
+    };
     let main = console_page::render_catalog(&sorted, &sources);
     html(page(&frame(&door, &headers, &caller), "Catalog", &main))
 }

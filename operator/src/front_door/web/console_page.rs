@@ -224,13 +224,24 @@ pub fn render_tenant(view: &SupportView) -> String {
     out
 }
 
-/// The catalog as the cluster holds it, with the git revision each source applied.
-pub fn render_catalog(listings: &[&Listing], sources: &[CatalogSource]) -> String {
+/// The catalog as the cluster holds it, with the git revision each source applied; `sources`
+/// is the reason when they could not be read (they are read as the caller).
+pub fn render_catalog(
+    listings: &[&Listing],
+    sources: &Result<Vec<CatalogSource>, String>,
+) -> String {
     let mut out = format!(
         "<h1>Catalog</h1>{}<p>Read-only: the catalog changes by pull request.</p><ul>",
         nav()
     );
-    for source in sources {
+    if let Err(why) = sources {
+        let _ = write!(
+            out,
+            "<li>The CatalogSources (and their git revision) cannot be read with your rights: {}</li>",
+            escape(why)
+        );
+    }
+    for source in sources.iter().flatten() {
         let status = source.status.clone().unwrap_or_default();
         let _ = write!(
             out,
