@@ -303,3 +303,21 @@ fn the_console_offers_each_fitting_step_with_its_fields() {
     );
     assert!(!html.contains("data-action=\"Approve\""), "{html}");
 }
+
+#[test]
+fn a_failed_payment_shows_a_banner_naming_the_suspended_add_ons_on_every_page() {
+    let frame = Frame {
+        tenant: Some("acme".into()),
+        suspended_addons: vec!["Route Optimization".into(), "<Chat>".into()],
+        ..Frame::default()
+    };
+    let html = page(&frame, "Any page", "<p>content</p>");
+    assert!(
+        html.contains(
+            "Update your payment details to keep using Route Optimization, &lt;Chat&gt;."
+        ),
+        "{html}"
+    );
+    let calm = page(&Frame::default(), "Any page", "");
+    assert!(!calm.contains("Payment failed"));
+}
