@@ -70,19 +70,21 @@ pub fn tile(card: &Card) -> String {
         } else {
             "#111827"
         };
+    let initial = escape(
+        &card
+            .display_name
+            .chars()
+            .next()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default(),
+    );
+    // The image lies over the initial, which shows if the image cannot load.
     let inner = match &card.icon {
         Some(icon) if icon.kind == IconKind::Url && icon.value.starts_with("https://") => format!(
-            "<img src=\"{}\" alt=\"\" width=\"40\" height=\"40\" loading=\"lazy\">",
+            "{initial}<img src=\"{}\" alt=\"\" width=\"40\" height=\"40\" loading=\"lazy\">",
             escape(&icon.value)
         ),
-        _ => escape(
-            &card
-                .display_name
-                .chars()
-                .next()
-                .map(|c| c.to_uppercase().to_string())
-                .unwrap_or_default(),
-        ),
+        _ => initial,
     };
     format!(
         "<div class=\"tile\" style=\"background:{color};color:{ink}\" aria-hidden=\"true\">{inner}</div>"

@@ -203,7 +203,16 @@
     });
   }
 
+  // An icon that cannot load (an offline network, a moved image) leaves the initial showing.
+  function dropBrokenIcons() {
+    document.querySelectorAll(".tile img").forEach(function (img) {
+      if (img.complete && img.naturalWidth === 0) img.remove();
+      else img.addEventListener("error", function () { img.remove(); });
+    });
+  }
+
   function bind() {
+    dropBrokenIcons();
     document.querySelectorAll("form[data-action-url]:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindStep(f); });
     document.querySelectorAll("#buy-form:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindBuy(f); });
     document.querySelectorAll("form[data-change]:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindChange(f); });
