@@ -434,15 +434,17 @@ async fn the_storefront_in_a_real_browser() {
         format!("/t/{tenant}/marketplace/{integration}"),
         format!("/t/{tenant}/subscriptions"),
     ] {
-        let html = http
+        let response = http
             .get(format!("{base}{path}"))
             .bearer_auth(&world.buyer)
             .send()
             .await
-            .expect("page")
-            .text()
-            .await
-            .expect("html");
+            .expect("page");
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp");
+        assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"));
+        let html = response.text().await.expect("html");
         eprintln!("web: {path}: {} bytes of HTML", html.len());
         assert!(html.len() < 100_000, "{path}: {} bytes", html.len());
     }

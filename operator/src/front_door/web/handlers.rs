@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
 use serde_json::json;
 
 use super::catalog_page::{self, Viewer};
-use super::html::{Frame, escape, page, url_part};
+use super::html::{Frame, escape, page, respond, url_part};
 use super::session::{self, csrf_token, session_token};
 use super::subscriptions_page::{self, ListingFacts};
 use super::{assets, detail_page};
@@ -62,15 +62,14 @@ pub(super) fn refused_page(door: &FrontDoor, refusal: Response, here: &str) -> R
         theme: door.web.theme.clone(),
         ..Frame::default()
     };
-    (
+    respond(
         status,
-        Html(page(
+        page(
             &frame,
             "Not available",
             &format!("<h1>Not available</h1><p>{words}</p>"),
-        )),
+        ),
     )
-        .into_response()
 }
 
 /// The frame of a tenant's page for this caller.
@@ -112,7 +111,7 @@ async fn viewer(door: &FrontDoor, scope: &TenantScope, tenant: &str) -> Viewer {
 }
 
 pub(super) fn html(body: String) -> Response {
-    ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+    respond(StatusCode::OK, body)
 }
 
 /// The catalog filters of the page's query; empty values (a form's "All") mean no filter.

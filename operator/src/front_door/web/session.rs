@@ -16,12 +16,12 @@ use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::html::{Frame, escape, page};
+use super::html::{Frame, escape, page, respond};
 use crate::front_door::FrontDoor;
 use crate::front_door::api_keys::API_KEY_HEADER;
 
@@ -204,16 +204,15 @@ pub fn sign_in_page(frame: &Frame, next: &str, error: Option<&str>) -> String {
 pub async fn sign_in_form(
     State(door): State<FrontDoor>,
     Query(query): Query<SignInQuery>,
-) -> Html<String> {
+) -> Response {
     let frame = Frame {
         theme: door.web.theme.clone(),
         ..Frame::default()
     };
-    Html(sign_in_page(
-        &frame,
-        &safe_next(query.next.as_deref()),
-        None,
-    ))
+    respond(
+        StatusCode::OK,
+        sign_in_page(&frame, &safe_next(query.next.as_deref()), None),
+    )
 }
 
 pub async fn sign_in(
@@ -231,11 +230,10 @@ pub async fn sign_in(
             theme: door.web.theme.clone(),
             ..Frame::default()
         };
-        (
+        respond(
             StatusCode::UNAUTHORIZED,
-            Html(sign_in_page(&frame, &next, Some(why))),
+            sign_in_page(&frame, &next, Some(why)),
         )
-            .into_response()
     };
     let Some(value) = accepted else {
         return refused("That is not a token.");
