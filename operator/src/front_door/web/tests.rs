@@ -321,3 +321,80 @@ fn a_failed_payment_shows_a_banner_naming_the_suspended_add_ons_on_every_page() 
     let calm = page(&Frame::default(), "Any page", "");
     assert!(!calm.contains("Payment failed"));
 }
+
+mod routed {
+    //! The middleware on the real router (no cluster: nothing here needs a review).
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use tower::ServiceExt;
+
+    use crate::front_door::routes_tests::door;
+    use crate::front_door::web::session::csrf_token;
+
+    async fn status(request: Request<Body>) -> (StatusCode, Option<String>, String) {
+        let response = door().oneshot(request).await.expect("answer");
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap_or_default().to_string());
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            location,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    fn purchase() -> axum::http::request::Builder {
+        Request::post("/v1/tenants/acme/subscriptions")
+            .header(header::HOST, "shop.example")
+            .header(header::COOKIE, "marketplace_session=tok123")
+            .header(header::CONTENT_TYPE, "application/json")
+    }
+
+    #[tokio::test]
+    async fn a_cookie_write_without_the_csrf_token_or_from_another_site_is_refused() {
+        let (code, _, body) = status(purchase().body(Body::from("{}")).unwrap()).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains("CsrfRefused"), "{body}");
+        let (code, _, body) = status(
+            purchase()
+                .header("x-csrf-token", csrf_token("tok123"))
+                .header(header::ORIGIN, "https://evil.example")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains("another site"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn pages_send_strangers_to_sign_in_and_serve_their_assets() {
+        let (code, location, _) = status(
+            Request::get("/t/acme/marketplace")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, StatusCode::SEE_OTHER);
+        assert_eq!(
+            location.as_deref(),
+            Some("/signin?next=%2Ft%2Facme%2Fmarketplace")
+        );
+        let (code, _, page) = status(Request::get("/signin").body(Body::empty()).unwrap()).await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(page.contains("<label for=\"token\">"), "{page}");
+        let (code, _, js) = status(
+            Request::get("/web/assets/site.js")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(js.contains("EventSource"));
+    }
+}
