@@ -33,7 +33,8 @@ pub enum Command {
     Operator(Box<operator::OperatorArgs>),
     /// Serve the marketplace API (entitlement checks over REST and OpenFeature OFREP) from
     /// the shared caches; stateless, any number of replicas.
-    Api(api::ApiArgs),
+    // Boxed like the operator's: its flags (the web theme's included) are many.
+    Api(Box<api::ApiArgs>),
     /// Create, list and revoke the backend keys product servers send as `X-API-Key` to read
     /// one tenant.
     ApiKey {
@@ -169,7 +170,7 @@ impl Cli {
         match self.command {
             Command::Catalog { command } => catalog::run(command),
             Command::Operator(args) => Ok(operator::start(*args)?),
-            Command::Api(args) => Ok(api::start(args)?),
+            Command::Api(args) => Ok(api::start(*args)?),
             Command::ApiKey { command } => api_key::run(command),
             Command::Crds { output_dir } => crds::run(output_dir.as_deref()),
             Command::Openapi { output } => openapi::run(output.as_deref()),

@@ -11,6 +11,7 @@
 //!   ([`api_keys`]); per-tenant read rates ([`read_limits`]).
 //! - [`routes`] and [`stream`]: the handlers, which only gather and render.
 //! - [`openapi_document`]: the OpenAPI document of all of it, served at `/openapi.json`.
+//! - [`web`]: the storefront in the browser (server-rendered HTML over the same deciders).
 
 pub mod api_keys;
 pub mod auth;
@@ -32,6 +33,7 @@ pub mod storefront;
 pub mod stream;
 pub mod tenant_index;
 pub mod usage;
+pub mod web;
 
 pub use auth::{Authorizer, ReviewCacheSettings};
 pub use routes::{FrontDoor, router};

@@ -43,6 +43,8 @@ pub struct FrontDoor {
     pub(super) usage: UsageLedger,
     /// What a wizard's test connection may reach.
     pub(super) probe: ProbePolicy,
+    /// The web UI's theme.
+    pub(super) web: Arc<super::web::WebSettings>,
 }
 
 impl FrontDoor {
@@ -65,7 +67,14 @@ impl FrontDoor {
             operator_namespace,
             usage: UsageLedger::default(),
             probe: ProbePolicy::default(),
+            web: Arc::default(),
         }
+    }
+
+    /// The web UI's settings (theme).
+    pub fn with_web(mut self, web: super::web::WebSettings) -> Self {
+        self.web = Arc::new(web);
+        self
     }
 
     /// What wizard test connections may reach (as the operator's `--probe-*` flags).
@@ -104,7 +113,8 @@ impl FrontDoor {
     }
 }
 
-/// The API's routes, with `/healthz`, `/readyz` and `/openapi.json`.
+/// The API's routes, with `/healthz`, `/readyz`, `/openapi.json` and the web UI; a session
+/// cookie stands for a bearer token on all of them ([`super::web::session`]).
 pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
     let routes = Router::new()
         .route("/v1/tenants/{tenant}/entitlements", get(list_entitlements))
@@ -121,7 +131,9 @@ pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
         .merge(super::storefront::routes::routes())
         .merge(super::console::routes::routes())
         .merge(super::openapi_document::routes())
+        .merge(super::web::handlers::routes())
         .with_state(door)
+        .layer(axum::middleware::from_fn(super::web::session::authenticate))
         .merge(crate::server::health::routes(readiness));
     // Last: it observes the routes present, and adds `/metrics`.
     let metrics = std::sync::Arc::new(crate::server::metrics::requests::RequestMetrics::new());

@@ -13,6 +13,7 @@ use crate::front_door::api_keys::store::ApiKeyStore;
 use crate::front_door::impersonation::Impersonator;
 use crate::front_door::read_limits::ReadLimitSettings;
 use crate::front_door::usage::{UsageLedger, run_flusher};
+use crate::front_door::web::WebSettings;
 use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
@@ -36,6 +37,8 @@ pub struct ApiSettings {
     pub usage_flush: Duration,
     /// What wizard test connections may reach.
     pub probe: ProbePolicy,
+    /// The web UI (theme).
+    pub web: WebSettings,
 }
 
 /// A started API: its caches, and the usage flusher, which writes once more at shutdown.
@@ -85,7 +88,8 @@ pub async fn start(
     )
     .with_stream_settings(settings.streams)
     .with_usage(usage)
-    .with_probe_policy(settings.probe.clone());
+    .with_probe_policy(settings.probe.clone())
+    .with_web(settings.web.clone());
     let index = door.index().clone();
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await

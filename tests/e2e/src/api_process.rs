@@ -91,6 +91,7 @@ pub fn api_settings(review_ttl: Duration, operator_namespace: &str) -> ApiSettin
         operator_namespace: operator_namespace.to_string(),
         usage_flush: Duration::from_secs(1),
         probe: Default::default(),
+        web: Default::default(),
     }
 }
 

@@ -481,13 +481,13 @@ async fn prometheus_fires_the_forged_webhook_alert_against_a_running_operator() 
         )
         .with_billing(hubspot),
     );
-    let (endpoint, hints) = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
+    let endpoint = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
     let enabled = Enabled {
         billing_audit: true,
         ..Enabled::TENANTS_AND_SUBSCRIPTIONS
     };
     ctx.metrics.set_leader(true);
-    let running = controllers::start(ctx.clone(), enabled, Some(hints));
+    let running = controllers::start(ctx.clone(), enabled);
 
     // Every metric the rules and the dashboard read is in a real scrape of the operator or
     // of the API.

@@ -4,34 +4,70 @@
 //! cancels and undoes it. Private and Internal listings stay invisible and unbuyable, through
 //! the API and through the reconciler alike.
 
-use std::sync::Arc;
-
-use hubspot_sim::{SimConfig, Simulator};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::Client;
 use kube::api::{Api, PostParams};
-use marketplace_e2e::api_process::{Caller, api_settings, service_account_token, start_api};
-use marketplace_e2e::subscriptions::{
-    CONVERGED, apply, hubspot_client, phase_of, ready_reason, recorded_usage,
-};
-use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
+use marketplace_e2e::api_process::{api_settings, start_api};
+use marketplace_e2e::storefront_world::{listing, start_world};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, phase_of, ready_reason};
+use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
-use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription, WizardConfig};
-use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use marketplace_operator::api::{Entitlement, Listing, TenantSubscription, WizardConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn listing(name: &str, extra: Value) -> Value {
-    let mut spec = json!({
-        "displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
-        "category": "Operations", "lifecycle": "Published", "features": ["route_optimization"],
-        "plans": [{"name": "pro", "displayName": "Pro",
-            "pricing": {"model": "Flat", "amount": "49.00", "currency": "USD", "interval": "Month"}}],
-    });
-    for (k, v) in extra.as_object().expect("object") {
-        spec[k] = v.clone();
+struct Http {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Http {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("answer");
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
-    json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing", "metadata": {"name": name}, "spec": spec})
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("answer");
+        let status = response.status();
+        let headers = response.headers().clone();
+        (
+            status,
+            headers,
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        self.send(reqwest::Method::POST, path, key, body).await
+    }
 }
 
 fn card<'a>(catalog: &'a Value, name: &str) -> Option<&'a Value> {
@@ -44,82 +80,18 @@ fn card<'a>(catalog: &'a Value, name: &str) -> Option<&'a Value> {
 #[tokio::test]
 async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     let control_plane = control_plane().await;
-    let client: Client = control_plane.client().await.expect("client");
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("namespace");
-    let sim = Simulator::start(SimConfig {
-        search_lag_ms: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
-    let ctx = Arc::new(
-        controllers::context(
-            &client,
-            ControllerConfig {
-                namespace: operator_namespace.clone(),
-                ..ControllerConfig::default()
-            },
-            "e2e-storefront",
-        )
-        .with_billing(hubspot_client(&sim).await),
+    let world = start_world("e2e-storefront").await;
+    let client = world.client.clone();
+    let operator_namespace = world.operator_namespace.clone();
+    let (buyer, viewer, superadmin) = (
+        world.buyer.clone(),
+        world.viewer.clone(),
+        world.superadmin.clone(),
     );
-    let running = controllers::start(
-        ctx,
-        Enabled {
-            tenants: true,
-            subscriptions: true,
-            actions: true,
-            ..Enabled::NONE
-        },
-    );
-    let people = control_plane
-        .create_namespace("people")
-        .await
-        .expect("namespace");
-    let buyer = service_account_token(&client, &people, "buyer").await;
-    let viewer = service_account_token(&client, &people, "viewer").await;
-    let superadmin = service_account_token(&client, &people, "superadmin").await;
-    // Superadmins: whoever may create SubscriptionActions in the operator's namespace.
-    apply(
-        &Api::<Role>::namespaced(client.clone(), &operator_namespace),
-        json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "superadmin", "namespace": operator_namespace},
-        "rules": [{"apiGroups": ["marketplace.dev"], "resources": ["subscriptionactions"],
-            "verbs": ["create", "get", "list"]}]}),
-    )
-    .await;
-    apply(
-        &Api::<RoleBinding>::namespaced(client.clone(), &operator_namespace),
-        json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "superadmin", "namespace": operator_namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "superadmin"},
-        "subjects": [{"kind": "ServiceAccount", "name": "superadmin", "namespace": people}]}),
-    )
-    .await;
     let tenant = unique_name("shop");
     let other = unique_name("other");
-    let tenants: Api<Tenant> = Api::all(client.clone());
-    for (name, internal) in [(&tenant, false), (&other, true)] {
-        apply(
-            &tenants,
-            json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
-            "metadata": {"name": name, "labels": {"segment": "smb"}},
-            "spec": {"displayName": "Acme", "basePlan": "Professional", "internal": internal,
-                "billingContact": {"name": "Ann", "email": "ann@acme.example"},
-                "billingAdmins": [{"kind": "ServiceAccount", "name": "buyer", "namespace": people}],
-                "viewers": [{"kind": "ServiceAccount", "name": "viewer", "namespace": people}]}}),
-        )
-        .await;
-    }
-    let namespace = eventually("the tenant namespace", CONVERGED, || async {
-        tenants.get(&tenant).await.ok()?.status?.namespace
-    })
-    .await;
+    let namespace = world.tenant(&tenant, false).await;
+    world.tenant(&other, true).await;
     let public = unique_name("routes");
     let private = unique_name("private");
     let internal = unique_name("staff");
@@ -175,17 +147,17 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     )
     .await;
     let http = reqwest::Client::new();
-    let as_buyer = Caller {
+    let as_buyer = Http {
         http: http.clone(),
         base: api.base.clone(),
         token: buyer,
     };
-    let as_viewer = Caller {
+    let as_viewer = Http {
         http: http.clone(),
         base: api.base.clone(),
         token: viewer,
     };
-    let as_superadmin = Caller {
+    let as_superadmin = Http {
         http,
         base: api.base.clone(),
         token: superadmin,
@@ -378,7 +350,17 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
         );
     }
     let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
-    let usage = recorded_usage(&entitlements, "route_optimization", 3).await;
+    let usage = eventually("the checks are recorded", CONVERGED, || async {
+        let list = entitlements.list(&Default::default()).await.ok()?;
+        let usage = list
+            .items
+            .into_iter()
+            .find(|e| e.spec.feature.as_str() == "route_optimization")?
+            .status?
+            .usage?;
+        (usage.checks >= 3).then_some(usage)
+    })
+    .await;
     let age = jiff::Timestamp::now().duration_since(usage.last_checked_at.0);
     assert!(age.as_secs() < 60, "last checked {age:?} ago");
 
@@ -527,5 +509,5 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     );
 
     drop(api);
-    running.stop().await;
+    world.controllers.stop().await;
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::inbox::{InboxQuery, inbox};
-use super::support::support_view;
+use super::support::{SupportView, support_view};
 use crate::api::subscription_action::{
     ActionKind, Invoice, SubscriptionAction, SubscriptionActionSpec, SubscriptionRef,
 };
@@ -46,7 +46,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// The caller, if a superadmin.
-async fn superadmin(door: &FrontDoor, headers: &HeaderMap) -> Result<Caller, Response> {
+pub(crate) async fn superadmin(door: &FrontDoor, headers: &HeaderMap) -> Result<Caller, Response> {
     let caller = door.auth.caller(headers).await.map_err(rest_refusal)?;
     let allowed = door
         .auth
@@ -89,17 +89,23 @@ async fn tenant_support(
     if let Err(response) = superadmin(&door, &headers).await {
         return response;
     }
-    let Some(found) = door.stores.tenant(&tenant) else {
+    let Some(view) = support_of(&door, &tenant).await else {
         return error(
             StatusCode::NOT_FOUND,
             "TenantNotFound",
             &format!("there is no tenant {tenant:?}"),
         );
     };
-    let namespace = namespace_name(&tenant);
+    with_etag(&headers, &[], &view)
+}
+
+/// What support sees of `tenant` (none if there is no such tenant): from the caches, and the
+/// drift report, one small ConfigMap read when support looks.
+pub(crate) async fn support_of(door: &FrontDoor, tenant: &str) -> Option<SupportView> {
+    let found = door.stores.tenant(tenant)?;
+    let namespace = namespace_name(tenant);
     let subscriptions = door.stores.subscriptions_in(&namespace);
     let entitlements = door.stores.entitlements_in(&namespace);
-    // The drift report is one small ConfigMap, read when support looks.
     let report: Option<DriftReport> =
         Api::<ConfigMap>::namespaced(door.client.clone(), &door.operator_namespace)
             .get_opt(REPORT_CONFIG_MAP)
@@ -108,14 +114,13 @@ async fn tenant_support(
             .flatten()
             .and_then(|cm| cm.data?.get(REPORT_KEY).cloned())
             .and_then(|body| serde_json::from_str(&body).ok());
-    let view = support_view(
-        &tenant,
+    Some(support_view(
+        tenant,
         &found,
         &subscriptions.iter().map(Arc::as_ref).collect::<Vec<_>>(),
         &entitlements.iter().map(Arc::as_ref).collect::<Vec<_>>(),
         report.as_ref(),
-    );
-    with_etag(&headers, &[], &view)
+    ))
 }
 
 /// `POST /v1/admin/tenants/{t}/subscriptions/{name}/actions`.

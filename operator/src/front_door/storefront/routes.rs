@@ -140,15 +140,19 @@ fn apiserver_refusal(e: kube::Error) -> Response {
 }
 
 /// What a handler knows of a tenant once the caller may read it.
-struct TenantScope {
-    caller: Caller,
-    tenant: Arc<Tenant>,
-    subscriptions: Vec<Arc<TenantSubscription>>,
+pub(crate) struct TenantScope {
+    pub(crate) caller: Caller,
+    pub(crate) tenant: Arc<Tenant>,
+    pub(crate) subscriptions: Vec<Arc<TenantSubscription>>,
     entitled: BTreeSet<String>,
 }
 
 impl TenantScope {
-    fn facts<'a>(&'a self, name: &'a str, subs: &'a [&'a TenantSubscription]) -> TenantFacts<'a> {
+    pub(crate) fn facts<'a>(
+        &'a self,
+        name: &'a str,
+        subs: &'a [&'a TenantSubscription],
+    ) -> TenantFacts<'a> {
         TenantFacts {
             name,
             tenant: &self.tenant,
@@ -159,7 +163,7 @@ impl TenantScope {
 }
 
 /// The caller may read `tenant` (and do `access` too, when it is more than reading).
-async fn scope(
+pub(crate) async fn scope(
     door: &FrontDoor,
     headers: &HeaderMap,
     tenant: &str,
@@ -214,7 +218,7 @@ async fn scope(
 }
 
 /// [`scope`] for a read, counted against the tenant's read rate of `class` (429 beyond it).
-async fn read_scope(
+pub(crate) async fn read_scope(
     door: &FrontDoor,
     headers: &HeaderMap,
     tenant: &str,
@@ -228,7 +232,14 @@ async fn read_scope(
 }
 
 /// The caller's rights in the tenant, for the UI to enable or disable its buttons.
-async fn rights(door: &FrontDoor, caller: &Caller, tenant: &str) -> Value {
+#[derive(serde::Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Rights {
+    pub(crate) may_buy: bool,
+    pub(crate) may_cancel: bool,
+}
+
+pub(crate) async fn rights(door: &FrontDoor, caller: &Caller, tenant: &str) -> Rights {
     let may_buy = door
         .auth
         .allows(caller, tenant, Access::Buy)
@@ -239,10 +250,13 @@ async fn rights(door: &FrontDoor, caller: &Caller, tenant: &str) -> Value {
         .allows(caller, tenant, Access::Change)
         .await
         .unwrap_or(false);
-    json!({"mayBuy": may_buy, "mayCancel": may_cancel})
+    Rights {
+        may_buy,
+        may_cancel,
+    }
 }
 
-fn refs(subs: &[Arc<TenantSubscription>]) -> Vec<&TenantSubscription> {
+pub(crate) fn refs(subs: &[Arc<TenantSubscription>]) -> Vec<&TenantSubscription> {
     subs.iter().map(Arc::as_ref).collect()
 }
 
@@ -265,7 +279,7 @@ async fn catalog(
         Timestamp::now(),
     );
     let mut body = json!(page);
-    body["rights"] = rights(&door, &scope.caller, &tenant).await;
+    body["rights"] = json!(rights(&door, &scope.caller, &tenant).await);
     with_etag(&headers, &[], &body)
 }
 
@@ -296,7 +310,7 @@ async fn detail(
             body["wizard"] = json!(wizard.spec);
         }
     }
-    body["rights"] = rights(&door, &scope.caller, &tenant).await;
+    body["rights"] = json!(rights(&door, &scope.caller, &tenant).await);
     with_etag(&headers, &[], &body)
 }
 
@@ -319,7 +333,7 @@ async fn navigation_entries(
 }
 
 /// The WizardConfig of an integration listing the tenant may see, or the answer why not.
-async fn wizard_of(
+pub(crate) async fn wizard_of(
     door: &FrontDoor,
     facts: &TenantFacts<'_>,
     listing: &str,

@@ -1,0 +1,36 @@
+//! The reference web UI of the storefront, served by `marketplace api` itself: server-rendered
+//! HTML from the same pure functions the JSON API answers with ([`super::storefront`]), plus a
+//! little own JavaScript (embedded, like the CSS) that writes through the JSON API, listens to
+//! the entitlement stream and refreshes the parts of a page that change.
+//!
+//! - [`html`], [`words`], [`markdown`], [`theme`]: escaping, the tenant's words for states,
+//!   safe Markdown, the white-label theme. Pure.
+//! - [`catalog_page`], [`detail_page`], [`subscriptions_page`]: the pages, as pure functions of
+//!   plain view data (a static renderer can call them too).
+//! - [`session`]: signing in (a bearer token in an HttpOnly cookie, or a proxy's
+//!   `Authorization`), CSRF checks on every state-changing request.
+//! - [`console_page`] and [`console_handlers`]: the superadmin console (`/admin`).
+//! - [`handlers`]: gather from the caches, render.
+
+pub mod assets;
+pub mod catalog_page;
+pub mod console_handlers;
+pub mod console_page;
+pub mod detail_page;
+pub mod handlers;
+pub mod html;
+pub mod markdown;
+pub mod session;
+pub mod subscriptions_page;
+#[cfg(test)]
+mod tests;
+pub mod theme;
+pub mod words;
+
+pub use theme::Theme;
+
+/// What the web UI is configured with (`--web-*` flags of `marketplace api`).
+#[derive(Clone, Debug, Default)]
+pub struct WebSettings {
+    pub theme: Theme,
+}

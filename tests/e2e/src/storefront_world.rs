@@ -1,0 +1,141 @@
+//! What the storefront suites (the JSON API's and the browser's) share: a real control plane
+//! with the operator's tenant, subscription and action controllers billing through the HubSpot
+//! simulator; a billing admin, a viewer and a superadmin with real ServiceAccount tokens; the
+//! tenants they belong to; listings.
+
+use std::sync::Arc;
+
+use hubspot_sim::{RunningSimulator, SimConfig, Simulator};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::Client;
+use kube::api::Api;
+use marketplace_operator::api::Tenant;
+use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use serde_json::{Value, json};
+
+use crate::api_process::service_account_token;
+use crate::controllers::{self, RunningControllers};
+use crate::subscriptions::{CONVERGED, apply, hubspot_client};
+use crate::{control_plane, eventually};
+
+/// An InApp listing `name` (Route Optimization, one $49.00/mo plan), with `extra` spec fields.
+pub fn listing(name: &str, extra: Value) -> Value {
+    let mut spec = json!({
+        "displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
+        "category": "Operations", "lifecycle": "Published", "features": ["route_optimization"],
+        "plans": [{"name": "pro", "displayName": "Pro",
+            "pricing": {"model": "Flat", "amount": "49.00", "currency": "USD", "interval": "Month"}}],
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        spec[k] = v.clone();
+    }
+    json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing", "metadata": {"name": name}, "spec": spec})
+}
+
+/// The running operator and its people.
+pub struct StorefrontWorld {
+    pub client: Client,
+    pub operator_namespace: String,
+    /// The namespace of the people's ServiceAccounts.
+    pub people: String,
+    pub buyer: String,
+    pub viewer: String,
+    pub superadmin: String,
+    pub sim: RunningSimulator,
+    pub controllers: RunningControllers,
+}
+
+/// Starts the simulator and the controllers (as `instance`), and makes the three people.
+pub async fn start_world(instance: &str) -> StorefrontWorld {
+    let control_plane = control_plane().await;
+    let client: Client = control_plane.client().await.expect("client");
+    let operator_namespace = control_plane
+        .create_namespace("marketplace")
+        .await
+        .expect("namespace");
+    let sim = Simulator::start(SimConfig {
+        search_lag_ms: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let ctx = Arc::new(
+        controllers::context(
+            &client,
+            ControllerConfig {
+                namespace: operator_namespace.clone(),
+                ..ControllerConfig::default()
+            },
+            instance,
+        )
+        .with_billing(hubspot_client(&sim).await),
+    );
+    let controllers = controllers::start(
+        ctx,
+        Enabled {
+            tenants: true,
+            subscriptions: true,
+            actions: true,
+            ..Enabled::NONE
+        },
+    );
+    let people = control_plane
+        .create_namespace("people")
+        .await
+        .expect("namespace");
+    let buyer = service_account_token(&client, &people, "buyer").await;
+    let viewer = service_account_token(&client, &people, "viewer").await;
+    let superadmin = service_account_token(&client, &people, "superadmin").await;
+    // Superadmins: whoever may create SubscriptionActions in the operator's namespace.
+    apply(
+        &Api::<Role>::namespaced(client.clone(), &operator_namespace),
+        json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "superadmin", "namespace": operator_namespace},
+        "rules": [{"apiGroups": ["marketplace.dev"], "resources": ["subscriptionactions"],
+            "verbs": ["create", "get", "list"]}]}),
+    )
+    .await;
+    apply(
+        &Api::<RoleBinding>::namespaced(client.clone(), &operator_namespace),
+        json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "superadmin", "namespace": operator_namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "superadmin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "superadmin", "namespace": people}]}),
+    )
+    .await;
+    StorefrontWorld {
+        client,
+        operator_namespace,
+        people,
+        buyer,
+        viewer,
+        superadmin,
+        sim,
+        controllers,
+    }
+}
+
+impl StorefrontWorld {
+    /// A Tenant `name` (Acme, Professional, segment smb) whose billing admin is the buyer and
+    /// whose viewer is the viewer; returns its namespace once the reconciler made it.
+    pub async fn tenant(&self, name: &str, internal: bool) -> String {
+        let tenants: Api<Tenant> = Api::all(self.client.clone());
+        let people = &self.people;
+        apply(
+            &tenants,
+            json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": name, "labels": {"segment": "smb"}},
+            "spec": {"displayName": "Acme", "basePlan": "Professional", "internal": internal,
+                "billingContact": {"name": "Ann", "email": "ann@acme.example"},
+                "billingAdmins": [{"kind": "ServiceAccount", "name": "buyer", "namespace": people}],
+                "viewers": [{"kind": "ServiceAccount", "name": "viewer", "namespace": people}]}}),
+        )
+        .await;
+        eventually("the tenant namespace", CONVERGED, || async {
+            tenants.get(name).await.ok()?.status?.namespace
+        })
+        .await
+    }
+}
