@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use hubspot_sim::{ObjectType, RunningSimulator, SimConfig, Simulator};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use marketplace_operator::api::conditions::types::READY;
 use marketplace_operator::api::tenant_subscription::Phase;
-use marketplace_operator::api::{Entitlement, EntitlementState, TenantSubscription};
+use marketplace_operator::api::{Entitlement, EntitlementState, Tenant, TenantSubscription};
 use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::eventually;
+use crate::{eventually, unique_name};
 
 /// How long a controller may take to converge in these suites.
 pub const CONVERGED: Duration = Duration::from_secs(60);
@@ -197,4 +197,72 @@ pub fn live_hubspot_subscriptions(sim: &RunningSimulator, uid: &str) -> Vec<Valu
         }
     }
     out
+}
+
+/// Waits until the simulator has delivered everything it queued (retries included), then a
+/// little more, so late duplicates have had their chance to do harm.
+pub async fn deliveries_settled(sim: &hubspot_sim::RunningSimulator) {
+    eventually("webhook deliveries to settle", CONVERGED, || async {
+        (sim.admin().pending_webhook_events() == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// An Active subscription `routes` (3 vehicles) of a fresh Published listing for a fresh
+/// Tenant; returns its namespace's subscriptions and Entitlements, its HubSpot company and
+/// commerce subscription ids.
+pub async fn active_subscription(
+    client: &kube::Client,
+) -> (Api<TenantSubscription>, Api<Entitlement>, u64, String) {
+    let listing = unique_name("hooked");
+    apply(
+        &Api::<marketplace_operator::api::Listing>::all(client.clone()),
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing", "metadata": {"name": listing},
+               "spec": {"displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
+                        "category": "Operations", "lifecycle": "Published",
+                        "features": ["route_optimization", "eta_predictions"],
+                        "plans": [{"name": "standard", "displayName": "Standard",
+                                   "pricing": {"model": "PerUnit", "amount": "12.00", "currency": "USD",
+                                               "interval": "Month", "unit": "vehicle"}}]}}),
+    )
+    .await;
+    let tenant_name = unique_name("hooks");
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    apply(
+        &tenants,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": tenant_name},
+               "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
+                        "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}}}),
+    )
+    .await;
+    let namespace = eventually("the tenant namespace", CONVERGED, || async {
+        tenants.get(&tenant_name).await.ok()?.status?.namespace
+    })
+    .await;
+    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &namespace);
+    let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
+    let sub: TenantSubscription = serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+        "metadata": {"name": "routes", "namespace": namespace},
+        "spec": {"listing": listing, "plan": "standard", "quantity": 3},
+    }))
+    .expect("a TenantSubscription");
+    subs.create(&PostParams::default(), &sub)
+        .await
+        .expect("create");
+    let active = phase_of(&subs, "routes", Phase::Active).await;
+    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
+    let ids = active
+        .status
+        .as_ref()
+        .and_then(|s| s.hubspot.clone())
+        .expect("hubspot ids");
+    let company: u64 = ids
+        .company_id
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .expect("company id");
+    let subscription_id = ids.subscription_id.clone().expect("subscription id");
+    (subs, entitlements, company, subscription_id)
 }

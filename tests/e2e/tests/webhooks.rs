@@ -10,30 +10,19 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hubspot_sim::WebhookFaults;
-use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
 use marketplace_e2e::subscriptions::{
-    CONVERGED, all_entitlements, apply, condition, history, hubspot_client, phase_of,
-    webhook_simulator,
+    CONVERGED, active_subscription, all_entitlements, condition, deliveries_settled, history,
+    hubspot_client, phase_of, webhook_simulator,
 };
-use marketplace_e2e::{control_plane, eventually, unique_name};
+use marketplace_e2e::{control_plane, eventually};
+use marketplace_operator::api::EntitlementState;
 use marketplace_operator::api::conditions::types::{READY, SYNCED};
 use marketplace_operator::api::tenant_subscription::Phase;
-use marketplace_operator::api::{Entitlement, EntitlementState, Tenant, TenantSubscription};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Waits until the simulator has delivered everything it queued (retries included), then a
-/// little more, so late duplicates have had their chance to do harm.
-async fn deliveries_settled(sim: &hubspot_sim::RunningSimulator) {
-    eventually("webhook deliveries to settle", CONVERGED, || async {
-        (sim.admin().pending_webhook_events() == 0).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-}
 
 /// Deliveries the simulator made whose body mentions `needle`, with their HTTP status.
 fn deliveries_with(sim: &hubspot_sim::RunningSimulator, needle: &str) -> Vec<Option<u16>> {
@@ -124,55 +113,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
 
     // 1. A Published Instant listing, a Tenant, and an Active subscription.
-    let listing = unique_name("hooked");
-    apply(
-        &Api::<marketplace_operator::api::Listing>::all(client.clone()),
-        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing", "metadata": {"name": listing},
-               "spec": {"displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
-                        "category": "Operations", "lifecycle": "Published",
-                        "features": ["route_optimization", "eta_predictions"],
-                        "plans": [{"name": "standard", "displayName": "Standard",
-                                   "pricing": {"model": "PerUnit", "amount": "12.00", "currency": "USD",
-                                               "interval": "Month", "unit": "vehicle"}}]}}),
-    )
-    .await;
-    let tenant_name = unique_name("hooks");
-    let tenants: Api<Tenant> = Api::all(client.clone());
-    apply(
-        &tenants,
-        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": tenant_name},
-               "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
-                        "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}}}),
-    )
-    .await;
-    let namespace = eventually("the tenant namespace", CONVERGED, || async {
-        tenants.get(&tenant_name).await.ok()?.status?.namespace
-    })
-    .await;
-    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &namespace);
-    let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
-    let sub: TenantSubscription = serde_json::from_value(json!({
-        "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
-        "metadata": {"name": "routes", "namespace": namespace},
-        "spec": {"listing": listing, "plan": "standard", "quantity": 3},
-    }))
-    .expect("a TenantSubscription");
-    subs.create(&PostParams::default(), &sub)
-        .await
-        .expect("create");
-    let active = phase_of(&subs, "routes", Phase::Active).await;
-    all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
-    let ids = active
-        .status
-        .as_ref()
-        .and_then(|s| s.hubspot.clone())
-        .expect("hubspot ids");
-    let company: u64 = ids
-        .company_id
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .expect("company id");
-    let hs_sub_id = ids.subscription_id.clone().expect("subscription id");
+    let (subs, entitlements, company, hs_sub_id) = active_subscription(&client).await;
     // The creation webhook reached us and was accepted.
     eventually("the creation webhook accepted", CONVERGED, || async {
         (ctx.metrics.webhook_count("accepted") >= 1).then_some(())
