@@ -5,7 +5,7 @@
 //! the API and through the reconciler alike.
 
 use kube::api::{Api, PostParams};
-use marketplace_e2e::api_process::{api_settings, start_api};
+use marketplace_e2e::api_process::{Caller, api_settings, start_api};
 use marketplace_e2e::storefront_world::{listing, start_world};
 use marketplace_e2e::subscriptions::{CONVERGED, apply, phase_of, ready_reason};
 use marketplace_e2e::{control_plane, eventually, unique_name};
@@ -13,62 +13,6 @@ use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, Listing, TenantSubscription, WizardConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-struct Http {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Http {
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("answer");
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: Option<&str>,
-        body: Value,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await.expect("answer");
-        let status = response.status();
-        let headers = response.headers().clone();
-        (
-            status,
-            headers,
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        key: Option<&str>,
-        body: Value,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        self.send(reqwest::Method::POST, path, key, body).await
-    }
-}
 
 fn card<'a>(catalog: &'a Value, name: &str) -> Option<&'a Value> {
     catalog["items"]
@@ -147,17 +91,17 @@ async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     )
     .await;
     let http = reqwest::Client::new();
-    let as_buyer = Http {
+    let as_buyer = Caller {
         http: http.clone(),
         base: api.base.clone(),
         token: buyer,
     };
-    let as_viewer = Http {
+    let as_viewer = Caller {
         http: http.clone(),
         base: api.base.clone(),
         token: viewer,
     };
-    let as_superadmin = Http {
+    let as_superadmin = Caller {
         http,
         base: api.base.clone(),
         token: superadmin,

@@ -126,12 +126,12 @@ pub fn action(card: &Card, viewer: &Viewer) -> String {
     }
 }
 
-/// One card. Its size does not depend on its state (no layout shift when it changes).
-pub fn card_html(card: &Card, viewer: &Viewer, id_prefix: &str) -> String {
-    let (pill_words, pill_class) = pill(&card.state);
+/// A card's version and age (the version after `version_label`), and why it is locked (empty
+/// unless it is), escaped; shared by the catalog's cards and the detail page's hero.
+pub fn card_notes(card: &Card, viewer: &Viewer, version_label: &str) -> (Vec<String>, String) {
     let mut meta = Vec::new();
     if let Some(v) = &card.version {
-        meta.push(format!("v{}", escape(v)));
+        meta.push(format!("{version_label}{}", escape(v)));
     }
     if let Some(ago) = card
         .updated
@@ -141,11 +141,16 @@ pub fn card_html(card: &Card, viewer: &Viewer, id_prefix: &str) -> String {
         meta.push(ago);
     }
     let why = match &card.state {
-        CardState::Locked { message, .. } => {
-            format!("<p class=\"why\">{}</p>", escape(message))
-        }
+        CardState::Locked { message, .. } => format!("<p class=\"why\">{}</p>", escape(message)),
         _ => String::new(),
     };
+    (meta, why)
+}
+
+/// One card. Its size does not depend on its state (no layout shift when it changes).
+pub fn card_html(card: &Card, viewer: &Viewer, id_prefix: &str) -> String {
+    let (pill_words, pill_class) = pill(&card.state);
+    let (meta, why) = card_notes(card, viewer, "v");
     let pending = matches!(card.state, CardState::Pending { .. })
         .then_some(" data-pending")
         .unwrap_or_default();

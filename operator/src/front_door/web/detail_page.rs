@@ -6,10 +6,10 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::catalog_page::{Viewer, action, detail_href, disabled_button, tile};
+use super::catalog_page::{Viewer, action, card_notes, detail_href, disabled_button, tile};
 use super::html::{escape, url_part};
 use super::markdown;
-use super::words::{buy_verb, date, phase_words, pill, updated_ago};
+use super::words::{buy_verb, date, phase_words, pill};
 use crate::api::listing::{Activation, ListingType};
 use crate::api::tenant_subscription::Phase;
 use crate::api::wizard_config::WizardConfigSpec;
@@ -19,21 +19,7 @@ use crate::front_door::storefront::detail::{ListingDetail, PlanView, Subscriptio
 fn hero(detail: &ListingDetail, viewer: &Viewer) -> String {
     let card = &detail.card;
     let (pill_words, pill_class) = pill(&card.state);
-    let mut meta = Vec::new();
-    if let Some(v) = &card.version {
-        meta.push(format!("Version {}", escape(v)));
-    }
-    if let Some(ago) = card
-        .updated
-        .as_deref()
-        .and_then(|d| updated_ago(d, viewer.now))
-    {
-        meta.push(ago);
-    }
-    let why = match &card.state {
-        CardState::Locked { message, .. } => format!("<p class=\"why\">{}</p>", escape(message)),
-        _ => String::new(),
-    };
+    let (meta, why) = card_notes(card, viewer, "Version ");
     let badges: String = detail
         .security_badges
         .iter()
