@@ -1,9 +1,9 @@
 //! Alerts and the dashboard: the chart's PrometheusRule is `deploy/prometheus-rules.yaml`,
 //! `promtool check rules` accepts it and `promtool test rules` runs its unit tests (each alert
-//! fires on its failure, none on a healthy hour), every alert links a runbook section of the
-//! README, the
-//! Grafana dashboard is well formed, and every metric the rules and the dashboard query is one
-//! the operator (or the API) exports. Then Debian's Prometheus, on loopback, scrapes a running
+//! fires on its failure, none on a healthy hour), every alert names a runbook section of the
+//! chart's README (README.md's runbooks, shipped with the chart), the Grafana dashboard is well
+//! formed, and every metric the rules and the dashboard query is one the operator (or the API)
+//! exports. Then Debian's Prometheus, on loopback, scrapes a running
 //! operator (controllers against the real control plane, billing against the simulator) and a
 //! badly signed webhook makes `MarketplaceForgedWebhooks` fire.
 //!
@@ -39,6 +39,21 @@ const WRITE_RULES_ENV: &str = "MARKETPLACE_WRITE_RULES";
 /// Environment variable naming a folder with `prometheus` and `promtool`.
 const PROMETHEUS_BIN_ENV: &str = "MARKETPLACE_PROMETHEUS_BIN";
 const DASHBOARD: &str = "dashboards/marketplace.json";
+/// The chart's README: the runbooks the alerts name, shipped with every copy of the chart.
+const CHART_README: &str = "README.md";
+/// What the chart's README says before the runbooks (copied from README.md's "Runbooks").
+const CHART_README_HEAD: &str = "# The marketplace chart's runbooks
+
+<!-- Generated from README.md's \"Runbooks\" section by
+MARKETPLACE_WRITE_RULES=1 cargo test -p marketplace-e2e --test monitoring; edit README.md. -->
+
+Installing, upgrading and operating the marketplace are described in the project's README.md
+(\"Installing on a cluster\", \"Operating it\"). This file travels with the chart (`helm show
+readme`) so that the runbooks of the installed version are at hand: each alert's `runbook`
+annotation names its section below (`metrics.prometheusRule.runbookBaseUrl` turns that into a
+`runbook_url` to a copy of the README you serve).
+
+";
 
 fn helm(test: &str) -> Option<Helm> {
     match Helm::locate() {
@@ -162,32 +177,94 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
-#[test]
-fn every_alert_links_a_runbook_section_of_the_readme() {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
-    let anchors: BTreeSet<String> = readme
+/// The anchors of a Markdown file's headings.
+fn heading_anchors(markdown: &str) -> BTreeSet<String> {
+    markdown
         .lines()
         .filter_map(|l| l.strip_prefix('#'))
         .map(|l| anchor(l.trim_start_matches('#')))
-        .collect();
+        .collect()
+}
+
+/// README.md's "Runbooks" section: from its heading to the next heading of its level.
+fn readme_runbooks() -> String {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
+    let start = readme
+        .find("\n### Runbooks\n")
+        .expect("README has ### Runbooks")
+        + 1;
+    let rest = &readme[start..];
+    let end = rest[1..].find("\n### ").map_or(rest.len(), |i| i + 2);
+    format!("{}\n", rest[..end].trim_end())
+}
+
+#[test]
+fn the_charts_readme_carries_the_readmes_runbooks() {
+    let path = chart_dir().join(CHART_README);
+    let expected = format!("{CHART_README_HEAD}{}", readme_runbooks());
+    if std::env::var_os(WRITE_RULES_ENV).is_some() {
+        std::fs::write(&path, &expected).expect("write the chart's README");
+    }
+    let committed = std::fs::read_to_string(&path).expect("the chart's README");
+    assert!(
+        committed == expected,
+        "charts/marketplace/{CHART_README} is not README.md's Runbooks section: run {WRITE_RULES_ENV}=1 cargo test -p marketplace-e2e --test monitoring"
+    );
+}
+
+#[test]
+fn every_alert_names_a_runbook_section_of_the_charts_readme() {
+    let chart_readme = std::fs::read_to_string(chart_dir().join(CHART_README)).expect("README");
+    let anchors = heading_anchors(&chart_readme);
     let spec = &marketplace_e2e::yaml_documents(&workspace_root().join(RULE_FILE))[0];
     let alerts = rules(spec);
     assert!(alerts.len() >= 8, "{alerts:?}");
     for rule in alerts {
         let name = rule["alert"].as_str().expect("alert name");
-        let url = rule["annotations"]["runbook_url"]
+        let runbook = rule["annotations"]["runbook"]
             .as_str()
-            .unwrap_or_else(|| panic!("{name} has no runbook_url"));
-        let (_, fragment) = url.split_once('#').expect("the runbook URL has an anchor");
-        assert_eq!(fragment, name.to_lowercase(), "{name}: {url}");
+            .unwrap_or_else(|| panic!("{name} has no runbook annotation"));
+        let fragment = name.to_lowercase();
         assert!(
-            anchors.contains(fragment),
-            "{name}: README.md has no section #{fragment}"
+            runbook.starts_with(&format!("README.md#{fragment} of chart marketplace-")),
+            "{name}: {runbook}"
+        );
+        assert!(
+            anchors.contains(&fragment),
+            "{name}: the chart's {CHART_README} has no section #{fragment}"
         );
         for key in ["summary", "description"] {
             assert!(rule["annotations"][key].is_string(), "{name}: {key}");
         }
         assert!(rule["labels"]["severity"].is_string(), "{name}: severity");
+    }
+}
+
+#[test]
+fn a_runbook_base_url_gives_every_alert_a_runbook_url() {
+    let Some(helm) = helm("a_runbook_base_url_gives_every_alert_a_runbook_url") else {
+        return;
+    };
+    let base = "https://git.example.com/platform/marketplace-operator/blob/v0.1.0/README.md";
+    let spec = chart_rules(
+        &helm,
+        &[
+            "--set",
+            &format!("metrics.prometheusRule.runbookBaseUrl={base}"),
+        ],
+    );
+    for rule in rules(&spec) {
+        let name = rule["alert"].as_str().expect("alert name");
+        let annotations = &rule["annotations"];
+        assert_eq!(
+            annotations["runbook_url"].as_str(),
+            Some(format!("{base}#{}", name.to_lowercase()).as_str()),
+            "{name}"
+        );
+        assert!(
+            annotations.get("runbook").is_none(),
+            "{name}: {annotations}"
+        );
     }
 }
 
