@@ -420,13 +420,16 @@ mod tests {
 
     #[test]
     fn an_invoice_names_its_amount_and_lands_in_the_operators_namespace() {
-        let action = step_action(
-            "marketplace-system",
-            ActionKind::Invoice,
-            &args("acme/analytics", Some("499.00")),
-            "k1",
-        )
-        .unwrap();
+        let invoice = || {
+            step_action(
+                "marketplace-system",
+                ActionKind::Invoice,
+                &args("acme/analytics", Some("499.00")),
+                "k1",
+            )
+            .unwrap()
+        };
+        let action = invoice();
         assert_eq!(
             action.metadata.namespace.as_deref(),
             Some("marketplace-system")
@@ -436,13 +439,7 @@ mod tests {
             "tenant-acme"
         );
         assert_eq!(action.spec.invoice.unwrap().amount, "499.00");
-        let again = step_action(
-            "marketplace-system",
-            ActionKind::Invoice,
-            &args("acme/analytics", Some("499.00")),
-            "k1",
-        )
-        .unwrap();
+        let again = invoice();
         assert_eq!(
             action.metadata.name, again.metadata.name,
             "one key, one action"
