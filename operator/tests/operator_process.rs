@@ -9,15 +9,13 @@ mod process_support;
 use std::time::{Duration, Instant};
 
 use hubspot_sim::FaultKind;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use marketplace_operator::api::EntitlementState;
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::controllers::billing_audit::ORPHAN_SWEPT;
 use process_support::{
-    Env, OPERATOR_NAMESPACE, Operator, TENANT_NAMESPACE, eventually, marketplace_watches,
-    steady_marketplace_watches,
+    Env, Operator, TENANT_NAMESPACE, eventually, marketplace_watches, steady_marketplace_watches,
 };
 
 /// Converging after a restart: caches, bootstrap, then one reconcile.
@@ -342,16 +340,6 @@ async fn sigkill_at_any_point_converges_to_one_billing_record() {
     eprintln!("crash test took {:?}", started.elapsed());
 }
 
-async fn lease_holder(env: &Env, lease: &str) -> Option<String> {
-    Api::<Lease>::namespaced(env.client.clone(), OPERATOR_NAMESPACE)
-        .get_opt(lease)
-        .await
-        .ok()
-        .flatten()?
-        .spec?
-        .holder_identity
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_when_the_leader_dies_and_sigterm_exits_cleanly() {
     let started = Instant::now();
@@ -371,7 +359,7 @@ async fn a_standby_takes_over_when_the_leader_dies_and_sigterm_exits_cleanly() {
 
     let uid = env.create_subscription("first", &first_listing).await;
     assert_active(&env, "first", &uid, &first_features).await;
-    let leader = lease_holder(&env, lease).await.expect("a lease holder");
+    let leader = env.lease_holder(lease).await.expect("a lease holder");
     assert!(
         leader == "replica-a" || leader == "replica-b",
         "holder {leader:?}"
@@ -395,7 +383,7 @@ async fn a_standby_takes_over_when_the_leader_dies_and_sigterm_exits_cleanly() {
         killed.elapsed()
     );
     assert_active(&env, "second", &uid, &second_features).await;
-    let holder = lease_holder(&env, lease).await.expect("a lease holder");
+    let holder = env.lease_holder(lease).await.expect("a lease holder");
     assert_eq!(holder, survivor.name, "the lease moved to the survivor");
     assert!(survivor.running(), "the survivor still runs");
     report_takeover(survivor, killed_at);

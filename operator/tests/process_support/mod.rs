@@ -7,6 +7,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use hubspot_sim::{FaultKind, FaultRule, ObjectType, RunningSimulator, SimConfig, Simulator};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -80,6 +81,18 @@ impl Env {
     /// Control plane + CRDs + operator namespace, simulator (no search lag), one tenant whose
     /// namespace the operator `first` creates.
     pub async fn start(test: &str) -> Env {
+        Env::start_with(
+            test,
+            SimConfig {
+                search_lag_ms: 0,
+                ..SimConfig::default()
+            },
+        )
+        .await
+    }
+
+    /// Like [`Env::start`], with the simulator configured by `sim_config`.
+    pub async fn start_with(test: &str, sim_config: SimConfig) -> Env {
         let serial = SERIAL.lock().await;
         let dir = tempfile::Builder::new()
             .prefix(&format!("operator-process-{test}-"))
@@ -99,12 +112,9 @@ impl Env {
             .create(&PostParams::default(), &ns)
             .await
             .expect("operator namespace");
-        let sim = Simulator::start(SimConfig {
-            search_lag_ms: 0,
-            ..SimConfig::default()
-        })
-        .await
-        .expect("simulator starts");
+        let sim = Simulator::start(sim_config)
+            .await
+            .expect("simulator starts");
         Env {
             _serial: serial,
             sim,
@@ -113,6 +123,17 @@ impl Env {
             control_plane,
             test: test.to_string(),
         }
+    }
+
+    /// The holder of the leader Lease `lease`, if any.
+    pub async fn lease_holder(&self, lease: &str) -> Option<String> {
+        Api::<Lease>::namespaced(self.client.clone(), OPERATOR_NAMESPACE)
+            .get_opt(lease)
+            .await
+            .ok()
+            .flatten()?
+            .spec?
+            .holder_identity
     }
 
     /// The audit log of the replica `name`.
