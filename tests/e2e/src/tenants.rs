@@ -46,7 +46,8 @@ pub async fn in_app_listing(client: &Client, base: &str, features: &[&str]) -> S
     name
 }
 
-/// Grants `feature` to `tenant` in `namespace`, in `state`, as the operator would.
+/// Grants `feature` to `tenant` in `namespace`, in `state`, as the operator would (a trial
+/// with its end).
 pub async fn entitlement(
     client: &Client,
     namespace: &str,
@@ -54,12 +55,15 @@ pub async fn entitlement(
     feature: &str,
     state: &str,
 ) {
+    let mut spec = json!({"tenant": tenant, "feature": feature, "state": state,
+        "startsAt": "2026-01-01T00:00:00Z", "sourceSubscription": "route-optimization"});
+    if state == "Trialing" {
+        spec["endsAt"] = json!("2099-01-01T00:00:00Z");
+    }
     apply(
         &Api::<Entitlement>::namespaced(client.clone(), namespace),
         json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Entitlement",
-        "metadata": {"name": feature.replace('_', "-"), "namespace": namespace},
-        "spec": {"tenant": tenant, "feature": feature, "state": state,
-            "startsAt": "2026-01-01T00:00:00Z", "sourceSubscription": "route-optimization"}}),
+        "metadata": {"name": feature.replace('_', "-"), "namespace": namespace}, "spec": spec}),
     )
     .await;
 }

@@ -18,54 +18,18 @@ use marketplace_e2e::api_process::{api_settings, service_account_token, start_ap
 use marketplace_e2e::subscriptions::{
     CONVERGED, all_entitlements, apply, hubspot_client, phase_of, webhook_simulator,
 };
+use marketplace_e2e::tenants::{entitlement, in_app_listing, tenant};
 use marketplace_e2e::{
     control_plane, controllers, eventually, review_count, unique_name, workspace_root,
 };
 use marketplace_operator::api::tenant_subscription::Phase;
-use marketplace_operator::api::{
-    Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
-};
+use marketplace_operator::api::{Entitlement, EntitlementState, Listing, TenantSubscription};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const FEATURES: [&str; 3] = ["route_optimization", "eta_predictions", "gigsafe_checks"];
 const PLAN_EXTRA: &str = "fleet_reports";
-
-/// A Tenant with `viewers`, and its namespace once the operator made it.
-async fn tenant(client: &Client, viewers: Value) -> (String, String) {
-    let name = unique_name("api");
-    let tenants: Api<Tenant> = Api::all(client.clone());
-    apply(
-        &tenants,
-        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
-            "billingContact": {"name": "Ann Example", "email": "ann@acme.example"},
-            "viewers": viewers}}),
-    )
-    .await;
-    let namespace = eventually("the tenant namespace", CONVERGED, || async {
-        tenants.get(&name).await.ok()?.status?.namespace
-    })
-    .await;
-    (name, namespace)
-}
-
-async fn entitlement(client: &Client, namespace: &str, tenant: &str, feature: &str, state: &str) {
-    let mut spec = json!({"tenant": tenant, "feature": feature, "state": state,
-        "startsAt": "2026-01-01T00:00:00Z", "sourceSubscription": "route-optimization"});
-    if state == "Trialing" {
-        spec["endsAt"] = json!("2099-01-01T00:00:00Z");
-    }
-    apply(
-        &Api::<Entitlement>::namespaced(client.clone(), namespace),
-        json!({
-        "apiVersion": "marketplace.dev/v1alpha1", "kind": "Entitlement",
-        "metadata": {"name": feature.replace('_', "-"), "namespace": namespace}, "spec": spec}),
-    )
-    .await;
-}
 
 struct Caller<'a> {
     http: &'a reqwest::Client,
@@ -147,11 +111,9 @@ impl Fixture<'_> {
 
     /// A Tenant whose viewer is the portal's service account.
     async fn tenant(&self) -> (String, String) {
-        tenant(
-            &self.client,
-            json!([{"kind": "ServiceAccount", "name": "acme-portal", "namespace": self.portal}]),
-        )
-        .await
+        let portal =
+            json!([{"kind": "ServiceAccount", "name": "acme-portal", "namespace": self.portal}]);
+        tenant(&self.client, "api", json!({"viewers": portal})).await
     }
 }
 
@@ -227,7 +189,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_and_changes_reach_chec
 async fn reads(fixture: &Fixture<'_>) {
     let client = &fixture.client;
     let (a, a_ns) = fixture.tenant().await;
-    let (b, b_ns) = tenant(client, json!([])).await;
+    let (b, b_ns) = tenant(client, "api", json!({"viewers": []})).await;
     let listing = unique_name("routes");
     apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
         "kind": "Listing", "metadata": {"name": listing}, "spec": {
@@ -530,14 +492,7 @@ async fn propagation(
 ) {
     let client = &fixture.client;
     let (tenant, namespace) = fixture.tenant().await;
-    let listing = unique_name("alerts");
-    apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
-        "kind": "Listing", "metadata": {"name": listing}, "spec": {
-            "displayName": "Dispatch Alerts", "tagline": "Know first", "type": "InApp",
-            "category": "Operations", "lifecycle": "Published", "features": ALERTS,
-            "plans": [{"name": "standard", "displayName": "Standard",
-                "pricing": {"model": "Flat", "amount": "9.00", "currency": "USD", "interval": "Month"}}]}}))
-    .await;
+    let listing = in_app_listing(client, "alerts", &ALERTS).await;
     let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &namespace);
     apply(
         &subs,

@@ -8,13 +8,12 @@
 use std::time::Duration;
 
 use kube::Client;
-use kube::api::Api;
 use marketplace_e2e::api_process::{api_settings, start_api};
-use marketplace_e2e::subscriptions::{CONVERGED, apply};
+use marketplace_e2e::subscriptions::CONVERGED;
+use marketplace_e2e::tenants::{entitlement, in_app_listing, tenant};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_harness::oidc::Es256Key;
 use marketplace_harness::{OIDC_PREFIX, review_token};
-use marketplace_operator::api::{Entitlement, Listing, Tenant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -24,37 +23,12 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// A Tenant whose viewers are OIDC group `staff` and admins OIDC user `admin`, with `FEATURE`
 /// Active; returns its name once the operator has made its namespace.
 async fn tenant_with_oidc_people(client: &Client, staff: &str, admin: &str) -> String {
-    let name = unique_name("oidc");
-    let tenants: Api<Tenant> = Api::all(client.clone());
-    apply(
-        &tenants,
-        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
-            "billingContact": {"name": "Ann Example", "email": "ann@acme.example"},
-            "admins": [{"kind": "User", "name": format!("{OIDC_PREFIX}{admin}")}],
-            "viewers": [{"kind": "Group", "name": format!("{OIDC_PREFIX}{staff}")}]}}),
-    )
-    .await;
-    let namespace = eventually("the tenant namespace", CONVERGED, || async {
-        tenants.get(&name).await.ok()?.status?.namespace
-    })
-    .await;
-    apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
-        "kind": "Listing", "metadata": {"name": unique_name("routes")}, "spec": {
-            "displayName": "Route Optimization", "tagline": "Fast routes", "type": "InApp",
-            "category": "Operations", "lifecycle": "Published", "features": [FEATURE],
-            "plans": [{"name": "standard", "displayName": "Standard",
-                "pricing": {"model": "Flat", "amount": "12.00", "currency": "USD", "interval": "Month"}}]}}))
-    .await;
-    apply(
-        &Api::<Entitlement>::namespaced(client.clone(), &namespace),
-        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Entitlement",
-        "metadata": {"name": "route-optimization", "namespace": namespace},
-        "spec": {"tenant": name, "feature": FEATURE, "state": "Active",
-            "startsAt": "2026-01-01T00:00:00Z", "sourceSubscription": "route-optimization"}}),
-    )
-    .await;
+    let people = json!({
+        "admins": [{"kind": "User", "name": format!("{OIDC_PREFIX}{admin}")}],
+        "viewers": [{"kind": "Group", "name": format!("{OIDC_PREFIX}{staff}")}]});
+    let (name, namespace) = tenant(client, "oidc", people).await;
+    in_app_listing(client, "routes", &[FEATURE]).await;
+    entitlement(client, &namespace, &name, FEATURE, "Active").await;
     name
 }
 
