@@ -9,7 +9,7 @@ use std::time::Duration;
 use hubspot_sim::RunningSimulator;
 use kube::Client;
 use marketplace_harness::ControlPlane;
-use marketplace_operator::billing::{WebhookSecret, WebhookVerifier};
+use marketplace_operator::billing::{HubSpotClient, WebhookSecret, WebhookVerifier};
 use marketplace_operator::controllers::webhook_hints::RecheckMarks;
 use marketplace_operator::controllers::{self, Context, ControllerConfig, Enabled};
 use marketplace_operator::runtime::shutdown::ShutdownTrigger;
@@ -25,6 +25,23 @@ pub fn context(client: &Client, config: ControllerConfig, instance: &str) -> Con
         config,
         Some(instance.to_string()),
     )
+}
+
+/// A context (as replica `instance`, operator namespace `namespace`) billing through
+/// `hubspot` whose drift audit does not run within a test, so that webhooks alone bring
+/// HubSpot's news.
+pub fn webhooks_only(
+    client: &Client,
+    namespace: &str,
+    instance: &str,
+    hubspot: HubSpotClient,
+) -> Arc<Context> {
+    let config = ControllerConfig {
+        namespace: namespace.to_string(),
+        audit_interval: Duration::from_secs(3600),
+        ..ControllerConfig::default()
+    };
+    Arc::new(context(client, config, instance).with_billing(hubspot))
 }
 
 /// Controllers running in the background.

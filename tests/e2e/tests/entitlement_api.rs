@@ -8,7 +8,6 @@
 //! saying so is measured. One test: the controllers serve the whole cluster, so one set runs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hubspot_sim::RunningSimulator;
@@ -24,7 +23,7 @@ use marketplace_e2e::{
 };
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, EntitlementState, Listing, TenantSubscription};
-use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use marketplace_operator::controllers::Enabled;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -128,19 +127,9 @@ async fn entitlements_are_read_only_by_the_tenants_people_and_changes_reach_chec
         .expect("namespace");
     // HubSpot, the operator's webhook endpoint it delivers to, and the controllers.
     let (sim, client_secret) = webhook_simulator().await;
-    let ctx = Arc::new(
-        controllers::context(
-            &client,
-            ControllerConfig {
-                namespace: operator_namespace,
-                // No audit: the webhook alone brings the news.
-                audit_interval: Duration::from_secs(3600),
-                ..ControllerConfig::default()
-            },
-            "e2e-entitlement-api",
-        )
-        .with_billing(hubspot_client(&sim).await),
-    );
+    let hubspot = hubspot_client(&sim).await;
+    let ctx =
+        controllers::webhooks_only(&client, &operator_namespace, "e2e-entitlement-api", hubspot);
     let endpoint = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
     let running = controllers::start(ctx, Enabled::TENANTS_AND_SUBSCRIPTIONS);
 

@@ -3,9 +3,6 @@
 //! does. (Its own binary: controllers of another suite on the same control plane would act on
 //! this suite's subscriptions.)
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
 use marketplace_e2e::subscriptions::{
@@ -16,7 +13,7 @@ use marketplace_e2e::{control_plane, eventually};
 use marketplace_operator::api::EntitlementState;
 use marketplace_operator::api::conditions::types::SYNCED;
 use marketplace_operator::api::tenant_subscription::Phase;
-use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use marketplace_operator::controllers::Enabled;
 use marketplace_operator::lifecycle::billing_recheck::RECHECK_ANNOTATION;
 
 #[tokio::test]
@@ -29,20 +26,9 @@ async fn a_webhook_to_a_standby_reaches_the_leader_and_outlives_it() {
         .expect("operator namespace");
     let (sim, client_secret) = webhook_simulator().await;
     let hubspot = hubspot_client(&sim).await;
+    // No audit: only the webhooks can tell.
     let replica = |name: &str| {
-        Arc::new(
-            controllers::context(
-                &client,
-                ControllerConfig {
-                    namespace: operator_namespace.clone(),
-                    // No audit: only the webhooks can tell.
-                    audit_interval: Duration::from_secs(3600),
-                    ..ControllerConfig::default()
-                },
-                name,
-            )
-            .with_billing(hubspot.clone()),
-        )
+        controllers::webhooks_only(&client, &operator_namespace, name, hubspot.clone())
     };
     // The standby serves the webhook endpoint and runs no controller; the leader runs them and
     // receives no webhook.

@@ -6,7 +6,6 @@
 //! is refused with 401 and changes nothing.
 //! One test: the controllers serve the whole cluster, so only one set runs here.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hubspot_sim::WebhookFaults;
@@ -20,7 +19,7 @@ use marketplace_e2e::{control_plane, eventually};
 use marketplace_operator::api::EntitlementState;
 use marketplace_operator::api::conditions::types::{READY, SYNCED};
 use marketplace_operator::api::tenant_subscription::Phase;
-use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use marketplace_operator::controllers::Enabled;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -94,18 +93,12 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     let (sim, client_secret) = webhook_simulator().await;
 
     let hubspot = hubspot_client(&sim).await;
-    let ctx = Arc::new(
-        controllers::context(
-            &client,
-            ControllerConfig {
-                namespace: operator_namespace.clone(),
-                // No audit runs in this test: webhooks alone must do it.
-                audit_interval: Duration::from_secs(3600),
-                ..ControllerConfig::default()
-            },
-            "e2e-webhooks",
-        )
-        .with_billing(hubspot.clone()),
+    // No audit runs in this test: webhooks alone must do it.
+    let ctx = controllers::webhooks_only(
+        &client,
+        &operator_namespace,
+        "e2e-webhooks",
+        hubspot.clone(),
     );
     // As the operator process wires it: the endpoint marks subscriptions, the leader re-reads.
     let endpoint = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
