@@ -189,14 +189,20 @@ pub async fn deliver(record: Arc<Notification>, ctx: Arc<Context>) -> Result<Act
     let Some(notifier) = notifier(&ctx) else {
         return Ok(Action::await_change());
     };
+    let api: Api<Notification> =
+        Api::namespaced(ctx.client.clone(), &record.namespace().unwrap_or_default());
+    // Decide from the apiserver, not the cache: a reconcile queued before our last status write
+    // reached the cache would otherwise send a Sent record again.
+    let Some(record) = api.get_opt(&record.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    let record = Arc::new(record);
     let now = Timestamp::now();
     let status = record.status.clone().unwrap_or_default();
     let retry = record
         .annotations()
         .get(RETRY_ANNOTATION)
         .map(String::as_str);
-    let api: Api<Notification> =
-        Api::namespaced(ctx.client.clone(), &record.namespace().unwrap_or_default());
     match next_step(&status, retry, now) {
         DeliveryStep::Done => Ok(Action::await_change()),
         DeliveryStep::WaitUntil(at) => Ok(Action::requeue(until(now, at))),

@@ -70,7 +70,9 @@ pub fn events_of_history(
             let kind = kind_of_transition(t, needs_approval)?;
             let from = t.from.map(|p| format!("{p:?}")).unwrap_or_default();
             let to = format!("{:?}", t.to);
-            let at = t.at.0.to_string();
+            // Whole seconds: what the apiserver keeps of a time (the status just written holds
+            // nanoseconds, its next read does not; both must give the same id).
+            let at = t.at.0.as_second().to_string();
             Some(SubscriptionEvent {
                 id: stable_id("evt", &[uid, &at, &from, &to]),
                 kind,

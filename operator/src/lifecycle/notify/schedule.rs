@@ -88,7 +88,7 @@ pub fn scheduled_events(f: &ScheduleFacts<'_>, c: &ScheduleConfig) -> Vec<Subscr
                     let day = windows(from, f.now, c.overdue_every);
                     out.push(event(
                         NotificationEventKind::InvoiceOverdue,
-                        format!("{invoiced}/{day}"),
+                        format!("{}/{day}", invoiced.as_second()),
                         invoiced,
                     ));
                 }
@@ -100,7 +100,7 @@ pub fn scheduled_events(f: &ScheduleFacts<'_>, c: &ScheduleConfig) -> Vec<Subscr
                 if notice_from.is_some_and(|from| f.now >= from) && f.now < ends {
                     out.push(event(
                         NotificationEventKind::TrialEnding,
-                        ends.to_string(),
+                        ends.as_second().to_string(),
                         ends,
                     ));
                 }
@@ -116,7 +116,7 @@ pub fn scheduled_events(f: &ScheduleFacts<'_>, c: &ScheduleConfig) -> Vec<Subscr
                     let stretch = windows(from, f.now, c.idle_every);
                     out.push(event(
                         NotificationEventKind::IdleAddOn,
-                        format!("{last}/{stretch}"),
+                        format!("{}/{stretch}", last.as_second()),
                         f.now,
                     ));
                 }

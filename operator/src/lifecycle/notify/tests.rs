@@ -91,6 +91,11 @@ fn transitions_become_events_with_stable_ids() {
     );
     let again = events_of_history("uid-1", &history, true, ts("2025-01-01T00:00:00Z"));
     assert_eq!(all, again, "the same history is the same events");
+    // As written (nanoseconds) and as read back from the apiserver (seconds): the same ids.
+    let mut precise = history.clone();
+    precise[1].at = Time(ts("2026-01-01T01:00:00.123456789Z"));
+    let read_back = events_of_history("uid-1", &precise, true, ts("2025-01-01T00:00:00Z"));
+    assert_eq!(read_back[1].id, all[1].id);
     let other = events_of_history("uid-2", &history, true, ts("2025-01-01T00:00:00Z"));
     assert_ne!(all[0].id, other[0].id);
     let recent = events_of_history("uid-1", &history, true, ts("2026-03-01T00:00:00Z"));
