@@ -97,7 +97,7 @@ pub struct NotificationStatus {
     pub phase: Option<DeliveryPhase>,
     /// Attempts made (since the last retry asked for by a superadmin).
     #[serde(default)]
-    pub attempts: u32,
+    pub attempts: i32,
     /// When the next attempt is due, while Pending after a failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<Time>,

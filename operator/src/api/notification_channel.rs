@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
     shortname = "nch",
     category = "marketplace",
     printcolumn(name = "Audience", type_ = "string", json_path = ".spec.audience"),
+    printcolumn(name = "Events", type_ = "string", json_path = ".spec.events"),
+    printcolumn(name = "SMTP Host", type_ = "string", json_path = ".spec.smtp.host"),
+    printcolumn(name = "Webhook", type_ = "string", json_path = ".spec.webhook.url"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -129,7 +132,7 @@ pub struct SmtpChannel {
     pub host: String,
     /// TCP port.
     #[schemars(range(min = 1, max = 65535))]
-    pub port: u16,
+    pub port: i32,
     /// TLS on the connection.
     #[serde(default)]
     pub security: SmtpSecurity,

@@ -261,7 +261,7 @@ pub fn after_attempt(
     policy: &RetryPolicy,
     now: Timestamp,
 ) -> NotificationStatus {
-    let attempts = status.attempts + 1;
+    let attempts = status.attempts.saturating_add(1);
     let mut next = NotificationStatus {
         attempts,
         retried_for: status.retried_for.clone(),
@@ -272,14 +272,15 @@ pub fn after_attempt(
             next.phase = Some(DeliveryPhase::Sent);
             next.sent_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
         }
-        Err(error) if attempts >= policy.max_attempts => {
+        Err(error) if u32::try_from(attempts).unwrap_or(u32::MAX) >= policy.max_attempts => {
             next.phase = Some(DeliveryPhase::DeadLetter);
             next.last_error = Some(error);
         }
         Err(error) => {
             next.phase = Some(DeliveryPhase::Pending);
             next.last_error = Some(error);
-            let wait = jiff::SignedDuration::try_from(policy.delay(attempts))
+            let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
+            let wait = jiff::SignedDuration::try_from(policy.delay(failures))
                 .unwrap_or(jiff::SignedDuration::from_secs(3600));
             next.next_attempt_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 now.checked_add(wait).unwrap_or(now),

@@ -22,7 +22,7 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Destination {
     Smtp {
         host: String,
-        port: u16,
+        port: i32,
         security: SmtpSecurity,
         credentials: Option<(String, String)>,
         from: String,
@@ -85,7 +85,9 @@ pub async fn send(
                 SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
                     .map_err(|e| format!("SMTP TLS setup: {e}"))?,
             };
-            let mut builder = builder.port(*port).timeout(Some(ATTEMPT_TIMEOUT));
+            let port_number =
+                u16::try_from(*port).map_err(|_| format!("SMTP port {port} is out of range"))?;
+            let mut builder = builder.port(port_number).timeout(Some(ATTEMPT_TIMEOUT));
             if let Some((user, password)) = credentials {
                 builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
             }

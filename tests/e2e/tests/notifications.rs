@@ -371,6 +371,7 @@ async fn the_right_people_hear_of_every_step_once() {
         "webhook": hook("/down", 9)}),
     )
     .await;
+    refused_channels(&env, &smtp).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     purchase_idle_payment_failure_and_cancellation(&env, &sim, &ctx, &hubspot).await;
@@ -712,4 +713,37 @@ async fn trial(env: &Env) {
                 m
             });
     assert!(per_subject.values().all(|n| *n == 1), "{per_subject:?}");
+}
+
+/// Bad channels fail at apply, naming the field.
+async fn refused_channels(env: &Env, smtp: &Value) {
+    let channels: Api<marketplace_operator::api::NotificationChannel> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    for (spec, says) in [
+        (
+            json!({"audience": "Superadmins", "to": [OPS], "smtp": smtp,
+                "slack": {"urlSecretRef": {"name": "s"}}}),
+            "set exactly one of spec.smtp, spec.slack and spec.webhook",
+        ),
+        (
+            json!({"audience": "Tenants", "slack": {"urlSecretRef": {"name": "s"}}}),
+            "spec.audience",
+        ),
+        (json!({"audience": "Superadmins", "smtp": smtp}), "spec.to"),
+        (
+            json!({"audience": "Tasks", "webhook": {"url": "ftp://x", "signingSecretRef": {"name": "s"}}}),
+            "spec.webhook.url",
+        ),
+    ] {
+        let object = serde_json::from_value(json!({
+            "apiVersion": "marketplace.dev/v1alpha1", "kind": "NotificationChannel",
+            "metadata": {"name": unique_name("bad"), "namespace": env.namespace}, "spec": spec,
+        }))
+        .expect("a NotificationChannel");
+        let error = channels
+            .create(&PostParams::default(), &object)
+            .await
+            .expect_err("refused");
+        assert!(error.to_string().contains(says), "{says}: {error}");
+    }
 }
