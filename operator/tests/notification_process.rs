@@ -6,6 +6,7 @@
 //! - killed between the receiver's acceptance and the record (the receiver holds its answer):
 //!   after the restart it goes again, with the same `webhook-id`, which is how a receiver drops
 //!   it (the README says at-least-once, not exactly-once).
+//!
 //! Own test binary: the operator serves the whole cluster.
 
 mod process_support;
