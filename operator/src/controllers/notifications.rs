@@ -110,15 +110,20 @@ async fn record(
                 date: event.date,
                 reason: event.reason.as_deref(),
             });
+            // A broken override must not silence the message: say so, and use the built-in
+            // words (which a unit test renders for every message).
             let message = render(
                 delivery.audience,
                 event.kind,
                 &vars,
                 overrides.as_ref().expect("read above"),
             )
-            .map_err(|e| {
-                Error::InvalidObject(format!("ConfigMap {own}/{OVERRIDES_CONFIG_MAP}: {e}"))
-            })?;
+            .or_else(|error| {
+                warn!(%error, config_map = %format!("{own}/{OVERRIDES_CONFIG_MAP}"),
+                    "template override unusable; sending the built-in words");
+                render(delivery.audience, event.kind, &vars, &BTreeMap::new())
+            })
+            .map_err(|e| Error::InvalidObject(e.to_string()))?;
             let email = notifier
                 .channels
                 .store()

@@ -359,6 +359,19 @@ async fn the_right_people_hear_of_every_step_once() {
         "events": ["PaymentFailed"], "webhook": hook("/alerts", env.receivers.http)}),
     )
     .await;
+    apply(
+        &secrets,
+        json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "ops-slack", "namespace": namespace},
+        "stringData": {"url": format!("http://127.0.0.1:{}/slack", env.receivers.http)}}),
+    )
+    .await;
+    env.channel(
+        "ops-slack",
+        json!({"audience": "Superadmins", "events": ["PaymentFailed"],
+            "slack": {"urlSecretRef": {"name": "ops-slack"}}}),
+    )
+    .await;
     env.channel(
         "tasks",
         json!({"audience": "Tasks", "webhook": hook("/flaky", env.receivers.http)}),
@@ -491,6 +504,23 @@ async fn purchase_idle_payment_failure_and_cancellation(
         )
         .await;
     }
+    let slack = eventually("the Slack alert", CONVERGED, || async {
+        let received = env.received().await;
+        let texts: Vec<String> = received["hooks"]
+            .as_array()?
+            .iter()
+            .filter(|h| h["path"] == "/slack")
+            .filter_map(|h| h["payload"]["text"].as_str().map(str::to_string))
+            .filter(|t| t.contains(&about))
+            .collect();
+        (!texts.is_empty()).then_some(texts)
+    })
+    .await;
+    assert_eq!(slack.len(), 1, "{slack:?}");
+    assert!(
+        slack[0].starts_with("*Payment failed: Route Optimization"),
+        "{slack:?}"
+    );
     let alerts = env.hooks("/alerts", &about).await;
     assert_eq!(
         alerts.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),

@@ -1,7 +1,8 @@
 """The receivers of the notifications suite, on loopback: a real SMTP server (aiosmtpd) and an
 HTTP webhook receiver that verifies every request with the Standard Webhooks reference library
 (standardwebhooks). Prints {"smtp": port, "http": port} once both listen; GET /received returns
-what arrived. POST /flaky answers 500 to the first three attempts of each webhook-id, then 200.
+what arrived. POST /flaky answers 500 to the first three attempts of each webhook-id, then 200; POST /slack
+takes a Slack incoming-webhook message (unsigned).
 Exits when stdin closes (the test ends).
 
 Usage: python receivers.py WHSEC_SECRET
@@ -64,6 +65,15 @@ class Hooks(BaseHTTPRequestHandler):
         with LOCK:
             ATTEMPTS[webhook_id] = ATTEMPTS.get(webhook_id, 0) + 1
             attempt = ATTEMPTS[webhook_id]
+        if self.path == "/slack":
+            # A Slack incoming webhook: unsigned JSON with a text.
+            with LOCK:
+                HOOKS.append({"path": self.path, "id": "", "verified": True,
+                              "payload": json.loads(body or b"{}")})
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         if self.path == "/flaky" and attempt <= 3:
             self.send_response(500)
             self.send_header("content-length", "0")
