@@ -186,6 +186,13 @@ pub struct NotifyArgs {
     /// Days between idle nudges of one add-on.
     #[arg(long, env = "MARKETPLACE_IDLE_NUDGE_DAYS", default_value_t = 60.0)]
     pub idle_nudge_days: f64,
+    /// Days a Sent notification is kept (at least two days and the idle-nudge interval).
+    #[arg(
+        long,
+        env = "MARKETPLACE_NOTIFICATION_RETENTION_DAYS",
+        default_value_t = 90.0
+    )]
+    pub notification_retention_days: f64,
 }
 
 fn days(days: f64) -> Duration {
@@ -209,6 +216,7 @@ impl NotifyArgs {
                 idle_every: days(self.idle_nudge_days),
             },
             schedule_interval: days(self.notification_schedule_seconds / 86_400.0),
+            retention: days(self.notification_retention_days),
             ..crate::notify::NotifyConfig::default()
         }
     }

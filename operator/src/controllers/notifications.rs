@@ -26,7 +26,7 @@ use crate::api::notification_channel::{NotificationChannel, NotificationEventKin
 use crate::api::tenant_subscription::{TenantSubscription, TenantSubscriptionStatus};
 use crate::lifecycle::notify::schedule::ScheduleFacts;
 use crate::lifecycle::notify::{
-    DeliveryStep, SubscriptionEvent, after_attempt, events_of_history, next_step, route,
+    DeliveryStep, SubscriptionEvent, after_attempt, events_of_history, expired, next_step, route,
     scheduled_events,
 };
 use crate::notify::send::{Destination, send};
@@ -331,8 +331,24 @@ pub async fn run_schedules(ctx: Arc<Context>, stop: impl std::future::Future<Out
     }
 }
 
-/// Records the scheduled messages due at `now` for every subscription.
+/// Records the scheduled messages due at `now` for every subscription, then deletes the Sent
+/// records past their retention.
 async fn scheduled_pass(ctx: &Context, notifier: &Notifier, now: Timestamp) {
+    record_scheduled(ctx, notifier, now).await;
+    let api: Api<Notification> = Api::namespaced(ctx.client.clone(), &ctx.config.namespace);
+    let retention = notifier.config.retention();
+    for record in notifier.records.store().state() {
+        if expired(record.status.as_ref(), now, retention) {
+            match api.delete(&record.name_any(), &Default::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => warn!(%error, "could not delete a delivered notification"),
+            }
+        }
+    }
+}
+
+async fn record_scheduled(ctx: &Context, notifier: &Notifier, now: Timestamp) {
     for sub in ctx.stores.subscriptions.store().state() {
         let uid = sub.metadata.uid.clone().unwrap_or_default();
         let namespace = sub.namespace().unwrap_or_default();

@@ -289,3 +289,19 @@ pub fn after_attempt(
     }
     next
 }
+
+/// Whether an outbox record may be deleted at `now`: Sent more than `retention` ago. Pending
+/// records and dead letters stay (a superadmin deletes or retries a dead letter).
+pub fn expired(status: Option<&NotificationStatus>, now: Timestamp, retention: Duration) -> bool {
+    let Some(sent_at) = status
+        .filter(|s| s.phase == Some(DeliveryPhase::Sent))
+        .and_then(|s| s.sent_at.as_ref())
+    else {
+        return false;
+    };
+    let retention = jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX);
+    sent_at
+        .0
+        .checked_add(retention)
+        .is_ok_and(|until| now >= until)
+}

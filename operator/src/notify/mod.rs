@@ -30,6 +30,8 @@ pub struct NotifyConfig {
     pub horizon: Duration,
     /// Outbox records delivered at once.
     pub concurrency: u16,
+    /// How long Sent records are kept (see [`NotifyConfig::retention`]).
+    pub retention: Duration,
 }
 
 impl Default for NotifyConfig {
@@ -40,7 +42,19 @@ impl Default for NotifyConfig {
             schedule_interval: Duration::from_secs(3600),
             horizon: Duration::from_secs(24 * 3600),
             concurrency: 16,
+            retention: Duration::from_secs(90 * 24 * 3600),
         }
+    }
+}
+
+impl NotifyConfig {
+    /// How long Sent records are kept: at least the horizon (a deleted record of a recent
+    /// transition would be recorded and sent again) and the idle-nudge interval (the last
+    /// nudge is read from the outbox).
+    pub fn retention(&self) -> Duration {
+        self.retention
+            .max(self.horizon.saturating_mul(2))
+            .max(self.schedule.idle_every)
     }
 }
 

@@ -257,8 +257,9 @@ pub fn operator(settings: &OperatorSettings) -> Vec<Permission> {
     if settings.notifications.is_some() {
         out.push(p(Own, MARKETPLACE, "notificationchannels", &["list", "watch"], &[],
             "the NotificationChannel cache"));
-        out.push(p(Own, MARKETPLACE, "notifications", &["list", "watch", "create", "get"], &[],
-            "the outbox: its cache, a record per event and recipient, a fresh read per attempt"));
+        out.push(p(Own, MARKETPLACE, "notifications", &["list", "watch", "create", "get", "delete"], &[],
+            "the outbox: its cache, a record per event and recipient, a fresh read per attempt, \
+             Sent records deleted after their retention"));
         out.push(p(Own, MARKETPLACE, "notifications/status", &["patch"], &[],
             "delivery state of outbox records"));
         out.push(p(Own, "", "configmaps", &["get"], &[OVERRIDES_CONFIG_MAP],

@@ -322,3 +322,21 @@ fn idle_add_ons_are_nudged_at_most_every_sixty_days_and_only_if_checked_through_
     assert_eq!(kinds(&later), [K::IdleAddOn]);
     assert_ne!(first[0].id, later[0].id);
 }
+
+#[test]
+fn sent_records_expire_after_the_retention_and_dead_letters_stay() {
+    let day = Duration::from_secs(24 * 3600);
+    let sent = NotificationStatus {
+        phase: Some(DeliveryPhase::Sent),
+        sent_at: Some(Time(ts("2026-01-01T00:00:00Z"))),
+        ..NotificationStatus::default()
+    };
+    assert!(!expired(Some(&sent), ts("2026-01-30T23:59:59Z"), 30 * day));
+    assert!(expired(Some(&sent), ts("2026-01-31T00:00:00Z"), 30 * day));
+    let dead = NotificationStatus {
+        phase: Some(DeliveryPhase::DeadLetter),
+        ..sent.clone()
+    };
+    assert!(!expired(Some(&dead), ts("2027-01-01T00:00:00Z"), 30 * day));
+    assert!(!expired(None, ts("2027-01-01T00:00:00Z"), 30 * day));
+}
