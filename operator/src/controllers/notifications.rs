@@ -124,12 +124,8 @@ async fn record(
                 render(delivery.audience, event.kind, &vars, &BTreeMap::new())
             })
             .map_err(|e| Error::InvalidObject(e.to_string()))?;
-            let email = notifier
-                .channels
-                .store()
-                .state()
-                .iter()
-                .any(|c| c.name_any() == delivery.channel && c.spec.smtp.is_some());
+            // Only e-mail deliveries have a recipient address, and only e-mail carries HTML.
+            let email = delivery.recipient.is_some();
             let labels = BTreeMap::from([
                 (
                     SUBSCRIPTION_UID_LABEL.to_string(),
