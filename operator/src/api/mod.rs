@@ -9,6 +9,8 @@ pub mod catalog_source;
 pub mod conditions;
 pub mod entitlement;
 pub mod listing;
+pub mod notification;
+pub mod notification_channel;
 pub mod shared;
 pub mod subscription_action;
 pub mod tenant;
@@ -18,6 +20,8 @@ pub mod wizard_config;
 pub use catalog_source::{CatalogSource, CatalogSourceSpec, CatalogSourceStatus};
 pub use entitlement::{Entitlement, EntitlementSpec, EntitlementState};
 pub use listing::{Listing, ListingSpec};
+pub use notification::{Notification, NotificationSpec, NotificationStatus};
+pub use notification_channel::{NotificationChannel, NotificationChannelSpec};
 pub use subscription_action::{
     SubscriptionAction, SubscriptionActionSpec, SubscriptionActionStatus,
 };
@@ -45,6 +49,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         SubscriptionAction::crd(),
         Entitlement::crd(),
         CatalogSource::crd(),
+        NotificationChannel::crd(),
+        Notification::crd(),
     ]
     .into_iter()
     .map(reflow_descriptions)

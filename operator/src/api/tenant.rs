@@ -77,6 +77,24 @@ pub struct TenantSpec {
     /// A suspended tenant keeps its data, but all of its entitlements are Suspended.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspended: bool,
+    /// Who hears of the tenant's add-ons by e-mail, besides the billing contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<TenantNotifications>,
+}
+
+/// A tenant's notification settings.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantNotifications {
+    /// E-mail addresses of the tenant's admins; they receive every tenant message the billing
+    /// contact receives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub admin_emails: Vec<super::notification_channel::EmailAddress>,
+    /// No marketing messages (new listings, unused add-ons). Billing and service messages
+    /// (invoices, payments, activation, cancellation, trials) are always sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marketing_opt_out: bool,
 }
 
 /// The billing contact of a tenant.

@@ -133,11 +133,93 @@ pub struct OperatorArgs {
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+    /// Send notifications: deliver the Notification outbox over the NotificationChannels of
+    /// the operator's namespace, and record scheduled messages (needs the chart's
+    /// `notifications.enabled`, which grants the rights).
+    #[arg(long, env = "MARKETPLACE_NOTIFICATIONS")]
+    pub notifications: bool,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
     // ---- Admission webhook (flags in crate::admission::flags) ----
     #[command(flatten)]
     pub admission: crate::admission::AdmissionArgs,
     #[command(flatten)]
     pub logging: crate::runtime::logging::LogArgs,
+}
+
+/// Settings of notification delivery and schedules (days may be fractions, to shorten them).
+#[derive(Args, Debug, Clone)]
+pub struct NotifyArgs {
+    /// Delivery attempts before a notification is dead-lettered.
+    #[arg(
+        long,
+        env = "MARKETPLACE_NOTIFICATION_MAX_ATTEMPTS",
+        default_value_t = 8
+    )]
+    pub notification_max_attempts: u32,
+    /// Seconds before the second attempt; doubled after each failure (at most an hour).
+    #[arg(
+        long,
+        env = "MARKETPLACE_NOTIFICATION_RETRY_SECONDS",
+        default_value_t = 10.0
+    )]
+    pub notification_retry_seconds: f64,
+    /// Seconds between looks for scheduled messages (overdue, trial ending, idle).
+    #[arg(
+        long,
+        env = "MARKETPLACE_NOTIFICATION_SCHEDULE_SECONDS",
+        default_value_t = 3600.0
+    )]
+    pub notification_schedule_seconds: f64,
+    /// Days after the invoice before it is overdue (then reminded daily).
+    #[arg(long, env = "MARKETPLACE_INVOICE_OVERDUE_DAYS", default_value_t = 7.0)]
+    pub invoice_overdue_days: f64,
+    /// Days between overdue reminders.
+    #[arg(long, env = "MARKETPLACE_INVOICE_REMINDER_DAYS", default_value_t = 1.0)]
+    pub invoice_reminder_days: f64,
+    /// Days before a trial's end that the tenant is told.
+    #[arg(long, env = "MARKETPLACE_TRIAL_NOTICE_DAYS", default_value_t = 3.0)]
+    pub trial_notice_days: f64,
+    /// Days without a feature check after which an add-on is idle.
+    #[arg(long, env = "MARKETPLACE_IDLE_DAYS", default_value_t = 30.0)]
+    pub idle_days: f64,
+    /// Days between idle nudges of one add-on.
+    #[arg(long, env = "MARKETPLACE_IDLE_NUDGE_DAYS", default_value_t = 60.0)]
+    pub idle_nudge_days: f64,
+    /// Days a Sent notification is kept (at least two days and the idle-nudge interval).
+    #[arg(
+        long,
+        env = "MARKETPLACE_NOTIFICATION_RETENTION_DAYS",
+        default_value_t = 90.0
+    )]
+    pub notification_retention_days: f64,
+}
+
+fn days(days: f64) -> Duration {
+    Duration::from_secs_f64((days * 86_400.0).clamp(0.001, 3650.0 * 86_400.0))
+}
+
+impl NotifyArgs {
+    pub fn config(&self) -> crate::notify::NotifyConfig {
+        use crate::lifecycle::notify::{RetryPolicy, ScheduleConfig};
+        crate::notify::NotifyConfig {
+            retry: RetryPolicy {
+                max_attempts: self.notification_max_attempts.max(1),
+                first_delay: days(self.notification_retry_seconds / 86_400.0),
+                ..RetryPolicy::default()
+            },
+            schedule: ScheduleConfig {
+                overdue_after: days(self.invoice_overdue_days),
+                overdue_every: days(self.invoice_reminder_days),
+                trial_notice: days(self.trial_notice_days),
+                idle_after: days(self.idle_days),
+                idle_every: days(self.idle_nudge_days),
+            },
+            schedule_interval: days(self.notification_schedule_seconds / 86_400.0),
+            retention: days(self.notification_retention_days),
+            ..crate::notify::NotifyConfig::default()
+        }
+    }
 }
 
 impl OperatorArgs {
@@ -240,6 +322,7 @@ impl OperatorArgs {
             admission: self
                 .admission
                 .config(&self.namespace, self.platform_version.clone()),
+            notifications: self.notifications.then(|| self.notify.config()),
         })
     }
 }

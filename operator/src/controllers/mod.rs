@@ -9,6 +9,7 @@ pub mod catalog_source;
 pub mod connection_check;
 pub mod entitlements;
 pub mod news;
+pub mod notifications;
 pub mod runner;
 pub mod status;
 pub mod subscription_action;
@@ -53,6 +54,8 @@ pub struct Context {
     /// is configured).
     pub audit: crate::audit_log::AuditLog,
     pub metrics: Arc<crate::server::Metrics>,
+    /// Notifications (channels, outbox, settings); `None` when they are off.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// TenantSubscriptions reconciled at once by default. A reconcile mostly waits on HubSpot, and
@@ -160,7 +163,19 @@ impl Context {
             news: news::NewsBoard::default(),
             audit: crate::audit_log::AuditLog::disabled(),
             metrics,
+            notifier: None,
         }
+    }
+
+    /// The same context, sending notifications with `config` (starts the watches of
+    /// NotificationChannels and Notifications in the operator's namespace).
+    pub fn with_notifications(mut self, config: crate::notify::NotifyConfig) -> Self {
+        self.notifier = Some(Arc::new(crate::notify::Notifier::start(
+            &self.client,
+            &self.config.namespace,
+            config,
+        )));
+        self
     }
 
     /// The same context, recording to `audit`.
@@ -218,6 +233,8 @@ pub struct Enabled {
     pub actions: bool,
     /// The periodic HubSpot drift audit.
     pub billing_audit: bool,
+    /// Notification delivery and the scheduled messages (when the context has a notifier).
+    pub notifications: bool,
 }
 
 impl Enabled {
@@ -228,6 +245,7 @@ impl Enabled {
         subscriptions: true,
         actions: true,
         billing_audit: true,
+        notifications: true,
     };
     /// Tenants and their subscriptions: what most suites and the activation benchmark need.
     pub const TENANTS_AND_SUBSCRIPTIONS: Enabled = Enabled {
@@ -242,6 +260,7 @@ impl Enabled {
         subscriptions: false,
         actions: false,
         billing_audit: false,
+        notifications: false,
     };
 }
 
@@ -252,6 +271,10 @@ pub async fn run(ctx: Arc<Context>, enabled: Enabled, shutdown: Shutdown) {
         ctx.stores.wait_until_ready(),
         ctx.operator_stores.wait_until_ready()
     );
+    let notifier = ctx.notifier.clone().filter(|_| enabled.notifications);
+    if let Some(notifier) = &notifier {
+        notifier.wait_until_ready().await;
+    }
     let c = &ctx.config;
     let when = |on: bool, task: futures::future::BoxFuture<'static, ()>| async move {
         if on {
@@ -317,6 +340,21 @@ pub async fn run(ctx: Arc<Context>, enabled: Enabled, shutdown: Shutdown) {
             enabled.subscriptions,
             webhook_hints::run(ctx.clone(), shutdown.requested()).boxed()
         ),
+        async {
+            if let Some(notifier) = &notifier {
+                tokio::join!(
+                    run_controller(
+                        "Notification",
+                        notifications::controller(notifier),
+                        notifier.config.concurrency,
+                        notifications::deliver,
+                        ctx.clone(),
+                        shutdown.clone(),
+                    ),
+                    notifications::run_schedules(ctx.clone(), shutdown.requested()),
+                );
+            }
+        },
     );
 }
 

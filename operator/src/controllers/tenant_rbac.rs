@@ -197,6 +197,7 @@ mod tests {
                 ],
                 internal: false,
                 suspended: false,
+                notifications: None,
             },
         );
         tenant.metadata.uid = Some("uid-1".into());

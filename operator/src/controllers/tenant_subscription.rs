@@ -241,6 +241,9 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
     );
     let api: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
     apply_status_guarded(&api, sub, sub.status.as_ref(), &report.status).await?;
+    // Transitions are notified once recorded (and again attempted, idempotently, on every
+    // reconcile while they are recent: a crash here loses nothing).
+    super::notifications::record_transitions(ctx, sub, &report.status, now).await?;
     // What the webhook's re-read said is in the status now: its mark is answered.
     if let Some(mark) = news.as_ref().and_then(|n| n.recheck.as_deref()) {
         clear_recheck_mark(ctx, sub, mark).await;

@@ -14,6 +14,7 @@ pub mod actions;
 pub mod billing_drift;
 pub mod billing_recheck;
 pub mod entitlements;
+pub mod notify;
 pub mod period;
 pub mod phase;
 pub mod subscription_plan;

@@ -15,6 +15,10 @@ use crate::api::tenant_subscription::{
 };
 use crate::billing::StatusClass;
 
+/// Why a subscription is Suspended when its tenant is (not a payment problem).
+pub const TENANT_SUSPENDED_MESSAGE: &str =
+    "the tenant is suspended; its features are suspended and its data kept";
+
 /// What is known about the subscription's HubSpot billing record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BillingFact {
@@ -433,7 +437,7 @@ fn in_service(f: &SubscriptionFacts<'_>, current: Phase) -> Decision {
             Phase::Suspended,
             false,
             "TenantSuspended",
-            "the tenant is suspended; its features are suspended and its data kept",
+            TENANT_SUSPENDED_MESSAGE,
         );
         d.trial_ends_at = trial_ends;
         return d;

@@ -42,6 +42,8 @@ pub struct OperatorSettings {
     pub shutdown_grace: Duration,
     /// The validating admission webhook for TenantSubscriptions; `None`: off.
     pub admission: Option<crate::admission::AdmissionConfig>,
+    /// Notifications; `None`: off.
+    pub notifications: Option<crate::notify::NotifyConfig>,
 }
 
 /// How to reach HubSpot.
@@ -171,6 +173,9 @@ pub async fn run_with(
         let log = AuditLog::open(path)
             .map_err(|e| ProcessError::Config(format!("--audit-log {}: {e}", path.display())))?;
         context = context.with_audit_log(log);
+    }
+    if let Some(config) = settings.notifications.clone() {
+        context = context.with_notifications(config);
     }
     let ctx = Arc::new(context);
 

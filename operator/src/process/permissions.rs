@@ -15,6 +15,7 @@ use crate::controllers::billing_audit::REPORT_CONFIG_MAP;
 use crate::controllers::tenant_rbac::{
     BILLING_ADMIN_ROLE, CATALOG_READER_CLUSTER_ROLE, READER_ROLE,
 };
+use crate::notify::templates::OVERRIDES_CONFIG_MAP;
 
 /// Where a permission is needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -252,6 +253,17 @@ pub fn operator(settings: &OperatorSettings) -> Vec<Permission> {
         }
         out.push(p(Own, "", "configmaps", &["create", "patch"], &[REPORT_CONFIG_MAP],
             "the drift audit's report, server-side applied"));
+    }
+    if settings.notifications.is_some() {
+        out.push(p(Own, MARKETPLACE, "notificationchannels", &["list", "watch"], &[],
+            "the NotificationChannel cache"));
+        out.push(p(Own, MARKETPLACE, "notifications", &["list", "watch", "create", "get", "delete"], &[],
+            "the outbox: its cache, a record per event and recipient, a fresh read per attempt, \
+             Sent records deleted after their retention"));
+        out.push(p(Own, MARKETPLACE, "notifications/status", &["patch"], &[],
+            "delivery state of outbox records"));
+        out.push(p(Own, "", "configmaps", &["get"], &[OVERRIDES_CONFIG_MAP],
+            "the installation's template overrides"));
     }
     match settings.admission.as_ref().map(|a| &a.certificate) {
         None => {}

@@ -3,8 +3,8 @@
 
 use marketplace_e2e::{control_plane, kubectl, workspace_root, yaml_documents};
 use marketplace_operator::api::{
-    CatalogSource, Entitlement, Listing, SubscriptionAction, Tenant, TenantSubscription,
-    WizardConfig,
+    CatalogSource, Entitlement, Listing, NotificationChannel, SubscriptionAction, Tenant,
+    TenantSubscription, WizardConfig,
 };
 
 /// The YAML files under `folder` (recursively), sorted.
@@ -55,6 +55,7 @@ fn manifests_round_trip_through_the_rust_types() {
                 Some("SubscriptionAction") => round_trip::<SubscriptionAction>(&doc),
                 Some("Entitlement") => round_trip::<Entitlement>(&doc),
                 Some("CatalogSource") => round_trip::<CatalogSource>(&doc),
+                Some("NotificationChannel") => round_trip::<NotificationChannel>(&doc),
                 other => panic!("{}: unexpected kind {other:?}", file.display()),
             };
             assert_eq!(
@@ -153,6 +154,8 @@ async fn examples_and_catalog_apply_server_side_and_kubectl_get_marketplace_list
         "STATE",
         "catalogsource.marketplace.dev/main",
         "REVISION",
+        "notificationchannel.marketplace.dev/tenant-mail",
+        "AUDIENCE",
     ] {
         assert!(
             stdout.contains(expected),
@@ -161,7 +164,9 @@ async fn examples_and_catalog_apply_server_side_and_kubectl_get_marketplace_list
     }
 
     // Short names work as kubectl users expect.
-    for short in ["lst", "wiz", "tnt", "tsub", "sact", "ent", "csrc"] {
+    for short in [
+        "lst", "wiz", "tnt", "tsub", "sact", "ent", "csrc", "nch", "ntf",
+    ] {
         let output = kubectl(control_plane, &["get", short, "--all-namespaces"], None);
         assert!(
             output.status.success(),
