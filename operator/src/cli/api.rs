@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::front_door::read_limits::ReadLimitSettings;
-use crate::front_door::web::{Theme, WebSettings};
+use crate::front_door::web::WebSettings;
+use crate::front_door::web::theme_file::ThemeArgs;
 use crate::front_door::{ReviewCacheSettings, StreamSettings};
 use crate::process::api::ApiSettings;
 use crate::runtime::endpoint::EndpointSettings;
@@ -101,18 +102,8 @@ pub struct ApiArgs {
     /// tenant's settings must not make the API probe its own network); as the operator's flag.
     #[arg(long, env = "MARKETPLACE_PROBE_ALLOW_PRIVATE")]
     pub probe_allow_private_targets: bool,
-    /// The web UI's product name (white-label), shown in its header and titles.
-    #[arg(long, env = "MARKETPLACE_WEB_PRODUCT_NAME", default_value_t = Theme::default().product_name)]
-    pub web_product_name: String,
-    /// The web UI's brand colour, #rrggbb; white text on it must reach contrast 4.5:1.
-    #[arg(long, env = "MARKETPLACE_WEB_BRAND_COLOR", default_value_t = Theme::default().brand_color)]
-    pub web_brand_color: String,
-    /// The web UI's logo: an https:// URL or a path on the API's host.
-    #[arg(long, env = "MARKETPLACE_WEB_LOGO_URL")]
-    pub web_logo_url: Option<String>,
-    /// The web UI's footer text.
-    #[arg(long, env = "MARKETPLACE_WEB_FOOTER", default_value_t = Theme::default().footer)]
-    pub web_footer: String,
+    #[command(flatten)]
+    pub theme: ThemeArgs,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -121,14 +112,10 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
-    /// The settings (the theme as given: [`start`] refuses one that fails its checks).
+    /// The settings, with the theme of the flags alone: [`start`] reads --web-theme-file and
+    /// refuses a theme that fails its checks.
     pub fn settings(&self) -> ApiSettings {
-        let theme = Theme {
-            product_name: self.web_product_name.clone(),
-            brand_color: self.web_brand_color.clone(),
-            logo_url: self.web_logo_url.clone(),
-            footer: self.web_footer.clone(),
-        };
+        let theme = self.theme.flags_only();
         ApiSettings {
             endpoint: EndpointSettings {
                 listen: self.listen,
@@ -164,10 +151,9 @@ impl ApiArgs {
 /// Sets up logging (as the operator's) and runs the API on a multi-threaded runtime.
 pub fn start(args: ApiArgs) -> Result<(), ApiError> {
     let mut settings = args.settings();
-    settings.web.theme = settings
-        .web
+    settings.web.theme = args
         .theme
-        .checked()
+        .theme()
         .map_err(|e| ApiError::Config(e.to_string()))?;
     crate::runtime::logging::init(args.logging.log_format);
     tokio::runtime::Builder::new_multi_thread()

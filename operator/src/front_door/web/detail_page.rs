@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::catalog_page::{Viewer, action, card_notes, detail_href, disabled_button, tile};
+use super::catalog_page::{Viewer, action, card_notes, disabled_button, tile};
 use super::html::{escape, url_part};
 use super::markdown;
 use super::words::{buy_verb, date, phase_words, pill};
@@ -218,7 +218,7 @@ fn buy_panel(detail: &ListingDetail, wizard: Option<&WizardConfigSpec>, viewer: 
         out,
         "<form id=\"buy-form\" data-listing=\"{listing}\" data-confirm-url=\"{href}/confirmation\" data-note=\"{note}\"{wizard_attr}>",
         listing = escape(&card.name),
-        href = detail_href(&viewer.tenant, &card.name),
+        href = viewer.links.detail(&viewer.tenant, &card.name),
         note = escape(&note),
         wizard_attr = if wizard.is_some() { " data-wizard" } else { "" },
     );
@@ -376,8 +376,8 @@ pub fn render(
     viewer: &Viewer,
 ) -> String {
     let mut out = format!(
-        "<p class=\"crumbs\"><a href=\"/t/{}/marketplace\">All add-ons</a></p>",
-        url_part(&viewer.tenant)
+        "<p class=\"crumbs\"><a href=\"{}\">All add-ons</a></p>",
+        viewer.links.marketplace(&viewer.tenant)
     );
     out.push_str(&hero(detail, viewer));
     out.push_str(&buy_panel(detail, wizard, viewer));

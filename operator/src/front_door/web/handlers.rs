@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::catalog_page::{self, Viewer};
 use super::html::{Frame, escape, page, respond, url_part};
+use super::links::Links;
 use super::session::{self, csrf_token, session_token};
 use super::subscriptions_page::{self, ListingFacts};
 use super::{assets, detail_page};
@@ -92,6 +93,7 @@ fn frame(door: &FrontDoor, headers: &HeaderMap, scope: &TenantScope, tenant: &st
         signed_in_as: scope.caller.user.username.clone(),
         csrf_token: session_token(headers).map(|t| csrf_token(&t)),
         suspended_addons,
+        links: Links::Live,
     }
 }
 
@@ -107,6 +109,7 @@ async fn viewer(door: &FrontDoor, scope: &TenantScope, tenant: &str) -> Viewer {
             scope.tenant.spec.display_name, contact.name, contact.email
         ),
         now: Timestamp::now(),
+        links: Links::Live,
     }
 }
 
@@ -136,7 +139,7 @@ async fn index(
     Query(raw): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let here = format!("/t/{}/marketplace", url_part(&tenant));
+    let here = Links::Live.marketplace(&tenant);
     let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(refusal) => return refused_page(&door, refusal, &here),
@@ -164,7 +167,7 @@ async fn detail(
     Path((tenant, listing)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let here = catalog_page::detail_href(&tenant, &listing);
+    let here = Links::Live.detail(&tenant, &listing);
     let scope = match read_scope(&door, &headers, &tenant, ReadClass::Detail).await {
         Ok(scope) => scope,
         Err(refusal) => return refused_page(&door, refusal, &here),
@@ -247,7 +250,7 @@ async fn subscriptions(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let here = format!("/t/{}/subscriptions", url_part(&tenant));
+    let here = Links::Live.subscriptions(&tenant);
     let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(refusal) => return refused_page(&door, refusal, &here),
@@ -293,8 +296,8 @@ async fn home(State(door): State<FrontDoor>, headers: HeaderMap) -> Response {
             .unwrap_or(false)
         {
             links.push_str(&format!(
-                "<li><a href=\"/t/{}/marketplace\">{}</a></li>",
-                url_part(&name),
+                "<li><a href=\"{}\">{}</a></li>",
+                Links::Live.marketplace(&name),
                 escape(&tenant.spec.display_name)
             ));
         }

@@ -3,10 +3,12 @@
 //! little own JavaScript (embedded, like the CSS) that writes through the JSON API, listens to
 //! the entitlement stream and refreshes the parts of a page that change.
 //!
-//! - [`html`], [`words`], [`markdown`], [`theme`]: escaping, the tenant's words for states,
-//!   safe Markdown, the white-label theme. Pure.
+//! - [`html`], [`words`], [`markdown`], [`theme`], [`links`]: escaping, the tenant's words for
+//!   states, safe Markdown, the white-label theme ([`theme_file`]: from a file and flags), where
+//!   links point (the server, or a static preview's files). Pure.
 //! - [`catalog_page`], [`detail_page`], [`subscriptions_page`]: the pages, as pure functions of
-//!   plain view data (a static renderer can call them too).
+//!   plain view data; [`preview`] and [`changes_page`] render them as static files for
+//!   `marketplace catalog preview`.
 //! - [`session`]: signing in (a bearer token in an HttpOnly cookie, or a proxy's
 //!   `Authorization`), CSRF checks on every state-changing request.
 //! - [`console_page`] and [`console_handlers`]: the superadmin console (`/admin`).
@@ -14,17 +16,21 @@
 
 pub mod assets;
 pub mod catalog_page;
+pub mod changes_page;
 pub mod console_handlers;
 pub mod console_page;
 pub mod detail_page;
 pub mod handlers;
 pub mod html;
+pub mod links;
 pub mod markdown;
+pub mod preview;
 pub mod session;
 pub mod subscriptions_page;
 #[cfg(test)]
 mod tests;
 pub mod theme;
+pub mod theme_file;
 pub mod words;
 
 pub use theme::Theme;

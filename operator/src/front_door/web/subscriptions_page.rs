@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::catalog_page::{Viewer, detail_href, disabled_button};
+use super::catalog_page::{Viewer, disabled_button};
 use super::html::{escape, url_part};
 use super::words::{date, phase_words};
 use crate::api::tenant_subscription::Phase;
@@ -47,7 +47,7 @@ fn change_form(sub: &SubscriptionView, facts: &ListingFacts, viewer: &Viewer) ->
         t = url_part(&viewer.tenant),
         n = url_part(&sub.name),
         id = escape(&sub.name),
-        href = detail_href(&viewer.tenant, &sub.listing),
+        href = viewer.links.detail(&viewer.tenant, &sub.listing),
     );
     for plan in &facts.plans {
         let _ = write!(
@@ -117,8 +117,8 @@ pub fn render(
     if subscriptions.is_empty() {
         let _ = write!(
             out,
-            "<div class=\"empty\"><p>No add-ons yet.</p><a class=\"button primary\" href=\"/t/{}/marketplace\">Browse add-ons</a></div>",
-            url_part(&viewer.tenant)
+            "<div class=\"empty\"><p>No add-ons yet.</p><a class=\"button primary\" href=\"{}\">Browse add-ons</a></div>",
+            viewer.links.marketplace(&viewer.tenant)
         );
         return out;
     }
@@ -142,7 +142,7 @@ pub fn render(
             "<tr id=\"sub-{id}\" data-phase=\"{phase:?}\"><th scope=\"row\"><a href=\"{href}\">{name}</a></th><td>{plan}{qty}</td><td>{state}</td><td>{when}</td><td class=\"row-actions\">{actions}</td></tr>",
             id = escape(&sub.name),
             phase = sub.phase,
-            href = detail_href(&viewer.tenant, &sub.listing),
+            href = viewer.links.detail(&viewer.tenant, &sub.listing),
             name = escape(&facts.display_name),
             plan = escape(&plan),
             qty = if sub.quantity > 1 {

@@ -26,6 +26,7 @@ fn viewer(may_buy: bool) -> Viewer {
         may_change: may_buy,
         who_can_buy: "Only Acme's billing admins can add, change or cancel add-ons: ask Ann".into(),
         now: ts("2026-12-03T00:00:00Z"),
+        links: Default::default(),
     }
 }
 
