@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::front_door::read_limits::ReadLimitSettings;
 use crate::front_door::web::WebSettings;
+use crate::front_door::web::oidc::OidcSettings;
 use crate::front_door::web::theme_file::ThemeArgs;
 use crate::front_door::{ReviewCacheSettings, StreamSettings};
 use crate::process::api::ApiSettings;
@@ -104,6 +105,28 @@ pub struct ApiArgs {
     pub probe_allow_private_targets: bool,
     #[command(flatten)]
     pub theme: ThemeArgs,
+    /// Sign people in through this OpenID Connect issuer (authorization code + PKCE); the
+    /// cluster's apiserver must trust the same issuer with --oidc-client-id as audience.
+    #[arg(long, env = "MARKETPLACE_OIDC_ISSUER_URL", requires_all = ["oidc_client_id", "web_public_url"])]
+    pub oidc_issuer_url: Option<String>,
+    /// This UI's client id at the issuer (the ID token's audience).
+    #[arg(long, env = "MARKETPLACE_OIDC_CLIENT_ID", requires = "oidc_issuer_url")]
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret, for a confidential client (public clients use PKCE
+    /// alone).
+    #[arg(
+        long,
+        env = "MARKETPLACE_OIDC_CLIENT_SECRET_FILE",
+        requires = "oidc_issuer_url"
+    )]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// PEM CA certificates for the issuer's HTTPS certificate, besides the system's.
+    #[arg(long, env = "MARKETPLACE_OIDC_CA_FILE", requires = "oidc_issuer_url")]
+    pub oidc_ca_file: Option<PathBuf>,
+    /// This UI as browsers reach it (e.g. https://marketplace.example.com): the redirect URI
+    /// registered at the issuer is this plus /signin/oidc/callback.
+    #[arg(long, env = "MARKETPLACE_WEB_PUBLIC_URL")]
+    pub web_public_url: Option<String>,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -143,8 +166,51 @@ impl ApiArgs {
                 allow_private_targets: self.probe_allow_private_targets,
                 ..crate::connection::ProbePolicy::default()
             },
-            web: WebSettings { theme },
+            web: WebSettings { theme, oidc: None },
         }
+    }
+}
+
+impl ApiArgs {
+    /// The OIDC sign-in settings, with the secret and CA files read; errors name the flag.
+    pub fn oidc(&self) -> Result<Option<OidcSettings>, ApiError> {
+        let (Some(issuer_url), Some(client_id), Some(public_url)) = (
+            &self.oidc_issuer_url,
+            &self.oidc_client_id,
+            &self.web_public_url,
+        ) else {
+            return Ok(None);
+        };
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read_to_string(path)
+                .map_err(|e| ApiError::Config(format!("{flag} {}: {e}", path.display())))
+        };
+        if !issuer_url.starts_with("https://") {
+            return Err(ApiError::Config(format!(
+                "--oidc-issuer-url {issuer_url:?}: give the issuer's https:// URL"
+            )));
+        }
+        if !(public_url.starts_with("https://")
+            || public_url.starts_with("http://127.0.0.1")
+            || public_url.starts_with("http://localhost"))
+        {
+            return Err(ApiError::Config(format!(
+                "--web-public-url {public_url:?}: give an https:// URL (http only on loopback)"
+            )));
+        }
+        Ok(Some(OidcSettings {
+            issuer_url: issuer_url.clone(),
+            client_id: client_id.clone(),
+            client_secret: match &self.oidc_client_secret_file {
+                Some(path) => Some(read("--oidc-client-secret-file", path)?.trim().to_owned()),
+                None => None,
+            },
+            public_url: public_url.clone(),
+            ca_pem: match &self.oidc_ca_file {
+                Some(path) => Some(read("--oidc-ca-file", path)?),
+                None => None,
+            },
+        }))
     }
 }
 
@@ -155,6 +221,7 @@ pub fn start(args: ApiArgs) -> Result<(), ApiError> {
         .theme
         .theme()
         .map_err(|e| ApiError::Config(e.to_string()))?;
+    settings.web.oidc = args.oidc()?;
     crate::runtime::logging::init(args.logging.log_format);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

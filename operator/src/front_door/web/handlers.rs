@@ -34,6 +34,8 @@ pub fn routes() -> Router<FrontDoor> {
         .route("/", get(home))
         .route("/signin", get(session::sign_in_form).post(session::sign_in))
         .route("/signout", post(session::sign_out))
+        .route("/signin/oidc", get(super::oidc_flow::start))
+        .route(super::oidc::CALLBACK_PATH, get(super::oidc_flow::callback))
         .route("/web/assets/{file}", get(assets::serve))
         .route("/t/{tenant}/marketplace", get(index))
         .route("/t/{tenant}/marketplace/{listing}", get(detail))

@@ -9,6 +9,7 @@
 //! - [`catalog_page`], [`detail_page`], [`subscriptions_page`]: the pages, as pure functions of
 //!   plain view data; [`preview`] and [`changes_page`] render them as static files for
 //!   `marketplace catalog preview`.
+//! - [`oidc`] and [`oidc_flow`]: signing in through the OIDC provider (code flow + PKCE).
 //! - [`session`]: signing in (a bearer token in an HttpOnly cookie, or a proxy's
 //!   `Authorization`), CSRF checks on every state-changing request.
 //! - [`console_page`] and [`console_handlers`]: the superadmin console (`/admin`).
@@ -24,6 +25,8 @@ pub mod handlers;
 pub mod html;
 pub mod links;
 pub mod markdown;
+pub mod oidc;
+pub mod oidc_flow;
 pub mod preview;
 pub mod session;
 pub mod subscriptions_page;
@@ -39,4 +42,6 @@ pub use theme::Theme;
 #[derive(Clone, Debug, Default)]
 pub struct WebSettings {
     pub theme: Theme,
+    /// Signing in through the organisation's OIDC provider; none: tokens and proxies only.
+    pub oidc: Option<oidc::OidcSettings>,
 }
