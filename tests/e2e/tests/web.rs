@@ -10,6 +10,8 @@
 
 #[path = "web/browser.rs"]
 mod browser;
+#[path = "web/no_script.rs"]
+mod no_script;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -206,6 +208,26 @@ async fn the_storefront_in_a_real_browser() {
     let premium = unique_name("premium");
     apply(&listings, listing(&premium, json!({"displayName": "Premium Analytics", "tagline": "Reviewed before it is billed",
         "activation": "Approval", "category": "Analytics", "features": ["premium_analytics"], "heroColor": "#1e40af"}))).await;
+
+    let (plain_instant, plain_approval) = (unique_name("reports"), unique_name("audit"));
+    apply(
+        &listings,
+        listing(
+            &plain_instant,
+            json!({"displayName": "Fleet Reports",
+        "tagline": "Bought without JavaScript", "features": ["fleet_reports"]}),
+        ),
+    )
+    .await;
+    apply(
+        &listings,
+        listing(
+            &plain_approval,
+            json!({"displayName": "Audit Pack", "activation": "Approval",
+        "tagline": "Requested without JavaScript", "features": ["audit_pack"]}),
+        ),
+    )
+    .await;
 
     let mut settings = api_settings(Duration::from_secs(2), &world.operator_namespace);
     settings.probe = ProbePolicy {
@@ -425,6 +447,18 @@ async fn the_storefront_in_a_real_browser() {
         .await
         .expect("catalog page");
     wait_for_text(&browser, "main table", "Premium Analytics").await;
+
+    no_script::writes_without_javascript(
+        &base,
+        &tenant,
+        (&world.buyer, &world.superadmin),
+        (&plain_instant, &plain_approval),
+    )
+    .await;
+    eprintln!(
+        "web: writes without JavaScript done after {:?}",
+        started.elapsed()
+    );
 
     // Each page's HTML stays small (the issue asks under 100 kB).
     let http = reqwest::Client::new();

@@ -465,7 +465,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>
     })
 }
 
-async fn purchase(
+pub(crate) async fn purchase(
     State(door): State<FrontDoor>,
     Path(tenant): Path<String>,
     headers: HeaderMap,

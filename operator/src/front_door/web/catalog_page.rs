@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use jiff::Timestamp;
 
+use super::forms::FormTokens;
 use super::html::{escape, url_part};
 use super::links::Links;
 use super::theme::contrast;
@@ -22,6 +23,8 @@ pub struct Viewer {
     pub who_can_buy: String,
     pub now: Timestamp,
     pub links: Links,
+    /// The hidden fields of the page's forms (for posting without JavaScript).
+    pub form: FormTokens,
 }
 
 pub const CATEGORIES: [Category; 10] = [

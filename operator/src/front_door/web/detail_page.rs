@@ -214,13 +214,25 @@ fn buy_panel(detail: &ListingDetail, wizard: Option<&WizardConfigSpec>, viewer: 
         }
         (None, false) => "It is ready within a minute.".into(),
     };
+    // Without JavaScript the form posts to /forms (a confirmation page, then the purchase);
+    // an integration's wizard needs the script (its connection test).
+    let no_script = if wizard.is_none() && !viewer.links.is_static() {
+        format!(
+            " method=\"post\" action=\"/forms/t/{}/buy\"",
+            url_part(&viewer.tenant)
+        )
+    } else {
+        String::new()
+    };
     let _ = write!(
         out,
-        "<form id=\"buy-form\" data-listing=\"{listing}\" data-confirm-url=\"{href}/confirmation\" data-note=\"{note}\"{wizard_attr}>",
+        "<form id=\"buy-form\"{no_script} data-listing=\"{listing}\" data-confirm-url=\"{href}/confirmation\" data-note=\"{note}\"{wizard_attr}>\
+<input type=\"hidden\" name=\"listing\" value=\"{listing}\">{hidden}",
         listing = escape(&card.name),
         href = viewer.links.detail(&viewer.tenant, &card.name),
         note = escape(&note),
         wizard_attr = if wizard.is_some() { " data-wizard" } else { "" },
+        hidden = viewer.form.hidden("buy"),
     );
     out.push_str(&plan_choices(&detail.plans));
     if let Some(w) = wizard {

@@ -21,6 +21,7 @@ pub mod changes_page;
 pub mod console_handlers;
 pub mod console_page;
 pub mod detail_page;
+pub mod forms;
 pub mod handlers;
 pub mod html;
 pub mod links;

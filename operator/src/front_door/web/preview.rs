@@ -66,6 +66,7 @@ pub fn render_site(input: &PreviewInput<'_>) -> Vec<PreviewFile> {
         who_can_buy: String::new(),
         now: input.now,
         links: Links::Static,
+        form: Default::default(),
     };
     let frame = Frame {
         theme: input.theme.clone(),

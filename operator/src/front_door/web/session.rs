@@ -130,7 +130,9 @@ pub fn check_request(
 
 /// Middleware over every route: CSRF and Origin checks, then the cookie as `Authorization`.
 pub async fn authenticate(mut request: Request, next: Next) -> Response {
-    let form_checked = matches!(request.uri().path(), "/signin" | "/signout");
+    // These forms check their own `csrf` field (the body is theirs to read).
+    let path = request.uri().path();
+    let form_checked = matches!(path, "/signin" | "/signout") || path.starts_with("/forms/");
     match check_request(request.method(), request.headers(), form_checked) {
         Err(refusal) => {
             let message = match refusal {
