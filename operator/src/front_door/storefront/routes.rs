@@ -697,7 +697,7 @@ async fn patch_as_caller(
     }
 }
 
-async fn change(
+pub(crate) async fn change(
     State(door): State<FrontDoor>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
@@ -726,7 +726,7 @@ async fn change(
     }
 }
 
-async fn cancel(
+pub(crate) async fn cancel(
     State(door): State<FrontDoor>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
@@ -750,7 +750,7 @@ async fn cancel(
     }
 }
 
-async fn undo_cancel(
+pub(crate) async fn undo_cancel(
     State(door): State<FrontDoor>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,

@@ -67,6 +67,10 @@ pub fn routes() -> Router<FrontDoor> {
     Router::new()
         .route("/forms/t/{tenant}/buy", post(buy))
         .route(
+            "/forms/t/{tenant}/subscriptions/{name}",
+            post(subscription_step),
+        )
+        .route(
             "/forms/v1/admin/tenants/{tenant}/subscriptions/{name}/actions",
             post(console_step),
         )
@@ -261,4 +265,127 @@ async fn console_step(
     )
     .await;
     answered(&door, response, "/admin").await
+}
+
+#[derive(Deserialize)]
+pub struct SubscriptionForm {
+    csrf: Option<String>,
+    key: String,
+    /// `cancel` (at the end of the period), `undo` (the cancellation) or `change`.
+    op: String,
+    listing: Option<String>,
+    plan: Option<String>,
+    quantity: Option<i32>,
+    /// Set by the confirmation page: the quote (change) or `yes`.
+    confirmed: Option<String>,
+}
+
+/// `POST /forms/t/{tenant}/subscriptions/{name}`: cancel, undo or change, each after its
+/// confirmation page, then back to My subscriptions.
+async fn subscription_step(
+    State(door): State<FrontDoor>,
+    Path((tenant, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SubscriptionForm>,
+) -> Response {
+    use crate::front_door::storefront::routes::{cancel, change, undo_cancel};
+    if !csrf_ok(&headers, form.csrf.as_deref()) {
+        return csrf_refused(&door);
+    }
+    let back = Links::Live.subscriptions(&tenant);
+    let quantity = form.quantity.unwrap_or(1).max(1);
+    let path = Path((tenant.clone(), name.clone()));
+    let api = api_headers(&headers, &form.key);
+    let Some(confirmed) = &form.confirmed else {
+        let (sentence, confirmed) = match form.op.as_str() {
+            "cancel" => (
+                "Cancel this add-on at the end of the period? It stays on until then.".to_owned(),
+                "yes".to_owned(),
+            ),
+            "undo" => (
+                "Keep this add-on? Its cancellation is withdrawn and it renews as before."
+                    .to_owned(),
+                "yes".to_owned(),
+            ),
+            "change" => {
+                let (listing, plan) = (
+                    form.listing.clone().unwrap_or_default(),
+                    form.plan.clone().unwrap_or_default(),
+                );
+                match shown_plan(&door, &headers, &tenant, &listing, &plan).await {
+                    Ok(Some(plan)) => (
+                        confirmation(&plan, quantity),
+                        serde_json::to_string(&QuotedPrice::of(&plan.pricing)).unwrap_or_default(),
+                    ),
+                    Ok(None) => {
+                        return message_page(
+                            &door,
+                            StatusCode::NOT_FOUND,
+                            "Not done",
+                            "<h1>Not done</h1><p>There is no such plan.</p>",
+                        );
+                    }
+                    Err(refusal) => return answered(&door, refusal, &back).await,
+                }
+            }
+            _ => {
+                return message_page(
+                    &door,
+                    StatusCode::BAD_REQUEST,
+                    "Not done",
+                    "<h1>Not done</h1><p>Unknown action.</p>",
+                );
+            }
+        };
+        let mut fields = vec![
+            ("key", form.key.clone()),
+            ("op", form.op.clone()),
+            ("confirmed", confirmed),
+            ("quantity", quantity.to_string()),
+        ];
+        for (field, value) in [
+            ("csrf", &form.csrf),
+            ("listing", &form.listing),
+            ("plan", &form.plan),
+        ] {
+            if let Some(value) = value {
+                fields.push((field, value.clone()));
+            }
+        }
+        let action = format!(
+            "/forms/t/{}/subscriptions/{}",
+            url_part(&tenant),
+            url_part(&name)
+        );
+        return message_page(
+            &door,
+            StatusCode::OK,
+            "Confirm",
+            &confirm_page_main(&action, &sentence, &fields, &back),
+        );
+    };
+    let response = match form.op.as_str() {
+        "cancel" => {
+            cancel(
+                State(door.clone()),
+                path,
+                api,
+                Bytes::from(r#"{"effective":"EndOfPeriod"}"#),
+            )
+            .await
+        }
+        "undo" => undo_cancel(State(door.clone()), path, api).await,
+        _ => {
+            let quote: Option<Value> = serde_json::from_str(confirmed).ok();
+            let body = json!({"plan": form.plan, "quantity": quantity, "confirmedPrice": quote});
+            change(
+                State(door.clone()),
+                path,
+                api,
+                Bytes::from(body.to_string()),
+            )
+            .await
+        }
+    };
+    answered(&door, response, &back).await
 }

@@ -42,8 +42,11 @@ fn when(sub: &SubscriptionView) -> String {
 
 fn change_form(sub: &SubscriptionView, facts: &ListingFacts, viewer: &Viewer) -> String {
     let mut out = format!(
-        "<details class=\"change\"><summary>Change plan or quantity</summary><form data-change=\"/v1/tenants/{t}/subscriptions/{n}\" data-confirm-url=\"{href}/confirmation\">\
+        "<details class=\"change\"><summary>Change plan or quantity</summary><form method=\"post\" action=\"/forms/t/{t}/subscriptions/{n}\" data-change=\"/v1/tenants/{t}/subscriptions/{n}\" data-confirm-url=\"{href}/confirmation\">\
+<input type=\"hidden\" name=\"op\" value=\"change\"><input type=\"hidden\" name=\"listing\" value=\"{listing}\">{hidden}\
 <label for=\"plan-{id}\">Plan</label><select id=\"plan-{id}\" name=\"plan\">",
+        listing = escape(&sub.listing),
+        hidden = viewer.form.hidden(&format!("change-{}", sub.name)),
         t = url_part(&viewer.tenant),
         n = url_part(&sub.name),
         id = escape(&sub.name),
@@ -91,9 +94,19 @@ fn actions(sub: &SubscriptionView, facts: &ListingFacts, viewer: &Viewer) -> Str
         };
         return disabled_button(what, &viewer.who_can_buy);
     }
+    // Without JavaScript each button posts its form (a confirmation page, then the change).
+    let form = |op: &str| {
+        format!(
+            "<form class=\"inline\" method=\"post\" action=\"/forms/t/{}/subscriptions/{}\"><input type=\"hidden\" name=\"op\" value=\"{op}\">{}",
+            url_part(&viewer.tenant),
+            url_part(&sub.name),
+            viewer.form.hidden(&format!("{op}-{}", sub.name))
+        )
+    };
     if sub.cancellation.is_some() {
         return format!(
-            "<button type=\"button\" data-call=\"DELETE {cancel_url}\" data-confirm=\"Keep {name}? Its cancellation is withdrawn and it renews as before.\">Undo cancellation</button>"
+            "{}<button type=\"submit\" data-call=\"DELETE {cancel_url}\" data-confirm=\"Keep {name}? Its cancellation is withdrawn and it renews as before.\">Undo cancellation</button></form>",
+            form("undo")
         );
     }
     let end = sub
@@ -101,8 +114,9 @@ fn actions(sub: &SubscriptionView, facts: &ListingFacts, viewer: &Viewer) -> Str
         .map(|e| format!(" It stays on until {}.", date(e)))
         .unwrap_or_default();
     format!(
-        "<button type=\"button\" data-call=\"POST {cancel_url}\" data-body='{{\"effective\":\"EndOfPeriod\"}}' \
-data-confirm=\"Cancel {name} at the end of the period?{end}\">Cancel at end of period</button>{}",
+        "{}<button type=\"submit\" data-call=\"POST {cancel_url}\" data-body='{{\"effective\":\"EndOfPeriod\"}}' \
+data-confirm=\"Cancel {name} at the end of the period?{end}\">Cancel at end of period</button></form>{}",
+        form("cancel"),
         change_form(sub, facts, viewer)
     )
 }

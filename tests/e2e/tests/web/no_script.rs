@@ -1,6 +1,7 @@
 //! The storefront's writes without JavaScript: a plain HTTP client does what a browser with
 //! scripts off does: signs in with the form, posts the buy form (then its confirmation page),
-//! follows each Post/Redirect/Get, and a superadmin posts a console step. A resubmitted form
+//! follows each Post/Redirect/Get, cancels and undoes from My subscriptions, and a superadmin
+//! posts a console step. A resubmitted form
 //! buys once; a form without the session's CSRF token is refused.
 
 use std::time::Duration;
@@ -228,6 +229,43 @@ pub async fn writes_without_javascript(
         1,
         "bought once"
     );
+
+    // Cancel at the end of the period, then undo, from My subscriptions (each confirmed).
+    let subscription = eventually("the purchase active", Duration::from_secs(20), || async {
+        let subs = subscriptions_to(base, buyer_token, tenant, instant).await;
+        (subs[0]["phase"] == "Active").then(|| subs[0]["name"].as_str().map(str::to_owned))?
+    })
+    .await;
+    for (op, cancelled) in [("cancel", true), ("undo", false)] {
+        let page = buyer.page(&format!("/t/{tenant}/subscriptions")).await;
+        let (action, hidden) = form(
+            &page,
+            &format!(
+                "class=\"inline\" method=\"post\" action=\"/forms/t/{tenant}/subscriptions/{subscription}\""
+            ),
+        );
+        assert!(
+            hidden.contains(&("op".to_owned(), op.to_owned())),
+            "{hidden:?}"
+        );
+        let (status, _, confirm) = buyer.post(&action, &hidden).await;
+        assert_eq!(status, StatusCode::OK, "{confirm}");
+        let (action, confirmed) = form(&confirm, "method=\"post\"");
+        let (status, location, body) = buyer.post(&action, &confirmed).await;
+        assert_eq!(
+            (status, location.as_str()),
+            (
+                StatusCode::SEE_OTHER,
+                format!("/t/{tenant}/subscriptions").as_str()
+            ),
+            "{op}: {body}"
+        );
+        eventually(op, Duration::from_secs(20), || async {
+            let subs = subscriptions_to(base, buyer_token, tenant, instant).await;
+            (subs[0].get("cancellation").is_some_and(|c| !c.is_null()) == cancelled).then_some(())
+        })
+        .await;
+    }
 
     buy(&buyer, tenant, approval).await;
     let requested = subscriptions_to(base, buyer_token, tenant, approval).await;

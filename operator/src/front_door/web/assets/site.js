@@ -218,7 +218,8 @@
     document.querySelectorAll("form[data-change]:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindChange(f); });
     document.querySelectorAll("button[data-call]:not([data-bound])").forEach(function (b) {
       b.dataset.bound = "1";
-      b.addEventListener("click", function () {
+      b.addEventListener("click", function (ev) {
+        ev.preventDefault(); // the form posts only without this script
         var parts = b.dataset.call.split(" ");
         confirmWith(b.dataset.confirm || "Are you sure?").then(function (yes) {
           if (!yes) return;
