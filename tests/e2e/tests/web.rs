@@ -187,6 +187,8 @@ async fn the_storefront_in_a_real_browser() {
             "secretFields": ["apiKey"],
             "testConnection": {"method": "GET", "urlTemplate": format!("https://127.0.0.1:{service_port}/v3/company/{{{{realmId}}}}"),
                                "headersTemplate": {"Authorization": "Bearer {{apiKey}}"}},
+            "fieldMapping": {"sources": [{"name": "customer_email", "label": "Customer email"}],
+                "targets": [{"name": "email", "label": "Email"}], "required": ["email"]},
             "billingConfirmation": "QuickBooks sync is billed monthly with your subscription."}})).await;
     let integration = unique_name("quickbooks");
     apply(&listings, listing(&integration, json!({"displayName": "QuickBooks Sync", "tagline": "Invoices to your books",
@@ -328,6 +330,12 @@ async fn the_storefront_in_a_real_browser() {
         .await
         .expect("type");
     key_field.send_keys("wrong-key-000000").await.expect("type");
+    // The required mapping is chosen first: the form checks it before any test.
+    wait_for(&browser, "#map-email")
+        .await
+        .select_by_value("customer_email")
+        .await
+        .expect("map the email field");
     click(&browser, "#test-connection").await;
     wait_for_text(&browser, "#test-result", "Connection failed").await;
     assert!(
@@ -381,6 +389,8 @@ async fn the_storefront_in_a_real_browser() {
     wait_for_text(&browser, "#confirm-text", "at the end of the period").await;
     click(&browser, "#confirm-ok").await;
     wait_for(&browser, "button[data-call^=DELETE]").await;
+    // The integration's field mapping was kept and is shown back.
+    wait_for_text(&browser, ".mapping-note", "email ← customer_email").await;
     browser::screenshot(&browser, "subscriptions").await;
 
     // A superadmin walks a request up the ladder while the tenant's page follows. The console

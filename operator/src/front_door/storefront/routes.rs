@@ -27,7 +27,9 @@ use super::purchase::{
     CONFIRMED_ANNOTATION, IDEMPOTENCY_KEY_ANNOTATION, Purchase, PurchaseRefusal, PurchaseRequest,
     REQUEST_HASH_ANNOTATION, decide_purchase, request_hash, subscription_name, valid_key,
 };
-use super::wizard::{WizardTestRequest, check_settings, invalid_settings_body, test_result_body};
+use super::wizard::{
+    WizardTestRequest, check_mapping, check_settings, invalid_settings_body, test_result_body,
+};
 use crate::api::tenant::Tenant;
 use crate::api::tenant_subscription::TenantSubscription;
 use crate::api::wizard_config::WizardConfig;
@@ -538,6 +540,15 @@ pub(crate) async fn purchase(
                 axum::Json(invalid_settings_body(&e)),
             )
                 .into_response();
+        }
+        let mapping = request.field_mapping.clone().unwrap_or_default();
+        if let Err((field, why)) = check_mapping(&wizard.spec, &mapping) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "FieldMappingInvalid",
+                Some(&field),
+                &why,
+            );
         }
     }
     let mut object = TenantSubscription::new(&name, purchase.spec.clone());

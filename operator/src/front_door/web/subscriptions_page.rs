@@ -121,6 +121,22 @@ data-confirm=\"Cancel {name} at the end of the period?{end}\">Cancel at end of p
     )
 }
 
+/// An integration's field mapping as the tenant chose it ("Synced fields: target ← source").
+pub fn mapping_note(sub: &SubscriptionView) -> String {
+    if sub.field_mapping.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = sub
+        .field_mapping
+        .iter()
+        .map(|(target, source)| format!("{} ← {}", escape(target), escape(source)))
+        .collect();
+    format!(
+        "<small class=\"mapping-note\">Synced fields: {}</small>",
+        pairs.join(", ")
+    )
+}
+
 /// The page's content: the tenant's subscriptions, newest first.
 pub fn render(
     subscriptions: &[SubscriptionView],
@@ -153,12 +169,13 @@ pub fn render(
             .unwrap_or_else(|| sub.plan.clone());
         let _ = write!(
             out,
-            "<tr id=\"sub-{id}\" data-phase=\"{phase:?}\"><th scope=\"row\"><a href=\"{href}\">{name}</a></th><td>{plan}{qty}</td><td>{state}</td><td>{when}</td><td class=\"row-actions\">{actions}</td></tr>",
+            "<tr id=\"sub-{id}\" data-phase=\"{phase:?}\"><th scope=\"row\"><a href=\"{href}\">{name}</a></th><td>{plan}{qty}{mapping}</td><td>{state}</td><td>{when}</td><td class=\"row-actions\">{actions}</td></tr>",
             id = escape(&sub.name),
             phase = sub.phase,
             href = viewer.links.detail(&viewer.tenant, &sub.listing),
             name = escape(&facts.display_name),
             plan = escape(&plan),
+            mapping = mapping_note(sub),
             qty = if sub.quantity > 1 {
                 format!(" × {}", sub.quantity)
             } else {
