@@ -86,6 +86,10 @@ pub struct Connection {
     /// Secret in the subscription's namespace holding the connection settings, one key per
     /// property of the WizardConfig's connection schema.
     pub secret_ref: SecretRef,
+    /// The field mapping the tenant chose in the wizard: target field name to source field name
+    /// (the WizardConfig's `fieldMapping` targets and sources); shown back on Manage.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub field_mapping: std::collections::BTreeMap<String, String>,
 }
 
 /// A tenant's request to cancel.

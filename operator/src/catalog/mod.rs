@@ -1,6 +1,7 @@
 //! Catalog as code: reading catalog files (from a folder or a git revision), linting them with
 //! the same rules everywhere (PR CI, pre-commit, the operator), and applying them.
 
+pub mod diff;
 pub mod document;
 pub mod git;
 pub mod lint;

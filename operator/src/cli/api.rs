@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::front_door::read_limits::ReadLimitSettings;
-use crate::front_door::web::{Theme, WebSettings};
+use crate::front_door::web::WebSettings;
+use crate::front_door::web::oidc::OidcSettings;
+use crate::front_door::web::theme_file::ThemeArgs;
 use crate::front_door::{ReviewCacheSettings, StreamSettings};
 use crate::process::api::ApiSettings;
 use crate::runtime::endpoint::EndpointSettings;
@@ -101,18 +103,30 @@ pub struct ApiArgs {
     /// tenant's settings must not make the API probe its own network); as the operator's flag.
     #[arg(long, env = "MARKETPLACE_PROBE_ALLOW_PRIVATE")]
     pub probe_allow_private_targets: bool,
-    /// The web UI's product name (white-label), shown in its header and titles.
-    #[arg(long, env = "MARKETPLACE_WEB_PRODUCT_NAME", default_value_t = Theme::default().product_name)]
-    pub web_product_name: String,
-    /// The web UI's brand colour, #rrggbb; white text on it must reach contrast 4.5:1.
-    #[arg(long, env = "MARKETPLACE_WEB_BRAND_COLOR", default_value_t = Theme::default().brand_color)]
-    pub web_brand_color: String,
-    /// The web UI's logo: an https:// URL or a path on the API's host.
-    #[arg(long, env = "MARKETPLACE_WEB_LOGO_URL")]
-    pub web_logo_url: Option<String>,
-    /// The web UI's footer text.
-    #[arg(long, env = "MARKETPLACE_WEB_FOOTER", default_value_t = Theme::default().footer)]
-    pub web_footer: String,
+    #[command(flatten)]
+    pub theme: ThemeArgs,
+    /// Sign people in through this OpenID Connect issuer (authorization code + PKCE); the
+    /// cluster's apiserver must trust the same issuer with --oidc-client-id as audience.
+    #[arg(long, env = "MARKETPLACE_OIDC_ISSUER_URL", requires_all = ["oidc_client_id", "web_public_url"])]
+    pub oidc_issuer_url: Option<String>,
+    /// This UI's client id at the issuer (the ID token's audience).
+    #[arg(long, env = "MARKETPLACE_OIDC_CLIENT_ID", requires = "oidc_issuer_url")]
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret, for a confidential client (public clients use PKCE
+    /// alone).
+    #[arg(
+        long,
+        env = "MARKETPLACE_OIDC_CLIENT_SECRET_FILE",
+        requires = "oidc_issuer_url"
+    )]
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// PEM CA certificates for the issuer's HTTPS certificate, besides the system's.
+    #[arg(long, env = "MARKETPLACE_OIDC_CA_FILE", requires = "oidc_issuer_url")]
+    pub oidc_ca_file: Option<PathBuf>,
+    /// This UI as browsers reach it (e.g. https://marketplace.example.com): the redirect URI
+    /// registered at the issuer is this plus /signin/oidc/callback.
+    #[arg(long, env = "MARKETPLACE_WEB_PUBLIC_URL")]
+    pub web_public_url: Option<String>,
     /// Seconds a shutdown may take before the process exits anyway.
     #[arg(long, env = "MARKETPLACE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -121,14 +135,10 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
-    /// The settings (the theme as given: [`start`] refuses one that fails its checks).
+    /// The settings, with the theme of the flags alone: [`start`] reads --web-theme-file and
+    /// refuses a theme that fails its checks.
     pub fn settings(&self) -> ApiSettings {
-        let theme = Theme {
-            product_name: self.web_product_name.clone(),
-            brand_color: self.web_brand_color.clone(),
-            logo_url: self.web_logo_url.clone(),
-            footer: self.web_footer.clone(),
-        };
+        let theme = self.theme.flags_only();
         ApiSettings {
             endpoint: EndpointSettings {
                 listen: self.listen,
@@ -156,19 +166,62 @@ impl ApiArgs {
                 allow_private_targets: self.probe_allow_private_targets,
                 ..crate::connection::ProbePolicy::default()
             },
-            web: WebSettings { theme },
+            web: WebSettings { theme, oidc: None },
         }
+    }
+}
+
+impl ApiArgs {
+    /// The OIDC sign-in settings, with the secret and CA files read; errors name the flag.
+    pub fn oidc(&self) -> Result<Option<OidcSettings>, ApiError> {
+        let (Some(issuer_url), Some(client_id), Some(public_url)) = (
+            &self.oidc_issuer_url,
+            &self.oidc_client_id,
+            &self.web_public_url,
+        ) else {
+            return Ok(None);
+        };
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read_to_string(path)
+                .map_err(|e| ApiError::Config(format!("{flag} {}: {e}", path.display())))
+        };
+        if !issuer_url.starts_with("https://") {
+            return Err(ApiError::Config(format!(
+                "--oidc-issuer-url {issuer_url:?}: give the issuer's https:// URL"
+            )));
+        }
+        if !(public_url.starts_with("https://")
+            || public_url.starts_with("http://127.0.0.1")
+            || public_url.starts_with("http://localhost"))
+        {
+            return Err(ApiError::Config(format!(
+                "--web-public-url {public_url:?}: give an https:// URL (http only on loopback)"
+            )));
+        }
+        Ok(Some(OidcSettings {
+            issuer_url: issuer_url.clone(),
+            client_id: client_id.clone(),
+            client_secret: match &self.oidc_client_secret_file {
+                Some(path) => Some(read("--oidc-client-secret-file", path)?.trim().to_owned()),
+                None => None,
+            },
+            public_url: public_url.clone(),
+            ca_pem: match &self.oidc_ca_file {
+                Some(path) => Some(read("--oidc-ca-file", path)?),
+                None => None,
+            },
+        }))
     }
 }
 
 /// Sets up logging (as the operator's) and runs the API on a multi-threaded runtime.
 pub fn start(args: ApiArgs) -> Result<(), ApiError> {
     let mut settings = args.settings();
-    settings.web.theme = settings
-        .web
+    settings.web.theme = args
         .theme
-        .checked()
+        .theme()
         .map_err(|e| ApiError::Config(e.to_string()))?;
+    settings.web.oidc = args.oidc()?;
     crate::runtime::logging::init(args.logging.log_format);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -23,6 +23,9 @@ pub enum CatalogCommand {
         #[arg(long, default_value = "catalog/schemas")]
         output_dir: PathBuf,
     },
+    /// Render the storefront pages of a catalog folder as static HTML (index, each listing's
+    /// page, `changes.html` against --base), for reviewing a pull request in a browser.
+    Preview(super::catalog_preview::PreviewArgs),
 }
 
 #[derive(Args, Debug)]
@@ -44,6 +47,7 @@ pub fn run(command: CatalogCommand) -> Result<(), CliError> {
     match command {
         CatalogCommand::Lint(args) => run_lint(&args),
         CatalogCommand::Schema { output_dir } => write_schemas(&output_dir),
+        CatalogCommand::Preview(args) => super::catalog_preview::run(&args),
     }
 }
 
@@ -81,7 +85,7 @@ fn run_lint(args: &LintArgs) -> Result<(), CliError> {
 }
 
 /// Adds the catalog files at `path` (a file, or a folder searched recursively) to `files`.
-fn collect(path: &Path, files: &mut Vec<SourceFile>) -> Result<(), CliError> {
+pub(super) fn collect(path: &Path, files: &mut Vec<SourceFile>) -> Result<(), CliError> {
     let metadata = std::fs::metadata(path).map_err(|source| CliError::Read {
         path: path.to_owned(),
         source,
@@ -189,7 +193,7 @@ fn context(scopes: &[PathBuf], linted: &[SourceFile]) -> Result<Vec<SourceFile>,
 }
 
 /// The catalog files of `scopes` at `revision`, with paths spelled like the current ones.
-fn base_files(scopes: &[PathBuf], revision: &str) -> Result<Vec<SourceFile>, CliError> {
+pub(super) fn base_files(scopes: &[PathBuf], revision: &str) -> Result<Vec<SourceFile>, CliError> {
     let mut files = Vec::new();
     for scope in scopes {
         let repo = git::open_containing(scope).map_err(|source| CliError::Git { source })?;

@@ -4,6 +4,7 @@ pub mod api;
 pub mod api_key;
 pub mod audit;
 pub mod catalog;
+pub mod catalog_preview;
 pub mod crds;
 pub mod drift;
 pub mod openapi;

@@ -10,6 +10,8 @@
 
 #[path = "web/browser.rs"]
 mod browser;
+#[path = "web/no_script.rs"]
+mod no_script;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -185,6 +187,8 @@ async fn the_storefront_in_a_real_browser() {
             "secretFields": ["apiKey"],
             "testConnection": {"method": "GET", "urlTemplate": format!("https://127.0.0.1:{service_port}/v3/company/{{{{realmId}}}}"),
                                "headersTemplate": {"Authorization": "Bearer {{apiKey}}"}},
+            "fieldMapping": {"sources": [{"name": "customer_email", "label": "Customer email"}],
+                "targets": [{"name": "email", "label": "Email"}], "required": ["email"]},
             "billingConfirmation": "QuickBooks sync is billed monthly with your subscription."}})).await;
     let integration = unique_name("quickbooks");
     apply(&listings, listing(&integration, json!({"displayName": "QuickBooks Sync", "tagline": "Invoices to your books",
@@ -206,6 +210,26 @@ async fn the_storefront_in_a_real_browser() {
     let premium = unique_name("premium");
     apply(&listings, listing(&premium, json!({"displayName": "Premium Analytics", "tagline": "Reviewed before it is billed",
         "activation": "Approval", "category": "Analytics", "features": ["premium_analytics"], "heroColor": "#1e40af"}))).await;
+
+    let (plain_instant, plain_approval) = (unique_name("reports"), unique_name("audit"));
+    apply(
+        &listings,
+        listing(
+            &plain_instant,
+            json!({"displayName": "Fleet Reports",
+        "tagline": "Bought without JavaScript", "features": ["fleet_reports"]}),
+        ),
+    )
+    .await;
+    apply(
+        &listings,
+        listing(
+            &plain_approval,
+            json!({"displayName": "Audit Pack", "activation": "Approval",
+        "tagline": "Requested without JavaScript", "features": ["audit_pack"]}),
+        ),
+    )
+    .await;
 
     let mut settings = api_settings(Duration::from_secs(2), &world.operator_namespace);
     settings.probe = ProbePolicy {
@@ -306,6 +330,12 @@ async fn the_storefront_in_a_real_browser() {
         .await
         .expect("type");
     key_field.send_keys("wrong-key-000000").await.expect("type");
+    // The required mapping is chosen first: the form checks it before any test.
+    wait_for(&browser, "#map-email")
+        .await
+        .select_by_value("customer_email")
+        .await
+        .expect("map the email field");
     click(&browser, "#test-connection").await;
     wait_for_text(&browser, "#test-result", "Connection failed").await;
     assert!(
@@ -359,6 +389,8 @@ async fn the_storefront_in_a_real_browser() {
     wait_for_text(&browser, "#confirm-text", "at the end of the period").await;
     click(&browser, "#confirm-ok").await;
     wait_for(&browser, "button[data-call^=DELETE]").await;
+    // The integration's field mapping was kept and is shown back.
+    wait_for_text(&browser, ".mapping-note", "email ← customer_email").await;
     browser::screenshot(&browser, "subscriptions").await;
 
     // A superadmin walks a request up the ladder while the tenant's page follows. The console
@@ -425,6 +457,18 @@ async fn the_storefront_in_a_real_browser() {
         .await
         .expect("catalog page");
     wait_for_text(&browser, "main table", "Premium Analytics").await;
+
+    no_script::writes_without_javascript(
+        &base,
+        &tenant,
+        (&world.buyer, &world.superadmin),
+        (&plain_instant, &plain_approval),
+    )
+    .await;
+    eprintln!(
+        "web: writes without JavaScript done after {:?}",
+        started.elapsed()
+    );
 
     // Each page's HTML stays small (the issue asks under 100 kB).
     let http = reqwest::Client::new();

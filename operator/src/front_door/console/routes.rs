@@ -157,7 +157,7 @@ pub fn new_action(
     action
 }
 
-async fn take_action(
+pub(crate) async fn take_action(
     State(door): State<FrontDoor>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,

@@ -48,6 +48,9 @@ pub struct SubscriptionView {
     pub cancellation: Option<CancellationRequest>,
     /// Phase changes, oldest first.
     pub history: Vec<StepView>,
+    /// An integration's field mapping: target field to source field.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub field_mapping: std::collections::BTreeMap<String, String>,
 }
 
 /// One phase change.
@@ -73,6 +76,12 @@ pub fn subscription_view(sub: &TenantSubscription) -> SubscriptionView {
         trial_ends_at: status.trial_ends_at.map(|t| t.0),
         current_period_end: status.current_period_end.map(|t| t.0),
         cancellation: sub.spec.cancellation.clone(),
+        field_mapping: sub
+            .spec
+            .connection
+            .as_ref()
+            .map(|c| c.field_mapping.clone())
+            .unwrap_or_default(),
         history: status
             .history
             .iter()

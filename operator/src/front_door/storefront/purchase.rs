@@ -41,6 +41,10 @@ pub struct PurchaseRequest {
     /// An integration's connection settings (the wizard's fields), stored in a Secret.
     #[serde(default)]
     pub connection: Option<BTreeMap<String, String>>,
+    /// An integration's field mapping (target field to source field), checked against the
+    /// wizard's `fieldMapping` and kept in `spec.connection.fieldMapping`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_mapping: Option<BTreeMap<String, String>>,
 }
 
 fn one() -> i32 {
@@ -139,6 +143,7 @@ pub fn decide_purchase(
             secret_ref: SecretRef {
                 name: secret_name.clone(),
             },
+            field_mapping: request.field_mapping.clone().unwrap_or_default(),
         }),
         cancellation: None,
     };

@@ -27,7 +27,9 @@ use super::purchase::{
     CONFIRMED_ANNOTATION, IDEMPOTENCY_KEY_ANNOTATION, Purchase, PurchaseRefusal, PurchaseRequest,
     REQUEST_HASH_ANNOTATION, decide_purchase, request_hash, subscription_name, valid_key,
 };
-use super::wizard::{WizardTestRequest, check_settings, invalid_settings_body, test_result_body};
+use super::wizard::{
+    WizardTestRequest, check_mapping, check_settings, invalid_settings_body, test_result_body,
+};
 use crate::api::tenant::Tenant;
 use crate::api::tenant_subscription::TenantSubscription;
 use crate::api::wizard_config::WizardConfig;
@@ -465,7 +467,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>
     })
 }
 
-async fn purchase(
+pub(crate) async fn purchase(
     State(door): State<FrontDoor>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
@@ -538,6 +540,15 @@ async fn purchase(
                 axum::Json(invalid_settings_body(&e)),
             )
                 .into_response();
+        }
+        let mapping = request.field_mapping.clone().unwrap_or_default();
+        if let Err((field, why)) = check_mapping(&wizard.spec, &mapping) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "FieldMappingInvalid",
+                Some(&field),
+                &why,
+            );
         }
     }
     let mut object = TenantSubscription::new(&name, purchase.spec.clone());
@@ -697,7 +708,7 @@ async fn patch_as_caller(
     }
 }
 
-async fn change(
+pub(crate) async fn change(
     State(door): State<FrontDoor>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
@@ -726,7 +737,7 @@ async fn change(
     }
 }
 
-async fn cancel(
+pub(crate) async fn cancel(
     State(door): State<FrontDoor>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
@@ -750,7 +761,7 @@ async fn cancel(
     }
 }
 
-async fn undo_cancel(
+pub(crate) async fn undo_cancel(
     State(door): State<FrontDoor>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,

@@ -35,6 +35,39 @@ pub fn check_settings(
     validate_settings(wizard, &data)
 }
 
+/// A field mapping that fits the wizard: known targets and sources, every required target
+/// mapped. The error names the field (`fieldMapping.<target>`) and the reason.
+pub fn check_mapping(
+    wizard: &WizardConfigSpec,
+    mapping: &BTreeMap<String, String>,
+) -> Result<(), (String, String)> {
+    let Some(offered) = &wizard.field_mapping else {
+        return match mapping.keys().next() {
+            Some(target) => Err((
+                format!("fieldMapping.{target}"),
+                "this wizard maps no fields".into(),
+            )),
+            None => Ok(()),
+        };
+    };
+    for (target, source) in mapping {
+        let field = format!("fieldMapping.{target}");
+        if !offered.targets.iter().any(|t| &t.name == target) {
+            return Err((field, format!("{target:?} is not a target of this wizard")));
+        }
+        if !offered.sources.iter().any(|s| &s.name == source) {
+            return Err((field, format!("{source:?} is not a source of this wizard")));
+        }
+    }
+    match offered.required.iter().find(|r| !mapping.contains_key(*r)) {
+        Some(missing) => Err((
+            format!("fieldMapping.{missing}"),
+            format!("{missing:?} must be mapped"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// 422 `ConnectionInvalid`: settings that do not fit the wizard's schema, one problem per
 /// field (never quoting a value).
 #[derive(Serialize, JsonSchema, Clone, Debug)]
@@ -163,5 +196,47 @@ mod tests {
             ("apiKey".to_string(), "a-long-enough-key".to_string()),
         ]);
         assert!(check_settings(&wizard(), &good).is_ok());
+    }
+
+    #[test]
+    fn a_field_mapping_must_fit_the_wizard() {
+        let mut spec = wizard();
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(t, s)| ((*t).to_owned(), (*s).to_owned()))
+                .collect()
+        };
+        assert_eq!(check_mapping(&spec, &map(&[])), Ok(()));
+        let (field, _) = check_mapping(&spec, &map(&[("email", "contact")])).expect_err("none");
+        assert_eq!(field, "fieldMapping.email");
+        spec.field_mapping = Some(
+            serde_json::from_value(json!({
+                "sources": [{"name": "customer_email", "label": "Customer email"}],
+                "targets": [{"name": "email", "label": "Email"}, {"name": "phone", "label": "Phone"}],
+                "required": ["email"]}))
+            .expect("mapping"),
+        );
+        assert_eq!(
+            check_mapping(&spec, &map(&[("email", "customer_email")])),
+            Ok(())
+        );
+        for (pairs, field, words) in [
+            (map(&[]), "fieldMapping.email", "must be mapped"),
+            (
+                map(&[("fax", "customer_email")]),
+                "fieldMapping.fax",
+                "not a target",
+            ),
+            (
+                map(&[("email", "nope")]),
+                "fieldMapping.email",
+                "not a source",
+            ),
+        ] {
+            let (found, why) = check_mapping(&spec, &pairs).expect_err("refused");
+            assert_eq!(found, field);
+            assert!(why.contains(words), "{why}");
+        }
     }
 }

@@ -5,7 +5,9 @@ use std::fmt::Write;
 
 use jiff::Timestamp;
 
+use super::forms::FormTokens;
 use super::html::{escape, url_part};
+use super::links::Links;
 use super::theme::contrast;
 use super::words::{Primary, pill, primary, updated_ago};
 use crate::api::listing::{Category, IconKind, ListingType};
@@ -20,6 +22,9 @@ pub struct Viewer {
     /// Who may buy, for the tooltip of a disabled button.
     pub who_can_buy: String,
     pub now: Timestamp,
+    pub links: Links,
+    /// The hidden fields of the page's forms (for posting without JavaScript).
+    pub form: FormTokens,
 }
 
 pub const CATEGORIES: [Category; 10] = [
@@ -54,10 +59,6 @@ pub fn safe_color(color: Option<&str>) -> Option<&str> {
     color.filter(|c| {
         c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|d| d.is_ascii_hexdigit())
     })
-}
-
-pub fn detail_href(tenant: &str, listing: &str) -> String {
-    format!("/t/{}/marketplace/{}", url_part(tenant), url_part(listing))
 }
 
 /// The icon tile: the listing's image, or its initial on its hero colour.
@@ -102,8 +103,8 @@ pub fn disabled_button(words: &str, why: &str) -> String {
 
 /// The primary action of a card, for this viewer.
 pub fn action(card: &Card, viewer: &Viewer) -> String {
-    let detail = detail_href(&viewer.tenant, &card.name);
-    let subscriptions = format!("/t/{}/subscriptions", url_part(&viewer.tenant));
+    let detail = viewer.links.detail(&viewer.tenant, &card.name);
+    let subscriptions = viewer.links.subscriptions(&viewer.tenant);
     match primary(card) {
         Primary::Buy(verb) if viewer.may_buy => {
             format!("<a class=\"button primary\" href=\"{detail}#buy\">{verb}</a>")
@@ -162,7 +163,7 @@ pub fn card_html(card: &Card, viewer: &Viewer, id_prefix: &str) -> String {
         id = escape(&card.name),
         state = card.state.name(),
         tile = tile(card),
-        href = detail_href(&viewer.tenant, &card.name),
+        href = viewer.links.detail(&viewer.tenant, &card.name),
         name = escape(&card.display_name),
         tagline = escape(&card.tagline),
         meta = meta.join(" · "),
@@ -177,7 +178,7 @@ pub fn card_html(card: &Card, viewer: &Viewer, id_prefix: &str) -> String {
 }
 
 fn filters(query: &CatalogQuery, viewer: &Viewer) -> String {
-    let base = format!("/t/{}/marketplace", url_part(&viewer.tenant));
+    let base = viewer.links.marketplace(&viewer.tenant);
     let q = query.q.clone().unwrap_or_default();
     let mut out = format!(
         "<form class=\"filters\" role=\"search\" method=\"get\" action=\"{base}\">\
@@ -246,7 +247,10 @@ fn filters(query: &CatalogQuery, viewer: &Viewer) -> String {
 /// The index page's content.
 pub fn render(page: &CatalogPage, query: &CatalogQuery, viewer: &Viewer) -> String {
     let mut out = String::from("<h1>Add-ons</h1>");
-    out.push_str(&filters(query, viewer));
+    // A static preview has no server to search with.
+    if !viewer.links.is_static() {
+        out.push_str(&filters(query, viewer));
+    }
     let filtered = query.q.is_some() || query.category.is_some() || query.type_.is_some();
     let featured: Vec<&Card> = page.items.iter().filter(|c| c.featured).collect();
     if !filtered && page.page == 1 && !featured.is_empty() {
@@ -265,8 +269,8 @@ pub fn render(page: &CatalogPage, query: &CatalogQuery, viewer: &Viewer) -> Stri
     if page.items.is_empty() {
         let _ = write!(
             out,
-            "<div class=\"empty\"><p>No add-ons match your search.</p><a class=\"button\" href=\"/t/{}/marketplace\">Show all add-ons</a></div>",
-            url_part(&viewer.tenant)
+            "<div class=\"empty\"><p>No add-ons match your search.</p><a class=\"button\" href=\"{}\">Show all add-ons</a></div>",
+            viewer.links.marketplace(&viewer.tenant)
         );
     } else {
         out.push_str("<div class=\"grid\" id=\"grid\">");
@@ -277,8 +281,8 @@ pub fn render(page: &CatalogPage, query: &CatalogQuery, viewer: &Viewer) -> Stri
     }
     if page.page * page.page_size < page.total {
         let mut next = format!(
-            "/t/{}/marketplace?page={}",
-            url_part(&viewer.tenant),
+            "{}?page={}",
+            viewer.links.marketplace(&viewer.tenant),
             page.page + 1
         );
         if let Some(q) = &query.q {

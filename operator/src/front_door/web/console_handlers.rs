@@ -13,6 +13,7 @@ use kube::api::{Api, ListParams};
 use serde_json::json;
 
 use super::console_page;
+use super::forms::FormTokens;
 use super::handlers::{html, refused_page};
 use super::html::{Frame, page, url_part};
 use super::session::{csrf_token, session_token};
@@ -58,7 +59,7 @@ async fn inbox_page(
         |name| door.stores.listing(name),
         &InboxQuery { phase },
     );
-    let main = console_page::render_inbox(&items, phase);
+    let main = console_page::render_inbox(&items, phase, &FormTokens::for_request(&headers));
     html(page(
         &frame(&door, &headers, &caller),
         "Approval inbox",

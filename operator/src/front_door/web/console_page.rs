@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use super::forms::FormTokens;
 use super::html::{escape, url_part};
 use super::words::date;
 use crate::api::catalog_source::CatalogSource;
@@ -37,7 +38,7 @@ fn action_words(action: ActionKind) -> &'static str {
 }
 
 /// One step on one request: a small form the page's script confirms and posts.
-fn action_form(item: &InboxItem, action: ActionKind) -> String {
+fn action_form(item: &InboxItem, action: ActionKind, form: &FormTokens) -> String {
     let url = format!(
         "/v1/admin/tenants/{}/subscriptions/{}/actions",
         url_part(&item.tenant),
@@ -71,14 +72,16 @@ fn action_form(item: &InboxItem, action: ActionKind) -> String {
         ),
     };
     format!(
-        "<form class=\"step\" data-action-url=\"{url}\" data-action=\"{action:?}\" data-confirm=\"{confirm}\">{fields}<button type=\"submit\" class=\"primary\">{words}</button></form>",
+        "<form class=\"step\" method=\"post\" action=\"/forms{url}\" data-action-url=\"{url}\" data-action=\"{action:?}\" data-confirm=\"{confirm}\">\
+<input type=\"hidden\" name=\"action\" value=\"{action:?}\">{hidden}{fields}<button type=\"submit\" class=\"primary\">{words}</button></form>",
         confirm = escape(&confirm),
         words = action_words(action),
+        hidden = form.hidden(&id),
     )
 }
 
 /// The inbox's content.
-pub fn render_inbox(items: &[InboxItem], phase: Option<Phase>) -> String {
+pub fn render_inbox(items: &[InboxItem], phase: Option<Phase>, form: &FormTokens) -> String {
     let mut out = format!(
         "<h1>Approval inbox</h1>{}<form class=\"filters\" method=\"get\" action=\"/admin\"><label for=\"phase\">Phase</label><select id=\"phase\" name=\"phase\"><option value=\"\">All phases</option>",
         nav()
@@ -101,7 +104,11 @@ pub fn render_inbox(items: &[InboxItem], phase: Option<Phase>) -> String {
     }
     out.push_str("<div id=\"inbox\" data-live data-pending><table class=\"subs\"><caption class=\"sr-only\">Requests, oldest first</caption><thead><tr><th scope=\"col\">Tenant</th><th scope=\"col\">Add-on</th><th scope=\"col\">Phase</th><th scope=\"col\">Since</th><th scope=\"col\">Steps</th></tr></thead><tbody>");
     for item in items {
-        let steps: String = item.actions.iter().map(|a| action_form(item, *a)).collect();
+        let steps: String = item
+            .actions
+            .iter()
+            .map(|a| action_form(item, *a, form))
+            .collect();
         let _ = write!(
             out,
             "<tr id=\"item-{id}\" data-phase=\"{phase:?}\"><td><a href=\"/admin/tenants/{t}\">{tenant}</a></td><td>{listing}<br><small>{plan} × {qty}{price}</small>{message}</td><td>{phase:?}</td><td>{since}</td><td class=\"row-actions\">{steps}</td></tr>",

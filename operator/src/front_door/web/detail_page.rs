@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::catalog_page::{Viewer, action, card_notes, detail_href, disabled_button, tile};
+use super::catalog_page::{Viewer, action, card_notes, disabled_button, tile};
 use super::html::{escape, url_part};
 use super::markdown;
 use super::words::{buy_verb, date, phase_words, pill};
@@ -214,13 +214,25 @@ fn buy_panel(detail: &ListingDetail, wizard: Option<&WizardConfigSpec>, viewer: 
         }
         (None, false) => "It is ready within a minute.".into(),
     };
+    // Without JavaScript the form posts to /forms (a confirmation page, then the purchase);
+    // an integration's wizard needs the script (its connection test).
+    let no_script = if wizard.is_none() && !viewer.links.is_static() {
+        format!(
+            " method=\"post\" action=\"/forms/t/{}/buy\"",
+            url_part(&viewer.tenant)
+        )
+    } else {
+        String::new()
+    };
     let _ = write!(
         out,
-        "<form id=\"buy-form\" data-listing=\"{listing}\" data-confirm-url=\"{href}/confirmation\" data-note=\"{note}\"{wizard_attr}>",
+        "<form id=\"buy-form\"{no_script} data-listing=\"{listing}\" data-confirm-url=\"{href}/confirmation\" data-note=\"{note}\"{wizard_attr}>\
+<input type=\"hidden\" name=\"listing\" value=\"{listing}\">{hidden}",
         listing = escape(&card.name),
-        href = detail_href(&viewer.tenant, &card.name),
+        href = viewer.links.detail(&viewer.tenant, &card.name),
         note = escape(&note),
         wizard_attr = if wizard.is_some() { " data-wizard" } else { "" },
+        hidden = viewer.form.hidden("buy"),
     );
     out.push_str(&plan_choices(&detail.plans));
     if let Some(w) = wizard {
@@ -376,8 +388,8 @@ pub fn render(
     viewer: &Viewer,
 ) -> String {
     let mut out = format!(
-        "<p class=\"crumbs\"><a href=\"/t/{}/marketplace\">All add-ons</a></p>",
-        url_part(&viewer.tenant)
+        "<p class=\"crumbs\"><a href=\"{}\">All add-ons</a></p>",
+        viewer.links.marketplace(&viewer.tenant)
     );
     out.push_str(&hero(detail, viewer));
     out.push_str(&buy_panel(detail, wizard, viewer));

@@ -13,7 +13,9 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::catalog_page::{self, Viewer};
+use super::forms::FormTokens;
 use super::html::{Frame, escape, page, respond, url_part};
+use super::links::Links;
 use super::session::{self, csrf_token, session_token};
 use super::subscriptions_page::{self, ListingFacts};
 use super::{assets, detail_page};
@@ -33,6 +35,8 @@ pub fn routes() -> Router<FrontDoor> {
         .route("/", get(home))
         .route("/signin", get(session::sign_in_form).post(session::sign_in))
         .route("/signout", post(session::sign_out))
+        .route("/signin/oidc", get(super::oidc_flow::start))
+        .route(super::oidc::CALLBACK_PATH, get(super::oidc_flow::callback))
         .route("/web/assets/{file}", get(assets::serve))
         .route("/t/{tenant}/marketplace", get(index))
         .route("/t/{tenant}/marketplace/{listing}", get(detail))
@@ -42,6 +46,7 @@ pub fn routes() -> Router<FrontDoor> {
         )
         .route("/t/{tenant}/subscriptions", get(subscriptions))
         .merge(super::console_handlers::routes())
+        .merge(super::forms::routes())
 }
 
 /// A refusal of the JSON API's checks, as a page: 401 goes to sign in, the rest says why.
@@ -92,10 +97,16 @@ fn frame(door: &FrontDoor, headers: &HeaderMap, scope: &TenantScope, tenant: &st
         signed_in_as: scope.caller.user.username.clone(),
         csrf_token: session_token(headers).map(|t| csrf_token(&t)),
         suspended_addons,
+        links: Links::Live,
     }
 }
 
-async fn viewer(door: &FrontDoor, scope: &TenantScope, tenant: &str) -> Viewer {
+async fn viewer(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    scope: &TenantScope,
+    tenant: &str,
+) -> Viewer {
     let rights = rights(door, &scope.caller, tenant).await;
     let contact = &scope.tenant.spec.billing_contact;
     Viewer {
@@ -107,6 +118,8 @@ async fn viewer(door: &FrontDoor, scope: &TenantScope, tenant: &str) -> Viewer {
             scope.tenant.spec.display_name, contact.name, contact.email
         ),
         now: Timestamp::now(),
+        links: Links::Live,
+        form: FormTokens::for_request(headers),
     }
 }
 
@@ -136,7 +149,7 @@ async fn index(
     Query(raw): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let here = format!("/t/{}/marketplace", url_part(&tenant));
+    let here = Links::Live.marketplace(&tenant);
     let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(refusal) => return refused_page(&door, refusal, &here),
@@ -144,7 +157,7 @@ async fn index(
     let query = catalog_query(&raw);
     let subs = refs(&scope.subscriptions);
     let listings = door.stores.listings.state();
-    let viewer = viewer(&door, &scope, &tenant).await;
+    let viewer = viewer(&door, &headers, &scope, &tenant).await;
     let cards = catalog_page(
         listings.iter().map(Arc::as_ref),
         &scope.facts(&tenant, &subs),
@@ -164,7 +177,7 @@ async fn detail(
     Path((tenant, listing)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let here = catalog_page::detail_href(&tenant, &listing);
+    let here = Links::Live.detail(&tenant, &listing);
     let scope = match read_scope(&door, &headers, &tenant, ReadClass::Detail).await {
         Ok(scope) => scope,
         Err(refusal) => return refused_page(&door, refusal, &here),
@@ -178,7 +191,7 @@ async fn detail(
     else {
         return refused_page(&door, StatusCode::NOT_FOUND.into_response(), &here);
     };
-    let viewer = viewer(&door, &scope, &tenant).await;
+    let viewer = viewer(&door, &headers, &scope, &tenant).await;
     let detail = listing_detail(&found, &facts, viewer.now);
     let wizard = if detail.card.type_ == ListingType::Integration {
         wizard_of(&door, &facts, &listing)
@@ -202,6 +215,30 @@ struct ConfirmQuery {
     quantity: Option<i32>,
 }
 
+/// Plan `plan` of `listing`, if the caller may read the tenant and the tenant sees the listing.
+pub(super) async fn shown_plan(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    tenant: &str,
+    listing: &str,
+    plan: &str,
+) -> Result<Option<crate::api::listing::Plan>, Response> {
+    let scope = read_scope(door, headers, tenant, ReadClass::Browse).await?;
+    let subs = refs(&scope.subscriptions);
+    let facts = scope.facts(tenant, &subs);
+    Ok(door
+        .stores
+        .listing(listing)
+        .filter(|l| shown_to(l, &facts))
+        .and_then(|l| {
+            l.spec
+                .plans
+                .iter()
+                .find(|p| p.name.as_str() == plan)
+                .cloned()
+        }))
+}
+
 /// The sentence a buyer confirms and the price the purchase sends back, from the same
 /// functions the JSON API prices with.
 async fn confirm_sentence(
@@ -210,23 +247,10 @@ async fn confirm_sentence(
     Query(query): Query<ConfirmQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
-        Ok(scope) => scope,
+    let plan = match shown_plan(&door, &headers, &tenant, &listing, &query.plan).await {
+        Ok(plan) => plan,
         Err(refusal) => return refusal,
     };
-    let subs = refs(&scope.subscriptions);
-    let facts = scope.facts(&tenant, &subs);
-    let plan = door
-        .stores
-        .listing(&listing)
-        .filter(|l| shown_to(l, &facts))
-        .and_then(|l| {
-            l.spec
-                .plans
-                .iter()
-                .find(|p| p.name.as_str() == query.plan)
-                .cloned()
-        });
     match plan {
         Some(plan) => axum::Json(json!({
             "confirmation": confirmation(&plan, query.quantity.unwrap_or(1)),
@@ -247,12 +271,12 @@ async fn subscriptions(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let here = format!("/t/{}/subscriptions", url_part(&tenant));
+    let here = Links::Live.subscriptions(&tenant);
     let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
         Ok(scope) => scope,
         Err(refusal) => return refused_page(&door, refusal, &here),
     };
-    let viewer = viewer(&door, &scope, &tenant).await;
+    let viewer = viewer(&door, &headers, &scope, &tenant).await;
     let views = subscriptions_view(scope.subscriptions.iter().map(Arc::as_ref));
     let subs = refs(&scope.subscriptions);
     let facts = scope.facts(&tenant, &subs);
@@ -293,8 +317,8 @@ async fn home(State(door): State<FrontDoor>, headers: HeaderMap) -> Response {
             .unwrap_or(false)
         {
             links.push_str(&format!(
-                "<li><a href=\"/t/{}/marketplace\">{}</a></li>",
-                url_part(&name),
+                "<li><a href=\"{}\">{}</a></li>",
+                Links::Live.marketplace(&name),
                 escape(&tenant.spec.display_name)
             ));
         }

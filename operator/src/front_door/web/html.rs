@@ -5,6 +5,7 @@ use std::fmt::Write;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::links::Links;
 use super::theme::Theme;
 
 /// Only this server's own scripts, styles, forms and connections (catalog images may come from
@@ -71,6 +72,8 @@ pub struct Frame {
     pub csrf_token: Option<String>,
     /// Display names of the add-ons suspended because a payment failed.
     pub suspended_addons: Vec<String>,
+    /// Static previews have no script, no sign-in and file-name links.
+    pub links: Links,
 }
 
 /// A whole page: `title`, and `main` (already HTML) inside the shared frame.
@@ -84,9 +87,10 @@ pub fn page(frame: &Frame, title: &str, main: &str) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{title} · {product}</title>\
-<link rel=\"stylesheet\" href=\"/web/assets/site.css\">\
+<link rel=\"stylesheet\" href=\"{css}\">\
 <style>:root{{--brand:{brand}}}</style>",
         title = escape(title),
+        css = frame.links.stylesheet(),
     );
     if let Some(token) = &frame.csrf_token {
         let _ = write!(
@@ -95,9 +99,12 @@ pub fn page(frame: &Frame, title: &str, main: &str) -> String {
             escape(token)
         );
     }
+    if !frame.links.is_static() {
+        out.push_str("<script src=\"/web/assets/site.js\" defer></script>");
+    }
     let _ = write!(
         out,
-        "<script src=\"/web/assets/site.js\" defer></script></head><body{}>",
+        "</head><body{}>",
         frame
             .tenant
             .as_ref()
@@ -108,7 +115,7 @@ pub fn page(frame: &Frame, title: &str, main: &str) -> String {
     let home = frame
         .tenant
         .as_ref()
-        .map(|t| format!("/t/{}/marketplace", url_part(t)))
+        .map(|t| frame.links.marketplace(t))
         .unwrap_or_else(|| "/".into());
     let _ = write!(out, "<a class=\"brand\" href=\"{home}\">");
     if let Some(logo) = &theme.logo_url {
@@ -120,14 +127,22 @@ pub fn page(frame: &Frame, title: &str, main: &str) -> String {
     }
     let _ = write!(out, "<span>{product}</span></a><nav aria-label=\"Main\">");
     if let Some(t) = &frame.tenant {
-        let t = url_part(t);
         let _ = write!(
             out,
-            "<a href=\"/t/{t}/marketplace\">Marketplace</a><a href=\"/t/{t}/subscriptions\">My subscriptions</a>"
+            "<a href=\"{}\">Marketplace</a>",
+            frame.links.marketplace(t)
         );
+        if !frame.links.is_static() {
+            let _ = write!(
+                out,
+                "<a href=\"{}\">My subscriptions</a>",
+                frame.links.subscriptions(t)
+            );
+        }
     }
     out.push_str("</nav><div class=\"who\">");
     match &frame.signed_in_as {
+        _ if frame.links.is_static() => out.push_str("<span>Preview</span>"),
         Some(who) => {
             let _ = write!(
                 out,

@@ -3,10 +3,13 @@
 //! little own JavaScript (embedded, like the CSS) that writes through the JSON API, listens to
 //! the entitlement stream and refreshes the parts of a page that change.
 //!
-//! - [`html`], [`words`], [`markdown`], [`theme`]: escaping, the tenant's words for states,
-//!   safe Markdown, the white-label theme. Pure.
+//! - [`html`], [`words`], [`markdown`], [`theme`], [`links`]: escaping, the tenant's words for
+//!   states, safe Markdown, the white-label theme ([`theme_file`]: from a file and flags), where
+//!   links point (the server, or a static preview's files). Pure.
 //! - [`catalog_page`], [`detail_page`], [`subscriptions_page`]: the pages, as pure functions of
-//!   plain view data (a static renderer can call them too).
+//!   plain view data; [`preview`] and [`changes_page`] render them as static files for
+//!   `marketplace catalog preview`.
+//! - [`oidc`] and [`oidc_flow`]: signing in through the OIDC provider (code flow + PKCE).
 //! - [`session`]: signing in (a bearer token in an HttpOnly cookie, or a proxy's
 //!   `Authorization`), CSRF checks on every state-changing request.
 //! - [`console_page`] and [`console_handlers`]: the superadmin console (`/admin`).
@@ -14,17 +17,24 @@
 
 pub mod assets;
 pub mod catalog_page;
+pub mod changes_page;
 pub mod console_handlers;
 pub mod console_page;
 pub mod detail_page;
+pub mod forms;
 pub mod handlers;
 pub mod html;
+pub mod links;
 pub mod markdown;
+pub mod oidc;
+pub mod oidc_flow;
+pub mod preview;
 pub mod session;
 pub mod subscriptions_page;
 #[cfg(test)]
 mod tests;
 pub mod theme;
+pub mod theme_file;
 pub mod words;
 
 pub use theme::Theme;
@@ -33,4 +43,6 @@ pub use theme::Theme;
 #[derive(Clone, Debug, Default)]
 pub struct WebSettings {
     pub theme: Theme,
+    /// Signing in through the organisation's OIDC provider; none: tokens and proxies only.
+    pub oidc: Option<oidc::OidcSettings>,
 }

@@ -2,6 +2,8 @@
 //!
 //! - Behind an authenticating proxy that sends `Authorization: Bearer`, requests pass through
 //!   unchanged.
+//! - With `--oidc-issuer-url`, `/signin/oidc` signs in through the organisation's provider
+//!   (authorization code + PKCE, [`super::oidc`]); its ID token becomes the session's token.
 //! - Otherwise `/signin` takes a token (from the organisation's identity provider, or a
 //!   `scripts/dev` link) once it authenticates, and keeps it in a cookie that scripts cannot
 //!   read and other sites cannot send (`HttpOnly; Secure; SameSite=Strict`). The middleware
@@ -21,7 +23,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::html::{Frame, escape, page, respond};
+use super::html::{Frame, escape, page, respond, url_part};
 use crate::front_door::FrontDoor;
 use crate::front_door::api_keys::API_KEY_HEADER;
 
@@ -48,17 +50,22 @@ pub fn csrf_matches(bearer: &str, offered: &str) -> bool {
         .into()
 }
 
-/// The session cookie's token, if the request has one.
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
+/// The value of the request's cookie `name`, if it has a non-empty one.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_string())
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value)
         .filter(|v| !v.is_empty())
+}
+
+/// The session cookie's token, if the request has one.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE).map(str::to_string)
 }
 
 /// Whether the request comes from this site: no `Origin` (not a browser's cross-site request),
@@ -123,7 +130,9 @@ pub fn check_request(
 
 /// Middleware over every route: CSRF and Origin checks, then the cookie as `Authorization`.
 pub async fn authenticate(mut request: Request, next: Next) -> Response {
-    let form_checked = matches!(request.uri().path(), "/signin" | "/signout");
+    // These forms check their own `csrf` field (the body is theirs to read).
+    let path = request.uri().path();
+    let form_checked = matches!(path, "/signin" | "/signout") || path.starts_with("/forms/");
     match check_request(request.method(), request.headers(), form_checked) {
         Err(refusal) => {
             let message = match refusal {
@@ -186,12 +195,20 @@ pub struct SignOutForm {
 
 /// The sign-in page: paste a token, or arrive with `#token=...` (scripts/dev's links: a URL
 /// fragment never reaches a server or its logs) and the page signs in by itself.
-pub fn sign_in_page(frame: &Frame, next: &str, error: Option<&str>) -> String {
+pub fn sign_in_page(frame: &Frame, next: &str, error: Option<&str>, provider: bool) -> String {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
+    let provider = if provider {
+        format!(
+            "<p><a class=\"button primary\" id=\"signin-oidc\" href=\"/signin/oidc?next={}\">Sign in with your organisation's account</a></p><p class=\"muted\">Or paste a token:</p>",
+            url_part(next)
+        )
+    } else {
+        String::new()
+    };
     let main = format!(
-        "<h1>Sign in</h1>{error}<form class=\"signin\" id=\"signin\" method=\"post\" action=\"/signin\">\
+        "<h1>Sign in</h1>{error}{provider}<form class=\"signin\" id=\"signin\" method=\"post\" action=\"/signin\">\
 <input type=\"hidden\" name=\"next\" value=\"{next}\">\
 <label for=\"token\">Access token</label><textarea id=\"token\" name=\"token\" rows=\"4\" required autocomplete=\"off\" spellcheck=\"false\"></textarea>\
 <small>The bearer token your identity provider issued you: the same token the marketplace API accepts.</small>\
@@ -211,7 +228,12 @@ pub async fn sign_in_form(
     };
     respond(
         StatusCode::OK,
-        sign_in_page(&frame, &safe_next(query.next.as_deref()), None),
+        sign_in_page(
+            &frame,
+            &safe_next(query.next.as_deref()),
+            None,
+            door.web.oidc.is_some(),
+        ),
     )
 }
 
@@ -232,7 +254,7 @@ pub async fn sign_in(
         };
         respond(
             StatusCode::UNAUTHORIZED,
-            sign_in_page(&frame, &next, Some(why)),
+            sign_in_page(&frame, &next, Some(why), door.web.oidc.is_some()),
         )
     };
     let Some(value) = accepted else {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::catalog_page::{Viewer, detail_href, disabled_button};
+use super::catalog_page::{Viewer, disabled_button};
 use super::html::{escape, url_part};
 use super::words::{date, phase_words};
 use crate::api::tenant_subscription::Phase;
@@ -42,12 +42,15 @@ fn when(sub: &SubscriptionView) -> String {
 
 fn change_form(sub: &SubscriptionView, facts: &ListingFacts, viewer: &Viewer) -> String {
     let mut out = format!(
-        "<details class=\"change\"><summary>Change plan or quantity</summary><form data-change=\"/v1/tenants/{t}/subscriptions/{n}\" data-confirm-url=\"{href}/confirmation\">\
+        "<details class=\"change\"><summary>Change plan or quantity</summary><form method=\"post\" action=\"/forms/t/{t}/subscriptions/{n}\" data-change=\"/v1/tenants/{t}/subscriptions/{n}\" data-confirm-url=\"{href}/confirmation\">\
+<input type=\"hidden\" name=\"op\" value=\"change\"><input type=\"hidden\" name=\"listing\" value=\"{listing}\">{hidden}\
 <label for=\"plan-{id}\">Plan</label><select id=\"plan-{id}\" name=\"plan\">",
+        listing = escape(&sub.listing),
+        hidden = viewer.form.hidden(&format!("change-{}", sub.name)),
         t = url_part(&viewer.tenant),
         n = url_part(&sub.name),
         id = escape(&sub.name),
-        href = detail_href(&viewer.tenant, &sub.listing),
+        href = viewer.links.detail(&viewer.tenant, &sub.listing),
     );
     for plan in &facts.plans {
         let _ = write!(
@@ -91,9 +94,19 @@ fn actions(sub: &SubscriptionView, facts: &ListingFacts, viewer: &Viewer) -> Str
         };
         return disabled_button(what, &viewer.who_can_buy);
     }
+    // Without JavaScript each button posts its form (a confirmation page, then the change).
+    let form = |op: &str| {
+        format!(
+            "<form class=\"inline\" method=\"post\" action=\"/forms/t/{}/subscriptions/{}\"><input type=\"hidden\" name=\"op\" value=\"{op}\">{}",
+            url_part(&viewer.tenant),
+            url_part(&sub.name),
+            viewer.form.hidden(&format!("{op}-{}", sub.name))
+        )
+    };
     if sub.cancellation.is_some() {
         return format!(
-            "<button type=\"button\" data-call=\"DELETE {cancel_url}\" data-confirm=\"Keep {name}? Its cancellation is withdrawn and it renews as before.\">Undo cancellation</button>"
+            "{}<button type=\"submit\" data-call=\"DELETE {cancel_url}\" data-confirm=\"Keep {name}? Its cancellation is withdrawn and it renews as before.\">Undo cancellation</button></form>",
+            form("undo")
         );
     }
     let end = sub
@@ -101,9 +114,26 @@ fn actions(sub: &SubscriptionView, facts: &ListingFacts, viewer: &Viewer) -> Str
         .map(|e| format!(" It stays on until {}.", date(e)))
         .unwrap_or_default();
     format!(
-        "<button type=\"button\" data-call=\"POST {cancel_url}\" data-body='{{\"effective\":\"EndOfPeriod\"}}' \
-data-confirm=\"Cancel {name} at the end of the period?{end}\">Cancel at end of period</button>{}",
+        "{}<button type=\"submit\" data-call=\"POST {cancel_url}\" data-body='{{\"effective\":\"EndOfPeriod\"}}' \
+data-confirm=\"Cancel {name} at the end of the period?{end}\">Cancel at end of period</button></form>{}",
+        form("cancel"),
         change_form(sub, facts, viewer)
+    )
+}
+
+/// An integration's field mapping as the tenant chose it ("Synced fields: target ← source").
+pub fn mapping_note(sub: &SubscriptionView) -> String {
+    if sub.field_mapping.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = sub
+        .field_mapping
+        .iter()
+        .map(|(target, source)| format!("{} ← {}", escape(target), escape(source)))
+        .collect();
+    format!(
+        "<small class=\"mapping-note\">Synced fields: {}</small>",
+        pairs.join(", ")
     )
 }
 
@@ -117,8 +147,8 @@ pub fn render(
     if subscriptions.is_empty() {
         let _ = write!(
             out,
-            "<div class=\"empty\"><p>No add-ons yet.</p><a class=\"button primary\" href=\"/t/{}/marketplace\">Browse add-ons</a></div>",
-            url_part(&viewer.tenant)
+            "<div class=\"empty\"><p>No add-ons yet.</p><a class=\"button primary\" href=\"{}\">Browse add-ons</a></div>",
+            viewer.links.marketplace(&viewer.tenant)
         );
         return out;
     }
@@ -139,12 +169,13 @@ pub fn render(
             .unwrap_or_else(|| sub.plan.clone());
         let _ = write!(
             out,
-            "<tr id=\"sub-{id}\" data-phase=\"{phase:?}\"><th scope=\"row\"><a href=\"{href}\">{name}</a></th><td>{plan}{qty}</td><td>{state}</td><td>{when}</td><td class=\"row-actions\">{actions}</td></tr>",
+            "<tr id=\"sub-{id}\" data-phase=\"{phase:?}\"><th scope=\"row\"><a href=\"{href}\">{name}</a></th><td>{plan}{qty}{mapping}</td><td>{state}</td><td>{when}</td><td class=\"row-actions\">{actions}</td></tr>",
             id = escape(&sub.name),
             phase = sub.phase,
-            href = detail_href(&viewer.tenant, &sub.listing),
+            href = viewer.links.detail(&viewer.tenant, &sub.listing),
             name = escape(&facts.display_name),
             plan = escape(&plan),
+            mapping = mapping_note(sub),
             qty = if sub.quantity > 1 {
                 format!(" × {}", sub.quantity)
             } else {

@@ -26,6 +26,8 @@ fn viewer(may_buy: bool) -> Viewer {
         may_change: may_buy,
         who_can_buy: "Only Acme's billing admins can add, change or cancel add-ons: ask Ann".into(),
         now: ts("2026-12-03T00:00:00Z"),
+        links: Default::default(),
+        form: Default::default(),
     }
 }
 
@@ -286,7 +288,21 @@ fn the_console_offers_each_fitting_step_with_its_fields() {
         actions: vec![ActionKind::Invoice, ActionKind::Reject],
         message: None,
     };
-    let html = super::console_page::render_inbox(&[item], Some(Phase::Requested));
+    let tokens = super::forms::FormTokens {
+        csrf: Some("c5rf".into()),
+        key: "k3y".into(),
+    };
+    let html = super::console_page::render_inbox(&[item], Some(Phase::Requested), &tokens);
+    // Without JavaScript each step posts as a form with the session's token and its own key.
+    assert!(
+        html.contains("method=\"post\" action=\"/forms/v1/admin/tenants/"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<input type=\"hidden\" name=\"csrf\" value=\"c5rf\">"),
+        "{html}"
+    );
+    assert!(html.contains("name=\"key\" value=\"k3y-"), "{html}");
     assert!(html.contains("data-action=\"Invoice\""), "{html}");
     assert!(
         html.contains("name=\"amount\"") && html.contains("name=\"currency\""),

@@ -23,15 +23,18 @@ impl Default for Theme {
     }
 }
 
-/// Why a theme setting is refused.
+/// Why a theme setting is refused; `setting` names where the value came from (a flag, or a
+/// field of the theme file).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ThemeError {
     #[error(
-        "--web-brand-color {0:?}: give a colour as #rrggbb, dark enough for white text (contrast 4.5:1 or more)"
+        "{setting} {value:?}: give a colour as #rrggbb, dark enough for white text (contrast 4.5:1 or more)"
     )]
-    BrandColor(String),
-    #[error("--web-logo-url {0:?}: give an https:// URL or a path starting with /")]
-    LogoUrl(String),
+    BrandColor { setting: String, value: String },
+    #[error("{setting} {value:?}: give an https:// URL or a path starting with /")]
+    LogoUrl { setting: String, value: String },
+    #[error("--web-theme-file {path}: {reason}")]
+    File { path: String, reason: String },
 }
 
 fn rgb(hex: &str) -> Option<[f64; 3]> {
@@ -69,15 +72,31 @@ pub fn contrast(a: &str, b: &str) -> Option<f64> {
 }
 
 impl Theme {
-    /// The theme, once its colour carries white text at WCAG AA and its logo URL is safe.
+    /// The theme, once its colour carries white text at WCAG AA and its logo URL is safe;
+    /// errors name the flags.
     pub fn checked(self) -> Result<Theme, ThemeError> {
+        self.checked_as(&|field| match field {
+            "brandColor" => "--web-brand-color".into(),
+            _ => "--web-logo-url".into(),
+        })
+    }
+
+    /// As [`Theme::checked`], with `setting` naming where a field's value came from (given the
+    /// theme file's field name: `brandColor`, `logoUrl`).
+    pub fn checked_as(self, setting: &dyn Fn(&str) -> String) -> Result<Theme, ThemeError> {
         if !contrast(&self.brand_color, "#ffffff").is_some_and(|c| c >= 4.5) {
-            return Err(ThemeError::BrandColor(self.brand_color));
+            return Err(ThemeError::BrandColor {
+                setting: setting("brandColor"),
+                value: self.brand_color,
+            });
         }
         if let Some(logo) = &self.logo_url
             && !(logo.starts_with("https://") || (logo.starts_with('/') && !logo.starts_with("//")))
         {
-            return Err(ThemeError::LogoUrl(logo.clone()));
+            return Err(ThemeError::LogoUrl {
+                setting: setting("logoUrl"),
+                value: logo.clone(),
+            });
         }
         Ok(self)
     }

@@ -1,4 +1,5 @@
-//! The local issuer's HTTPS server: one thread answering `GET`s of a few fixed JSON documents,
+//! The local issuer's HTTPS server: one thread answering `GET`s of a few fixed JSON documents
+//! and the authorization code flow's two endpoints ([`super::code_flow`]),
 //! one connection at a time, each closed after its answer. That is all an apiserver asks of an
 //! issuer (discovery, then the JWKS), and with no async runtime the control plane stays usable
 //! from any number of tokio runtimes.
@@ -15,6 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
+use super::code_flow::{AUTHORIZE_PATH, CodeFlow, FlowAnswer, TOKEN_PATH};
 use crate::HarnessError;
 
 /// A client that stalls is dropped after this long, so it cannot hold up the next one for more.
@@ -50,6 +52,7 @@ impl DocumentServer {
         cert_pem: &str,
         key_pem: &str,
         documents: BTreeMap<String, String>,
+        flow: Option<Arc<CodeFlow>>,
     ) -> Result<Self, HarnessError> {
         let tls = Arc::new(tls_config(cert_pem, key_pem)?);
         let port = listener
@@ -65,7 +68,8 @@ impl DocumentServer {
                     if stopping.load(Ordering::SeqCst) {
                         return;
                     }
-                    let outcome = incoming.and_then(|tcp| answer(&tls, tcp, &documents));
+                    let outcome =
+                        incoming.and_then(|tcp| answer(&tls, tcp, &documents, flow.as_deref()));
                     if let Err(error) = outcome {
                         tracing::debug!(%error, "OIDC issuer: a connection failed");
                     }
@@ -114,47 +118,81 @@ fn tls_config(cert_pem: &str, key_pem: &str) -> Result<ServerConfig, HarnessErro
     Ok(config)
 }
 
-/// Reads one request head and writes the answer: the document (200), 404, or 405.
+/// Reads one request (head, and a form body for POST) and writes the answer: a document
+/// (200), the code flow's answers, 404, or 405.
 fn answer(
     tls: &Arc<ServerConfig>,
     tcp: TcpStream,
     documents: &BTreeMap<String, String>,
+    flow: Option<&CodeFlow>,
 ) -> std::io::Result<()> {
     tcp.set_read_timeout(Some(IO_TIMEOUT))?;
     tcp.set_write_timeout(Some(IO_TIMEOUT))?;
     let connection = ServerConnection::new(tls.clone()).map_err(std::io::Error::other)?;
     let mut stream = StreamOwned::new(connection, tcp);
-    let mut head = Vec::new();
+    let mut received = Vec::new();
     let mut chunk = [0u8; 2048];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    let head_end = loop {
+        if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
         let read = stream.read(&mut chunk)?;
-        if read == 0 || head.len() > MAX_HEAD {
+        if read == 0 || received.len() > MAX_HEAD {
             return Ok(());
         }
-        head.extend_from_slice(&chunk[..read]);
+        received.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    let content_length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(MAX_HEAD);
+    while received.len() < head_end + content_length {
+        let read = stream.read(&mut chunk)?;
+        if read == 0 {
+            break;
+        }
+        received.extend_from_slice(&chunk[..read]);
     }
-    let head = String::from_utf8_lossy(&head);
+    let body = String::from_utf8_lossy(&received[head_end..]).into_owned();
     let mut request_line = head.lines().next().unwrap_or_default().split(' ');
     let method = request_line.next().unwrap_or_default();
-    let path = request_line
-        .next()
-        .unwrap_or_default()
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    let (status, body) = match (method, documents.get(path)) {
-        ("GET", Some(document)) => ("200 OK", document.as_str()),
-        ("GET", None) => ("404 Not Found", r#"{"error":"not found"}"#),
-        _ => ("405 Method Not Allowed", r#"{"error":"only GET"}"#),
+    let target = request_line.next().unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let answer = match (method, path, flow) {
+        ("GET", AUTHORIZE_PATH, Some(flow)) => flow.authorize(query),
+        ("POST", TOKEN_PATH, Some(flow)) => flow.token(&body),
+        ("GET", _, _) => match documents.get(path) {
+            Some(document) => fixed("200 OK", document),
+            None => fixed("404 Not Found", r#"{"error":"not found"}"#),
+        },
+        _ => fixed("405 Method Not Allowed", r#"{"error":"only GET"}"#),
     };
+    let location = answer
+        .location
+        .map(|l| format!("Location: {l}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
+        "HTTP/1.1 {}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n{location}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        answer.status,
+        answer.body.len(),
+        answer.body
     )?;
     stream.conn.send_close_notify();
     stream.flush()
+}
+
+fn fixed(status: &'static str, body: &str) -> FlowAnswer {
+    FlowAnswer {
+        status,
+        location: None,
+        body: body.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +234,7 @@ mod tests {
             &pki.oidc_issuer_cert,
             &pki.oidc_issuer_key,
             documents,
+            None,
         )
         .unwrap();
         let port = server.port();

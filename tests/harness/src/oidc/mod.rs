@@ -13,15 +13,21 @@
 //!   keeps it across restarts, so with a fixed issuer port earlier tokens stay valid.
 //! - `openid-configuration.json`, `jwks.json`: what the issuer serves.
 //! - `authentication-config.json`: the apiserver's `--authentication-config`.
+//! - `ca.crt`: the CA of the issuer's HTTPS certificate.
+//!
+//! It also runs the authorization code flow with PKCE ([`code_flow`]) that auto-approves the
+//! `login_hint` subject, so the web UI's sign-in is tested through a real OIDC redirect.
 //!
 //! [`OidcIssuer::load`] reads the first two back, which is how the `oidc-token` binary mints
 //! tokens for a running control plane.
 
+pub mod code_flow;
 mod es256;
 mod https;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
@@ -51,6 +57,8 @@ const KEY_FILE: &str = "signing.key";
 const DISCOVERY_FILE: &str = "openid-configuration.json";
 const JWKS_FILE: &str = "jwks.json";
 const AUTHENTICATION_CONFIG_FILE: &str = "authentication-config.json";
+/// The CA that signed the issuer's serving certificate (for clients of its code flow).
+const CA_FILE: &str = "ca.crt";
 
 /// The claims of one ID token; [`OidcIssuer::id_token`] fills them in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,12 +106,18 @@ fn unix_seconds(time: SystemTime) -> u64 {
 pub struct OidcIssuer {
     url: String,
     key: Es256Key,
+    ca_pem: String,
 }
 
 impl OidcIssuer {
     /// `https://127.0.0.1:<port>`
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// PEM of the CA that signed the issuer's HTTPS certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// Claims for `username` in `groups`, issued now and valid for `lifetime`.
@@ -155,16 +169,22 @@ impl OidcIssuer {
         Ok(Self {
             url: url.to_owned(),
             key,
+            ca_pem: read(CA_FILE)?,
         })
     }
 
     /// The OpenID Provider metadata the apiserver reads first (only `issuer` and `jwks_uri`
-    /// matter to it; the rest is what the specification requires).
+    /// matter to it; the endpoints are the code flow's, for a web UI signing people in).
     fn discovery(&self) -> Value {
         json!({
             "issuer": self.url,
             "jwks_uri": format!("{}{JWKS_PATH}", self.url),
-            "response_types_supported": ["id_token"],
+            "authorization_endpoint": format!("{}{}", self.url, code_flow::AUTHORIZE_PATH),
+            "token_endpoint": format!("{}{}", self.url, code_flow::TOKEN_PATH),
+            "code_challenge_methods_supported": ["S256"],
+            "grant_types_supported": ["authorization_code"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_post"],
+            "response_types_supported": ["code", "id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "claims_supported": ["sub", "aud", "exp", "iat", "iss", "groups"],
@@ -225,6 +245,7 @@ pub(crate) fn start(
     let issuer = OidcIssuer {
         url: format!("https://127.0.0.1:{port}"),
         key,
+        ca_pem: pki.ca_cert.clone(),
     };
     let discovery = issuer.discovery().to_string();
     let jwks = json!({"keys": [issuer.key.jwk()]}).to_string();
@@ -235,6 +256,7 @@ pub(crate) fn start(
         (oidc.join(DISCOVERY_FILE), &discovery),
         (oidc.join(JWKS_FILE), &jwks),
         (config_path.clone(), &config),
+        (oidc.join(CA_FILE), &pki.ca_cert),
     ] {
         std::fs::write(&path, text)
             .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))?;
@@ -248,6 +270,10 @@ pub(crate) fn start(
         &pki.oidc_issuer_cert,
         &pki.oidc_issuer_key,
         documents,
+        Some(Arc::new(code_flow::CodeFlow::new(
+            issuer.url.clone(),
+            Es256Key::from_pem(issuer.key.pem())?,
+        ))),
     )?;
     Ok((issuer, server, config_path))
 }

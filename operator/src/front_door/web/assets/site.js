@@ -96,6 +96,13 @@
     return out;
   }
 
+  // The wizard's field mapping: target → source, for the targets given a source.
+  function mapping(form) {
+    var out = {};
+    form.querySelectorAll("[data-mapping]").forEach(function (el) { if (el.value !== "") out[el.dataset.mapping] = el.value; });
+    return out;
+  }
+
   function priced(form, values) {
     var url = form.dataset.confirmUrl + "?plan=" + encodeURIComponent(values.plan) + "&quantity=" + values.quantity;
     return fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); });
@@ -116,7 +123,10 @@
           idempotencyKey = idempotencyKey || key();
           var body = { listing: form.dataset.listing, plan: values.plan, quantity: values.quantity,
             trial: values.trial, confirmedPrice: price.quote };
-          if (form.hasAttribute("data-wizard")) body.connection = connection(form);
+          if (form.hasAttribute("data-wizard")) {
+            body.connection = connection(form);
+            body.fieldMapping = mapping(form);
+          }
           submit.disabled = true;
           submit.setAttribute("aria-busy", "true");
           return call("POST", "/v1/tenants/" + encodeURIComponent(tenant) + "/subscriptions", body, idempotencyKey)
@@ -218,7 +228,8 @@
     document.querySelectorAll("form[data-change]:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindChange(f); });
     document.querySelectorAll("button[data-call]:not([data-bound])").forEach(function (b) {
       b.dataset.bound = "1";
-      b.addEventListener("click", function () {
+      b.addEventListener("click", function (ev) {
+        ev.preventDefault(); // the form posts only without this script
         var parts = b.dataset.call.split(" ");
         confirmWith(b.dataset.confirm || "Are you sure?").then(function (yes) {
           if (!yes) return;
