@@ -11,6 +11,7 @@ pub mod connection;
 pub mod controllers;
 pub mod front_door;
 pub mod lifecycle;
+pub mod metering;
 pub mod plugin;
 pub mod process;
 pub mod runtime;

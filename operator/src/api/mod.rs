@@ -9,6 +9,7 @@ pub mod catalog_source;
 pub mod conditions;
 pub mod entitlement;
 pub mod listing;
+pub mod metered;
 pub mod shared;
 pub mod subscription_action;
 pub mod tenant;
