@@ -6,6 +6,7 @@
 //! - [`period`]: usage periods (calendar months, UTC); pure.
 //! - [`price`]: what a period's quantity costs, as line items, and hard limits; pure.
 //! - [`store`]: the one storage interface, with [`sqlite`] (embedded) and [`postgres`].
+//! - [`view`]: a tenant's usage this period, as the API shows it; pure.
 //! - [`meters`]: the store behind the API, with a short cache of totals for entitlement checks.
 
 pub mod event;
@@ -15,6 +16,7 @@ pub mod postgres;
 pub mod price;
 pub mod sqlite;
 pub mod store;
+pub mod view;
 
 use std::path::PathBuf;
 use std::str::FromStr;

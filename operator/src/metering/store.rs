@@ -22,7 +22,7 @@ pub struct Recorded {
 }
 
 /// A period's events of one tenant and meter, aggregated.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeterTotals {
     pub count: u64,
