@@ -12,6 +12,7 @@ pub mod controllers;
 pub mod front_door;
 pub mod lifecycle;
 pub mod notify;
+pub mod metering;
 pub mod plugin;
 pub mod process;
 pub mod runtime;

@@ -1258,3 +1258,83 @@ fn thousands_of_mutated_inputs_never_panic() {
     }
     assert!(errors > 0, "the mutations do break files");
 }
+
+// ---- metered prices -----------------------------------------------------------------------
+
+/// The Basic plan of [`LISTING`] with a metered price (`metered` is the block's YAML body).
+fn metered_listing(metered: &str) -> String {
+    edit(
+        LISTING,
+        "      trialDays: 14\n",
+        &format!("      trialDays: 14\n      metered:\n{metered}"),
+    )
+}
+
+#[test]
+fn a_metered_plan_with_tiers_is_clean() {
+    let text = metered_listing(
+        "        meter: api_call\n        unit: API call\n        includedQuantity: 1000\n        hardLimit: true\n        tiersMode: Volume\n        tiers:\n          - {upTo: 10000, unitPrice: \"0.01\"}\n          - {unitPrice: \"0.005\"}\n",
+    );
+    let report = run(&with("listings/route.yaml", &text));
+    assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
+}
+
+/// A metered block (YAML body) that breaks a CEL rule: one error at the block, on `field`.
+fn metered_cel_error(metered: &str, field: &str, says: &str) {
+    let text = metered_listing(metered);
+    let report = run(&with("listings/route.yaml", &text));
+    let d = only_error(
+        &report,
+        Rule::Cel,
+        "listings/route.yaml",
+        &text,
+        "metered:",
+        field,
+    );
+    assert!(d.message.contains(says), "{d:#?}");
+}
+
+#[test]
+fn summed_meters_name_the_property_they_read() {
+    metered_cel_error(
+        "        meter: vision.scan\n        aggregation: Sum\n        unit: page\n        unitPrice: \"0.10\"\n",
+        "spec.plans[0].metered.valueProperty",
+        "needs valueProperty",
+    );
+}
+
+#[test]
+fn a_hard_limit_needs_an_included_quantity() {
+    metered_cel_error(
+        "        meter: api_call\n        unit: API call\n        unitPrice: \"0.01\"\n        hardLimit: true\n",
+        "spec.plans[0].metered.includedQuantity",
+        "hard limit",
+    );
+}
+
+#[test]
+fn metered_tiers_rise_and_the_error_names_plan_and_tier() {
+    let text = metered_listing(
+        "        meter: api_call\n        unit: API call\n        tiers:\n          - {upTo: 5000, unitPrice: \"0.01\"}\n          - {upTo: 4000, unitPrice: \"0.008\"}\n          - {unitPrice: \"0.005\"}\n",
+    );
+    let report = run(&with("listings/route.yaml", &text));
+    let d = only_error(
+        &report,
+        Rule::MeteredTiers,
+        "listings/route.yaml",
+        &text,
+        "4000",
+        "spec.plans[0].metered.tiers[1].upTo",
+    );
+    assert!(d.message.contains("plan \"basic\""), "{d:#?}");
+    // Only the last tier is open-ended.
+    let text = metered_listing(
+        "        meter: api_call\n        unit: API call\n        tiers:\n          - {unitPrice: \"0.01\"}\n          - {upTo: 4000, unitPrice: \"0.008\"}\n",
+    );
+    let report = run(&with("listings/route.yaml", &text));
+    assert_eq!(report.diagnostics.len(), 1, "{:#?}", report.diagnostics);
+    assert_eq!(
+        report.diagnostics[0].field_path,
+        "spec.plans[0].metered.tiers"
+    );
+}

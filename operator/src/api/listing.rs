@@ -5,6 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::metered::MeteredPrice;
 use super::shared::{FeatureCode, ObjectName};
 
 /// An add-on that tenants can discover and, unless it is a partner redirect, subscribe to.
@@ -356,6 +357,10 @@ pub struct Plan {
         regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     )]
     pub hubspot_sku: Option<String>,
+    /// A usage-based price on top of `pricing` (which may be "0"): a meter's usage each calendar
+    /// month, billed per unit past an included quantity (see the README's usage-based plans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metered: Option<MeteredPrice>,
 }
 
 /// A plan's price.

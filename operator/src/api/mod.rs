@@ -11,6 +11,7 @@ pub mod entitlement;
 pub mod listing;
 pub mod notification;
 pub mod notification_channel;
+pub mod metered;
 pub mod shared;
 pub mod subscription_action;
 pub mod tenant;

@@ -2,7 +2,6 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A Kubernetes object name (RFC 1123 label: lowercase letters, digits and dashes).
 #[derive(
@@ -31,6 +30,7 @@ pub struct FeatureCode(
     pub String,
 );
 
+/// `as_str`, `Display` and `From<&str>` of a one-string newtype.
 macro_rules! string_newtype {
     ($name:ident) => {
         impl $name {
@@ -38,8 +38,8 @@ macro_rules! string_newtype {
                 &self.0
             }
         }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
@@ -50,6 +50,7 @@ macro_rules! string_newtype {
         }
     };
 }
+pub(crate) use string_newtype;
 string_newtype!(ObjectName);
 string_newtype!(FeatureCode);
 

@@ -99,6 +99,14 @@ pub struct ApiArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub usage_flush_seconds: u64,
+    /// Where usage events of metered plans are kept: `sqlite:PATH` (embedded; one API replica)
+    /// or a `postgres://user@host:port/db` URL (shared by replicas).
+    #[arg(
+        long,
+        env = "MARKETPLACE_USAGE_STORE",
+        default_value = "sqlite:/tmp/marketplace-usage.sqlite"
+    )]
+    pub usage_store: crate::metering::UsageStoreLocation,
     /// Let wizard test connections reach loopback, private and link-local addresses (off: a
     /// tenant's settings must not make the API probe its own network); as the operator's flag.
     #[arg(long, env = "MARKETPLACE_PROBE_ALLOW_PRIVATE")]
@@ -167,6 +175,7 @@ impl ApiArgs {
                 ..crate::connection::ProbePolicy::default()
             },
             web: WebSettings { theme, oidc: None },
+            usage_store: Some(self.usage_store.clone()),
         }
     }
 }

@@ -71,6 +71,9 @@ pub enum Access {
     /// Take steps on the approval ladder: create SubscriptionActions in the operator's
     /// namespace (superadmins).
     Act,
+    /// Report usage events (`POST /v1/usage`): the tenant's own backend keys, or a token
+    /// allowed `create` on the (virtual) `usageevents` resource in the tenant's namespace.
+    ReportUsage,
 }
 
 impl Access {
@@ -81,6 +84,7 @@ impl Access {
             Access::Buy => ("create", "tenantsubscriptions"),
             Access::Change => ("patch", "tenantsubscriptions"),
             Access::Act => ("create", "subscriptionactions"),
+            Access::ReportUsage => ("create", "usageevents"),
         }
     }
 }
@@ -95,6 +99,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The tenant of a backend key (`None` for a token).
+    pub fn key_tenant(&self) -> Option<&str> {
+        self.api_key.as_ref().map(|scope| scope.tenant.as_str())
+    }
+
     /// A backend key's caller: named after the key, with no groups, so even a write attempted
     /// as it would find no RBAC that lets it.
     fn for_key(scope: KeyScope) -> Caller {
@@ -222,8 +231,10 @@ impl Authorizer {
         access: Access,
     ) -> Result<bool, Refusal> {
         if let Some(scope) = &caller.api_key {
-            // A backend key reads its own tenant, and does nothing else anywhere.
-            return Ok(access == Access::Read && namespace == namespace_name(&scope.tenant));
+            // A backend key reads its own tenant and reports its usage, and does nothing else
+            // anywhere.
+            return Ok(matches!(access, Access::Read | Access::ReportUsage)
+                && namespace == namespace_name(&scope.tenant));
         }
         let key = (caller.hash, namespace.to_string(), access);
         let cached = lock(&self.decisions).get(&key, Instant::now());
@@ -335,7 +346,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_backend_key_reads_its_own_tenant_and_does_nothing_else() {
+    async fn a_backend_key_reads_and_reports_usage_for_its_own_tenant_and_does_nothing_else() {
         let auth = offline_authorizer();
         let caller = Caller::for_key(KeyScope {
             tenant: "acme".into(),
@@ -343,8 +354,13 @@ mod tests {
         });
         // No review is made (the apiserver above does not exist).
         assert_eq!(auth.allows(&caller, "acme", Access::Read).await, Ok(true));
+        assert_eq!(
+            auth.allows(&caller, "acme", Access::ReportUsage).await,
+            Ok(true)
+        );
         for (tenant, access) in [
             ("globex", Access::Read),
+            ("globex", Access::ReportUsage),
             ("acme", Access::Buy),
             ("acme", Access::Change),
             ("acme", Access::Act),

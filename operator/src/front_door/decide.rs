@@ -10,7 +10,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::api::entitlement::{EntitlementSpec, EntitlementState};
-use crate::api::listing::ListingSpec;
+use crate::api::listing::{ListingSpec, Plan};
+use crate::api::metered::MeteredPrice;
 
 /// Every feature code any Listing grants (its features, and every plan's extras), whatever the
 /// listing's lifecycle: a code in here is a known flag, one outside is unknown (404).
@@ -101,10 +102,13 @@ pub enum CheckReason {
     Expired,
     /// The catalog has the feature; this tenant has no subscription granting it.
     NotEntitled,
+    /// The plan's hard limit: this period's usage of its meter has reached the included
+    /// quantity (usable again next period).
+    UsageLimitReached,
 }
 
 /// The answer of `GET /v1/tenants/{t}/entitlements/{feature}`.
-#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureCheck {
     pub feature: String,
@@ -112,17 +116,70 @@ pub struct FeatureCheck {
     pub state: Option<EntitlementState>,
     pub reason: CheckReason,
     pub ends_at: Option<Timestamp>,
+    /// Present when the granting plan has a hard-limited meter: its usage this period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageAllowance>,
 }
 
-/// May the tenant with `features` use `feature` at `now`? `None`: no Listing grants it (404).
+/// A hard-limited meter's state this period, as the check sees it.
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageAllowance {
+    pub meter: String,
+    /// The period's quantity so far (the plan's aggregation of its events).
+    pub used: f64,
+    pub included: i64,
+}
+
+impl UsageAllowance {
+    /// Used up: the next unit would be past the included quantity.
+    pub fn exhausted(&self) -> bool {
+        self.used >= self.included as f64
+    }
+}
+
+/// Hard-limited allowances by feature code: what the check of a metered feature depends on.
+pub type Allowances = BTreeMap<String, UsageAllowance>;
+
+/// The features whose granting plan (`plan_of` the view's source subscription) has a
+/// hard-limited metered price, with that price: the meters an entitlement check must read.
+pub fn hard_limited<'a>(
+    features: &[EntitlementView],
+    plan_of: impl Fn(&str) -> Option<&'a Plan>,
+) -> BTreeMap<String, &'a MeteredPrice> {
+    features
+        .iter()
+        .filter_map(|view| {
+            let metered = plan_of(&view.source_subscription)?.metered.as_ref()?;
+            metered.hard_limit.then(|| (view.feature.clone(), metered))
+        })
+        .collect()
+}
+
+/// `check` once usage counts: an enabled feature whose allowance is used up is not enabled.
+pub fn within_allowance(mut check: FeatureCheck, allowances: &Allowances) -> FeatureCheck {
+    if let Some(allowance) = allowances.get(&check.feature) {
+        if check.enabled && allowance.exhausted() {
+            check.enabled = false;
+            check.reason = CheckReason::UsageLimitReached;
+        }
+        check.usage = Some(allowance.clone());
+    }
+    check
+}
+
+/// May the tenant with `features` use `feature` at `now`, with its hard-limited `allowances`?
+/// `None`: no Listing grants it (404).
 pub fn check_feature(
     features: &[EntitlementView],
     catalog: &BTreeSet<String>,
     feature: &str,
     now: Timestamp,
+    allowances: &Allowances,
 ) -> Option<FeatureCheck> {
     let view = features.iter().find(|v| v.feature == feature);
-    (view.is_some() || catalog.contains(feature)).then(|| check_view(feature, view, now))
+    (view.is_some() || catalog.contains(feature))
+        .then(|| within_allowance(check_view(feature, view, now), allowances))
 }
 
 /// The check of `feature` for a tenant whose most usable grant of it is `view` (`None`: the
@@ -135,6 +192,7 @@ pub fn check_view(feature: &str, view: Option<&EntitlementView>, now: Timestamp)
             state: None,
             reason: CheckReason::NotEntitled,
             ends_at: None,
+            usage: None,
         };
     };
     let expired = view.ends_at.is_some_and(|end| end <= now);
@@ -151,6 +209,7 @@ pub fn check_view(feature: &str, view: Option<&EntitlementView>, now: Timestamp)
         state: Some(view.state),
         reason,
         ends_at: view.ends_at,
+        usage: None,
     }
 }
 
@@ -242,7 +301,7 @@ mod tests {
         ];
         let views = tenant_features(&specs);
         let catalog: BTreeSet<String> = ["a", "t", "s", "r", "x", "other"].map(String::from).into();
-        let check = |f| check_feature(&views, &catalog, f, now).unwrap();
+        let check = |f| check_feature(&views, &catalog, f, now, &Allowances::new()).unwrap();
         assert_eq!(
             (check("a").enabled, check("a").reason),
             (true, CheckReason::Entitled)
@@ -269,7 +328,67 @@ mod tests {
             (lacking.enabled, lacking.reason, lacking.state),
             (false, CheckReason::NotEntitled, None)
         );
-        assert_eq!(check_feature(&views, &catalog, "unknown", now), None);
+        assert_eq!(
+            check_feature(&views, &catalog, "unknown", now, &Allowances::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_hard_limited_feature_is_off_once_its_allowance_is_used_up() {
+        let now = at("2026-02-15T00:00:00Z");
+        let metered: ListingSpec = serde_json::from_value(json!({
+            "displayName": "Docs", "tagline": "Read documents", "type": "InApp",
+            "category": "AI", "lifecycle": "Published", "features": ["docs"],
+            "plans": [{"name": "starter", "displayName": "Starter",
+                "pricing": {"model": "Flat", "amount": "9", "currency": "USD", "interval": "Month"},
+                "metered": {"meter": "document.page", "unit": "page", "unitPrice": "0",
+                            "includedQuantity": 3, "hardLimit": true}}],
+        }))
+        .unwrap();
+        let soft = listing(&["routes"], &[]);
+        let specs = [
+            spec("docs", "Active", None, "docs-sub"),
+            spec("routes", "Active", None, "routes-sub"),
+        ];
+        let views = tenant_features(&specs);
+        let plan_of = |subscription: &str| match subscription {
+            "docs-sub" => metered.plans.first(),
+            _ => soft.plans.first(),
+        };
+        let limited = hard_limited(&views, plan_of);
+        assert_eq!(limited.keys().collect::<Vec<_>>(), ["docs"]);
+        let catalog: BTreeSet<String> = ["docs", "routes"].map(String::from).into();
+        let allowance = |used: f64| {
+            Allowances::from([(
+                "docs".to_string(),
+                UsageAllowance {
+                    meter: "document.page".into(),
+                    used,
+                    included: 3,
+                },
+            )])
+        };
+        let below = check_feature(&views, &catalog, "docs", now, &allowance(2.0)).unwrap();
+        assert_eq!((below.enabled, below.reason), (true, CheckReason::Entitled));
+        assert_eq!(below.usage.as_ref().map(|u| u.used), Some(2.0));
+        let used_up = check_feature(&views, &catalog, "docs", now, &allowance(3.0)).unwrap();
+        assert_eq!(
+            (used_up.enabled, used_up.reason),
+            (false, CheckReason::UsageLimitReached)
+        );
+        // Other features and other reasons are left alone.
+        let routes = check_feature(&views, &catalog, "routes", now, &allowance(3.0)).unwrap();
+        assert!(routes.enabled && routes.usage.is_none());
+        let suspended = [spec("docs", "Suspended", None, "docs-sub")];
+        let check = check_feature(
+            &tenant_features(&suspended),
+            &catalog,
+            "docs",
+            now,
+            &allowance(9.0),
+        );
+        assert_eq!(check.unwrap().reason, CheckReason::Suspended);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - [`routes`] and [`stream`]: the handlers, which only gather and render.
 //! - [`openapi_document`]: the OpenAPI document of all of it, served at `/openapi.json`.
 //! - [`web`]: the storefront in the browser (server-rendered HTML over the same deciders).
+//! - [`metering_routes`]: usage events in (`POST /v1/usage`), a tenant's usage out, and the
+//!   allowances a hard-limited feature's check depends on ([`crate::metering`]).
 
 pub mod api_keys;
 pub mod auth;
@@ -21,6 +23,7 @@ pub mod impersonation;
 #[cfg(test)]
 mod key_routes_tests;
 pub mod live_index;
+pub mod metering_routes;
 pub mod ofrep;
 pub mod openapi_document;
 pub mod read_limits;

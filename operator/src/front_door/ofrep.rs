@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::decide::{CheckReason, EntitlementView, FeatureCheck, check_feature};
+use super::decide::{Allowances, CheckReason, EntitlementView, FeatureCheck, check_feature};
 
 /// The body of both evaluation endpoints, as the document describes it. [`context_of`] reads it
 /// leniently (an empty body is an empty context; any media type).
@@ -174,14 +174,15 @@ fn success(key: &str, check: &FeatureCheck) -> FlagEvaluation {
     }
 }
 
-/// The single evaluation of flag `key` for a tenant with `features`.
+/// The single evaluation of flag `key` for a tenant with `features` and `allowances`.
 pub fn evaluate(
     key: &str,
     features: &[EntitlementView],
     catalog: &BTreeSet<String>,
     now: Timestamp,
+    allowances: &Allowances,
 ) -> (StatusCode, Value) {
-    match check_feature(features, catalog, key, now) {
+    match check_feature(features, catalog, key, now, allowances) {
         Some(check) => (StatusCode::OK, json!(success(key, &check))),
         None => (
             StatusCode::NOT_FOUND,
@@ -200,6 +201,7 @@ pub fn evaluate_all(
     features: &[EntitlementView],
     catalog: &BTreeSet<String>,
     now: Timestamp,
+    allowances: &Allowances,
 ) -> Value {
     let keys: BTreeSet<&str> = catalog
         .iter()
@@ -208,7 +210,12 @@ pub fn evaluate_all(
         .collect();
     let flags: Vec<FlagEvaluation> = keys
         .into_iter()
-        .filter_map(|key| Some(success(key, &check_feature(features, catalog, key, now)?)))
+        .filter_map(|key| {
+            Some(success(
+                key,
+                &check_feature(features, catalog, key, now, allowances)?,
+            ))
+        })
         .collect();
     json!(BulkEvaluation { flags })
 }
@@ -264,7 +271,7 @@ mod tests {
         ];
         let catalog: BTreeSet<String> = ["routes", "eta", "gigsafe"].map(String::from).into();
         let now = Timestamp::UNIX_EPOCH;
-        let (status, on) = evaluate("routes", &features, &catalog, now);
+        let (status, on) = evaluate("routes", &features, &catalog, now, &Default::default());
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             (
@@ -275,7 +282,7 @@ mod tests {
             (json!(true), json!("on"), json!("TARGETING_MATCH"))
         );
         for off in ["eta", "gigsafe"] {
-            let (status, body) = evaluate(off, &features, &catalog, now);
+            let (status, body) = evaluate(off, &features, &catalog, now, &Default::default());
             assert_eq!(status, StatusCode::OK);
             assert_eq!(
                 (
@@ -286,13 +293,13 @@ mod tests {
                 (json!(false), json!("off"), json!("DISABLED"))
             );
         }
-        let (status, missing) = evaluate("nope", &features, &catalog, now);
+        let (status, missing) = evaluate("nope", &features, &catalog, now, &Default::default());
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(missing["errorCode"], "FLAG_NOT_FOUND");
         assert!(missing["errorDetails"].is_string());
         let mut held = features.to_vec();
         held.push(view("retired", EntitlementState::Active));
-        let all = evaluate_all(&held, &catalog, now);
+        let all = evaluate_all(&held, &catalog, now, &Default::default());
         let keys: Vec<&str> = all["flags"]
             .as_array()
             .unwrap()

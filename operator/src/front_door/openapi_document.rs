@@ -148,7 +148,7 @@ fn operation(op: &Operation, generator: &mut SchemaGenerator) -> Value {
     }
     let security = match op.caller {
         Caller::Anyone => None,
-        Caller::TenantReader => Some(json!([{BEARER: []}, {API_KEY: []}])),
+        Caller::TenantReader | Caller::UsageReporter => Some(json!([{BEARER: []}, {API_KEY: []}])),
         Caller::TenantBillingAdmin | Caller::Superadmin => Some(json!([{BEARER: []}])),
     };
     if let Some(security) = security {

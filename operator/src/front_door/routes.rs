@@ -19,6 +19,7 @@ use super::auth::{Authorizer, Refusal};
 use super::decide::{EntitlementView, check_feature, etag, if_none_match};
 use super::impersonation::Impersonator;
 use super::live_index::LiveIndex;
+use super::metering_routes::allowances;
 use super::ofrep;
 use super::stream::{StreamSettings, entitlement_stream};
 use super::usage::UsageLedger;
@@ -45,6 +46,9 @@ pub struct FrontDoor {
     pub(super) probe: ProbePolicy,
     /// The web UI's theme.
     pub(super) web: Arc<super::web::WebSettings>,
+    /// The usage store (`--usage-store`); without it the usage routes answer 503 and no check
+    /// applies a hard limit.
+    pub(super) meters: Option<Arc<crate::metering::meters::Meters>>,
 }
 
 impl FrontDoor {
@@ -68,7 +72,14 @@ impl FrontDoor {
             usage: UsageLedger::default(),
             probe: ProbePolicy::default(),
             web: Arc::default(),
+            meters: None,
         }
+    }
+
+    /// Takes usage events into `meters` and applies plans' hard limits from it.
+    pub fn with_meters(mut self, meters: Arc<crate::metering::meters::Meters>) -> Self {
+        self.meters = Some(meters);
+        self
     }
 
     /// The web UI's settings (theme).
@@ -130,6 +141,7 @@ pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep_single))
         .merge(super::storefront::routes::routes())
         .merge(super::console::routes::routes())
+        .merge(super::metering_routes::routes())
         .merge(super::openapi_document::routes())
         .merge(super::web::handlers::routes())
         .with_state(door)
@@ -231,7 +243,9 @@ async fn check_entitlement(
     }
     let now = Timestamp::now();
     door.usage.record(&tenant, &feature, now);
-    match check_feature(&door.features_of(&tenant), &door.catalog(), &feature, now) {
+    let features = door.features_of(&tenant);
+    let allowances = allowances(&door, &tenant, &features, Some(&feature)).await;
+    match check_feature(&features, &door.catalog(), &feature, now, &allowances) {
         Some(check) => axum::Json(check).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -274,7 +288,9 @@ async fn ofrep_single(
     };
     let now = Timestamp::now();
     door.usage.record(&tenant, &key, now);
-    let (status, body) = ofrep::evaluate(&key, &door.features_of(&tenant), &door.catalog(), now);
+    let features = door.features_of(&tenant);
+    let allowances = allowances(&door, &tenant, &features, Some(&key)).await;
+    let (status, body) = ofrep::evaluate(&key, &features, &door.catalog(), now, &allowances);
     (status, axum::Json(body)).into_response()
 }
 
@@ -289,7 +305,8 @@ async fn ofrep_bulk(State(door): State<FrontDoor>, headers: HeaderMap, body: Byt
     for held in features.iter() {
         door.usage.record(&tenant, &held.feature, now);
     }
-    let flags = ofrep::evaluate_all(&features, &door.catalog(), now);
+    let allowances = allowances(&door, &tenant, &features, None).await;
+    let flags = ofrep::evaluate_all(&features, &door.catalog(), now, &allowances);
     // The context is part of the tag: another context must never get a 304 for this answer.
     let context = serde_json::to_vec(&context).unwrap_or_default();
     with_etag(&headers, &[&context], &flags)

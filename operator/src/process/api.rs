@@ -15,6 +15,8 @@ use crate::front_door::read_limits::ReadLimitSettings;
 use crate::front_door::usage::{UsageLedger, run_flusher};
 use crate::front_door::web::WebSettings;
 use crate::front_door::{Authorizer, FrontDoor, ReviewCacheSettings, StreamSettings, router};
+use crate::metering::meters::Meters;
+use crate::metering::{AnyUsageStore, UsageStoreLocation};
 use crate::runtime::endpoint::{self, EndpointSettings};
 use crate::runtime::{Shutdown, Stores};
 use crate::server::Readiness;
@@ -39,7 +41,13 @@ pub struct ApiSettings {
     pub probe: ProbePolicy,
     /// The web UI (theme).
     pub web: WebSettings,
+    /// Where usage events are kept (`--usage-store`); `None`: usage metering is off.
+    pub usage_store: Option<UsageStoreLocation>,
 }
+
+/// How long the totals a hard-limited check reads are reused (another replica's events count
+/// after at most this long; this replica's at once).
+const USAGE_TOTALS_TTL: Duration = Duration::from_secs(1);
 
 /// A started API: its caches, and the usage flusher, which writes once more at shutdown.
 pub struct StartedApi {
@@ -90,6 +98,16 @@ pub async fn start(
     .with_usage(usage)
     .with_probe_policy(settings.probe.clone())
     .with_web(settings.web.clone());
+    let door = match &settings.usage_store {
+        Some(location) => {
+            let store = AnyUsageStore::open(location)
+                .await
+                .map_err(|e| ProcessError::Config(format!("--usage-store {location}: {e}")))?;
+            tracing::info!(%location, "usage store open");
+            door.with_meters(Meters::new(store, USAGE_TOTALS_TTL))
+        }
+        None => door,
+    };
     let index = door.index().clone();
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await

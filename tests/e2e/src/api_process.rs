@@ -92,6 +92,7 @@ pub fn api_settings(review_ttl: Duration, operator_namespace: &str) -> ApiSettin
         usage_flush: Duration::from_secs(1),
         probe: Default::default(),
         web: Default::default(),
+        usage_store: None,
     }
 }
 

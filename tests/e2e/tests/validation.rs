@@ -315,6 +315,37 @@ async fn flat_price_with_unit() {
 }
 
 #[tokio::test]
+async fn summed_meter_without_a_value_property() {
+    rejected_on_create::<Listing>(
+        false,
+        ROUTE,
+        set(
+            &["spec", "plans", "0", "metered"],
+            json!({"meter": "api_call", "aggregation": "Sum", "unit": "call", "unitPrice": "0.01"}),
+        ),
+        "spec.plans[0].metered.valueProperty",
+        "needs valueProperty",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn metered_tiers_whose_last_tier_is_bounded() {
+    rejected_on_create::<Listing>(
+        false,
+        ROUTE,
+        set(
+            &["spec", "plans", "0", "metered"],
+            json!({"meter": "api_call", "unit": "call", "includedQuantity": 100, "hardLimit": true,
+                   "tiers": [{"upTo": 1000, "unitPrice": "0.01"}, {"upTo": 2000, "unitPrice": "0.005"}]}),
+        ),
+        "spec.plans[0].metered.tiers",
+        "only the last tier",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn partner_url_that_is_not_https() {
     rejected_on_create::<Listing>(
         false,

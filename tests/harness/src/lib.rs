@@ -35,6 +35,7 @@ mod error;
 pub mod kubeconfig;
 pub mod oidc;
 pub mod pki;
+pub mod postgres;
 pub mod process;
 mod wait;
 

@@ -70,6 +70,8 @@ pub enum Rule {
     ReleaseOrder,
     /// A screenshot's alt text does not describe it.
     ScreenshotAlt,
+    /// A metered price's tiers do not rise (each upTo must be above the one before).
+    MeteredTiers,
     /// A listing that was Published at the base revision is gone.
     PublishedDeleted,
     /// A listing that was Published at the base revision went back to Draft or ComingSoon.
@@ -101,6 +103,7 @@ impl Rule {
             Rule::ReleaseVersion => "release-version",
             Rule::ReleaseOrder => "release-order",
             Rule::ScreenshotAlt => "screenshot-alt",
+            Rule::MeteredTiers => "metered-tiers",
             Rule::PublishedDeleted => "published-deleted",
             Rule::LifecycleRegression => "lifecycle-regression",
         }

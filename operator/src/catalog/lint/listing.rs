@@ -13,6 +13,7 @@ use super::path::{child, index};
 
 pub fn check(file: &FileRef<'_>) -> Vec<Diagnostic> {
     let mut diagnostics = plans(file);
+    diagnostics.extend(metered_tiers(file));
     diagnostics.extend(releases(file));
     diagnostics.extend(screenshots(file));
     diagnostics
@@ -74,6 +75,38 @@ fn plans(file: &FileRef<'_>) -> Vec<Diagnostic> {
                 message,
                 hint,
             ));
+        }
+    }
+    diagnostics
+}
+
+/// A metered price's tiers must rise: CEL cannot compare neighbours, so this says which tier.
+fn metered_tiers(file: &FileRef<'_>) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    for (i, plan) in items(file, "/spec/plans").iter().enumerate() {
+        let tiers = plan
+            .pointer("/metered/tiers")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        let name = text(plan, "/name").unwrap_or("?");
+        let mut previous: Option<(usize, i64)> = None;
+        for (j, tier) in tiers.iter().enumerate() {
+            let Some(up_to) = tier.pointer("/upTo").and_then(Value::as_i64) else {
+                continue;
+            };
+            if let Some((k, before)) = previous
+                && up_to <= before
+            {
+                let at = format!("{}/metered/tiers/{j}/upTo", index("/spec/plans", i));
+                let message = format!(
+                    "plan {name:?}: tier {j} ends at {up_to}, not above tier {k}'s upTo {before}"
+                );
+                let hint = "list tiers lowest first, each upTo above the one before (the last \
+                            tier has no upTo)"
+                    .to_owned();
+                diagnostics.push(file.error(&at, At::Auto, Rule::MeteredTiers, message, hint));
+            }
+            previous = Some((j, up_to));
         }
     }
     diagnostics

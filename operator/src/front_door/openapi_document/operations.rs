@@ -12,6 +12,7 @@ use crate::front_door::console::inbox::InboxQuery;
 use crate::front_door::console::routes::ActionRequest;
 use crate::front_door::console::support::SupportView;
 use crate::front_door::decide::FeatureCheck;
+use crate::front_door::metering_routes::{UsageAccepted, UsageRefused};
 use crate::front_door::ofrep::{
     BulkEvaluation, EvaluationFailure, EvaluationRequest, EvaluationRetryLater, FlagEvaluation,
 };
@@ -20,6 +21,7 @@ use crate::front_door::storefront::changes::{CancelRequest, ChangeRequest};
 use crate::front_door::storefront::detail::SubscriptionView;
 use crate::front_door::storefront::purchase::PurchaseRequest;
 use crate::front_door::storefront::wizard::{SettingsInvalid, WizardTestRequest, WizardTestResult};
+use crate::metering::view::TenantUsage;
 
 /// A type's schema: a `$ref` to its component (or the schema itself, for query types).
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -67,6 +69,9 @@ pub enum Caller {
     TenantBillingAdmin,
     /// Whoever may create SubscriptionActions in the operator's namespace: a bearer token.
     Superadmin,
+    /// Whoever may report a tenant's usage: its backend API key, or a bearer token allowed
+    /// `create` on `usageevents` in the tenant's namespace.
+    UsageReporter,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +199,10 @@ pub const TAGS: &[(&str, &str)] = &[
         CONSOLE,
         "Superadmins: the approval inbox, ladder actions, the support view.",
     ),
+    (
+        USAGE,
+        "Usage-based plans: usage events in (CloudEvents), a tenant's usage this period out.",
+    ),
     (SERVICE, "This document and the probes."),
 ];
 
@@ -202,6 +211,7 @@ const OFREP: &str = "OFREP";
 const STOREFRONT: &str = "Storefront";
 const CONSOLE: &str = "Console";
 const SERVICE: &str = "Service";
+const USAGE: &str = "Usage";
 
 fn op(
     method: Method,
@@ -261,6 +271,10 @@ impl Operation {
                     "The caller may not read this tenant, or is not one of its billing admins."
                 }
                 Caller::Superadmin => "The caller is not a superadmin.",
+                Caller::UsageReporter => {
+                    "An event names another tenant than the key's, or the token may not report \
+                     usage for the tenant an event names (the body says which event)."
+                }
                 _ => "The caller may not read this tenant.",
             };
             self.replies.extend([
@@ -470,6 +484,33 @@ pub fn operations() -> Vec<Operation> {
             .reply(json(200, "The subscription, in service again.", named::<SubscriptionView>()))
             .reply(error(404, "No such tenant or subscription."))
             .reply(error(409, "There is no cancellation that can still be withdrawn.")),
+        // ---- usage ----
+        op(Post, "/v1/usage", "reportUsage", USAGE, "Report usage events of metered plans")
+            .describe("CloudEvents 1.0, structured JSON: one event (`application/cloudevents+json` \
+                or `application/json`) or a batch of up to 1000 \
+                (`application/cloudevents-batch+json`, a JSON array). `type` names the meter (a \
+                plan's `metered.meter`), `subject` the tenant (optional with a backend key, \
+                which reports for its own tenant only), `time` when the usage happened (default: \
+                now), `data` the properties the meter reads. Deduplicated by tenant, `source` \
+                and `id`: a retried event counts once. Events are counted in the calendar month \
+                (UTC) of their `time`.")
+            .body(<serde_json::Value as JsonSchema>::json_schema, true)
+            .caller(UsageReporter)
+            .reply(json(202, "Stored: how many events were new and how many were duplicates.",
+                named::<UsageAccepted>()))
+            .reply(json(400, "The body is not JSON, not the shape its media type says, or an \
+                event is not an object.", named::<UsageRefused>()))
+            .reply(json(413, "More than 1000 events.", named::<UsageRefused>()))
+            .reply(json(415, "Not a CloudEvents JSON media type.", named::<UsageRefused>()))
+            .reply(json(422, "An event is invalid: `index` and `field` say which and where \
+                (nothing of the request was stored).", named::<UsageRefused>())),
+        op(Get, "/v1/tenants/{tenant}/usage", "getTenantUsage", USAGE,
+            "The tenant's metered usage this period so far")
+            .describe("One entry per subscription on a metered plan: the meter's quantity this \
+                calendar month (UTC), the included quantity, whether a hard limit is reached, \
+                billable units and their cost so far.")
+            .caller(TenantReader)
+            .reply(json(200, "The period's usage.", named::<TenantUsage>())),
         // ---- console ----
         op(Get, "/v1/admin/inbox", "getInbox", CONSOLE, "What waits for a superadmin")
             .caller(Superadmin)

@@ -1,0 +1,258 @@
+//! Usage-based plans on the API: `POST /v1/usage` takes usage events (CloudEvents JSON) from a
+//! tenant's backend key, `GET /v1/tenants/{t}/usage` shows the period so far, and
+//! [`allowances`] gathers what entitlement checks of hard-limited features depend on. The
+//! decisions are [`crate::metering::event`], [`crate::metering::view`] and
+//! [`super::decide::within_allowance`]; these handlers gather and render.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use kube::ResourceExt;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::json;
+
+use super::auth::Access;
+use super::decide::{Allowances, EntitlementView, UsageAllowance, hard_limited};
+use super::routes::{FrontDoor, rest_refusal};
+use crate::api::listing::{Listing, Plan};
+use crate::controllers::tenant_rbac::namespace_name;
+use crate::metering::event::{EventProblem, parse_events};
+use crate::metering::meters::Meters;
+use crate::metering::view::{TenantUsage, meter_usage};
+use crate::metering::{MeterCatalog, MeterQuery, Recorded, UsagePeriod};
+
+/// The answer of `POST /v1/usage`: how many events were new and how many were seen before.
+#[derive(Serialize, JsonSchema)]
+pub struct UsageAccepted {
+    pub accepted: u64,
+    pub duplicates: u64,
+}
+
+impl From<Recorded> for UsageAccepted {
+    fn from(r: Recorded) -> Self {
+        UsageAccepted {
+            accepted: r.accepted,
+            duplicates: r.duplicates,
+        }
+    }
+}
+
+/// A refused `POST /v1/usage`: which event (`index`) and which `field`, and why.
+#[derive(Serialize, JsonSchema)]
+pub struct UsageRefused {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub field: String,
+}
+
+pub fn routes() -> Router<FrontDoor> {
+    Router::new()
+        .route("/v1/usage", post(post_usage))
+        .route("/v1/tenants/{tenant}/usage", get(tenant_usage))
+}
+
+fn refused(problem: EventProblem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = UsageRefused {
+        code: problem.code.to_string(),
+        message: problem.message,
+        index: problem.index,
+        field: problem.field,
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn unavailable(why: String) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        axum::Json(json!({"code": "Unavailable", "message": why})),
+    )
+        .into_response()
+}
+
+/// The store, or `None` when metering is off (answer [`metering_off`]).
+fn meters_of(door: &FrontDoor) -> Option<&Arc<Meters>> {
+    door.meters.as_ref()
+}
+
+fn metering_off() -> Response {
+    unavailable("usage metering is off: the API runs without --usage-store".into())
+}
+
+async fn post_usage(State(door): State<FrontDoor>, headers: HeaderMap, body: Bytes) -> Response {
+    let caller = match door.auth.caller(&headers).await {
+        Ok(caller) => caller,
+        Err(refusal) => return rest_refusal(refusal),
+    };
+    let Some(meters) = meters_of(&door) else {
+        return metering_off();
+    };
+    let listings = door.stores.listings.state();
+    let catalog = MeterCatalog::of(listings.iter().map(|l| &l.spec));
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let events = match parse_events(
+        &body,
+        content_type,
+        caller.key_tenant(),
+        &catalog,
+        Timestamp::now(),
+    ) {
+        Ok(events) => events,
+        Err(problem) => return refused(problem),
+    };
+    // A key is scoped already (parse_events refused other tenants); a token is checked for
+    // each tenant its events name.
+    let tenants: BTreeSet<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+    for tenant in tenants {
+        match door.auth.allows(&caller, tenant, Access::ReportUsage).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let index = events.iter().position(|e| e.tenant == tenant);
+                return refused(EventProblem {
+                    status: 403,
+                    code: "Forbidden",
+                    index,
+                    field: "subject".into(),
+                    message: format!("you may not report usage for tenant {tenant:?}"),
+                });
+            }
+            Err(refusal) => return rest_refusal(refusal),
+        }
+    }
+    match meters.record(&events).await {
+        Ok(recorded) => (
+            StatusCode::ACCEPTED,
+            axum::Json(UsageAccepted::from(recorded)),
+        )
+            .into_response(),
+        Err(e) => unavailable(e.to_string()),
+    }
+}
+
+/// The tenant's subscriptions with the Listing and plan name of each.
+fn subscribed_plans(door: &FrontDoor, tenant: &str) -> Vec<(String, Arc<Listing>, String)> {
+    door.stores
+        .subscriptions_in(&namespace_name(tenant))
+        .iter()
+        .filter_map(|s| {
+            let listing = door.stores.listing(s.spec.listing.as_str())?;
+            Some((s.name_any(), listing, s.spec.plan.as_str().to_string()))
+        })
+        .collect()
+}
+
+fn plan_in<'a>(listing: &'a Listing, plan: &str) -> Option<&'a Plan> {
+    listing.spec.plans.iter().find(|p| p.name.as_str() == plan)
+}
+
+async fn tenant_usage(
+    State(door): State<FrontDoor>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = door.auth.may_read(&headers, &tenant).await {
+        return rest_refusal(refusal);
+    }
+    let Some(meters) = meters_of(&door) else {
+        return metering_off();
+    };
+    let period = UsagePeriod::containing(Timestamp::now());
+    let mut usage = TenantUsage {
+        tenant: tenant.clone(),
+        period: period.into(),
+        meters: Vec::new(),
+    };
+    for (subscription, listing, plan) in subscribed_plans(&door, &tenant) {
+        let Some(plan) = plan_in(&listing, &plan) else {
+            continue;
+        };
+        let Some(metered) = &plan.metered else {
+            continue;
+        };
+        let query = MeterQuery {
+            tenant: &tenant,
+            meter: metered.meter.as_str(),
+            period,
+            property: metered.value_property.as_deref(),
+        };
+        match meters.totals(query).await {
+            Ok(totals) => usage.meters.extend(meter_usage(
+                &subscription,
+                &listing.name_any(),
+                plan,
+                totals,
+            )),
+            Err(e) => return unavailable(e.to_string()),
+        }
+    }
+    axum::Json(usage).into_response()
+}
+
+/// The hard-limited allowances of the tenant's `features` this period (only `feature`'s, when
+/// given). When the store cannot answer, the check goes on without them (the features stay
+/// usable: an outage of the usage store must not switch paid features off).
+pub(super) async fn allowances(
+    door: &FrontDoor,
+    tenant: &str,
+    features: &[EntitlementView],
+    feature: Option<&str>,
+) -> Allowances {
+    let mut allowances = Allowances::new();
+    let Some(meters) = &door.meters else {
+        return allowances;
+    };
+    let relevant: Vec<EntitlementView> = features
+        .iter()
+        .filter(|v| feature.is_none_or(|f| v.feature == f))
+        .cloned()
+        .collect();
+    if relevant.is_empty() {
+        return allowances;
+    }
+    let plans = subscribed_plans(door, tenant);
+    let plan_of = |subscription: &str| {
+        plans
+            .iter()
+            .find(|(name, _, _)| name == subscription)
+            .and_then(|(_, listing, plan)| plan_in(listing, plan))
+    };
+    let period = UsagePeriod::containing(Timestamp::now());
+    for (feature, metered) in hard_limited(&relevant, plan_of) {
+        let query = MeterQuery {
+            tenant,
+            meter: metered.meter.as_str(),
+            period,
+            property: metered.value_property.as_deref(),
+        };
+        match meters.totals(query).await {
+            Ok(totals) => {
+                allowances.insert(
+                    feature,
+                    UsageAllowance {
+                        meter: metered.meter.as_str().to_string(),
+                        used: totals.quantity(metered.aggregation),
+                        included: metered.included_quantity,
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::warn!(%tenant, %feature, error = %e, "usage totals unavailable; the hard limit is not applied")
+            }
+        }
+    }
+    allowances
+}

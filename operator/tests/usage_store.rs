@@ -1,0 +1,288 @@
+//! The usage store's contract, one suite run against both backends: embedded SQLite (a file in
+//! a temporary folder) and PostgreSQL (Debian's, started on 127.0.0.1 by the harness, one
+//! server for this binary). Tests run concurrently, so each uses its own tenant.
+
+use jiff::Timestamp;
+use marketplace_operator::metering::postgres::PostgresUsageStore;
+use marketplace_operator::metering::sqlite::SqliteUsageStore;
+use marketplace_operator::metering::{
+    MeterQuery, PeriodReport, ReportKey, UsageEvent, UsagePeriod, UsageStore,
+};
+use serde_json::{Value, json};
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn event(tenant: &str, id: &str, meter: &str, time: &str, data: Value) -> UsageEvent {
+    UsageEvent {
+        tenant: tenant.into(),
+        source: "/tests".into(),
+        id: id.into(),
+        meter: meter.into(),
+        time: at(time),
+        data,
+    }
+}
+
+fn november() -> UsagePeriod {
+    UsagePeriod::containing(at("2026-11-15T00:00:00Z"))
+}
+
+fn query<'a>(tenant: &'a str, meter: &'a str, property: Option<&'a str>) -> MeterQuery<'a> {
+    MeterQuery {
+        tenant,
+        meter,
+        period: november(),
+        property,
+    }
+}
+
+/// The suite: each function takes a fresh-enough store (its tenant is unique to the test).
+mod suite {
+    use super::*;
+
+    pub async fn duplicates_are_counted_once(store: &impl UsageStore, tenant: &str) {
+        let batch = [
+            event(tenant, "a", "api_call", "2026-11-02T10:00:00Z", Value::Null),
+            event(tenant, "b", "api_call", "2026-11-02T10:00:01Z", Value::Null),
+            // A retry inside the same batch.
+            event(tenant, "a", "api_call", "2026-11-02T10:00:00Z", Value::Null),
+        ];
+        let first = store.record(&batch).await.unwrap();
+        assert_eq!((first.accepted, first.duplicates), (2, 1));
+        // The whole batch retried, plus one new event.
+        let mut again = batch.to_vec();
+        again.push(event(
+            tenant,
+            "c",
+            "api_call",
+            "2026-11-03T00:00:00Z",
+            Value::Null,
+        ));
+        let second = store.record(&again).await.unwrap();
+        assert_eq!((second.accepted, second.duplicates), (1, 3));
+        let totals = store.totals(query(tenant, "api_call", None)).await.unwrap();
+        assert_eq!(totals.count, 3);
+    }
+
+    pub async fn ids_are_scoped_to_tenant_and_source(store: &impl UsageStore, tenant: &str) {
+        let other = format!("{tenant}-other");
+        let mut from_elsewhere =
+            event(tenant, "x", "api_call", "2026-11-02T00:00:00Z", Value::Null);
+        from_elsewhere.source = "/elsewhere".into();
+        let recorded = store
+            .record(&[
+                event(tenant, "x", "api_call", "2026-11-02T00:00:00Z", Value::Null),
+                event(&other, "x", "api_call", "2026-11-02T00:00:00Z", Value::Null),
+                from_elsewhere,
+            ])
+            .await
+            .unwrap();
+        assert_eq!(recorded.accepted, 3);
+        let mine = store.totals(query(tenant, "api_call", None)).await.unwrap();
+        let theirs = store.totals(query(&other, "api_call", None)).await.unwrap();
+        assert_eq!((mine.count, theirs.count), (2, 1));
+    }
+
+    pub async fn totals_aggregate_a_property(store: &impl UsageStore, tenant: &str) {
+        let events = [
+            event(
+                tenant,
+                "1",
+                "llm.tokens",
+                "2026-11-01T00:00:00Z",
+                json!({"tokens": 100, "user": "ana"}),
+            ),
+            event(
+                tenant,
+                "2",
+                "llm.tokens",
+                "2026-11-10T00:00:00Z",
+                json!({"tokens": 250.5, "user": "bo"}),
+            ),
+            event(
+                tenant,
+                "3",
+                "llm.tokens",
+                "2026-11-30T23:59:59Z",
+                json!({"tokens": 50, "user": "ana"}),
+            ),
+            // Not a number: counted, but not summed.
+            event(
+                tenant,
+                "4",
+                "llm.tokens",
+                "2026-11-11T00:00:00Z",
+                json!({"tokens": "n/a", "user": "cy"}),
+            ),
+            // Next period, another meter: not in November's tokens.
+            event(
+                tenant,
+                "5",
+                "llm.tokens",
+                "2026-12-01T00:00:00Z",
+                json!({"tokens": 1000, "user": "dee"}),
+            ),
+            event(
+                tenant,
+                "6",
+                "api_call",
+                "2026-11-05T00:00:00Z",
+                json!({"tokens": 7}),
+            ),
+        ];
+        store.record(&events).await.unwrap();
+        let tokens = store
+            .totals(query(tenant, "llm.tokens", Some("tokens")))
+            .await
+            .unwrap();
+        assert_eq!(tokens.count, 4);
+        assert_eq!(tokens.sum, 400.5);
+        assert_eq!(tokens.max, Some(250.5));
+        assert_eq!(tokens.unique, 4);
+        let users = store
+            .totals(query(tenant, "llm.tokens", Some("user")))
+            .await
+            .unwrap();
+        assert_eq!((users.unique, users.sum, users.max), (3, 0.0, None));
+        let december = MeterQuery {
+            period: november().next(),
+            ..query(tenant, "llm.tokens", Some("tokens"))
+        };
+        assert_eq!(store.totals(december).await.unwrap().sum, 1000.0);
+        let nothing = store
+            .totals(query(tenant, "unknown", Some("tokens")))
+            .await
+            .unwrap();
+        assert_eq!((nothing.count, nothing.sum, nothing.max), (0, 0.0, None));
+        assert!(
+            store
+                .totals(query(tenant, "llm.tokens", Some("x'); --")))
+                .await
+                .is_err()
+        );
+    }
+
+    pub async fn a_period_is_reported_once(store: &impl UsageStore, tenant: &str) {
+        let key = ReportKey {
+            tenant: tenant.into(),
+            meter: "api_call".into(),
+            period: november(),
+            subscription: "docs".into(),
+        };
+        assert_eq!(store.reported(&key).await.unwrap(), None);
+        let report = PeriodReport {
+            key: key.clone(),
+            quantity: 1500.0,
+            reference: "invoice-1".into(),
+            reported_at: at("2026-12-01T00:05:00Z"),
+        };
+        assert!(store.mark_reported(&report).await.unwrap());
+        let retry = PeriodReport {
+            reference: "invoice-2".into(),
+            ..report.clone()
+        };
+        assert!(!store.mark_reported(&retry).await.unwrap());
+        assert_eq!(store.reported(&key).await.unwrap(), Some(report));
+        let other = ReportKey {
+            period: november().next(),
+            ..key
+        };
+        assert_eq!(store.reported(&other).await.unwrap(), None);
+    }
+}
+
+/// One `#[tokio::test]` per suite function, for a backend made by `$store` (an async
+/// expression).
+macro_rules! store_suite {
+    ($backend:ident, $store:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test]
+            async fn duplicates_are_counted_once() {
+                let store = $store;
+                suite::duplicates_are_counted_once(&store, concat!(stringify!($backend), "-dup"))
+                    .await;
+            }
+
+            #[tokio::test]
+            async fn ids_are_scoped_to_tenant_and_source() {
+                let store = $store;
+                suite::ids_are_scoped_to_tenant_and_source(
+                    &store,
+                    concat!(stringify!($backend), "-ids"),
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn totals_aggregate_a_property() {
+                let store = $store;
+                suite::totals_aggregate_a_property(&store, concat!(stringify!($backend), "-sum"))
+                    .await;
+            }
+
+            #[tokio::test]
+            async fn a_period_is_reported_once() {
+                let store = $store;
+                suite::a_period_is_reported_once(&store, concat!(stringify!($backend), "-report"))
+                    .await;
+            }
+        }
+    };
+}
+
+/// A SQLite store in its own temporary folder (kept until the binary ends).
+fn sqlite_store() -> SqliteUsageStore {
+    let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
+    SqliteUsageStore::open(&dir.path().join("usage.sqlite")).unwrap()
+}
+
+/// The binary's PostgreSQL server, started once.
+fn postgres_url() -> &'static str {
+    static SERVER: std::sync::OnceLock<marketplace_harness::postgres::Postgres> =
+        std::sync::OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            marketplace_harness::postgres::Postgres::start_temporary()
+                .unwrap_or_else(|e| panic!("starting PostgreSQL (scripts/install-postgres): {e}"))
+        })
+        .url()
+}
+
+store_suite!(sqlite, sqlite_store());
+store_suite!(
+    postgres,
+    PostgresUsageStore::connect(postgres_url()).await.unwrap()
+);
+
+#[tokio::test]
+async fn sqlite_keeps_usage_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("usage.sqlite");
+    let events = [event(
+        "reopen",
+        "a",
+        "api_call",
+        "2026-11-02T00:00:00Z",
+        Value::Null,
+    )];
+    SqliteUsageStore::open(&path)
+        .unwrap()
+        .record(&events)
+        .await
+        .unwrap();
+    let reopened = SqliteUsageStore::open(&path).unwrap();
+    let again = reopened.record(&events).await.unwrap();
+    assert_eq!((again.accepted, again.duplicates), (0, 1));
+    assert_eq!(
+        reopened
+            .totals(query("reopen", "api_call", None))
+            .await
+            .unwrap()
+            .count,
+        1
+    );
+}

@@ -1,0 +1,224 @@
+//! Usage-based plans on a real apiserver, with each usage store: a tenant's backend key posts
+//! usage events (CloudEvents, a batch, then the batch retried with one more), duplicates count
+//! once, the tenant sees the period's total, and the plan's hard-limited feature turns `false`
+//! (REST and OFREP) once the included quantity is used. Events for another tenant, or invalid
+//! ones, are refused naming the event and the field.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::Api;
+use marketplace_e2e::api_process::{api_settings, start_api};
+use marketplace_e2e::subscriptions::{CONVERGED, apply};
+use marketplace_e2e::tenants::{entitlement, tenant};
+use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
+use marketplace_operator::api::{Listing, TenantSubscription};
+use marketplace_operator::front_door::api_keys::secrets::create_api_key;
+use marketplace_operator::metering::UsageStoreLocation;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const BATCH: &str = "application/cloudevents-batch+json";
+
+/// A Listing whose only plan includes 3 units of `meter` a month, hard-limited.
+async fn metered_listing(client: &kube::Client, feature: &str, meter: &str) -> String {
+    let name = unique_name("pages");
+    apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
+        "kind": "Listing", "metadata": {"name": name}, "spec": {
+            "displayName": "Document Pages", "tagline": "Read documents", "type": "InApp",
+            "category": "AI", "lifecycle": "Published", "features": [feature],
+            "plans": [{"name": "starter", "displayName": "Starter",
+                "pricing": {"model": "Flat", "amount": "9.00", "currency": "USD", "interval": "Month"},
+                "metered": {"meter": meter, "unit": "page", "unitPrice": "0.10",
+                            "includedQuantity": 3, "hardLimit": true}}]}}))
+    .await;
+    name
+}
+
+fn event(id: &str, meter: &str) -> Value {
+    json!({"specversion": "1.0", "id": id, "source": "/billing-server", "type": meter,
+           "time": Timestamp::now().to_string(), "data": {"pages": 1}})
+}
+
+struct Poster {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Poster {
+    async fn post(&self, body: &Value, content_type: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/usage", self.base))
+            .header("X-API-Key", &self.key)
+            .header("Content-Type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the API answers");
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("X-API-Key", &self.key)
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.json().await.expect("JSON")
+    }
+
+    async fn flag(&self, tenant: &str, feature: &str) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/ofrep/v1/evaluate/flags/{feature}", self.base))
+            .header("X-API-Key", &self.key)
+            .body(json!({"context": {"targetingKey": tenant}}).to_string())
+            .send()
+            .await
+            .expect("the API answers");
+        response.json().await.expect("JSON")
+    }
+}
+
+async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
+    let control_plane = control_plane().await;
+    let client = control_plane.client().await.expect("client");
+    let _running =
+        controllers::start_tenant_controller(control_plane, &client, &format!("e2e-{base}")).await;
+    let (name, namespace) = tenant(&client, base, json!({})).await;
+    let feature = format!("pages_{}", base.replace('-', "_"));
+    let meter = format!("e2e.{}", base.replace('-', "_"));
+    let listing = metered_listing(&client, &feature, &meter).await;
+    // The subscription the operator would have made (the API reads its listing and plan) and
+    // the Entitlement it grants.
+    apply(
+        &Api::<TenantSubscription>::namespaced(client.clone(), &namespace),
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+            "metadata": {"name": "route-optimization", "namespace": namespace},
+            "spec": {"listing": listing, "plan": "starter"}}),
+    )
+    .await;
+    entitlement(&client, &namespace, &name, &feature, "Active").await;
+    let key = create_api_key(&client, &name, "billing server", None, Timestamp::now())
+        .await
+        .expect("a key")
+        .key;
+    let mut settings = api_settings(Duration::from_secs(2), "marketplace-system");
+    settings.usage_store = Some(store);
+    let api = start_api(control_plane, settings).await;
+    let poster = Poster {
+        http: reqwest::Client::new(),
+        base: api.base.clone(),
+        key,
+    };
+    let usage_path = format!("/v1/tenants/{name}/usage");
+    let check_path = format!("/v1/tenants/{name}/entitlements/{feature}");
+
+    // Once the caches hold the listing and the subscription, the check shows the allowance.
+    let check = eventually("the metered check", CONVERGED, || async {
+        let check = poster.get(&check_path).await;
+        (check["usage"]["included"] == 3).then_some(check)
+    })
+    .await;
+    assert_eq!(check["enabled"], true, "{check}");
+
+    // A batch of two, then the same batch retried with a third event: three count.
+    let first = json!([event("e1", &meter), event("e2", &meter)]);
+    let (status, body) = poster.post(&first, BATCH).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({"accepted": 2, "duplicates": 0}));
+    let check = poster.get(&check_path).await;
+    assert_eq!(
+        (check["enabled"].clone(), check["usage"]["used"].clone()),
+        (json!(true), json!(2.0)),
+        "{check}"
+    );
+    let retried = json!([
+        event("e1", &meter),
+        event("e2", &meter),
+        event("e3", &meter)
+    ]);
+    let (status, body) = poster.post(&retried, BATCH).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({"accepted": 1, "duplicates": 2}));
+    // A single event retried alone is a duplicate too.
+    let (status, body) = poster
+        .post(&event("e3", &meter), "application/cloudevents+json")
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::ACCEPTED,
+            json!({"accepted": 0, "duplicates": 1})
+        )
+    );
+
+    let usage = poster.get(&usage_path).await;
+    let meters = usage["meters"].as_array().expect("meters");
+    assert_eq!(meters.len(), 1, "{usage}");
+    assert_eq!(meters[0]["quantity"], 3.0, "{usage}");
+    assert_eq!(meters[0]["totals"]["count"], 3, "{usage}");
+    assert_eq!(meters[0]["limitReached"], true, "{usage}");
+    assert_eq!(meters[0]["billableUnits"], 0, "{usage}");
+
+    // The hard limit: the feature is off, over REST and OFREP.
+    let check = poster.get(&check_path).await;
+    assert_eq!(
+        (check["enabled"].clone(), check["reason"].clone()),
+        (json!(false), json!("UsageLimitReached")),
+        "{check}"
+    );
+    let flag = poster.flag(&name, &feature).await;
+    assert_eq!(
+        (flag["value"].clone(), flag["variant"].clone()),
+        (json!(false), json!("off")),
+        "{flag}"
+    );
+
+    // A key reports for its own tenant only; an invalid event is named with its field.
+    let mut other = event("x1", &meter);
+    other["subject"] = json!("someone-else");
+    let (status, body) = poster
+        .post(&json!([event("x0", &meter), other]), BATCH)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        (body["index"].clone(), body["field"].clone()),
+        (json!(1), json!("subject")),
+        "{body}"
+    );
+    let mut typo = event("x2", &meter);
+    typo["type"] = json!("e2e.no_such_meter");
+    let (status, body) = poster.post(&json!([typo]), BATCH).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        (body["index"].clone(), body["field"].clone()),
+        (json!(0), json!("type")),
+        "{body}"
+    );
+    // Nothing of a refused request was stored.
+    assert_eq!(poster.get(&usage_path).await["meters"][0]["quantity"], 3.0);
+}
+
+#[tokio::test]
+async fn sqlite_usage_dedupes_aggregates_and_enforces_a_hard_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = UsageStoreLocation::Sqlite(dir.path().join("usage.sqlite"));
+    hard_limit_scenario(store, "usage-sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_usage_dedupes_aggregates_and_enforces_a_hard_limit() {
+    let server = marketplace_harness::postgres::Postgres::start_temporary()
+        .expect("PostgreSQL (scripts/install-postgres)");
+    let store = UsageStoreLocation::Postgres(server.url().to_string());
+    hard_limit_scenario(store, "usage-postgres").await;
+}
