@@ -73,6 +73,9 @@ struct Args {
     /// TenantSubscriptions reconciled at once (the operator's default unless given).
     #[arg(long)]
     subscription_concurrency: Option<u16>,
+    /// Tenants reconciled at once (the operator's default unless given).
+    #[arg(long)]
+    tenant_concurrency: Option<u16>,
     /// Fail when no subscription activates for this many seconds.
     #[arg(long, default_value_t = 120)]
     stall_timeout_s: u64,
@@ -410,9 +413,10 @@ async fn hubspot_for(sim_url: String, tier: Tier, unlimited: bool) -> Result<Hub
 /// The operator's controllers on a runtime of their own: stopping that runtime (a restart)
 /// ends every task of that operator, its caches' watches included.
 struct Operator {
-    runtime: tokio::runtime::Runtime,
+    /// Taken when stopping; dropping an Operator (an early error) stops it too.
+    runtime: Option<tokio::runtime::Runtime>,
     ctx: Arc<marketplace_operator::controllers::Context>,
-    running: controllers::RunningControllers,
+    running: Option<controllers::RunningControllers>,
 }
 
 impl Operator {
@@ -427,16 +431,26 @@ impl Operator {
             (ctx, running)
         };
         Ok(Operator {
-            runtime,
+            runtime: Some(runtime),
             ctx,
-            running,
+            running: Some(running),
         })
     }
 
-    async fn stop(self) {
-        self.running.stop().await;
-        drop(self.ctx);
-        self.runtime.shutdown_background();
+    async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        // A runtime may not be dropped inside another one's tasks; shutting it down in the
+        // background may.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -509,6 +523,9 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     };
     if let Some(c) = args.subscription_concurrency {
         config.subscription_concurrency = c;
+    }
+    if let Some(c) = args.tenant_concurrency {
+        config.tenant_concurrency = c;
     }
     config.billing_order.default = order;
     let concurrency = config.subscription_concurrency;
