@@ -160,6 +160,11 @@ pub struct ListingSpec {
     #[serde(default)]
     pub activation: Activation,
 
+    /// How billing and entitlement are ordered for this listing's subscriptions; absent, the
+    /// operator's `--billing-order` applies (BillFirst unless set otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<ListingBilling>,
+
     /// What a tenant must already have before subscribing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires: Option<Requirements>,
@@ -329,6 +334,38 @@ pub enum Activation {
     Instant,
     /// Requested, then invoiced, paid and approved by a superadmin through SubscriptionActions.
     Approval,
+}
+
+/// Billing settings of a listing.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListingBilling {
+    /// BillFirst: features are granted once the HubSpot billing record exists. EntitleFirst:
+    /// features are granted at once and billing follows; if billing cannot be established
+    /// within the operator's grace (`--entitle-first-grace-seconds`) the subscription is
+    /// Suspended until it is.
+    pub order: BillingOrder,
+}
+
+/// Whether a subscription is billed before or after its features are granted.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum BillingOrder {
+    /// The billing record first, then the features (a purchase waits for HubSpot).
+    #[default]
+    BillFirst,
+    /// The features first, billing right after (within a grace).
+    EntitleFirst,
+}
+
+impl BillingOrder {
+    /// Parses `BillFirst` or `EntitleFirst` (as written in a Listing and the flag).
+    pub fn parse(value: &str) -> Option<BillingOrder> {
+        match value {
+            "BillFirst" => Some(BillingOrder::BillFirst),
+            "EntitleFirst" => Some(BillingOrder::EntitleFirst),
+            _ => None,
+        }
+    }
 }
 
 /// A plan of a listing: a price and the features it adds.

@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use clap::Args;
 
+use jiff::SignedDuration;
+
+use crate::api::listing::BillingOrder;
 use crate::billing::{BillingMode, Tier};
 use crate::controllers::ControllerConfig;
+use crate::lifecycle::billing_order::{BillingOrderSettings, DEFAULT_ENTITLE_FIRST_GRACE};
 use crate::process::operator::{HubSpotSettings, OperatorSettings, TokenSource};
 use crate::runtime::LeaseSettings;
 use crate::runtime::endpoint::EndpointSettings;
@@ -60,6 +64,18 @@ pub struct OperatorArgs {
     /// (found by the drift audit); without it they are only reported.
     #[arg(long, env = "MARKETPLACE_CANCEL_ORPHANS")]
     pub cancel_orphans: bool,
+    /// BillFirst (features once the HubSpot billing record exists) or EntitleFirst (features at
+    /// once, billing right after), for listings whose spec.billing.order does not choose.
+    #[arg(long, env = "MARKETPLACE_BILLING_ORDER", default_value = "BillFirst", value_parser = parse_billing_order)]
+    pub billing_order: BillingOrder,
+    /// Seconds an EntitleFirst subscription may stay without an established HubSpot billing
+    /// record before it is Suspended (until billing succeeds).
+    #[arg(
+        long,
+        env = "MARKETPLACE_ENTITLE_FIRST_GRACE_SECONDS",
+        default_value_t = DEFAULT_ENTITLE_FIRST_GRACE.as_secs() as u64
+    )]
+    pub entitle_first_grace_seconds: u64,
     /// Seconds between HubSpot drift audits.
     #[arg(
         long,
@@ -236,6 +252,12 @@ impl OperatorArgs {
             audit_interval: Duration::from_secs(self.audit_interval_seconds.max(1)),
             cancel_orphans: self.cancel_orphans,
             orphan_grace: ControllerConfig::default().orphan_grace,
+            billing_order: BillingOrderSettings {
+                default: self.billing_order,
+                grace: SignedDuration::from_secs(
+                    i64::try_from(self.entitle_first_grace_seconds).unwrap_or(i64::MAX),
+                ),
+            },
             probe: crate::connection::ProbePolicy {
                 allow_private_targets: self.probe_allow_private_targets,
                 ..crate::connection::ProbePolicy::default()
@@ -327,6 +349,10 @@ impl OperatorArgs {
     }
 }
 
+fn parse_billing_order(value: &str) -> Result<BillingOrder, String> {
+    BillingOrder::parse(value).ok_or_else(|| format!("{value:?}: use BillFirst or EntitleFirst"))
+}
+
 /// Sets up logging (`RUST_LOG`, default `info`, in `--log-format`) and runs the operator on a
 /// multi-threaded runtime.
 pub fn start(args: OperatorArgs) -> Result<(), OperatorError> {
@@ -357,6 +383,32 @@ mod tests {
             .expect("flags parse")
             .args
             .hubspot()
+    }
+
+    #[test]
+    fn billing_order_defaults_to_bill_first_and_is_checked() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["marketplace"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|c| c.args.controller_config().billing_order)
+        };
+        let default = parse(&[]).expect("flags parse");
+        assert_eq!(default.default, BillingOrder::BillFirst);
+        assert_eq!(default.grace, DEFAULT_ENTITLE_FIRST_GRACE);
+        let chosen = parse(&[
+            "--billing-order",
+            "EntitleFirst",
+            "--entitle-first-grace-seconds",
+            "60",
+        ])
+        .expect("flags parse");
+        assert_eq!(chosen.default, BillingOrder::EntitleFirst);
+        assert_eq!(chosen.grace, SignedDuration::from_secs(60));
+        let err = parse(&["--billing-order", "Later"]).expect_err("refused");
+        assert!(
+            err.to_string().contains("use BillFirst or EntitleFirst"),
+            "{err}"
+        );
     }
 
     #[test]

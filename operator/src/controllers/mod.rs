@@ -92,6 +92,8 @@ pub struct ControllerConfig {
     /// Deals younger than this are never called orphans (their subscription may not be cached
     /// yet).
     pub orphan_grace: Duration,
+    /// Bill first or entitle first, for listings that do not choose; the EntitleFirst grace.
+    pub billing_order: crate::lifecycle::billing_order::BillingOrderSettings,
 }
 
 impl Default for ControllerConfig {
@@ -109,6 +111,7 @@ impl Default for ControllerConfig {
             probe: crate::connection::ProbePolicy::default(),
             cancel_orphans: false,
             orphan_grace: Duration::from_secs(15 * 60),
+            billing_order: Default::default(),
         }
     }
 }

@@ -63,9 +63,8 @@ pub fn controller(ctx: &Context) -> Controller<TenantSubscription> {
     let by_tenant = {
         let subscriptions = stores.subscriptions.clone();
         move |tenant: Arc<Tenant>| {
-            let namespace = namespace_name(&tenant.name_any());
             subscriptions
-                .state_filter(|s| s.metadata.namespace.as_deref() == Some(namespace.as_str()))
+                .in_namespace(&namespace_name(&tenant.name_any()))
                 .iter()
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect::<Vec<_>>()
@@ -155,6 +154,7 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
         refusal: validation.refusal.as_ref(),
         connection_tested: validation.connection_tested,
         news: news.as_ref(),
+        entitle_first: ctx.config.billing_order.entitle_first_grace(listing_spec),
     };
 
     // Decide what billing must do, and do it.
@@ -416,6 +416,7 @@ async fn cleanup(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Erro
         tenant_suspended: false,
         refusal: None,
         billing: &BillingFact::Cancelled,
+        entitle_first: None,
     });
     decision.phase = Phase::Cancelled;
     let desired = desired_entitlements(&decision, &name, None, &feature_names(&status), now);

@@ -5,6 +5,7 @@
 //! - [`phase`]: which phase a subscription should be in, and what billing must do.
 //! - [`entitlements`]: which Entitlements a subscription grants, in which state.
 //! - [`actions`]: the approval ladder moved by SubscriptionActions.
+//! - [`billing_order`]: bill first, or entitle first and bill right after (within a grace).
 //! - [`period`]: billing periods and trial ends.
 //! - [`billing_drift`]: what a HubSpot audit found against what a subscription records.
 //! - [`visibility`]: which tenants may see, and so buy, a listing.
@@ -12,6 +13,7 @@
 
 pub mod actions;
 pub mod billing_drift;
+pub mod billing_order;
 pub mod billing_recheck;
 pub mod entitlements;
 pub mod notify;

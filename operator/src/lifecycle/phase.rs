@@ -4,8 +4,9 @@
 //! phase needs: [`billing_intent`]), then again with the call's outcome. Both are the same pure
 //! [`decide`], so a reconcile that dies at any step simply decides again next time.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
+use super::billing_order::{BILLING_NOT_ESTABLISHED, billing_established, grace_ends};
 use super::is_terminal;
 use super::period::{current_period_end, trial_end};
 use super::validation::Refusal;
@@ -95,6 +96,9 @@ pub struct SubscriptionFacts<'a> {
     /// The outcome of validation; consulted only before billing starts.
     pub refusal: Option<&'a Refusal>,
     pub billing: &'a BillingFact,
+    /// The grace when the subscription is entitled first ([`super::billing_order`]); `None`
+    /// bills first.
+    pub entitle_first: Option<SignedDuration>,
 }
 
 /// The phase a subscription should be in, with what the report needs.
@@ -307,13 +311,14 @@ fn decide_phase(f: &SubscriptionFacts<'_>, current: Phase) -> Decision {
 
 /// Billing is being set up: once the record is live, the subscription enters service.
 fn provisioning(f: &SubscriptionFacts<'_>) -> Decision {
+    if let Some(grace) = f.entitle_first
+        && !matches!(f.billing, BillingFact::Live { .. })
+    {
+        return entitled_before_billing(f, grace, None);
+    }
     match f.billing {
         BillingFact::Live { class, status } => {
             let started = activated_at(f.status).unwrap_or(f.now);
-            let trial_days = plan_of(f.listing, f.spec)
-                .and_then(|p| p.trial_days)
-                .filter(|_| f.spec.trial)
-                .unwrap_or(0);
             if matches!(class, StatusClass::PaymentProblem | StatusClass::Paused) {
                 let mut d = Decision::new(
                     Phase::Suspended,
@@ -326,29 +331,7 @@ fn provisioning(f: &SubscriptionFacts<'_>) -> Decision {
                 d.activated_at = Some(started);
                 return d;
             }
-            if trial_days > 0 {
-                let ends = trial_end(started, trial_days);
-                if f.now < ends {
-                    let mut d = Decision::new(
-                        Phase::Trialing,
-                        true,
-                        "Trialing",
-                        format!("free trial until {ends}; billing starts then"),
-                    );
-                    d.activated_at = Some(started);
-                    d.trial_ends_at = Some(ends);
-                    d.wake_at = Some(ends);
-                    return d;
-                }
-            }
-            let mut d = Decision::new(
-                Phase::Active,
-                true,
-                "Active",
-                "billed in HubSpot and entitled",
-            );
-            d.activated_at = Some(started);
-            d
+            enter_service(f, started)
         }
         BillingFact::Failed { message, retryable } => Decision::new(
             Phase::Provisioning,
@@ -367,6 +350,82 @@ fn provisioning(f: &SubscriptionFacts<'_>) -> Decision {
             "creating the HubSpot billing record",
         ),
     }
+}
+
+/// A subscription entering service at `started`: Trialing while its trial runs, else Active.
+fn enter_service(f: &SubscriptionFacts<'_>, started: Timestamp) -> Decision {
+    let trial_days = plan_of(f.listing, f.spec)
+        .and_then(|p| p.trial_days)
+        .filter(|_| f.spec.trial)
+        .unwrap_or(0);
+    if trial_days > 0 {
+        let ends = trial_end(started, trial_days);
+        if f.now < ends {
+            let mut d = Decision::new(
+                Phase::Trialing,
+                true,
+                "Trialing",
+                format!("free trial until {ends}; billing starts then"),
+            );
+            d.activated_at = Some(started);
+            d.trial_ends_at = Some(ends);
+            d.wake_at = Some(ends);
+            return d;
+        }
+    }
+    let mut d = Decision::new(
+        Phase::Active,
+        true,
+        "Active",
+        "billed in HubSpot and entitled",
+    );
+    d.activated_at = Some(started);
+    d
+}
+
+/// EntitleFirst before any billing record was established: in service (entering it now, or
+/// staying in `current`) until the grace ends, then Suspended until billing succeeds.
+fn entitled_before_billing(
+    f: &SubscriptionFacts<'_>,
+    grace: SignedDuration,
+    in_service: Option<Phase>,
+) -> Decision {
+    let ends = grace_ends(f.status, f.now, grace);
+    let why = match f.billing {
+        BillingFact::Failed { message, .. } => format!(": {message}"),
+        _ => String::new(),
+    };
+    if f.now >= ends {
+        let mut d = Decision::new(
+            Phase::Suspended,
+            false,
+            BILLING_NOT_ESTABLISHED,
+            format!(
+                "HubSpot billing could not be established within the EntitleFirst grace of {grace:#} \
+                 (ended {ends}){why}; features are suspended until billing succeeds"
+            ),
+        );
+        d.trial_ends_at = f.status.trial_ends_at.as_ref().map(|t| t.0);
+        return d;
+    }
+    let mut d = match in_service {
+        Some(current) => stay_in_service(f, current),
+        None => enter_service(f, activated_at(f.status).unwrap_or(f.now)),
+    };
+    d.reason = "BillingPending".into();
+    d.message = format!(
+        "entitled first; the HubSpot billing record follows{why} (features are suspended if \
+         billing is not established by {ends})"
+    );
+    // Bill right after this reconcile when nothing was tried yet; else look again at the end
+    // of the grace (failed calls are retried with backoff meanwhile).
+    let next = if *f.billing == BillingFact::Unknown {
+        f.now
+    } else {
+        ends
+    };
+    d.wake_at = Some(d.wake_at.map_or(next, |w| w.min(next)));
+    d
 }
 
 /// Trialing, Active or Suspended.
@@ -442,6 +501,12 @@ fn in_service(f: &SubscriptionFacts<'_>, current: Phase) -> Decision {
         d.trial_ends_at = trial_ends;
         return d;
     }
+    if let Some(grace) = f.entitle_first
+        && !billing_established(f.status)
+        && !matches!(f.billing, BillingFact::Live { .. })
+    {
+        return entitled_before_billing(f, grace, Some(current));
+    }
     match f.billing {
         BillingFact::Live {
             status,
@@ -480,6 +545,13 @@ fn in_service(f: &SubscriptionFacts<'_>, current: Phase) -> Decision {
         }
         BillingFact::Live { .. } => {}
     }
+    stay_in_service(f, current)
+}
+
+/// In service and billed (or entitled first): Trialing while the trial runs, else Active; a
+/// suspended subscription returns to the phase it was suspended from.
+fn stay_in_service(f: &SubscriptionFacts<'_>, current: Phase) -> Decision {
+    let trial_ends = f.status.trial_ends_at.as_ref().map(|t| t.0);
     let phase = if current == Phase::Suspended {
         resume_phase(f.status)
     } else {

@@ -12,10 +12,11 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::EventType;
 
+use super::billing_order::BILLING_NOT_ESTABLISHED;
 use super::phase::{BillingFact, BillingIntent, Decision, SubscriptionFacts};
 use super::{Refusal, billing_intent, decide, is_terminal, is_usable, plan_changed};
 use crate::api::conditions::reasons::{
@@ -66,6 +67,9 @@ pub struct Observation<'a> {
     /// Whether a connection test ran in this reconcile, and passed.
     pub connection_tested: Option<bool>,
     pub news: Option<&'a BillingNews>,
+    /// The grace when the listing's subscriptions are entitled first
+    /// ([`super::billing_order::BillingOrderSettings::entitle_first_grace`]); `None` bills first.
+    pub entitle_first: Option<SignedDuration>,
 }
 
 impl<'a> Observation<'a> {
@@ -91,6 +95,7 @@ impl<'a> Observation<'a> {
             tenant_suspended: self.tenant_suspended,
             refusal: self.refusal,
             billing,
+            entitle_first: self.entitle_first,
         }
     }
 }
@@ -107,6 +112,19 @@ pub fn plan_billing(o: &Observation<'_>) -> BillingStep {
     let target = decide(&o.facts(&recorded));
     let changed = plan_changed(o.spec, o.status, o.listing);
     let mut intent = billing_intent(target.phase, o.status.phase, &recorded, changed);
+    // EntitleFirst: a subscription entering service is entitled in this reconcile without
+    // waiting for HubSpot; the next one (due at once) bills.
+    let entering = !matches!(
+        o.status.phase,
+        Some(Phase::Active | Phase::Trialing | Phase::Suspended | Phase::CancelRequested)
+    );
+    if o.entitle_first.is_some()
+        && entering
+        && matches!(target.phase, Phase::Active | Phase::Trialing)
+        && !matches!(recorded, BillingFact::Live { .. })
+    {
+        intent = BillingIntent::None;
+    }
     // Drift found in HubSpot (duplicates, invoicing off, a record gone) is healed by the
     // idempotent ensure, which keeps one live record and turns invoicing on.
     let drifted = o.news.is_some_and(|n| n.finding.is_some());
@@ -191,6 +209,14 @@ pub fn report(o: &Observation<'_>, decision: &Decision, acted: &Acted<'_>) -> Re
     let fact = acted.fact.unwrap_or(&fallback);
     let status = subscription_status(o, decision, fact, acted);
     let mut events = transition_events(o.status, decision, o.spec, acted);
+    if decision.reason == BILLING_NOT_ESTABLISHED && o.status.phase != Some(Phase::Suspended) {
+        events.push(PlannedEvent {
+            type_: EventType::Warning,
+            reason: BILLING_NOT_ESTABLISHED.into(),
+            action: "Bill",
+            note: decision.message.clone(),
+        });
+    }
     if let Some(finding) = o.news.and_then(|n| n.finding.as_ref()) {
         events.push(PlannedEvent {
             type_: EventType::Warning,
@@ -386,6 +412,12 @@ fn subscription_status(
             "no live HubSpot billing record".into(),
         ),
         BillingFact::Failed { message, .. } => set(BILLED, false, FAILED, message.clone()),
+        BillingFact::Unknown if o.entitle_first.is_some() && is_usable(d.phase) => set(
+            BILLED,
+            false,
+            PENDING,
+            "entitled first; the HubSpot billing record is being created".into(),
+        ),
         BillingFact::Unknown => {}
     }
     let (entitled, reason, message) = entitled_condition(d.phase, &acted.granted, acted);

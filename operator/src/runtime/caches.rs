@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt};
 use kube::Resource;
@@ -25,6 +25,12 @@ use tokio::sync::{broadcast, watch};
 /// Changes buffered per subscriber before it is considered behind and re-sent everything.
 const CHANGE_BUFFER: usize = 4096;
 
+/// The annotation `kubectl apply` keeps a whole copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The cached objects of each namespace, by name.
+type ByNamespace<K> = HashMap<String, HashMap<String, Arc<K>>>;
+
 /// A watched, always-current cache of one kind, readable as a [`Store`] (through `Deref`) and
 /// subscribable as a stream of changes.
 pub struct SharedCache<K>
@@ -35,6 +41,8 @@ where
     changes: broadcast::Sender<Arc<K>>,
     /// Flipped once the first full list is in.
     synced: Arc<watch::Sender<bool>>,
+    /// The same objects by namespace, so a namespace's objects cost O(them) to read.
+    namespaces: Arc<RwLock<ByNamespace<K>>>,
 }
 
 impl<K> Clone for SharedCache<K>
@@ -46,6 +54,7 @@ where
             store: self.store.clone(),
             changes: self.changes.clone(),
             synced: self.synced.clone(),
+            namespaces: self.namespaces.clone(),
         }
     }
 }
@@ -76,6 +85,16 @@ where
         Self::from_events(events)
     }
 
+    /// [`Self::start`], keeping objects without `metadata.managedFields` and the `kubectl
+    /// apply` annotation: for caches no reader needs them from, they are most of an object's
+    /// size (the field paths of every writer), and of a large cluster's memory.
+    pub fn start_trimmed(api: Api<K>) -> Self {
+        let events = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(trim);
+        Self::from_events(events)
+    }
+
     /// A cache fed by a stream of watch events (the watch itself, or a test's script).
     pub fn from_events(
         events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
@@ -87,6 +106,7 @@ where
             store,
             changes,
             synced,
+            namespaces: Arc::default(),
         };
         tokio::spawn(follow(events, writer, cache.clone()));
         cache
@@ -98,6 +118,14 @@ where
     pub async fn wait_until_ready(&self) {
         let mut synced = self.synced.subscribe();
         let _ = synced.wait_for(|synced| *synced).await;
+    }
+
+    /// The objects in `namespace` now.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        read(&self.namespaces)
+            .get(namespace)
+            .map(|objects| objects.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The store, for APIs that take one.
@@ -174,10 +202,22 @@ async fn follow<K>(
         writer.apply_watcher_event(&event);
         // A send fails only when nobody subscribes, which is fine.
         match event {
-            watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
-                let _ = cache.changes.send(Arc::new(object));
+            watcher::Event::Apply(object) => {
+                // The store's own copy: announced and indexed without another one.
+                let object = cache
+                    .store
+                    .get(&ObjectRef::from_obj(&object))
+                    .unwrap_or_else(|| Arc::new(object));
+                cache.index(&object, true);
+                let _ = cache.changes.send(object);
+            }
+            watcher::Event::Delete(object) => {
+                let object = Arc::new(object);
+                cache.index(&object, false);
+                let _ = cache.changes.send(object);
             }
             watcher::Event::InitDone => {
+                cache.reindex();
                 for gone in before_relist.drain(..) {
                     if cache
                         .store
@@ -193,6 +233,64 @@ async fn follow<K>(
                 cache.synced.send_replace(true);
             }
             watcher::Event::Init | watcher::Event::InitApply(_) => {}
+        }
+    }
+}
+
+impl<K> SharedCache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    /// Files `object` under its namespace (`present`) or removes it.
+    fn index(&self, object: &Arc<K>, present: bool) {
+        let meta = object.meta();
+        let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) else {
+            return;
+        };
+        let mut namespaces = write(&self.namespaces);
+        if present {
+            namespaces
+                .entry(namespace.clone())
+                .or_default()
+                .insert(name.clone(), object.clone());
+        } else if let Some(objects) = namespaces.get_mut(namespace) {
+            objects.remove(name);
+            if objects.is_empty() {
+                namespaces.remove(namespace);
+            }
+        }
+    }
+
+    /// Rebuilds the index from the store (after a full list replaced it).
+    fn reindex(&self) {
+        let mut fresh: ByNamespace<K> = HashMap::new();
+        for object in self.store.state() {
+            let meta = object.meta();
+            if let (Some(namespace), Some(name)) = (meta.namespace.clone(), meta.name.clone()) {
+                fresh.entry(namespace).or_default().insert(name, object);
+            }
+        }
+        *write(&self.namespaces) = fresh;
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Drops what no reader of a trimmed cache uses: managed fields and the last-applied copy.
+fn trim<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
         }
     }
 }

@@ -4,7 +4,9 @@
 //! API answers from them without calling the apiserver.
 //!
 //! Start them once per process with [`Stores::start`], wait for [`Stores::wait_until_ready`],
-//! then clone freely: every clone reads the same caches.
+//! then clone freely: every clone reads the same caches. They hold objects without managed
+//! fields ([`SharedCache::start_trimmed`]): nothing here reads them, and they were most of the
+//! memory of a process caching a large cluster.
 
 use std::sync::Arc;
 
@@ -28,10 +30,10 @@ impl Stores {
     /// Starts one cluster-wide watch per kind on the current runtime; the tasks end with it.
     pub fn start(client: &Client) -> Stores {
         Stores {
-            listings: SharedCache::start(Api::all(client.clone())),
-            tenants: SharedCache::start(Api::all(client.clone())),
-            subscriptions: SharedCache::start(Api::all(client.clone())),
-            entitlements: SharedCache::start(Api::all(client.clone())),
+            listings: SharedCache::start_trimmed(Api::all(client.clone())),
+            tenants: SharedCache::start_trimmed(Api::all(client.clone())),
+            subscriptions: SharedCache::start_trimmed(Api::all(client.clone())),
+            entitlements: SharedCache::start_trimmed(Api::all(client.clone())),
         }
     }
 
@@ -64,15 +66,13 @@ impl Stores {
         self.tenants.get(&ObjectRef::new(name))
     }
 
-    /// The TenantSubscriptions in `namespace`.
+    /// The TenantSubscriptions in `namespace` (from the per-namespace index).
     pub fn subscriptions_in(&self, namespace: &str) -> Vec<Arc<TenantSubscription>> {
-        self.subscriptions
-            .state_filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+        self.subscriptions.in_namespace(namespace)
     }
 
-    /// The Entitlements in `namespace`.
+    /// The Entitlements in `namespace` (from the per-namespace index).
     pub fn entitlements_in(&self, namespace: &str) -> Vec<Arc<Entitlement>> {
-        self.entitlements
-            .state_filter(|e| e.metadata.namespace.as_deref() == Some(namespace))
+        self.entitlements.in_namespace(namespace)
     }
 }

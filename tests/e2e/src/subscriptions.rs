@@ -209,6 +209,45 @@ pub async fn deliveries_settled(sim: &hubspot_sim::RunningSimulator) {
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
+/// A fresh Professional Tenant named after `base`; returns its namespace once the operator made
+/// it.
+pub async fn professional_tenant(client: &kube::Client, base: &str) -> String {
+    let tenant_name = unique_name(base);
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    apply(
+        &tenants,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": tenant_name},
+               "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
+                        "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}}}),
+    )
+    .await;
+    eventually("the tenant namespace", CONVERGED, || async {
+        tenants.get(&tenant_name).await.ok()?.status?.namespace
+    })
+    .await
+}
+
+/// Creates subscription `routes` to plan `standard` of `listing` in `namespace`; returns the
+/// namespace's subscriptions.
+pub async fn purchase_routes(
+    client: &kube::Client,
+    namespace: &str,
+    listing: &str,
+    quantity: i32,
+) -> Api<TenantSubscription> {
+    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), namespace);
+    let sub: TenantSubscription = serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+        "metadata": {"name": "routes", "namespace": namespace},
+        "spec": {"listing": listing, "plan": "standard", "quantity": quantity},
+    }))
+    .expect("a TenantSubscription");
+    subs.create(&PostParams::default(), &sub)
+        .await
+        .expect("create");
+    subs
+}
+
 /// An Active subscription `routes` (3 vehicles) of a fresh Published listing for a fresh
 /// Tenant; returns its namespace's subscriptions and Entitlements, its HubSpot company and
 /// commerce subscription ids.
@@ -227,30 +266,9 @@ pub async fn active_subscription(
                                                "interval": "Month", "unit": "vehicle"}}]}}),
     )
     .await;
-    let tenant_name = unique_name("hooks");
-    let tenants: Api<Tenant> = Api::all(client.clone());
-    apply(
-        &tenants,
-        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": tenant_name},
-               "spec": {"displayName": "Acme Logistics", "basePlan": "Professional",
-                        "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}}}),
-    )
-    .await;
-    let namespace = eventually("the tenant namespace", CONVERGED, || async {
-        tenants.get(&tenant_name).await.ok()?.status?.namespace
-    })
-    .await;
-    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &namespace);
+    let namespace = professional_tenant(client, "hooks").await;
+    let subs = purchase_routes(client, &namespace, &listing, 3).await;
     let entitlements: Api<Entitlement> = Api::namespaced(client.clone(), &namespace);
-    let sub: TenantSubscription = serde_json::from_value(json!({
-        "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
-        "metadata": {"name": "routes", "namespace": namespace},
-        "spec": {"listing": listing, "plan": "standard", "quantity": 3},
-    }))
-    .expect("a TenantSubscription");
-    subs.create(&PostParams::default(), &sub)
-        .await
-        .expect("create");
     let active = phase_of(&subs, "routes", Phase::Active).await;
     all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
     let ids = active

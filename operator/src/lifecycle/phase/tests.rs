@@ -1,5 +1,7 @@
 use super::*;
 use crate::lifecycle::fixtures::*;
+
+mod entitle_first;
 use crate::lifecycle::subscription_plan::{
     Acted, Observation, decide_after_billing, hold_on_entitlement_failure, plan_billing, report,
 };
@@ -18,6 +20,10 @@ struct World {
     refusal: Option<Refusal>,
     /// Make the next Entitlement write fail.
     entitlements_fail: bool,
+    /// The EntitleFirst grace, when entitled first.
+    entitle_first: Option<jiff::SignedDuration>,
+    /// The Events the last reconcile planned.
+    events: Vec<crate::lifecycle::subscription_plan::PlannedEvent>,
 }
 
 impl World {
@@ -29,6 +35,8 @@ impl World {
             tenant_suspended: false,
             refusal: None,
             entitlements_fail: false,
+            entitle_first: None,
+            events: Vec::new(),
         }
     }
 
@@ -43,6 +51,7 @@ impl World {
             refusal: self.refusal.as_ref(),
             connection_tested: None,
             news: None,
+            entitle_first: self.entitle_first,
         }
     }
 
@@ -55,6 +64,7 @@ impl World {
             tenant_suspended: self.tenant_suspended,
             refusal: self.refusal.as_ref(),
             billing,
+            entitle_first: self.entitle_first,
         })
     }
 
@@ -107,6 +117,7 @@ impl World {
             (decision, report)
         };
         self.status = report.status;
+        self.events = report.events;
         decision
     }
 

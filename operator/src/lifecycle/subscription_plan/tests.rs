@@ -32,6 +32,7 @@ fn observe<'a>(
         refusal: None,
         connection_tested: None,
         news,
+        entitle_first: None,
     }
 }
 

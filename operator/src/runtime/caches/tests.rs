@@ -200,3 +200,73 @@ async fn spec_changes_skip_status_writes() {
     settle(&cache, 0).await;
     assert_eq!(next_names(&mut specs, 1).await, ["a"]);
 }
+
+fn in_other(name: &str) -> ConfigMap {
+    let mut o = object(name, 1);
+    o.metadata.namespace = Some("other".into());
+    o
+}
+
+fn names(objects: Vec<Arc<ConfigMap>>) -> Vec<String> {
+    let mut names: Vec<String> = objects.iter().map(|o| o.name_any()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn the_namespace_index_follows_applies_deletions_and_relists() {
+    let (tx, cache) = cache();
+    list(&tx, &[object("a", 1), object("b", 1), in_other("x")]);
+    settle(&cache, 3).await;
+    let mut changes = Box::pin(cache.changes());
+    next_names(&mut changes, 3).await;
+    assert_eq!(names(cache.in_namespace("ns")), ["a", "b"]);
+    assert_eq!(names(cache.in_namespace("other")), ["x"]);
+    assert!(cache.in_namespace("none").is_empty());
+    // The index is current by the time a change is announced.
+    tx.unbounded_send(Ok(Event::Apply(object("c", 1)))).unwrap();
+    tx.unbounded_send(Ok(Event::Delete(in_other("x")))).unwrap();
+    next_names(&mut changes, 2).await;
+    assert_eq!(names(cache.in_namespace("ns")), ["a", "b", "c"]);
+    assert!(cache.in_namespace("other").is_empty());
+    // An update replaces the indexed object.
+    tx.unbounded_send(Ok(Event::Apply(object("a", 2)))).unwrap();
+    next_names(&mut changes, 1).await;
+    let a = cache
+        .in_namespace("ns")
+        .into_iter()
+        .find(|o| o.name_any() == "a");
+    assert_eq!(a.and_then(|o| o.metadata.generation), Some(2));
+    // A relist replaces the index with what the list holds.
+    list(&tx, &[object("b", 2)]);
+    next_names(&mut changes, 3).await;
+    assert_eq!(names(cache.in_namespace("ns")), ["b"]);
+}
+
+#[test]
+fn trimming_drops_managed_fields_and_the_last_applied_copy_only() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    let mut o = object("a", 1);
+    o.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+        manager: Some("kubectl".into()),
+        ..ManagedFieldsEntry::default()
+    }]);
+    o.metadata.annotations = Some(
+        [
+            (LAST_APPLIED.to_string(), "{\"a\":1}".to_string()),
+            ("keep".to_string(), "me".to_string()),
+        ]
+        .into(),
+    );
+    trim(&mut o);
+    assert_eq!(o.metadata.managed_fields, None);
+    assert_eq!(
+        o.metadata.annotations,
+        Some([("keep".to_string(), "me".to_string())].into())
+    );
+    let mut only_last_applied = object("b", 1);
+    only_last_applied.metadata.annotations =
+        Some([(LAST_APPLIED.to_string(), "{}".to_string())].into());
+    trim(&mut only_last_applied);
+    assert_eq!(only_last_applied.metadata.annotations, None);
+}

@@ -8,7 +8,16 @@
 //! `apiserver_request_total`, split by resource), HubSpot calls and 429s per activation, the
 //! process's peak RSS, and the wall time against the lower bound set by the HubSpot rate budget.
 //!
+//! Each billing order runs on its own control plane: BillFirst (entitlements once billed) and
+//! EntitleFirst (entitlements at once, billing right after; the create → Billed percentiles say
+//! how long billing followed). `--no-rate-limits --restart` is the scale run (`scripts/bench-scale`):
+//! HubSpot's budget lifted, then the operator restarted and timed through its resync and first
+//! pass over every subscription, which must call HubSpot zero times ([`restart`]).
+//!
 //!   scripts/bench-activation [--tenants T] [--subscriptions S] [--latency-ms MS] [--tier TIER]
+//!                            [--orders BillFirst,EntitleFirst] [--no-rate-limits] [--restart]
+
+mod restart;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,7 +34,8 @@ use marketplace_e2e::controllers;
 use marketplace_harness::apiserver_samples;
 use marketplace_harness::{ControlPlane, ControlPlaneOptions};
 use marketplace_operator::api::conditions::find_condition;
-use marketplace_operator::api::conditions::types::READY;
+use marketplace_operator::api::conditions::types::{BILLED, READY};
+use marketplace_operator::api::listing::BillingOrder;
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
@@ -40,7 +50,10 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 const FEATURES: usize = 2;
 
 #[derive(Parser, Debug)]
-#[command(about = "Benchmark subscription activation: tenants × listings, end to end")]
+#[command(
+    about = "Benchmark subscription activation: tenants × listings, end to end",
+    args_override_self = true
+)]
 struct Args {
     /// Tenants (cluster-scoped; each gets the namespace tenant-<name>).
     #[arg(long, default_value_t = 50)]
@@ -60,9 +73,42 @@ struct Args {
     /// TenantSubscriptions reconciled at once (the operator's default unless given).
     #[arg(long)]
     subscription_concurrency: Option<u16>,
+    /// Tenants reconciled at once (the operator's default unless given).
+    #[arg(long)]
+    tenant_concurrency: Option<u16>,
     /// Fail when no subscription activates for this many seconds.
     #[arg(long, default_value_t = 120)]
     stall_timeout_s: u64,
+    /// The billing orders to run, one control plane each.
+    #[arg(long, value_delimiter = ',', default_value = "BillFirst,EntitleFirst", value_parser = parse_order)]
+    orders: Vec<BillingOrder>,
+    /// Lift HubSpot's rate limits (the simulator's and the client's): the scale run.
+    #[arg(long)]
+    no_rate_limits: bool,
+    /// After the activations, restart the operator and time its resync and first pass.
+    #[arg(long)]
+    restart: bool,
+    /// Tenants and subscriptions created at once.
+    #[arg(long, default_value_t = 16)]
+    create_concurrency: usize,
+}
+
+fn parse_order(value: &str) -> std::result::Result<BillingOrder, String> {
+    BillingOrder::parse(value).ok_or_else(|| format!("{value:?}: use BillFirst or EntitleFirst"))
+}
+
+/// One order's headline figures, for the closing table.
+struct Summary {
+    order: BillingOrder,
+    p50: Duration,
+    p90: Duration,
+    p99: Duration,
+    billed_p99: Duration,
+    calls_per: f64,
+    rejected: u64,
+    writes_per: f64,
+    wall: Duration,
+    bound: f64,
 }
 
 fn tiers(name: &str) -> Result<(Tier, SimTier)> {
@@ -84,6 +130,8 @@ struct Tracker {
     created: HashMap<String, Instant>,
     /// `ns/name` → the latest phase, granted features in status and Ready message.
     subs: HashMap<String, (Option<Phase>, usize, String)>,
+    /// `ns/name` → create-to-Billed (the Billed condition True).
+    billed: HashMap<String, Duration>,
     /// `ns/subscription` → entitlement name → state.
     ents: HashMap<String, HashMap<String, EntitlementState>>,
     /// `ns/name` → create-to-active.
@@ -160,6 +208,14 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
                     let ready = find_condition(&status.conditions, READY)
                         .map(|c| format!("{}: {}", c.reason, c.message))
                         .unwrap_or_default();
+                    let billed = find_condition(&status.conditions, BILLED)
+                        .is_some_and(|c| c.status == "True");
+                    if billed
+                        && !t.billed.contains_key(&key)
+                        && let Some(created) = t.created.get(&key).copied()
+                    {
+                        t.billed.insert(key.clone(), now.duration_since(created));
+                    }
                     let phases = t.phases.entry(key.clone()).or_default();
                     if phases.last() != Some(&status.phase) {
                         phases.push(status.phase);
@@ -221,10 +277,15 @@ fn delta(
 }
 
 fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM:")
+}
+
+/// A `/proc/self/status` memory figure in KiB (`VmHWM:` the peak RSS, `VmRSS:` the current).
+fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -303,6 +364,97 @@ where
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    let mut summaries = Vec::new();
+    for order in &args.orders {
+        summaries.push(run(&args, *order).await?);
+    }
+    println!();
+    println!(
+        "order         usable p50   p90      p99      billed p99  calls/act  429s  writes/act  wall     wall/bound"
+    );
+    for s in &summaries {
+        println!(
+            "{:<13} {:>8.0} ms {:>6.0} ms {:>6.0} ms {:>8.0} ms {:>9.2} {:>5} {:>11.2} {:>6.1} s {:>6.2}",
+            format!("{:?}", s.order),
+            s.p50.as_secs_f64() * 1000.0,
+            s.p90.as_secs_f64() * 1000.0,
+            s.p99.as_secs_f64() * 1000.0,
+            s.billed_p99.as_secs_f64() * 1000.0,
+            s.calls_per,
+            s.rejected,
+            s.writes_per,
+            s.wall.as_secs_f64(),
+            s.wall.as_secs_f64() / s.bound.max(f64::EPSILON)
+        );
+    }
+    println!("load (/proc/loadavg at the end): {}", loadavg());
+    Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A HubSpot client for `sim`, bootstrapped; without the tier's budget when `unlimited`.
+async fn hubspot_for(sim_url: String, tier: Tier, unlimited: bool) -> Result<HubSpotClient> {
+    let mut config = HubSpotConfig::new(sim_url, ApiToken::new(SimConfig::default().token)?, tier);
+    if unlimited {
+        config.rate_limits.per_window = 1_000_000;
+        config.rate_limits.search_per_second = 1_000_000;
+    }
+    let hubspot = HubSpotClient::new(config)?;
+    hubspot.bootstrap().await?;
+    Ok(hubspot)
+}
+
+/// The operator's controllers on a runtime of their own: stopping that runtime (a restart)
+/// ends every task of that operator, its caches' watches included.
+struct Operator {
+    /// Taken when stopping; dropping an Operator (an early error) stops it too.
+    runtime: Option<tokio::runtime::Runtime>,
+    ctx: Arc<marketplace_operator::controllers::Context>,
+    running: Option<controllers::RunningControllers>,
+}
+
+impl Operator {
+    fn start(client: &Client, config: ControllerConfig, hubspot: HubSpotClient) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let (ctx, running) = {
+            let _inside = runtime.enter();
+            let ctx = Arc::new(controllers::context(client, config, "bench").with_billing(hubspot));
+            let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
+            (ctx, running)
+        };
+        Ok(Operator {
+            runtime: Some(runtime),
+            ctx,
+            running: Some(running),
+        })
+    }
+
+    async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        // A runtime may not be dropped inside another one's tasks; shutting it down in the
+        // background may.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     let (tier, sim_tier) = tiers(&args.tier)?;
     let limit = u64::from(tier.ten_second_limit());
     let total = args.tenants * args.subscriptions;
@@ -314,29 +466,30 @@ async fn main() -> Result<()> {
         .await?;
     let client = control_plane.client().await?;
     let version = client.apiserver_version().await?.git_version;
-    let sim = Simulator::start(SimConfig {
+    let mut sim_config = SimConfig {
         listen: "127.0.0.1:0".into(),
         tier: sim_tier,
         search_lag_ms: args.search_lag_ms,
         ..SimConfig::default()
-    })
-    .await?;
-    sim.admin().add_fault(FaultRule {
-        id: 0,
-        method: None,
-        path_contains: None,
-        kind: FaultKind::Latency {
-            ms: args.latency_ms,
-        },
-        probability: 1.0,
-        times: None,
-    });
-    let hubspot = HubSpotClient::new(HubSpotConfig::new(
-        sim.base_url(),
-        ApiToken::new(SimConfig::default().token)?,
-        tier,
-    ))?;
-    hubspot.bootstrap().await?;
+    };
+    if args.no_rate_limits {
+        sim_config.ten_second_limit = Some(u32::MAX / 2);
+        sim_config.daily_limit = Some(u64::MAX / 2);
+    }
+    let sim = Simulator::start(sim_config).await?;
+    if args.latency_ms > 0 {
+        sim.admin().add_fault(FaultRule {
+            id: 0,
+            method: None,
+            path_contains: None,
+            kind: FaultKind::Latency {
+                ms: args.latency_ms,
+            },
+            probability: 1.0,
+            times: None,
+        });
+    }
+    let hubspot = hubspot_for(sim.base_url(), tier, args.no_rate_limits).await?;
     let bootstrap_calls = hubspot.stats().requests;
 
     // 2. Listings, tenants, controllers; wait for the tenant namespaces.
@@ -350,11 +503,20 @@ async fn main() -> Result<()> {
     let tenant_names: Vec<String> = (0..args.tenants)
         .map(|i| format!("bench-tenant-{i:03}"))
         .collect();
-    for name in &tenant_names {
-        tenants
-            .create(&PostParams::default(), &tenant_object(name)?)
-            .await?;
-    }
+    let created: Vec<Result<()>> = futures::stream::iter(&tenant_names)
+        .map(|name| {
+            let tenants = tenants.clone();
+            async move {
+                tenants
+                    .create(&PostParams::default(), &tenant_object(name)?)
+                    .await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(args.create_concurrency)
+        .collect()
+        .await;
+    created.into_iter().collect::<Result<Vec<()>>>()?;
     let mut config = ControllerConfig {
         git_cache_dir: std::env::temp_dir().join("bench-activation-git-cache"),
         ..ControllerConfig::default()
@@ -362,10 +524,13 @@ async fn main() -> Result<()> {
     if let Some(c) = args.subscription_concurrency {
         config.subscription_concurrency = c;
     }
+    if let Some(c) = args.tenant_concurrency {
+        config.tenant_concurrency = c;
+    }
+    config.billing_order.default = order;
     let concurrency = config.subscription_concurrency;
-    let ctx =
-        Arc::new(controllers::context(&client, config, "bench").with_billing(hubspot.clone()));
-    let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
+    let operator = Operator::start(&client, config.clone(), hubspot.clone())?;
+    let ctx = operator.ctx.clone();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     wait_until(
         "every tenant namespace",
@@ -423,7 +588,7 @@ async fn main() -> Result<()> {
                 Ok(())
             }
         })
-        .buffer_unordered(16)
+        .buffer_unordered(args.create_concurrency)
         .collect()
         .await;
     let create_errors: Vec<String> = results
@@ -440,30 +605,38 @@ async fn main() -> Result<()> {
     }
     let created_in = started.elapsed();
 
-    // Wait for every activation; fail when none happens for the stall timeout.
+    // Wait for every activation and every billing record; fail when neither advances for the
+    // stall timeout.
     let stall = Duration::from_secs(args.stall_timeout_s);
     let (mut done, mut last_progress) = (0usize, Instant::now());
+    let mut usable_wall = None;
     loop {
-        let now_done = {
+        let (activated, billed) = {
             let mut t = lock(&tracker);
             // Creates recorded after a watch event for the same object are checked here.
             let keys: Vec<String> = t.created.keys().cloned().collect();
             for k in keys {
                 t.check(&k, Instant::now());
             }
-            t.activated.len()
+            (t.activated.len(), t.billed.len())
         };
-        if now_done > done {
-            done = now_done;
+        if activated >= total && usable_wall.is_none() {
+            usable_wall = Some(started.elapsed());
+        }
+        if activated + billed > done {
+            done = activated + billed;
             last_progress = Instant::now();
         }
-        if done >= total {
+        if activated >= total && billed >= total {
             break;
         }
         if last_progress.elapsed() > stall {
-            stalled_report(&tracker, done, total, stall);
-            running.stop().await;
-            return Err(format!("activations stalled at {done}/{total}").into());
+            stalled_report(&tracker, activated, total, stall);
+            operator.stop().await;
+            return Err(format!(
+                "activations stalled at {activated}/{total} active, {billed}/{total} billed"
+            )
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -478,9 +651,10 @@ async fn main() -> Result<()> {
     let sim_settled = sim.admin().counters();
 
     // 4. Figures.
-    let (mut latencies, phases, watch_errors) = {
+    let (mut latencies, mut billed_latencies, phases, watch_errors) = {
         let t = lock(&tracker);
         let lat: Vec<Duration> = t.activated.values().copied().collect();
+        let billed: Vec<Duration> = t.billed.values().copied().collect();
         let mut paths: BTreeMap<String, usize> = BTreeMap::new();
         for p in t.phases.values() {
             let path: Vec<String> = p
@@ -489,9 +663,10 @@ async fn main() -> Result<()> {
                 .collect();
             *paths.entry(path.join("→")).or_default() += 1;
         }
-        (lat, paths, t.watch_errors.clone())
+        (lat, billed, paths, t.watch_errors.clone())
     };
     latencies.sort();
+    billed_latencies.sort();
     let n = total as f64;
     let w = delta(&writes_before, &writes_at_done);
     let sum = |f: &dyn Fn(&(String, String, String)) -> bool| -> u64 {
@@ -527,23 +702,40 @@ async fn main() -> Result<()> {
         args.search_lag_ms
     );
     println!(
-        "  operator: Tenant + TenantSubscription controllers in this process, subscription concurrency {concurrency}"
+        "  operator: Tenant + TenantSubscription controllers in this process, subscription concurrency {concurrency}, billing order {order:?}{}",
+        if args.no_rate_limits {
+            ", HubSpot rate limits lifted (simulator and client)"
+        } else {
+            ""
+        }
     );
     println!(
         "  subscriptions created     {total:>8}   (creates took {:.2} s)",
         created_in.as_secs_f64()
     );
-    println!("  total wall time           {:>8.2} s", wall.as_secs_f64());
+    println!(
+        "  total wall time           {:>8.2} s  (all usable after {:.2} s, all billed after {:.2} s)",
+        wall.as_secs_f64(),
+        usable_wall.unwrap_or(wall).as_secs_f64(),
+        wall.as_secs_f64()
+    );
     println!(
         "  activations/s             {:>8.2}",
         n / wall.as_secs_f64()
     );
     println!(
-        "  create → entitlements Active: p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms  max {:.0} ms",
+        "  create → Active, entitlements usable: p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms  max {:.0} ms",
         ms(percentile(&latencies, 0.50)),
         ms(percentile(&latencies, 0.90)),
         ms(percentile(&latencies, 0.99)),
         ms(percentile(&latencies, 1.0))
+    );
+    println!(
+        "  create → Billed (record live): p50 {:.0} ms  p90 {:.0} ms  p99 {:.0} ms  max {:.0} ms",
+        ms(percentile(&billed_latencies, 0.50)),
+        ms(percentile(&billed_latencies, 0.90)),
+        ms(percentile(&billed_latencies, 0.99)),
+        ms(percentile(&billed_latencies, 1.0))
     );
     println!(
         "  apiserver writes (POST/PUT/PATCH/DELETE, leases excluded): {all} total, {subs_create} \
@@ -667,12 +859,29 @@ async fn main() -> Result<()> {
     }
     println!("  operator Events by type and reason: {reasons:?}");
 
-    // 5. Stop.
+    // 5. Stop (restarting first, when asked).
     watching.abort();
-    running.stop().await;
+    drop(ctx);
+    operator.stop().await;
+    if args.restart {
+        let hubspot = hubspot_for(sim.base_url(), tier, args.no_rate_limits).await?;
+        restart::measure(&client, &sim, hubspot, config, total).await?;
+    }
+    println!("  load (/proc/loadavg): {}", loadavg());
     sim.shutdown().await?;
     drop(control_plane);
-    Ok(())
+    Ok(Summary {
+        order,
+        p50: percentile(&latencies, 0.50),
+        p90: percentile(&latencies, 0.90),
+        p99: percentile(&latencies, 0.99),
+        billed_p99: percentile(&billed_latencies, 0.99),
+        calls_per: calls as f64 / n,
+        rejected,
+        writes_per: operator_writes as f64 / n,
+        wall,
+        bound,
+    })
 }
 
 /// Prints which subscriptions did not activate, by phase, with a few examples.
