@@ -251,7 +251,8 @@ impl Scenario {
                 &buy,
                 Some("quickbooks-1"),
                 json!({"listing": "quickbooks", "plan": "standard", "confirmedPrice": price("29.00"),
-                    "connection": {"realmId": "1234567", "apiKey": "a-long-enough-api-key-0001"}}),
+                    "connection": {"realmId": "1234567", "apiKey": "a-long-enough-api-key-0001"},
+                    "fieldMapping": {"customer_name": "DisplayName", "line_item": "ItemRef"}}),
             )
             .await;
         // Its connection Secret (made as the buyer) is read by the operator, whose test of it
