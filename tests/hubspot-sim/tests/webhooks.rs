@@ -318,16 +318,25 @@ async fn subscription_changes_propagate_after_a_delay() {
     let mut cfg = config();
     cfg.webhook_url = Some(format!("{base}/hooks/x"));
     cfg.webhook_tick_ms = 5;
-    cfg.webhook_settings_delay_ms = 200;
+    // Long enough that "early" is created well inside it even on a loaded machine.
+    let settings_delay = Duration::from_millis(1_000);
+    cfg.webhook_settings_delay_ms = settings_delay.as_millis() as u64;
     cfg.webhook_subscriptions = Vec::new();
     let c = start_with(cfg).await;
+    let settings_changed = tokio::time::Instant::now();
     c.sim
         .admin()
         .set_webhook_subscriptions(hubspot_sim::config::default_webhook_subscriptions());
     // contract §5.3: settings are cached; the new subscription is not active yet.
     c.create("subscriptions", json!({"hs_name": "early"})).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(
+        settings_changed.elapsed() < settings_delay,
+        "the machine was too slow to create the event before the settings took effect"
+    );
     assert!(rx.lock().unwrap().requests.is_empty());
+    // Once the cache has expired, the next change is delivered.
+    tokio::time::sleep_until(settings_changed + settings_delay + Duration::from_millis(50)).await;
     c.create("subscriptions", json!({"hs_name": "late"})).await;
     assert_eq!(wait_for(&rx, 1).await.len(), 1);
 }
