@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hubspot_sim::{ObjectType, RunningSimulator, SimConfig, Simulator};
+use hubspot_sim::{ObjectType, RunningSimulator, SimConfig, Simulator, Tier as SimTier};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use marketplace_operator::api::conditions::types::READY;
 use marketplace_operator::api::tenant_subscription::Phase;
@@ -283,4 +283,18 @@ pub async fn active_subscription(
         .expect("company id");
     let subscription_id = ids.subscription_id.clone().expect("subscription id");
     (subs, entitlements, company, subscription_id)
+}
+
+/// The operator's rate-budget tier named `name` (as the benchmarks' `--tier` takes it), with the
+/// simulator's tier that enforces the same budget.
+pub fn tiers(name: &str) -> Result<(Tier, SimTier), String> {
+    let tier = Tier::parse(name).ok_or_else(|| format!("unknown tier {name:?}"))?;
+    let sim = match tier {
+        Tier::Free => SimTier::Free,
+        Tier::Starter => SimTier::Starter,
+        Tier::Professional => SimTier::Professional,
+        Tier::Enterprise => SimTier::Enterprise,
+        Tier::LimitIncrease => SimTier::Increase,
+    };
+    Ok((tier, sim))
 }

@@ -13,9 +13,9 @@
 
 use clap::Parser;
 use futures::StreamExt;
-use hubspot_sim::{SimConfig, Simulator, Tier as SimTier};
+use hubspot_sim::{SimConfig, Simulator};
 use marketplace_operator::billing::{
-    ApiToken, BillingRequest, HubSpotClient, HubSpotConfig, HubSpotError, Tier,
+    ApiToken, BillingRequest, HubSpotClient, HubSpotConfig, HubSpotError,
 };
 use std::time::{Duration, Instant};
 
@@ -36,18 +36,6 @@ struct Args {
     /// Search index lag of the simulator (contract §8.1).
     #[arg(long, default_value_t = 2000)]
     search_lag_ms: u64,
-}
-
-fn tiers(name: &str) -> Result<(Tier, SimTier)> {
-    let t = Tier::parse(name).ok_or_else(|| format!("unknown tier {name:?}"))?;
-    let s = match t {
-        Tier::Free => SimTier::Free,
-        Tier::Starter => SimTier::Starter,
-        Tier::Professional => SimTier::Professional,
-        Tier::Enterprise => SimTier::Enterprise,
-        Tier::LimitIncrease => SimTier::Increase,
-    };
-    Ok((t, s))
 }
 
 fn request(n: usize) -> BillingRequest {
@@ -144,7 +132,7 @@ async fn settle() {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let (tier, sim_tier) = tiers(&args.tier)?;
+    let (tier, sim_tier) = marketplace_e2e::subscriptions::tiers(&args.tier)?;
     let limit = u64::from(tier.ten_second_limit());
     let sim = Simulator::start(SimConfig {
         tier: sim_tier,

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use hubspot_sim::{FaultKind, FaultRule, SimConfig, Simulator, Tier as SimTier};
+use hubspot_sim::{FaultKind, FaultRule, SimConfig, Simulator};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -109,18 +109,6 @@ struct Summary {
     writes_per: f64,
     wall: Duration,
     bound: f64,
-}
-
-fn tiers(name: &str) -> Result<(Tier, SimTier)> {
-    let t = Tier::parse(name).ok_or_else(|| format!("unknown tier {name:?}"))?;
-    let s = match t {
-        Tier::Free => SimTier::Free,
-        Tier::Starter => SimTier::Starter,
-        Tier::Professional => SimTier::Professional,
-        Tier::Enterprise => SimTier::Enterprise,
-        Tier::LimitIncrease => SimTier::Increase,
-    };
-    Ok((t, s))
 }
 
 /// What the watches saw, shared between the watch task and the main task.
@@ -455,7 +443,7 @@ impl Drop for Operator {
 }
 
 async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
-    let (tier, sim_tier) = tiers(&args.tier)?;
+    let (tier, sim_tier) = marketplace_e2e::subscriptions::tiers(&args.tier)?;
     let limit = u64::from(tier.ten_second_limit());
     let total = args.tenants * args.subscriptions;
 
