@@ -104,12 +104,19 @@ async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element 
         .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
 }
 
+/// Clicks `css`, finding it again when a live update replaced the element between the find and
+/// the click (the inbox and the cards re-render from the stream).
 async fn click(browser: &Client, css: &str) {
-    wait_for(browser, css)
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    for _ in 0..5 {
+        match wait_for(browser, css).await.click().await {
+            Ok(_) => return,
+            Err(e) if e.to_string().contains("stale element") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("click {css}: {e}"),
+        }
+    }
+    panic!("click {css}: the element kept being replaced");
 }
 
 async fn text_of(browser: &Client, css: &str) -> String {
