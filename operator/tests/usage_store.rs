@@ -286,3 +286,37 @@ async fn sqlite_keeps_usage_across_a_reopen() {
         1
     );
 }
+
+/// TLS as libpq's URL parameters ask: `sslmode=require` with `sslrootcert` connects and works;
+/// without the CA the server's certificate is refused, and a server without TLS is refused.
+#[tokio::test]
+async fn postgres_over_tls_verifies_the_server() {
+    let (server, ca) = marketplace_harness::postgres::Postgres::start_temporary_with_tls()
+        .unwrap_or_else(|e| panic!("starting PostgreSQL (scripts/install-postgres): {e}"));
+    let url = format!(
+        "{}?sslmode=require&sslrootcert={}",
+        server.url(),
+        ca.display()
+    );
+    let store = PostgresUsageStore::connect(&url).await.unwrap();
+    let events = [event(
+        "tls",
+        "a",
+        "api_call",
+        "2026-11-02T00:00:00Z",
+        Value::Null,
+    )];
+    assert_eq!(store.record(&events).await.unwrap().accepted, 1);
+
+    let untrusted = PostgresUsageStore::connect(&format!("{}?sslmode=require", server.url()))
+        .await
+        .err()
+        .expect("a certificate from an unknown CA is refused");
+    assert!(untrusted.to_string().contains("certificate"), "{untrusted}");
+
+    let plain = PostgresUsageStore::connect(&format!("{}?sslmode=require", postgres_url()))
+        .await
+        .err()
+        .expect("a server without TLS is refused when TLS is required");
+    assert!(plain.to_string().contains("TLS"), "{plain}");
+}

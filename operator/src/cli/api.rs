@@ -99,14 +99,15 @@ pub struct ApiArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub usage_flush_seconds: u64,
-    /// Where usage events of metered plans are kept: `sqlite:PATH` (embedded; one API replica)
-    /// or a `postgres://user@host:port/db` URL (shared by replicas).
+    /// Where usage events of metered plans are kept: `sqlite:PATH` (embedded; one API replica),
+    /// a `postgres://user@host:port/db` URL (shared by replicas; TLS as `sslmode=` and
+    /// `sslrootcert=` ask), or `none` (the usage routes answer 503 and no hard limit applies).
     #[arg(
         long,
         env = "MARKETPLACE_USAGE_STORE",
         default_value = "sqlite:/tmp/marketplace-usage.sqlite"
     )]
-    pub usage_store: crate::metering::UsageStoreLocation,
+    pub usage_store: UsageStoreFlag,
     /// Let wizard test connections reach loopback, private and link-local addresses (off: a
     /// tenant's settings must not make the API probe its own network); as the operator's flag.
     #[arg(long, env = "MARKETPLACE_PROBE_ALLOW_PRIVATE")]
@@ -175,7 +176,7 @@ impl ApiArgs {
                 ..crate::connection::ProbePolicy::default()
             },
             web: WebSettings { theme, oidc: None },
-            usage_store: Some(self.usage_store.clone()),
+            usage_store: self.usage_store.0.clone(),
         }
     }
 }
@@ -237,4 +238,43 @@ pub fn start(args: ApiArgs) -> Result<(), ApiError> {
         .build()
         .map_err(ApiError::Runtime)?
         .block_on(crate::process::api::run(settings))
+}
+
+/// `--usage-store`: where usage is kept, or `none`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageStoreFlag(pub Option<crate::metering::UsageStoreLocation>);
+
+impl std::str::FromStr for UsageStoreFlag {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "none" {
+            return Ok(UsageStoreFlag(None));
+        }
+        text.parse()
+            .map(|location| UsageStoreFlag(Some(location)))
+            .map_err(|e| format!("{e}, or none"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metering::UsageStoreLocation;
+
+    #[test]
+    fn the_usage_store_can_be_switched_off_and_a_bad_one_is_explained() {
+        assert_eq!("none".parse(), Ok(UsageStoreFlag(None)));
+        assert_eq!(
+            "sqlite:/data/usage.sqlite".parse(),
+            Ok(UsageStoreFlag(Some(UsageStoreLocation::Sqlite(
+                "/data/usage.sqlite".into()
+            ))))
+        );
+        let bad = "mysql://x".parse::<UsageStoreFlag>().unwrap_err();
+        assert!(
+            bad.contains("postgres://") && bad.ends_with("or none"),
+            "{bad}"
+        );
+    }
 }

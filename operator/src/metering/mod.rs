@@ -13,6 +13,7 @@ pub mod event;
 pub mod meters;
 pub mod period;
 pub mod postgres;
+mod postgres_tls;
 pub mod price;
 pub mod sqlite;
 pub mod store;
@@ -81,7 +82,8 @@ impl std::fmt::Display for UsageStoreLocation {
 /// Either store, chosen at start-up.
 pub enum AnyUsageStore {
     Sqlite(SqliteUsageStore),
-    Postgres(PostgresUsageStore),
+    /// Boxed: its connection settings make it far larger than the SQLite handle.
+    Postgres(Box<PostgresUsageStore>),
 }
 
 impl AnyUsageStore {
@@ -92,7 +94,7 @@ impl AnyUsageStore {
                 AnyUsageStore::Sqlite(SqliteUsageStore::open(path)?)
             }
             UsageStoreLocation::Postgres(url) => {
-                AnyUsageStore::Postgres(PostgresUsageStore::connect(url).await?)
+                AnyUsageStore::Postgres(Box::new(PostgresUsageStore::connect(url).await?))
             }
         })
     }

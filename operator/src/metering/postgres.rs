@@ -5,10 +5,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 use super::event::UsageEvent;
 use super::period::UsagePeriod;
+use super::postgres_tls::PostgresTarget;
 use super::store::{
     MeterQuery, MeterTotals, PeriodReport, Recorded, ReportKey, StoreError, UsageStore,
 };
@@ -64,21 +65,14 @@ struct Connection {
 
 /// Usage in PostgreSQL.
 pub struct PostgresUsageStore {
-    url: String,
+    target: PostgresTarget,
     current: Mutex<Arc<Connection>>,
     /// One reconnect at a time.
     reconnecting: tokio::sync::Mutex<()>,
 }
 
-async fn connect(url: &str) -> Result<Connection, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "usage store: the PostgreSQL connection ended");
-        }
-    });
+async fn connect(target: &PostgresTarget) -> Result<Connection, StoreError> {
+    let (client, _running) = target.open().await?;
     let insert = client
         .prepare(INSERT)
         .await
@@ -97,10 +91,8 @@ async fn connect(url: &str) -> Result<Connection, StoreError> {
 impl PostgresUsageStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and creates the tables if needed.
     pub async fn connect(url: &str) -> Result<PostgresUsageStore, StoreError> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .map_err(|e| StoreError(format!("connecting to PostgreSQL: {e}")))?;
-        let setup = tokio::spawn(connection);
+        let target = PostgresTarget::parse(url)?;
+        let (client, setup) = target.open().await?;
         client
             .batch_execute(SCHEMA)
             .await
@@ -108,8 +100,8 @@ impl PostgresUsageStore {
         drop(client);
         let _ = setup.await;
         Ok(PostgresUsageStore {
-            url: url.to_string(),
-            current: Mutex::new(Arc::new(connect(url).await?)),
+            current: Mutex::new(Arc::new(connect(&target).await?)),
+            target,
             reconnecting: tokio::sync::Mutex::new(()),
         })
     }
@@ -126,7 +118,7 @@ impl PostgresUsageStore {
         if !current.client.is_closed() {
             return Ok(current);
         }
-        let fresh = Arc::new(connect(&self.url).await?);
+        let fresh = Arc::new(connect(&self.target).await?);
         *lock() = fresh.clone();
         Ok(fresh)
     }

@@ -54,19 +54,7 @@ pub struct PkiFiles {
 impl Pki {
     /// Generates a fresh CA, serving cert, admin cert and service-account key.
     pub fn generate() -> Result<Self, HarnessError> {
-        let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "marketplace-harness-ca");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params.self_signed(&ca_key)?.pem();
-        let ca = Issuer::new(ca_params, ca_key);
+        let (ca_cert, ca) = certificate_authority()?;
 
         let (apiserver_cert, apiserver_key) = serving_certificate("kube-apiserver", &ca)?;
         let (oidc_issuer_cert, oidc_issuer_key) = serving_certificate("oidc-issuer", &ca)?;
@@ -122,6 +110,32 @@ impl Pki {
         }
         Ok(files)
     }
+}
+
+/// A fresh CA and a serving certificate it signs for 127.0.0.1 and localhost, as PEM texts
+/// `(CA, certificate, key)`: for a loopback server outside the control plane (e.g. PostgreSQL
+/// with TLS), whose clients trust only that CA.
+pub fn serving_pair(common_name: &str) -> Result<(String, String, String), HarnessError> {
+    let (ca_cert, ca) = certificate_authority()?;
+    let (cert, key) = serving_certificate(common_name, &ca)?;
+    Ok((ca_cert, cert, key))
+}
+
+/// A self-signed CA: its certificate (PEM) and the issuer that signs with it.
+fn certificate_authority() -> Result<(String, Issuer<'static, KeyPair>), HarnessError> {
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "marketplace-harness-ca");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key)?.pem();
+    Ok((ca_cert, Issuer::new(ca_params, ca_key)))
 }
 
 /// A certificate for 127.0.0.1 and localhost signed by `ca`, and its key (PEM). rustls (kube's

@@ -88,23 +88,68 @@ fn as_server_user(binary: &Path, args: &[String]) -> (PathBuf, Vec<String>) {
     (PathBuf::from("setpriv"), all)
 }
 
+/// A new folder for a throw-away cluster, and the janitor that removes it once the server stops.
+fn temporary_folder(prefix: &str) -> Result<(PathBuf, Janitor), HarnessError> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| HarnessError::io("creating a folder for PostgreSQL", e))?
+        .keep();
+    let janitor = Janitor::spawn(&dir, &dir.join("pids"))?;
+    Ok((dir, janitor))
+}
+
 impl Postgres {
     /// Starts a server with a new cluster in a temporary folder, removed once it stops.
     pub fn start_temporary() -> Result<Postgres, HarnessError> {
-        let dir = tempfile::Builder::new()
-            .prefix("marketplace-postgres-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("creating a folder for PostgreSQL", e))?
-            .keep();
-        let janitor = Janitor::spawn(&dir, &dir.join("pids"))?;
+        let (dir, janitor) = temporary_folder("marketplace-postgres-")?;
         let mut started = Postgres::start_in(&dir, false)?;
         started._janitor = Some(janitor);
         Ok(started)
     }
 
+    /// [`Postgres::start_temporary`], serving TLS with a certificate for 127.0.0.1 signed by a
+    /// fresh CA; also returns the path of that CA's certificate (PEM), which clients must trust.
+    pub fn start_temporary_with_tls() -> Result<(Postgres, PathBuf), HarnessError> {
+        let (dir, janitor) = temporary_folder("marketplace-postgres-tls-")?;
+        let (ca, cert, key) = crate::pki::serving_pair("postgres")?;
+        let tls = dir.join("tls");
+        std::fs::create_dir_all(&tls)
+            .map_err(|e| HarnessError::io(format!("creating {}", tls.display()), e))?;
+        for (name, text) in [("ca.crt", &ca), ("server.crt", &cert), ("server.key", &key)] {
+            let path = tls.join(name);
+            std::fs::write(&path, text)
+                .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))?;
+        }
+        // PostgreSQL refuses a key others may read.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            tls.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .map_err(|e| HarnessError::io("chmod of the server key", e))?;
+        let settings = [
+            "ssl=on".to_string(),
+            format!("ssl_cert_file={}", tls.join("server.crt").display()),
+            format!("ssl_key_file={}", tls.join("server.key").display()),
+        ];
+        let mut started = Postgres::start_with(&dir, false, &settings)?;
+        started._janitor = Some(janitor);
+        Ok((started, tls.join("ca.crt")))
+    }
+
     /// Starts a server on the cluster in `dir` (made there the first time): kept across runs,
     /// as `scripts/dev` keeps its state. `durable` keeps fsync on.
     pub fn start_in(dir: &Path, durable: bool) -> Result<Postgres, HarnessError> {
+        Postgres::start_with(dir, durable, &[])
+    }
+
+    /// [`Postgres::start_in`] with more `name=value` server settings.
+    fn start_with(
+        dir: &Path,
+        durable: bool,
+        settings: &[String],
+    ) -> Result<Postgres, HarnessError> {
         let bin = bin_dir()?;
         std::fs::create_dir_all(dir)
             .map_err(|e| HarnessError::io(format!("creating {}", dir.display()), e))?;
@@ -168,6 +213,9 @@ impl Postgres {
             ] {
                 args.extend(["-c".to_string(), setting.to_string()]);
             }
+        }
+        for setting in settings {
+            args.extend(["-c".to_string(), setting.clone()]);
         }
         let (program, args) = as_server_user(&bin.join("postgres"), &args);
         let log = dir.join("postgres.log");
