@@ -19,6 +19,16 @@ use serde::{Deserialize, Serialize};
     category = "marketplace",
     printcolumn(name = "Base Plans", type_ = "string", json_path = ".spec.basePlans"),
     printcolumn(
+        name = "Adoption Days",
+        type_ = "integer",
+        json_path = ".spec.adoptionWindowDays"
+    ),
+    printcolumn(
+        name = "History Days",
+        type_ = "integer",
+        json_path = ".spec.historyWindowDays"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

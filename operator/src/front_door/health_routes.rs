@@ -13,13 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
 
 use super::auth::Caller;
-use super::console::routes::superadmin;
+use super::console::routes::{list_as_caller, superadmin};
 use super::metering_routes::meter_usages;
 use super::routes::FrontDoor;
 use crate::api::HealthPolicy;
@@ -91,22 +90,14 @@ fn csv_response(body: String, file: &str) -> Response {
 }
 
 /// The tenants `filter` admits, with their health at `now`. HealthPolicies are read as the
-/// caller (the API's own account does not read them): few objects, read only when someone
-/// looks; when they cannot be read the built-in thresholds apply and the problem is reported.
+/// caller; when they cannot be read the built-in thresholds apply and the problem is reported.
 pub(crate) async fn health_report(
     door: &FrontDoor,
     caller: &Caller,
     filter: &HealthFilter,
     now: Timestamp,
 ) -> HealthReport {
-    let listed = match door.impersonator.client_for(&caller.user) {
-        Ok(as_caller) => Api::<HealthPolicy>::namespaced(as_caller, &door.operator_namespace)
-            .list(&ListParams::default())
-            .await
-            .map(|list| list.items)
-            .map_err(|e| e.to_string()),
-        Err(refusal) => Err(format!("{refusal:?}")),
-    };
+    let listed = list_as_caller::<HealthPolicy>(door, caller).await;
     let (policies, read_problem) = match listed {
         Ok(items) => (
             items

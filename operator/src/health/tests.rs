@@ -58,16 +58,8 @@ fn entitlement(feature: &str, state: &str, last_checked: Option<&str>) -> Entitl
 }
 
 fn listing(name: &str, plans: Value) -> Arc<Listing> {
-    Arc::new(
-        serde_json::from_value(json!({
-            "apiVersion": "marketplace.dev/v1alpha1", "kind": "Listing",
-            "metadata": {"name": name},
-            "spec": {"displayName": "Routes", "tagline": "Fast routes", "type": "InApp",
-                     "category": "Operations", "lifecycle": "Published",
-                     "features": ["route_optimization"], "plans": plans}
-        }))
-        .unwrap(),
-    )
+    let spec = crate::lifecycle::fixtures::listing(&json!({ "plans": plans }).to_string());
+    Arc::new(Listing::new(name, spec))
 }
 
 fn policy(value: Value) -> HealthPolicySpec {

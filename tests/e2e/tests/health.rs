@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use marketplace_e2e::api_process::{Caller, api_settings, service_account_token, start_api};
+use marketplace_e2e::storefront_world::grant_superadmin;
 use marketplace_e2e::subscriptions::apply;
 use marketplace_e2e::tenants::{entitlement, tenant};
 use marketplace_e2e::{control_plane, controllers, unique_name};
@@ -111,22 +111,7 @@ async fn superadmins_see_verdicts_and_mrr_as_json_and_csv() {
         .expect("namespace");
     let superadmin = service_account_token(&client, &people, "superadmin").await;
     let stranger = service_account_token(&client, &people, "stranger").await;
-    apply(&Api::<Role>::namespaced(client.clone(), &operator_namespace), json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "superadmin", "namespace": operator_namespace},
-        "rules": [
-            {"apiGroups": ["marketplace.dev"], "resources": ["subscriptionactions"], "verbs": ["create"]},
-            {"apiGroups": ["marketplace.dev"], "resources": ["healthpolicies"], "verbs": ["get", "list"]}]}))
-    .await;
-    apply(
-        &Api::<RoleBinding>::namespaced(client.clone(), &operator_namespace),
-        json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "superadmin", "namespace": operator_namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "superadmin"},
-        "subjects": [{"kind": "ServiceAccount", "name": "superadmin", "namespace": people}]}),
-    )
-    .await;
+    grant_superadmin(&client, &operator_namespace, &people, "superadmin").await;
 
     // Professional tenants use this policy; Starter ones the built-in thresholds.
     let policies: Api<HealthPolicy> = Api::namespaced(client.clone(), &operator_namespace);

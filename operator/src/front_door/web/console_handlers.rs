@@ -9,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kube::api::{Api, ListParams};
 use serde_json::json;
 
 use super::console_page;
@@ -23,7 +22,7 @@ use crate::api::listing::Listing;
 use crate::front_door::FrontDoor;
 use crate::front_door::auth::Caller;
 use crate::front_door::console::inbox::{InboxQuery, inbox};
-use crate::front_door::console::routes::{superadmin, support_of};
+use crate::front_door::console::routes::{list_as_caller, superadmin, support_of};
 use crate::front_door::health_routes::{health_report, revenue_report};
 use crate::health::filter::{RevenueFilter, health_filter};
 
@@ -100,16 +99,7 @@ async fn catalog_page(State(door): State<FrontDoor>, headers: HeaderMap) -> Resp
     let listings = door.stores.listings.state();
     let mut sorted: Vec<&Listing> = listings.iter().map(Arc::as_ref).collect();
     sorted.sort_by_key(|l| l.metadata.name.clone());
-    // Read as the caller (the API's own account does not read CatalogSources): few objects,
-    // read only when someone looks.
-    let sources = match door.impersonator.client_for(&caller.user) {
-        Ok(as_caller) => Api::<CatalogSource>::namespaced(as_caller, &door.operator_namespace)
-            .list(&ListParams::default())
-            .await
-            .map(|list| list.items)
-            .map_err(|e| e.to_string()),
-        Err(refusal) => Err(format!("{refusal:?}")),
-    };
+    let sources = list_as_caller::<CatalogSource>(&door, &caller).await;
     let main = console_page::render_catalog(&sorted, &sources);
     html(page(&frame(&door, &headers, &caller), "Catalog", &main))
 }
