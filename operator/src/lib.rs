@@ -10,6 +10,7 @@ pub mod cli;
 pub mod connection;
 pub mod controllers;
 pub mod front_door;
+pub mod health;
 pub mod lifecycle;
 pub mod metering;
 pub mod notify;

@@ -8,6 +8,7 @@
 pub mod catalog_source;
 pub mod conditions;
 pub mod entitlement;
+pub mod health_policy;
 pub mod listing;
 pub mod metered;
 pub mod notification;
@@ -20,6 +21,7 @@ pub mod wizard_config;
 
 pub use catalog_source::{CatalogSource, CatalogSourceSpec, CatalogSourceStatus};
 pub use entitlement::{Entitlement, EntitlementSpec, EntitlementState};
+pub use health_policy::{HealthPolicy, HealthPolicySpec};
 pub use listing::{Listing, ListingSpec};
 pub use notification::{Notification, NotificationSpec, NotificationStatus};
 pub use notification_channel::{NotificationChannel, NotificationChannelSpec};
@@ -52,6 +54,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         CatalogSource::crd(),
         NotificationChannel::crd(),
         Notification::crd(),
+        HealthPolicy::crd(),
     ]
     .into_iter()
     .map(reflow_descriptions)

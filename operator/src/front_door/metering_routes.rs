@@ -26,8 +26,8 @@ use crate::api::listing::{Listing, Plan};
 use crate::controllers::tenant_rbac::namespace_name;
 use crate::metering::event::{EventProblem, parse_events};
 use crate::metering::meters::Meters;
-use crate::metering::view::{TenantUsage, meter_usage};
-use crate::metering::{MeterCatalog, MeterQuery, Recorded, UsagePeriod};
+use crate::metering::view::{MeterUsage, TenantUsage, meter_usage};
+use crate::metering::{MeterCatalog, MeterQuery, Recorded, StoreError, UsagePeriod};
 
 /// The answer of `POST /v1/usage`: how many events were new and how many were seen before.
 #[derive(Serialize, JsonSchema)]
@@ -171,12 +171,27 @@ async fn tenant_usage(
         return metering_off();
     };
     let period = UsagePeriod::containing(Timestamp::now());
-    let mut usage = TenantUsage {
-        tenant: tenant.clone(),
-        period: period.into(),
-        meters: Vec::new(),
+    let usage = match meter_usages(meters, &door, &tenant, period).await {
+        Ok(meters) => TenantUsage {
+            tenant: tenant.clone(),
+            period: period.into(),
+            meters,
+        },
+        Err(e) => return unavailable(e.to_string()),
     };
-    for (subscription, listing, plan) in subscribed_plans(&door, &tenant) {
+    axum::Json(usage).into_response()
+}
+
+/// Each metered subscription of `tenant` in `period`, from `meters` (also the tenant health
+/// report's usage against included quantities).
+pub(crate) async fn meter_usages(
+    meters: &Meters,
+    door: &FrontDoor,
+    tenant: &str,
+    period: UsagePeriod,
+) -> Result<Vec<MeterUsage>, StoreError> {
+    let mut usage = Vec::new();
+    for (subscription, listing, plan) in subscribed_plans(door, tenant) {
         let Some(plan) = plan_in(&listing, &plan) else {
             continue;
         };
@@ -184,22 +199,20 @@ async fn tenant_usage(
             continue;
         };
         let query = MeterQuery {
-            tenant: &tenant,
+            tenant,
             meter: metered.meter.as_str(),
             period,
             property: metered.value_property.as_deref(),
         };
-        match meters.totals(query).await {
-            Ok(totals) => usage.meters.extend(meter_usage(
-                &subscription,
-                &listing.name_any(),
-                plan,
-                totals,
-            )),
-            Err(e) => return unavailable(e.to_string()),
-        }
+        let totals = meters.totals(query).await?;
+        usage.extend(meter_usage(
+            &subscription,
+            &listing.name_any(),
+            plan,
+            totals,
+        ));
     }
-    axum::Json(usage).into_response()
+    Ok(usage)
 }
 
 /// The hard-limited allowances of the tenant's `features` this period (only `feature`'s, when

@@ -14,11 +14,13 @@
 //! - [`web`]: the storefront in the browser (server-rendered HTML over the same deciders).
 //! - [`metering_routes`]: usage events in (`POST /v1/usage`), a tenant's usage out, and the
 //!   allowances a hard-limited feature's check depends on ([`crate::metering`]).
+//! - [`health_routes`]: tenant health and MRR for superadmins ([`crate::health`]).
 
 pub mod api_keys;
 pub mod auth;
 pub mod console;
 pub mod decide;
+pub mod health_routes;
 pub mod impersonation;
 #[cfg(test)]
 mod key_routes_tests;

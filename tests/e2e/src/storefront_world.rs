@@ -86,25 +86,7 @@ pub async fn start_world(instance: &str) -> StorefrontWorld {
     let buyer = service_account_token(&client, &people, "buyer").await;
     let viewer = service_account_token(&client, &people, "viewer").await;
     let superadmin = service_account_token(&client, &people, "superadmin").await;
-    // Superadmins: whoever may create SubscriptionActions in the operator's namespace.
-    apply(
-        &Api::<Role>::namespaced(client.clone(), &operator_namespace),
-        json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-        "metadata": {"name": "superadmin", "namespace": operator_namespace},
-        "rules": [{"apiGroups": ["marketplace.dev"], "resources": ["subscriptionactions"],
-            "verbs": ["create", "get", "list"]}]}),
-    )
-    .await;
-    apply(
-        &Api::<RoleBinding>::namespaced(client.clone(), &operator_namespace),
-        json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "superadmin", "namespace": operator_namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "superadmin"},
-        "subjects": [{"kind": "ServiceAccount", "name": "superadmin", "namespace": people}]}),
-    )
-    .await;
+    grant_superadmin(&client, &operator_namespace, &people, "superadmin").await;
     StorefrontWorld {
         client,
         operator_namespace,
@@ -115,6 +97,32 @@ pub async fn start_world(instance: &str) -> StorefrontWorld {
         sim,
         controllers,
     }
+}
+
+/// Makes ServiceAccount `people/name` a superadmin: whoever may create SubscriptionActions in
+/// the operator's namespace; like the chart's superadmin role, it also reads HealthPolicies
+/// there (the health routes read them as the caller).
+pub async fn grant_superadmin(client: &Client, operator_namespace: &str, people: &str, name: &str) {
+    apply(
+        &Api::<Role>::namespaced(client.clone(), operator_namespace),
+        json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": name, "namespace": operator_namespace},
+        "rules": [{"apiGroups": ["marketplace.dev"], "resources": ["subscriptionactions"],
+            "verbs": ["create", "get", "list"]},
+            {"apiGroups": ["marketplace.dev"], "resources": ["healthpolicies"],
+            "verbs": ["get", "list"]}]}),
+    )
+    .await;
+    apply(
+        &Api::<RoleBinding>::namespaced(client.clone(), operator_namespace),
+        json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": operator_namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": people}]}),
+    )
+    .await;
 }
 
 impl StorefrontWorld {

@@ -464,6 +464,14 @@ async fn the_storefront_in_a_real_browser() {
         .await
         .expect("catalog page");
     wait_for_text(&browser, "main table", "Premium Analytics").await;
+    // Tenant health, filtered by base plan, and the MRR the approved add-on now counts in.
+    browser
+        .goto(&format!("{console_base}/admin/health?plan=Professional"))
+        .await
+        .expect("health page");
+    wait_for_text(&browser, "#health", &tenant).await;
+    wait_for_text(&browser, "#mrr", &premium).await;
+    browser::screenshot(&browser, "console-health").await;
 
     no_script::writes_without_javascript(
         &base,

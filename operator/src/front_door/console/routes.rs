@@ -64,6 +64,27 @@ pub(crate) async fn superadmin(door: &FrontDoor, headers: &HeaderMap) -> Result<
     }
 }
 
+/// Every `K` in the operator's namespace, read as `caller` (the API's own account does not read
+/// the console's configuration kinds, e.g. CatalogSources, HealthPolicies): few objects, read
+/// only when someone looks.
+pub(crate) async fn list_as_caller<K>(door: &FrontDoor, caller: &Caller) -> Result<Vec<K>, String>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let as_caller = door
+        .impersonator
+        .client_for(&caller.user)
+        .map_err(|refusal| format!("{refusal:?}"))?;
+    Api::<K>::namespaced(as_caller, &door.operator_namespace)
+        .list(&kube::api::ListParams::default())
+        .await
+        .map(|list| list.items)
+        .map_err(|e| e.to_string())
+}
+
 async fn get_inbox(
     State(door): State<FrontDoor>,
     Query(query): Query<InboxQuery>,

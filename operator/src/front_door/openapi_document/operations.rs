@@ -12,6 +12,7 @@ use crate::front_door::console::inbox::InboxQuery;
 use crate::front_door::console::routes::ActionRequest;
 use crate::front_door::console::support::SupportView;
 use crate::front_door::decide::FeatureCheck;
+use crate::front_door::health_routes::{HealthReport, RevenueReport};
 use crate::front_door::metering_routes::{UsageAccepted, UsageRefused};
 use crate::front_door::ofrep::{
     BulkEvaluation, EvaluationFailure, EvaluationRequest, EvaluationRetryLater, FlagEvaluation,
@@ -21,6 +22,7 @@ use crate::front_door::storefront::changes::{CancelRequest, ChangeRequest};
 use crate::front_door::storefront::detail::SubscriptionView;
 use crate::front_door::storefront::purchase::PurchaseRequest;
 use crate::front_door::storefront::wizard::{SettingsInvalid, WizardTestRequest, WizardTestResult};
+use crate::health::filter::{HealthFilter, RevenueFilter};
 use crate::metering::view::TenantUsage;
 
 /// A type's schema: a `$ref` to its component (or the schema itself, for query types).
@@ -197,7 +199,7 @@ pub const TAGS: &[(&str, &str)] = &[
     ),
     (
         CONSOLE,
-        "Superadmins: the approval inbox, ladder actions, the support view.",
+        "Superadmins: the approval inbox, ladder actions, the support view, tenant health and MRR.",
     ),
     (
         USAGE,
@@ -536,6 +538,30 @@ pub fn operations() -> Vec<Operation> {
                 (`ActionDoesNotFit`)."))
             .reply(error(422, "The body is not valid, or the Idempotency-Key was used for \
                 another action.")),
+        op(Get, "/v1/health/tenants", "getTenantHealth", CONSOLE,
+            "Every tenant's health, with a verdict")
+            .describe("Per tenant: add-ons in service, entitlement checks per feature (adopted \
+                when checked within the HealthPolicy's adoption window), usage against included \
+                quantities this period, payment problems and cancellations within its history \
+                window, and the verdict (AtRisk, UpsellReady, Healthy) its thresholds give, with \
+                the reasons. CSV with `format=csv` or `Accept: text/csv`. A bad filter is a 400 \
+                naming it in `field`.")
+            .caller(Superadmin)
+            .query(<HealthFilter as JsonSchema>::json_schema)
+            .reply(json(200, "The tenants' health (or CSV, one row per tenant).",
+                named::<HealthReport>()))
+            .reply(error(400, "A filter is not valid (`InvalidParameter`; `field` names the parameter).")),
+        op(Get, "/v1/revenue/mrr", "getMrr", CONSOLE,
+            "Monthly recurring revenue by listing, plan and currency")
+            .describe("Active subscriptions and those cancelling at the period's end, at their \
+                billed plan's price per month (a yearly price counts a twelfth, a per-unit price \
+                times the quantity); totals per currency. CSV with `format=csv` or \
+                `Accept: text/csv`.")
+            .caller(Superadmin)
+            .query(<RevenueFilter as JsonSchema>::json_schema)
+            .reply(json(200, "The MRR (or CSV, one row per listing, plan and currency).",
+                named::<RevenueReport>()))
+            .reply(error(400, "A filter is not valid (`InvalidParameter`; `field` names the parameter).")),
         // ---- service ----
         op(Get, "/openapi.json", "getOpenApiDocument", SERVICE, "This document")
             .reply(json(200, "The OpenAPI document.",

@@ -145,6 +145,7 @@ fn every_route_in_the_routes_files_is_documented() {
         include_str!("../storefront/routes.rs"),
         include_str!("../console/routes.rs"),
         include_str!("../metering_routes.rs"),
+        include_str!("../health_routes.rs"),
         include_str!("../openapi_document.rs"),
         include_str!("../../server/health.rs"),
         include_str!("../../server/metrics/requests.rs"),
@@ -417,4 +418,42 @@ async fn reads_over_the_rate_get_the_documented_429() {
     }
     // The entitlement list, the stream and the OFREP bulk (the others answer 404 first).
     assert!(limited >= 3, "only {limited} reads were limited");
+}
+
+#[test]
+fn the_health_and_revenue_reports_fit_their_documented_schemas() {
+    use crate::front_door::health_routes::{HealthReport, RevenueReport};
+    use crate::health::policy::{BUILT_IN, built_in};
+    let doc = document();
+    let tenant: crate::api::Tenant = serde_json::from_value(json!({
+        "apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": "acme", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"displayName": "Acme", "basePlan": "Starter", "segment": "smb",
+                 "billingContact": {"name": "Ann", "email": "ann@a.example"}}}))
+    .expect("a Tenant");
+    let health = crate::health::assess(
+        &tenant,
+        &[],
+        &[],
+        &[],
+        (BUILT_IN, &built_in()),
+        "2026-02-01T00:00:00Z".parse().expect("time"),
+    );
+    let report = HealthReport {
+        generated_at: Timestamp::UNIX_EPOCH,
+        tenants: vec![health],
+        policy_problems: Vec::new(),
+        usage_available: false,
+    };
+    assert_fits(&doc, "HealthReport", &json!(report));
+    let revenue = RevenueReport {
+        generated_at: Timestamp::UNIX_EPOCH,
+        revenue: crate::health::mrr([crate::health::revenue::MonthlyBilling {
+            listing: "routes".into(),
+            plan: "pro".into(),
+            currency: "USD".into(),
+            amount: 49.0,
+        }]),
+    };
+    assert_fits(&doc, "RevenueReport", &json!(revenue));
 }

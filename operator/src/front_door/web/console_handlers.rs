@@ -9,26 +9,29 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kube::api::{Api, ListParams};
 use serde_json::json;
 
 use super::console_page;
 use super::forms::FormTokens;
 use super::handlers::{html, refused_page};
-use super::html::{Frame, page, url_part};
+use super::health_page;
+use super::html::{Frame, page, respond, url_part};
 use super::session::{csrf_token, session_token};
 use crate::api::catalog_source::CatalogSource;
 use crate::api::listing::Listing;
 use crate::front_door::FrontDoor;
 use crate::front_door::auth::Caller;
 use crate::front_door::console::inbox::{InboxQuery, inbox};
-use crate::front_door::console::routes::{superadmin, support_of};
+use crate::front_door::console::routes::{list_as_caller, superadmin, support_of};
+use crate::front_door::health_routes::{health_report, revenue_report};
+use crate::health::filter::{RevenueFilter, health_filter};
 
 pub fn routes() -> Router<FrontDoor> {
     Router::new()
         .route("/admin", get(inbox_page))
         .route("/admin/tenants/{tenant}", get(tenant_page))
         .route("/admin/catalog", get(catalog_page))
+        .route("/admin/health", get(health_page))
 }
 
 fn frame(door: &FrontDoor, headers: &HeaderMap, caller: &Caller) -> Frame {
@@ -96,16 +99,36 @@ async fn catalog_page(State(door): State<FrontDoor>, headers: HeaderMap) -> Resp
     let listings = door.stores.listings.state();
     let mut sorted: Vec<&Listing> = listings.iter().map(Arc::as_ref).collect();
     sorted.sort_by_key(|l| l.metadata.name.clone());
-    // Read as the caller (the API's own account does not read CatalogSources): few objects,
-    // read only when someone looks.
-    let sources = match door.impersonator.client_for(&caller.user) {
-        Ok(as_caller) => Api::<CatalogSource>::namespaced(as_caller, &door.operator_namespace)
-            .list(&ListParams::default())
-            .await
-            .map(|list| list.items)
-            .map_err(|e| e.to_string()),
-        Err(refusal) => Err(format!("{refusal:?}")),
-    };
+    let sources = list_as_caller::<CatalogSource>(&door, &caller).await;
     let main = console_page::render_catalog(&sorted, &sources);
     html(page(&frame(&door, &headers, &caller), "Catalog", &main))
+}
+
+/// Tenant health and MRR, through the same gathering as `GET /v1/health/tenants` and
+/// `GET /v1/revenue/mrr`; a refused filter is shown beside the form (400).
+async fn health_page(
+    State(door): State<FrontDoor>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match superadmin(&door, &headers).await {
+        Ok(caller) => caller,
+        Err(refusal) => return refused_page(&door, refusal, "/admin/health"),
+    };
+    let filter = health_filter(&query);
+    let report = match &filter {
+        Ok(filter) => Ok(health_report(&door, &caller, filter, jiff::Timestamp::now()).await),
+        Err(problem) => Err(problem.clone()),
+    };
+    let revenue = revenue_report(&door, &RevenueFilter::default());
+    let main = health_page::render_health(console_page::nav(), &query, report.as_ref(), &revenue);
+    let status = if report.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    respond(
+        status,
+        page(&frame(&door, &headers, &caller), "Tenant health", &main),
+    )
 }

@@ -22,8 +22,8 @@ const PHASES: [Phase; 5] = [
     Phase::Failed,
 ];
 
-fn nav() -> &'static str {
-    "<nav class=\"chips\" aria-label=\"Console\"><a class=\"chip\" href=\"/admin\">Inbox</a><a class=\"chip\" href=\"/admin/catalog\">Catalog</a></nav>"
+pub(super) fn nav() -> &'static str {
+    "<nav class=\"chips\" aria-label=\"Console\"><a class=\"chip\" href=\"/admin\">Inbox</a><a class=\"chip\" href=\"/admin/catalog\">Catalog</a><a class=\"chip\" href=\"/admin/health\">Health</a></nav>"
 }
 
 fn action_words(action: ActionKind) -> &'static str {

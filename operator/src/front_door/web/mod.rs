@@ -12,7 +12,8 @@
 //! - [`oidc`] and [`oidc_flow`]: signing in through the OIDC provider (code flow + PKCE).
 //! - [`session`]: signing in (a bearer token in an HttpOnly cookie, or a proxy's
 //!   `Authorization`), CSRF checks on every state-changing request.
-//! - [`console_page`] and [`console_handlers`]: the superadmin console (`/admin`).
+//! - [`console_page`] and [`console_handlers`]: the superadmin console (`/admin`);
+//!   [`health_page`]: its tenant health and MRR page (`/admin/health`).
 //! - [`handlers`]: gather from the caches, render.
 
 pub mod assets;
@@ -23,6 +24,7 @@ pub mod console_page;
 pub mod detail_page;
 pub mod forms;
 pub mod handlers;
+pub mod health_page;
 pub mod html;
 pub mod links;
 pub mod markdown;

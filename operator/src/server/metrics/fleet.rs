@@ -13,13 +13,7 @@ use crate::api::conditions::reasons::{DRIFT_FOUND, FAILED};
 use crate::api::conditions::types::{BILLED, ENTITLED, SYNCED};
 use crate::api::tenant_subscription::Phase;
 use crate::api::{Listing, TenantSubscription};
-use crate::front_door::storefront::price::monthly_amount;
-
-/// The phases whose subscriptions count in the monthly recurring revenue: billed and
-/// collecting. A cancellation asked for still bills until the period ends; a trial bills
-/// nothing yet; a suspended subscription's invoices are not being paid; the approval steps
-/// (Requested, Invoiced, Paid) are one-off until the subscription is provisioned.
-pub const MRR_PHASES: &[Phase] = &[Phase::Active, Phase::CancelRequested];
+use crate::health::revenue::monthly_billing;
 
 /// The label of a subscription with no phase yet (just created, not reconciled).
 pub const NO_PHASE: &str = "Unobserved";
@@ -88,33 +82,11 @@ pub fn tally(
                 .entry(listing_name.clone())
                 .or_default() += 1;
         }
-        if !status.phase.is_some_and(|p| MRR_PHASES.contains(&p)) {
-            continue;
-        }
-        // What HubSpot bills, when known: a plan change waits for billing to follow.
-        let billed = status.hubspot.as_ref();
-        let plan_name = billed
-            .and_then(|h| h.billed_plan.clone())
-            .unwrap_or_else(|| sub.spec.plan.as_str().to_string());
-        let quantity = billed
-            .and_then(|h| h.billed_quantity)
-            .unwrap_or(sub.spec.quantity);
-        let Some(listing) = listing(&listing_name) else {
-            continue;
-        };
-        let Some(plan) = listing
-            .spec
-            .plans
-            .iter()
-            .find(|p| p.name.as_str() == plan_name)
-        else {
-            continue;
-        };
-        if let Some(amount) = monthly_amount(&plan.pricing, quantity) {
+        if let Some(billing) = monthly_billing(sub, &listing) {
             *fleet
                 .mrr
-                .entry((listing_name, plan.pricing.currency.clone()))
-                .or_default() += amount;
+                .entry((billing.listing, billing.currency))
+                .or_default() += billing.amount;
         }
     }
     fleet
