@@ -26,8 +26,9 @@ use crate::api::listing::{Listing, Plan};
 use crate::controllers::tenant_rbac::namespace_name;
 use crate::metering::event::{EventProblem, parse_events};
 use crate::metering::meters::Meters;
-use crate::metering::view::{TenantUsage, meter_usage};
-use crate::metering::{MeterCatalog, MeterQuery, Recorded, UsagePeriod};
+use crate::metering::report::oldest_reportable;
+use crate::metering::view::{ReportedPeriod, TenantUsage, meter_usage};
+use crate::metering::{MeterCatalog, MeterQuery, Recorded, UsagePeriod, UsageStore};
 
 /// The answer of `POST /v1/usage`: how many events were new and how many were seen before.
 #[derive(Serialize, JsonSchema)]
@@ -175,7 +176,25 @@ async fn tenant_usage(
         tenant: tenant.clone(),
         period: period.into(),
         meters: Vec::new(),
+        reported: Vec::new(),
     };
+    let since = oldest_reportable(Timestamp::now());
+    let subscriptions = door.stores.subscriptions_in(&namespace_name(&tenant));
+    match meters.store().reports(Some(&tenant), since).await {
+        Ok(reports) => {
+            usage.reported = reports
+                .into_iter()
+                .map(|report| {
+                    let name = subscriptions
+                        .iter()
+                        .find(|s| s.metadata.uid.as_ref() == Some(&report.key.subscription))
+                        .map(|s| s.name_any());
+                    ReportedPeriod::of(report, name)
+                })
+                .collect()
+        }
+        Err(e) => return unavailable(e.to_string()),
+    }
     for (subscription, listing, plan) in subscribed_plans(&door, &tenant) {
         let Some(plan) = plan_in(&listing, &plan) else {
             continue;

@@ -9,6 +9,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::event::UsageEvent;
 use super::period::UsagePeriod;
+use super::sqlite::REPORT_COLUMNS;
 use super::store::{
     MeterQuery, MeterTotals, PeriodReport, Recorded, ReportKey, StoreError, UsageStore,
 };
@@ -29,16 +30,19 @@ CREATE TABLE IF NOT EXISTS usage_events (
     PRIMARY KEY (tenant, source, id)
 );
 CREATE INDEX IF NOT EXISTS usage_events_by_meter ON usage_events (tenant, meter, period);
-CREATE TABLE IF NOT EXISTS usage_reports (
+CREATE TABLE IF NOT EXISTS usage_period_reports (
     tenant text NOT NULL,
     meter text NOT NULL,
     period bigint NOT NULL,
     subscription text NOT NULL,
     quantity double precision NOT NULL,
+    billable_units bigint NOT NULL,
+    amount text NOT NULL,
     reference text NOT NULL,
     reported_at_ms bigint NOT NULL,
     PRIMARY KEY (tenant, meter, period, subscription)
 );
+CREATE INDEX IF NOT EXISTS usage_period_reports_by_period ON usage_period_reports (period);
 COMMIT;
 ";
 
@@ -192,7 +196,7 @@ impl UsageStore for PostgresUsageStore {
         let inserted = connection
             .client
             .execute(
-                "INSERT INTO usage_reports VALUES ($1, $2, $3, $4, $5, $6, $7)
+                "INSERT INTO usage_period_reports VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT DO NOTHING",
                 &[
                     &report.key.tenant,
@@ -200,6 +204,8 @@ impl UsageStore for PostgresUsageStore {
                     &report.key.period.key(),
                     &report.key.subscription,
                     &report.quantity,
+                    &report.billable_units,
+                    &report.amount,
                     &report.reference,
                     &report.reported_at.as_millisecond(),
                 ],
@@ -214,8 +220,10 @@ impl UsageStore for PostgresUsageStore {
         let row = connection
             .client
             .query_opt(
-                "SELECT quantity, reference, reported_at_ms FROM usage_reports
-                 WHERE tenant = $1 AND meter = $2 AND period = $3 AND subscription = $4",
+                &format!(
+                    "SELECT {REPORT_COLUMNS} FROM usage_period_reports
+                     WHERE tenant = $1 AND meter = $2 AND period = $3 AND subscription = $4"
+                ),
                 &[
                     &key.tenant,
                     &key.meter,
@@ -225,6 +233,39 @@ impl UsageStore for PostgresUsageStore {
             )
             .await
             .map_err(StoreError::from_display)?;
-        Ok(row.map(|row| super::sqlite::report(key.clone(), row.get(0), row.get(1), row.get(2))))
+        Ok(row.as_ref().map(report_row))
     }
+
+    async fn reports(
+        &self,
+        tenant: Option<&str>,
+        since: UsagePeriod,
+    ) -> Result<Vec<PeriodReport>, StoreError> {
+        let connection = self.connection().await?;
+        let rows = connection
+            .client
+            .query(
+                &format!(
+                    "SELECT {REPORT_COLUMNS} FROM usage_period_reports
+                     WHERE period >= $1 AND ($2::text IS NULL OR tenant = $2)
+                     ORDER BY period, tenant, subscription"
+                ),
+                &[&since.key(), &tenant],
+            )
+            .await
+            .map_err(StoreError::from_display)?;
+        Ok(rows.iter().map(report_row).collect())
+    }
+}
+
+fn report_row(row: &tokio_postgres::Row) -> PeriodReport {
+    let key = ReportKey::from_columns(row.get(0), row.get(1), row.get(2), row.get(3));
+    PeriodReport::from_columns(
+        key,
+        row.get(4),
+        row.get(5),
+        row.get(6),
+        row.get(7),
+        row.get(8),
+    )
 }

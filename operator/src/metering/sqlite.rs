@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::event::UsageEvent;
@@ -29,16 +28,19 @@ CREATE TABLE IF NOT EXISTS usage_events (
     PRIMARY KEY (tenant, source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS usage_events_by_meter ON usage_events (tenant, meter, period);
-CREATE TABLE IF NOT EXISTS usage_reports (
+CREATE TABLE IF NOT EXISTS usage_period_reports (
     tenant TEXT NOT NULL,
     meter TEXT NOT NULL,
     period INTEGER NOT NULL,
     subscription TEXT NOT NULL,
     quantity REAL NOT NULL,
+    billable_units INTEGER NOT NULL,
+    amount TEXT NOT NULL,
     reference TEXT NOT NULL,
     reported_at_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant, meter, period, subscription)
 );
+CREATE INDEX IF NOT EXISTS usage_period_reports_by_period ON usage_period_reports (period);
 ";
 
 /// Usage in one SQLite file.
@@ -157,13 +159,15 @@ impl UsageStore for SqliteUsageStore {
         let report = report.clone();
         self.with(move |connection| {
             let inserted = connection.execute(
-                "INSERT OR IGNORE INTO usage_reports VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR IGNORE INTO usage_period_reports VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     report.key.tenant,
                     report.key.meter,
                     report.key.period.key(),
                     report.key.subscription,
                     report.quantity,
+                    report.billable_units,
+                    report.amount,
                     report.reference,
                     report.reported_at.as_millisecond(),
                 ],
@@ -178,26 +182,49 @@ impl UsageStore for SqliteUsageStore {
         self.with(move |connection| {
             connection
                 .query_row(
-                    "SELECT quantity, reference, reported_at_ms FROM usage_reports
-                     WHERE tenant = ?1 AND meter = ?2 AND period = ?3 AND subscription = ?4",
+                    &format!(
+                        "SELECT {REPORT_COLUMNS} FROM usage_period_reports
+                     WHERE tenant = ?1 AND meter = ?2 AND period = ?3 AND subscription = ?4"
+                    ),
                     params![key.tenant, key.meter, key.period.key(), key.subscription],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    report_row,
                 )
                 .optional()
-                .map(|row| {
-                    row.map(|(quantity, reference, at)| report(key, quantity, reference, at))
-                })
+        })
+        .await
+    }
+
+    async fn reports(
+        &self,
+        tenant: Option<&str>,
+        since: UsagePeriod,
+    ) -> Result<Vec<PeriodReport>, StoreError> {
+        let tenant = tenant.map(str::to_string);
+        self.with(move |connection| {
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT {REPORT_COLUMNS} FROM usage_period_reports
+                 WHERE period >= ?1 AND (?2 IS NULL OR tenant = ?2)
+                 ORDER BY period, tenant, subscription"
+            ))?;
+            select
+                .query_map(params![since.key(), tenant], report_row)?
+                .collect()
         })
         .await
     }
 }
 
-/// A report as read back (both stores).
-pub(super) fn report(key: ReportKey, quantity: f64, reference: String, at_ms: i64) -> PeriodReport {
-    PeriodReport {
+/// The columns a [`PeriodReport`] is read from (both stores): the key's, then the report's.
+pub(super) const REPORT_COLUMNS: &str = "tenant, meter, period, subscription, quantity, billable_units, amount, reference, reported_at_ms";
+
+fn report_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PeriodReport> {
+    let key = ReportKey::from_columns(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+    Ok(PeriodReport::from_columns(
         key,
-        quantity,
-        reference,
-        reported_at: Timestamp::from_millisecond(at_ms).unwrap_or(Timestamp::UNIX_EPOCH),
-    }
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
 }
