@@ -186,7 +186,7 @@ mod suite {
             ..report.clone()
         };
         assert!(!store.mark_reported(&retry).await.unwrap());
-        assert_eq!(store.reported(&key).await.unwrap(), Some(report));
+        assert_eq!(store.reported(&key).await.unwrap(), Some(report.clone()));
         let other = ReportKey {
             period: november().next(),
             ..key.clone()

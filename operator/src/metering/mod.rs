@@ -6,6 +6,7 @@
 //! - [`period`]: usage periods (calendar months, UTC); pure.
 //! - [`price`]: what a period's quantity costs, as line items, and hard limits; pure.
 //! - [`report`]: which closed periods are due to be billed, and their bill; pure.
+//! - [`rollup`]: running totals per period, so totals cost the same whatever the events; pure.
 //! - [`store`]: the one storage interface, with [`sqlite`] (embedded) and [`postgres`].
 //! - [`view`]: a tenant's usage this period, as the API shows it; pure.
 //! - [`meters`]: the store behind the API, with a short cache of totals for entitlement checks.
@@ -16,6 +17,7 @@ pub mod period;
 pub mod postgres;
 pub mod price;
 pub mod report;
+pub mod rollup;
 pub mod sqlite;
 pub mod store;
 pub mod view;
