@@ -108,6 +108,7 @@ pub fn period_bill(price: &MeteredPrice, quantity: f64) -> Option<PeriodBill> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::price::tests::price;
     use super::*;
     use serde_json::json;
 
@@ -189,14 +190,6 @@ mod tests {
             )),
             ["2026-12"]
         );
-    }
-
-    fn price(v: serde_json::Value) -> MeteredPrice {
-        let mut base = json!({"meter": "api_call", "unit": "call"});
-        base.as_object_mut()
-            .unwrap()
-            .extend(v.as_object().unwrap().clone());
-        serde_json::from_value(base).unwrap()
     }
 
     #[test]
