@@ -414,6 +414,39 @@ mod tests {
     }
 
     #[test]
+    fn usage_reporting_needs_the_store_and_takes_its_timing() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["marketplace"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|c| c.args)
+        };
+        let off = parse(&[]).expect("flags parse");
+        assert_eq!(off.usage_store, None);
+        assert_eq!(
+            off.controller_config().usage_report,
+            crate::controllers::usage_report::UsageReportSettings::default()
+        );
+        let on = parse(&[
+            "--usage-store",
+            "postgres://app@db:5432/usage",
+            "--usage-report-interval-seconds",
+            "60",
+            "--usage-settle-seconds",
+            "0",
+        ])
+        .expect("flags parse");
+        assert!(matches!(
+            on.usage_store,
+            Some(crate::metering::UsageStoreLocation::Postgres(_))
+        ));
+        let timing = on.controller_config().usage_report;
+        assert_eq!(timing.interval, Duration::from_secs(60));
+        assert_eq!(timing.settle, SignedDuration::ZERO);
+        assert!(parse(&["--usage-store", "mysql://db/usage"]).is_err());
+        assert!(parse(&["--usage-report-interval-seconds", "0"]).is_err());
+    }
+
+    #[test]
     fn billing_order_defaults_to_bill_first_and_is_checked() {
         let parse = |extra: &[&str]| {
             let mut argv = vec!["marketplace"];
