@@ -20,7 +20,8 @@ async fn bootstrap_creates_properties_once_and_reads_the_portal() {
         vec![
             "companies.mkt_tenant_id",
             "deals.mkt_subscription_uid",
-            "line_items.mkt_subscription_uid"
+            "line_items.mkt_subscription_uid",
+            "line_items.mkt_usage_period_key"
         ]
     );
     assert_eq!(first.payments, PaymentsCheck::Verified);
