@@ -1,12 +1,13 @@
 //! The billing client against the HubSpot simulator over real HTTP: bootstrap, the ensure
-//! algorithm without faults (contract §2.6), lifecycle (§1.2, §1.8), audit and CRM-only mode.
+//! algorithm without faults (contract §2.6), lifecycle (§1.2, §1.8), audit, CRM-only mode, and
+//! usage line items beside the plan's.
 mod billing_support;
 
 use billing_support::*;
 use hubspot_sim::ObjectType;
 use marketplace_operator::billing::{
     BillingMode, BillingStatus, Drift, HubSpotClient, HubSpotError, PaymentsCheck, StatusClass,
-    Tier,
+    Tier, UsageLineItemRequest,
 };
 use serde_json::json;
 
@@ -20,7 +21,8 @@ async fn bootstrap_creates_properties_once_and_reads_the_portal() {
         vec![
             "companies.mkt_tenant_id",
             "deals.mkt_subscription_uid",
-            "line_items.mkt_subscription_uid"
+            "line_items.mkt_subscription_uid",
+            "line_items.mkt_usage_period_key"
         ]
     );
     assert_eq!(first.payments, PaymentsCheck::Verified);
@@ -69,9 +71,29 @@ async fn bootstrap_fails_clearly_without_payments_unless_crm_only() {
     assert_eq!(
         sim.admin()
             .associated(ObjectType::Deals, deal, ObjectType::LineItems),
-        vec![r.line_item_id.unwrap().parse::<u64>().unwrap()]
+        vec![r.line_item_id.clone().unwrap().parse::<u64>().unwrap()]
     );
     assert_eq!(live(&sim, ObjectType::LineItems).len(), 1);
+    // A usage period's line item on the same deal is not the plan's: ensure keeps both, and
+    // asking for the period again finds it.
+    let usage = UsageLineItemRequest {
+        deal_id: r.deal_id.clone(),
+        period_key: format!("{}/2026-11", req.subscription_uid),
+        subscription_uid: req.subscription_uid.clone(),
+        name: "usage 2026-11".into(),
+        description: "4 × 0.1".into(),
+        quantity: "4".into(),
+        price: "0.1".into(),
+    };
+    let made = c
+        .ensure_usage_line_item(&usage)
+        .await
+        .expect("usage line item");
+    assert!(made.created);
+    assert_eq!(c.ensure_billing_record(&req).await.expect("ensure"), r);
+    let found = c.ensure_usage_line_item(&usage).await.expect("found again");
+    assert_eq!((found.id, found.created), (made.id, false));
+    assert_eq!(live(&sim, ObjectType::LineItems).len(), 2);
 }
 
 #[tokio::test]

@@ -175,21 +175,46 @@ mod suite {
         let report = PeriodReport {
             key: key.clone(),
             quantity: 1500.0,
-            reference: "invoice-1".into(),
+            billable_units: 500,
+            amount: "5".into(),
+            reference: "line-item-1".into(),
             reported_at: at("2026-12-01T00:05:00Z"),
         };
         assert!(store.mark_reported(&report).await.unwrap());
         let retry = PeriodReport {
-            reference: "invoice-2".into(),
+            reference: "line-item-2".into(),
             ..report.clone()
         };
         assert!(!store.mark_reported(&retry).await.unwrap());
-        assert_eq!(store.reported(&key).await.unwrap(), Some(report));
+        assert_eq!(store.reported(&key).await.unwrap(), Some(report.clone()));
         let other = ReportKey {
             period: november().next(),
-            ..key
+            ..key.clone()
         };
         assert_eq!(store.reported(&other).await.unwrap(), None);
+        // The tenant's reports since a period, oldest first; others' are not among them.
+        let december = PeriodReport {
+            key: other,
+            ..report.clone()
+        };
+        assert!(store.mark_reported(&december).await.unwrap());
+        let elsewhere = PeriodReport {
+            key: ReportKey {
+                tenant: format!("{tenant}-other"),
+                ..key.clone()
+            },
+            ..report.clone()
+        };
+        assert!(store.mark_reported(&elsewhere).await.unwrap());
+        let mine = store.reports(Some(tenant), november()).await.unwrap();
+        assert_eq!(mine, [report.clone(), december.clone()]);
+        let since_december = store
+            .reports(Some(tenant), november().next())
+            .await
+            .unwrap();
+        assert_eq!(since_december, [december]);
+        let everyone = store.reports(None, november()).await.unwrap();
+        assert!(everyone.contains(&elsewhere) && everyone.contains(&report));
     }
 }
 

@@ -46,6 +46,15 @@ pub const PROPERTIES: &[PropertySpec] = &[
         group: "lineiteminformation",
         unique: false,
     },
+    // Plain: line items take no unique properties (contract §2.2); the deal's association
+    // read finds a period's line item (`usage.rs`).
+    PropertySpec {
+        object: Obj::LineItems,
+        name: super::usage::USAGE_PERIOD_KEY,
+        label: "Marketplace usage period",
+        group: "lineiteminformation",
+        unique: false,
+    },
 ];
 
 /// Association type ids the client writes, per mode (contract §1.7).
@@ -54,6 +63,8 @@ pub fn association_checks(mode: BillingMode, deal_company: &[u32]) -> Vec<(Obj, 
         .iter()
         .map(|t| (Obj::Deals, Obj::Companies, *t))
         .collect();
+    // Usage periods are billed as deal line items in both modes.
+    v.push((Obj::LineItems, Obj::Deals, assoc::LINE_ITEM_TO_DEAL));
     match mode {
         BillingMode::Payments => v.extend([
             (Obj::Subscriptions, Obj::Deals, assoc::SUBSCRIPTION_TO_DEAL),
@@ -68,7 +79,7 @@ pub fn association_checks(mode: BillingMode, deal_company: &[u32]) -> Vec<(Obj, 
                 assoc::SUBSCRIPTION_TO_LINE_ITEM,
             ),
         ]),
-        BillingMode::CrmOnly => v.push((Obj::LineItems, Obj::Deals, assoc::LINE_ITEM_TO_DEAL)),
+        BillingMode::CrmOnly => {}
     }
     v
 }

@@ -5,11 +5,12 @@ use super::algorithm::{
     BillingObservation, BillingStep, LineItemParent, ObservedLineItem, ObservedSubscription,
     PendingLineItem, next_step,
 };
-use super::api::{MAX_BATCH, Obj, assoc, inline_assoc};
+use super::api::{Obj, assoc, inline_assoc};
 use super::api_batch::NewObject;
 use super::client::HubSpotClient;
 use super::error::{HubSpotError, Result};
 use super::model::{BillingRecord, BillingRequest, Repair};
+use super::usage::is_usage_line_item;
 use std::collections::BTreeMap;
 use tokio::time::Instant;
 
@@ -233,19 +234,17 @@ impl HubSpotClient {
                 }
             }
             BillingStep::ReadDealLineItems { deal_id } => {
-                let ids = api
-                    .associated_ids(Obj::Deals, &deal_id, Obj::LineItems)
-                    .await?;
-                let mut items = Vec::new();
-                for chunk in ids.chunks(MAX_BATCH) {
-                    let objs = api
-                        .batch_read(Obj::LineItems, chunk, &["hs_createdate"], None)
-                        .await?;
-                    items.extend(objs.into_iter().map(|li| ObservedLineItem {
+                // Usage periods' line items share the deal; only the plan's own is ours here.
+                let items: Vec<ObservedLineItem> = self
+                    .deal_line_items(&deal_id)
+                    .await?
+                    .into_iter()
+                    .filter(|li| !is_usage_line_item(li))
+                    .map(|li| ObservedLineItem {
                         created_at: li.created(),
                         id: li.id,
-                    }));
-                }
+                    })
+                    .collect();
                 if let Some(created) = &o.unverified_create
                     && items.iter().any(|i| &i.id == created)
                 {

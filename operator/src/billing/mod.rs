@@ -13,6 +13,8 @@
 //! - lifecycle ([`HubSpotClient::cancel_billing_record`], pause, unpause, status), the batch
 //!   [`HubSpotClient::audit`] for drift checks, and [`HubSpotClient::sweep_orphans`].
 //! - [`ratelimit::RateLimiter`]: one limiter shared by all reconcilers (contract §3).
+//! - [`HubSpotClient::ensure_usage_line_item`]: a closed usage period as a line item on the
+//!   deal, exactly once (`usage.rs`).
 //! - [`webhook::WebhookVerifier`]: v1/v3 signatures (contract §5.1).
 //!
 //! This module must never share code with the simulator in `tests/hubspot-sim`: it follows the
@@ -37,6 +39,7 @@ pub mod retry;
 pub mod status;
 pub mod sweep;
 pub mod token;
+pub mod usage;
 pub mod webhook;
 pub mod wire;
 
@@ -57,6 +60,7 @@ pub use retry::RetryPolicy;
 pub use status::{StatusClass, StatusMap};
 pub use sweep::{Orphan, OrphanSweeper, OurDeal, SweepCandidates, SweepReport, sweep_candidates};
 pub use token::ApiToken;
+pub use usage::{USAGE_PERIOD_KEY, UsageLineItem, UsageLineItemRequest};
 pub use webhook::{
     SignatureHeaders, SignatureVersion, WebhookError, WebhookSecret, WebhookVerifier,
 };

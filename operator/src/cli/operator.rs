@@ -112,6 +112,27 @@ pub struct OperatorArgs {
     /// is waiting without lingering.
     #[arg(long, env = "HUBSPOT_BATCH_LINGER_MS", default_value_t = crate::billing::DEFAULT_BATCH_LINGER.as_millis() as u64)]
     pub hubspot_batch_linger_ms: u64,
+    /// The usage store the API records usage events in (`sqlite:PATH` on a file it shares, or
+    /// its `postgres://` URL): closed periods of metered plans are then billed to HubSpot.
+    /// Without it usage is not reported.
+    #[arg(long, env = "MARKETPLACE_USAGE_STORE")]
+    pub usage_store: Option<crate::metering::UsageStoreLocation>,
+    /// Seconds between looks for closed usage periods to report.
+    #[arg(
+        long,
+        env = "MARKETPLACE_USAGE_REPORT_INTERVAL_SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub usage_report_interval_seconds: u64,
+    /// Seconds after a period's end before it is reported (usage events may arrive late).
+    #[arg(
+        long,
+        env = "MARKETPLACE_USAGE_SETTLE_SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(0..=2_678_400)
+    )]
+    pub usage_settle_seconds: u64,
     /// Run without HubSpot: subscriptions wait in Provisioning with a condition saying so.
     #[arg(long, env = "MARKETPLACE_NO_BILLING")]
     pub no_billing: bool,
@@ -262,6 +283,12 @@ impl OperatorArgs {
                 allow_private_targets: self.probe_allow_private_targets,
                 ..crate::connection::ProbePolicy::default()
             },
+            usage_report: crate::controllers::usage_report::UsageReportSettings {
+                interval: Duration::from_secs(self.usage_report_interval_seconds),
+                settle: SignedDuration::from_secs(
+                    i64::try_from(self.usage_settle_seconds).unwrap_or(i64::MAX),
+                ),
+            },
         }
     }
 
@@ -345,6 +372,7 @@ impl OperatorArgs {
                 .admission
                 .config(&self.namespace, self.platform_version.clone()),
             notifications: self.notifications.then(|| self.notify.config()),
+            usage_store: self.usage_store.clone(),
         })
     }
 }
@@ -383,6 +411,39 @@ mod tests {
             .expect("flags parse")
             .args
             .hubspot()
+    }
+
+    #[test]
+    fn usage_reporting_needs_the_store_and_takes_its_timing() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["marketplace"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|c| c.args)
+        };
+        let off = parse(&[]).expect("flags parse");
+        assert_eq!(off.usage_store, None);
+        assert_eq!(
+            off.controller_config().usage_report,
+            crate::controllers::usage_report::UsageReportSettings::default()
+        );
+        let on = parse(&[
+            "--usage-store",
+            "postgres://app@db:5432/usage",
+            "--usage-report-interval-seconds",
+            "60",
+            "--usage-settle-seconds",
+            "0",
+        ])
+        .expect("flags parse");
+        assert!(matches!(
+            on.usage_store,
+            Some(crate::metering::UsageStoreLocation::Postgres(_))
+        ));
+        let timing = on.controller_config().usage_report;
+        assert_eq!(timing.interval, Duration::from_secs(60));
+        assert_eq!(timing.settle, SignedDuration::ZERO);
+        assert!(parse(&["--usage-store", "mysql://db/usage"]).is_err());
+        assert!(parse(&["--usage-report-interval-seconds", "0"]).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod subscription_billing;
 pub mod tenant;
 pub mod tenant_rbac;
 pub mod tenant_subscription;
+pub mod usage_report;
 pub mod webhook_hints;
 
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub struct Context {
     pub metrics: Arc<crate::server::Metrics>,
     /// Notifications (channels, outbox, settings); `None` when they are off.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// The usage store, for period-end usage reporting; `None`: usage is not reported.
+    pub usage_store: Option<Arc<crate::metering::AnyUsageStore>>,
 }
 
 /// TenantSubscriptions reconciled at once by default. A reconcile mostly waits on HubSpot, and
@@ -94,6 +97,8 @@ pub struct ControllerConfig {
     pub orphan_grace: Duration,
     /// Bill first or entitle first, for listings that do not choose; the EntitleFirst grace.
     pub billing_order: crate::lifecycle::billing_order::BillingOrderSettings,
+    /// When closed usage periods are reported to HubSpot.
+    pub usage_report: usage_report::UsageReportSettings,
 }
 
 impl Default for ControllerConfig {
@@ -112,6 +117,7 @@ impl Default for ControllerConfig {
             cancel_orphans: false,
             orphan_grace: Duration::from_secs(15 * 60),
             billing_order: Default::default(),
+            usage_report: Default::default(),
         }
     }
 }
@@ -167,6 +173,7 @@ impl Context {
             audit: crate::audit_log::AuditLog::disabled(),
             metrics,
             notifier: None,
+            usage_store: None,
         }
     }
 
@@ -178,6 +185,12 @@ impl Context {
             &self.config.namespace,
             config,
         )));
+        self
+    }
+
+    /// The same context, reporting closed usage periods from `store`.
+    pub fn with_usage_store(mut self, store: Arc<crate::metering::AnyUsageStore>) -> Self {
+        self.usage_store = Some(store);
         self
     }
 
@@ -238,6 +251,8 @@ pub struct Enabled {
     pub billing_audit: bool,
     /// Notification delivery and the scheduled messages (when the context has a notifier).
     pub notifications: bool,
+    /// Period-end usage reporting (when the context has billing and a usage store).
+    pub usage_reports: bool,
 }
 
 impl Enabled {
@@ -249,6 +264,7 @@ impl Enabled {
         actions: true,
         billing_audit: true,
         notifications: true,
+        usage_reports: true,
     };
     /// Tenants and their subscriptions: what most suites and the activation benchmark need.
     pub const TENANTS_AND_SUBSCRIPTIONS: Enabled = Enabled {
@@ -264,6 +280,7 @@ impl Enabled {
         actions: false,
         billing_audit: false,
         notifications: false,
+        usage_reports: false,
     };
 }
 
@@ -342,6 +359,10 @@ pub async fn run(ctx: Arc<Context>, enabled: Enabled, shutdown: Shutdown) {
         when(
             enabled.subscriptions,
             webhook_hints::run(ctx.clone(), shutdown.requested()).boxed()
+        ),
+        when(
+            enabled.usage_reports,
+            usage_report::run(ctx.clone(), shutdown.requested()).boxed()
         ),
         async {
             if let Some(notifier) = &notifier {

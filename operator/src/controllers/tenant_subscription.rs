@@ -113,7 +113,7 @@ pub async fn reconcile(sub: Arc<TenantSubscription>, ctx: Arc<Context>) -> Resul
 }
 
 /// The tenant a namespace belongs to.
-fn tenant_of(namespace: &str) -> Option<&str> {
+pub(crate) fn tenant_of(namespace: &str) -> Option<&str> {
     namespace.strip_prefix(TENANT_NAMESPACE_PREFIX)
 }
 

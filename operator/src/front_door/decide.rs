@@ -157,13 +157,21 @@ pub fn hard_limited<'a>(
 }
 
 /// `check` once usage counts: an enabled feature whose allowance is used up is not enabled.
-pub fn within_allowance(mut check: FeatureCheck, allowances: &Allowances) -> FeatureCheck {
-    if let Some(allowance) = allowances.get(&check.feature) {
-        if check.enabled && allowance.exhausted() {
-            check.enabled = false;
-            check.reason = CheckReason::UsageLimitReached;
-        }
-        check.usage = Some(allowance.clone());
+pub fn within_allowance(check: FeatureCheck, allowances: &Allowances) -> FeatureCheck {
+    match allowances.get(&check.feature) {
+        Some(allowance) => FeatureCheck {
+            usage: Some(allowance.clone()),
+            ..usage_limited(check, allowance.exhausted())
+        },
+        None => check,
+    }
+}
+
+/// `check` of a feature whose hard-limited meter is used up (`limited`) or not.
+pub fn usage_limited(mut check: FeatureCheck, limited: bool) -> FeatureCheck {
+    if check.enabled && limited {
+        check.enabled = false;
+        check.reason = CheckReason::UsageLimitReached;
     }
     check
 }

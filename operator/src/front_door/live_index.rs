@@ -4,7 +4,7 @@
 //! and the catalog as computed once per batch of Listing changes; the watch never waits for a
 //! reader, and a wake-up never waits for a stream.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,6 +42,19 @@ struct Shared {
 impl Shared {
     fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<u64>>> {
         self.wakers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the open streams of the `touched` tenants: their checks changed through `seq`.
+    fn wake(&self, touched: &BTreeSet<String>, seq: u64) {
+        if touched.is_empty() {
+            return;
+        }
+        let wakers = self.wakers();
+        for tenant in touched {
+            if let Some(sender) = wakers.get(tenant) {
+                sender.send_replace(seq);
+            }
+        }
     }
 }
 
@@ -126,6 +139,22 @@ impl LiveIndex {
         }
     }
 
+    /// Records which of `tenant`'s features have used up their hard-limited meter this period
+    /// (see [`TenantIndex::set_usage_limits`]) and wakes its streams if that changed a check.
+    pub fn set_usage_limits(&self, tenant: &str, limits: &BTreeMap<String, bool>) {
+        let mut touched = BTreeSet::new();
+        let seq = {
+            let mut index = self
+                .shared
+                .tenants
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            index.set_usage_limits(tenant, limits, &mut touched);
+            index.seq()
+        };
+        self.shared.wake(&touched, seq);
+    }
+
     /// Ends every open stream, and any opened later (shutdown: they would hold it up).
     pub fn close_streams(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
@@ -183,14 +212,7 @@ async fn follow_entitlements(shared: Arc<Shared>, cache: SharedCache<Entitlement
             }
             index.seq()
         };
-        if !touched.is_empty() {
-            let wakers = shared.wakers();
-            for tenant in &touched {
-                if let Some(sender) = wakers.get(tenant) {
-                    sender.send_replace(seq);
-                }
-            }
-        }
+        shared.wake(&touched, seq);
         shared.entitlements_ready.send_replace(true);
     }
 }

@@ -1,6 +1,7 @@
 //! Usage-based plans on the API: `POST /v1/usage` takes usage events (CloudEvents JSON) from a
 //! tenant's backend key, `GET /v1/tenants/{t}/usage` shows the period so far, and
-//! [`allowances`] gathers what entitlement checks of hard-limited features depend on. The
+//! [`allowances`] gathers what entitlement checks of hard-limited features depend on, and
+//! [`refresh_usage_limits`] tells the entitlement streams when one is used up or lifted. The
 //! decisions are [`crate::metering::event`], [`crate::metering::view`] and
 //! [`super::decide::within_allowance`]; these handlers gather and render.
 
@@ -24,10 +25,12 @@ use super::decide::{Allowances, EntitlementView, UsageAllowance, hard_limited};
 use super::routes::{FrontDoor, rest_refusal};
 use crate::api::listing::{Listing, Plan};
 use crate::controllers::tenant_rbac::namespace_name;
+use crate::controllers::tenant_subscription::tenant_of;
 use crate::metering::event::{EventProblem, parse_events};
 use crate::metering::meters::Meters;
-use crate::metering::view::{MeterUsage, TenantUsage, meter_usage};
-use crate::metering::{MeterCatalog, MeterQuery, Recorded, StoreError, UsagePeriod};
+use crate::metering::report::oldest_reportable;
+use crate::metering::view::{MeterUsage, ReportedPeriod, TenantUsage, meter_usage};
+use crate::metering::{MeterCatalog, MeterQuery, Recorded, StoreError, UsagePeriod, UsageStore};
 
 /// The answer of `POST /v1/usage`: how many events were new and how many were seen before.
 #[derive(Serialize, JsonSchema)]
@@ -134,12 +137,82 @@ async fn post_usage(State(door): State<FrontDoor>, headers: HeaderMap, body: Byt
         }
     }
     match meters.record(&events).await {
-        Ok(recorded) => (
-            StatusCode::ACCEPTED,
-            axum::Json(UsageAccepted::from(recorded)),
-        )
-            .into_response(),
+        Ok(recorded) => {
+            if recorded.accepted > 0 {
+                let tenants: BTreeSet<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+                for tenant in tenants {
+                    refresh_usage_limits(&door, tenant).await;
+                }
+            }
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(UsageAccepted::from(recorded)),
+            )
+                .into_response()
+        }
         Err(e) => unavailable(e.to_string()),
+    }
+}
+
+/// How often the hard limits of every metered tenant are read again for the entitlement
+/// streams: a new period lifts them, and another replica's events may have reached them.
+pub const USAGE_LIMIT_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Tells the tenant's entitlement streams which hard-limited features are used up now (the
+/// index numbers a change only when one flips).
+pub(super) async fn refresh_usage_limits(door: &FrontDoor, tenant: &str) {
+    if door.meters.is_none() {
+        return;
+    }
+    let features = door.index().features(tenant);
+    if features.is_empty() {
+        return;
+    }
+    let allowances = allowances(door, tenant, &features, None).await;
+    let limits = features
+        .iter()
+        .map(|view| {
+            let used_up = allowances
+                .get(&view.feature)
+                .is_some_and(UsageAllowance::exhausted);
+            (view.feature.clone(), used_up)
+        })
+        .collect();
+    door.index().set_usage_limits(tenant, &limits);
+}
+
+/// Refreshes the hard limits of every tenant on a hard-limited plan every
+/// [`USAGE_LIMIT_RECHECK`] until `stop` (with a usage store only).
+pub async fn watch_usage_limits(door: FrontDoor, stop: impl std::future::Future<Output = ()>) {
+    if door.meters.is_none() {
+        return;
+    }
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(USAGE_LIMIT_RECHECK) => {}
+        }
+        let tenants: BTreeSet<String> = door
+            .stores
+            .subscriptions
+            .state()
+            .iter()
+            .filter(|s| {
+                door.stores
+                    .listing(s.spec.listing.as_str())
+                    .and_then(|l| {
+                        plan_in(&l, s.spec.plan.as_str())
+                            .and_then(|p| p.metered.as_ref())
+                            .map(|m| m.hard_limit)
+                    })
+                    .unwrap_or(false)
+            })
+            .filter_map(|s| Some(tenant_of(&s.namespace()?)?.to_string()))
+            .collect();
+        for tenant in tenants {
+            refresh_usage_limits(&door, &tenant).await;
+        }
     }
 }
 
@@ -171,11 +244,27 @@ async fn tenant_usage(
         return metering_off();
     };
     let period = UsagePeriod::containing(Timestamp::now());
+    let since = oldest_reportable(Timestamp::now());
+    let subscriptions = door.stores.subscriptions_in(&namespace_name(&tenant));
+    let reported = match meters.store().reports(Some(&tenant), since).await {
+        Ok(reports) => reports
+            .into_iter()
+            .map(|report| {
+                let name = subscriptions
+                    .iter()
+                    .find(|s| s.metadata.uid.as_ref() == Some(&report.key.subscription))
+                    .map(|s| s.name_any());
+                ReportedPeriod::of(report, name)
+            })
+            .collect(),
+        Err(e) => return unavailable(e.to_string()),
+    };
     let usage = match meter_usages(meters, &door, &tenant, period).await {
         Ok(meters) => TenantUsage {
             tenant: tenant.clone(),
             period: period.into(),
             meters,
+            reported,
         },
         Err(e) => return unavailable(e.to_string()),
     };

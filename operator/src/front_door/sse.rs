@@ -1,5 +1,6 @@
 //! What the entitlement change stream (`GET /v1/tenants/{t}/entitlements/stream`) sends, as pure
-//! functions of the tenant index, the client's `Last-Event-ID` and the time: event ids, where a
+//! functions of the tenant index (grants, and hard limits reached this period), the client's
+//! `Last-Event-ID` and the time: event ids, where a
 //! (re)connecting client starts, and each event's name and data. The handler
 //! ([`super::stream`]) only wires these to the connection.
 
@@ -8,7 +9,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::decide::check_view;
+use super::decide::{check_view, usage_limited};
 use super::tenant_index::{FeatureChange, TenantIndex};
 
 /// The name of the event that carries every feature the tenant has.
@@ -59,7 +60,13 @@ fn snapshot(index: &TenantIndex, epoch: u64, tenant: &str, now: Timestamp) -> St
     let checks: Vec<Value> = index
         .features(tenant)
         .iter()
-        .map(|view| json!(check_view(&view.feature, Some(view), now)))
+        .map(|view| {
+            let limited = index.usage_limited(tenant, &view.feature);
+            json!(usage_limited(
+                check_view(&view.feature, Some(view), now),
+                limited
+            ))
+        })
         .collect();
     StreamEvent {
         id: EventId {
@@ -80,7 +87,10 @@ fn change_events(epoch: u64, changes: &[FeatureChange], now: Timestamp) -> Vec<S
                 seq: change.seq,
             },
             name: ENTITLEMENT,
-            data: json!(check_view(&change.feature, change.view.as_ref(), now)),
+            data: json!(usage_limited(
+                check_view(&change.feature, change.view.as_ref(), now),
+                change.usage_limited
+            )),
         })
         .collect()
 }

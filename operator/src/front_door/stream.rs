@@ -46,6 +46,8 @@ pub async fn entitlement_stream(
     if let Err(refusal) = door.auth.may_read(&headers, &tenant).await {
         return rest_refusal(refusal);
     }
+    // Hard limits as of now, so the first event agrees with a check made at the same time.
+    super::metering_routes::refresh_usage_limits(&door, &tenant).await;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());

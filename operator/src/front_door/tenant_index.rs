@@ -55,6 +55,8 @@ struct FeatureSlot {
     view: Option<EntitlementView>,
     /// The change number of the last change to its check; 0 before its first.
     changed: u64,
+    /// Its plan's hard-limited meter is used up this period (the check answers false).
+    usage_limited: bool,
 }
 
 /// A feature of a tenant whose check changed, with the change's number.
@@ -64,6 +66,8 @@ pub struct FeatureChange {
     pub feature: String,
     /// Its most usable grant now; `None`: the tenant has none any more.
     pub view: Option<EntitlementView>,
+    /// Its hard-limited meter is used up this period.
+    pub usage_limited: bool,
 }
 
 /// Where an Entitlement counts: its tenant and feature, only when it lives in that tenant's
@@ -131,10 +135,44 @@ impl TenantIndex {
                 seq: slot.changed,
                 feature: feature.clone(),
                 view: slot.view.clone(),
+                usage_limited: slot.usage_limited,
             })
             .collect();
         changes.sort_by_key(|c| c.seq);
         changes
+    }
+
+    /// Whether the tenant's `feature` has used up its hard-limited meter this period.
+    pub fn usage_limited(&self, tenant: &str, feature: &str) -> bool {
+        self.tenants
+            .get(tenant)
+            .and_then(|entry| entry.features.get(feature))
+            .is_some_and(|slot| slot.usage_limited)
+    }
+
+    /// Records which of the tenant's features have used up their hard-limited meter (`true`)
+    /// or not; each flip of a granted feature is a numbered change (the tenant is added to
+    /// `touched`), so streams hear of a limit reached or lifted as of a grant that changed.
+    pub fn set_usage_limits(
+        &mut self,
+        tenant: &str,
+        limits: &BTreeMap<String, bool>,
+        touched: &mut BTreeSet<String>,
+    ) {
+        let Some(entry) = self.tenants.get_mut(tenant) else {
+            return;
+        };
+        for (feature, &limited) in limits {
+            if let Some(slot) = entry.features.get_mut(feature)
+                && slot.view.is_some()
+                && slot.usage_limited != limited
+            {
+                self.seq += 1;
+                slot.changed = self.seq;
+                slot.usage_limited = limited;
+                touched.insert(tenant.to_string());
+            }
+        }
     }
 
     /// Brings Entitlement `key` in line with `current` (what the cache holds now; `None`: it is

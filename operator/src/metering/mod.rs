@@ -5,6 +5,8 @@
 //! - [`event`]: `POST /v1/usage` bodies (CloudEvents JSON), checked; pure.
 //! - [`period`]: usage periods (calendar months, UTC); pure.
 //! - [`price`]: what a period's quantity costs, as line items, and hard limits; pure.
+//! - [`report`]: which closed periods are due to be billed, and their bill; pure.
+//! - [`rollup`]: running totals per period, so totals cost the same whatever the events; pure.
 //! - [`store`]: the one storage interface, with [`sqlite`] (embedded) and [`postgres`].
 //! - [`view`]: a tenant's usage this period, as the API shows it; pure.
 //! - [`meters`]: the store behind the API, with a short cache of totals for entitlement checks.
@@ -15,6 +17,8 @@ pub mod period;
 pub mod postgres;
 mod postgres_tls;
 pub mod price;
+pub mod report;
+pub mod rollup;
 pub mod sqlite;
 pub mod store;
 pub mod view;
@@ -126,6 +130,17 @@ impl UsageStore for AnyUsageStore {
         match self {
             AnyUsageStore::Sqlite(s) => s.reported(key).await,
             AnyUsageStore::Postgres(s) => s.reported(key).await,
+        }
+    }
+
+    async fn reports(
+        &self,
+        tenant: Option<&str>,
+        since: UsagePeriod,
+    ) -> Result<Vec<PeriodReport>, StoreError> {
+        match self {
+            AnyUsageStore::Sqlite(s) => s.reports(tenant, since).await,
+            AnyUsageStore::Postgres(s) => s.reports(tenant, since).await,
         }
     }
 }

@@ -118,11 +118,12 @@ pub fn format_micros(micros: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn price(v: serde_json::Value) -> MeteredPrice {
+    /// A metered price of meter `api_call`, with `v`'s fields (the report tests use it too).
+    pub(in crate::metering) fn price(v: serde_json::Value) -> MeteredPrice {
         let mut base = json!({"meter": "api_call", "unit": "call"});
         base.as_object_mut()
             .unwrap()

@@ -64,7 +64,7 @@ pub struct ReportKey {
     pub tenant: String,
     pub meter: String,
     pub period: UsagePeriod,
-    /// The TenantSubscription billed.
+    /// The uid of the TenantSubscription billed.
     pub subscription: String,
 }
 
@@ -74,11 +74,57 @@ pub struct ReportKey {
 pub struct PeriodReport {
     #[serde(flatten)]
     pub key: ReportKey,
-    /// The quantity reported.
+    /// The period's quantity.
     pub quantity: f64,
-    /// Where billing recorded it (e.g. the HubSpot invoice id).
+    /// The units billed (past the included quantity).
+    pub billable_units: i64,
+    /// What they cost, a decimal in the plan's currency.
+    pub amount: String,
+    /// Where billing recorded it (the HubSpot line item id; empty when nothing was billable).
     pub reference: String,
     pub reported_at: Timestamp,
+}
+
+impl ReportKey {
+    /// A key as the stores keep it (the period as its key).
+    pub(super) fn from_columns(
+        tenant: String,
+        meter: String,
+        period_key: i64,
+        subscription: String,
+    ) -> ReportKey {
+        let period = UsagePeriod::from_key(period_key).unwrap_or_else(|| {
+            UsagePeriod::containing(Timestamp::from_second(period_key).unwrap_or_default())
+        });
+        ReportKey {
+            tenant,
+            meter,
+            period,
+            subscription,
+        }
+    }
+}
+
+impl PeriodReport {
+    /// A report as the stores keep it.
+    pub(super) fn from_columns(
+        key: ReportKey,
+        quantity: f64,
+        billable_units: i64,
+        amount: String,
+        reference: String,
+        reported_at_ms: i64,
+    ) -> PeriodReport {
+        PeriodReport {
+            key,
+            quantity,
+            billable_units,
+            amount,
+            reference,
+            reported_at: Timestamp::from_millisecond(reported_at_ms)
+                .unwrap_or(Timestamp::UNIX_EPOCH),
+        }
+    }
 }
 
 /// A storage failure; the caller answers 503 and the sender retries (dedupe makes it safe).
@@ -119,4 +165,12 @@ pub trait UsageStore: Send + Sync {
         &self,
         key: &ReportKey,
     ) -> impl Future<Output = Result<Option<PeriodReport>, StoreError>> + Send;
+
+    /// The reports of periods from `since` on, of `tenant` (every tenant's when `None`), oldest
+    /// period first.
+    fn reports(
+        &self,
+        tenant: Option<&str>,
+        since: UsagePeriod,
+    ) -> impl Future<Output = Result<Vec<PeriodReport>, StoreError>> + Send;
 }

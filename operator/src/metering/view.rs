@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::period::UsagePeriod;
 use super::price::{Charge, charges, format_micros, limit_reached};
-use super::store::MeterTotals;
+use super::store::{MeterTotals, PeriodReport};
 use crate::api::listing::Plan;
 use crate::api::metered::Aggregation;
 
@@ -18,6 +18,43 @@ pub struct TenantUsage {
     pub tenant: String,
     pub period: PeriodView,
     pub meters: Vec<MeterUsage>,
+    /// The closed periods of the last months already billed, oldest first.
+    pub reported: Vec<ReportedPeriod>,
+}
+
+/// A closed period billed to HubSpot (or found to have nothing billable).
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedPeriod {
+    /// The TenantSubscription (its uid when it no longer exists).
+    pub subscription: String,
+    pub meter: String,
+    /// e.g. `2026-11`.
+    pub period: String,
+    pub quantity: f64,
+    pub billable_units: i64,
+    /// A decimal string in the plan's currency.
+    pub amount: String,
+    /// The HubSpot line item on the subscription's deal; absent when nothing was billable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_item_id: Option<String>,
+    pub reported_at: Timestamp,
+}
+
+impl ReportedPeriod {
+    /// `report` as shown, naming the subscription `name` (when it still exists).
+    pub fn of(report: PeriodReport, name: Option<String>) -> ReportedPeriod {
+        ReportedPeriod {
+            subscription: name.unwrap_or(report.key.subscription),
+            meter: report.key.meter,
+            period: report.key.period.to_string(),
+            quantity: report.quantity,
+            billable_units: report.billable_units,
+            amount: report.amount,
+            line_item_id: (!report.reference.is_empty()).then_some(report.reference),
+            reported_at: report.reported_at,
+        }
+    }
 }
 
 /// A usage period: a calendar month (UTC).

@@ -11,6 +11,7 @@ use tracing::info;
 use crate::connection::ProbePolicy;
 use crate::front_door::api_keys::store::ApiKeyStore;
 use crate::front_door::impersonation::Impersonator;
+use crate::front_door::metering_routes::watch_usage_limits;
 use crate::front_door::read_limits::ReadLimitSettings;
 use crate::front_door::usage::{UsageLedger, run_flusher};
 use crate::front_door::web::WebSettings;
@@ -109,6 +110,7 @@ pub async fn start(
         None => door,
     };
     let index = door.index().clone();
+    tokio::spawn(watch_usage_limits(door.clone(), shutdown.requested()));
     endpoint::start(&settings.endpoint, router(door, readiness), shutdown)
         .await
         .map_err(ProcessError::Config)?;

@@ -44,6 +44,8 @@ pub struct OperatorSettings {
     pub admission: Option<crate::admission::AdmissionConfig>,
     /// Notifications; `None`: off.
     pub notifications: Option<crate::notify::NotifyConfig>,
+    /// The API's usage store, to bill closed usage periods; `None`: usage is not reported.
+    pub usage_store: Option<crate::metering::UsageStoreLocation>,
 }
 
 /// How to reach HubSpot.
@@ -176,6 +178,13 @@ pub async fn run_with(
     }
     if let Some(config) = settings.notifications.clone() {
         context = context.with_notifications(config);
+    }
+    if let Some(location) = &settings.usage_store {
+        let store = crate::metering::AnyUsageStore::open(location)
+            .await
+            .map_err(|e| ProcessError::Config(format!("--usage-store {location}: {e}")))?;
+        info!(%location, "usage store open: closed usage periods are reported");
+        context = context.with_usage_store(Arc::new(store));
     }
     let ctx = Arc::new(context);
 

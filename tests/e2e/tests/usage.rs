@@ -1,7 +1,7 @@
 //! Usage-based plans on a real apiserver, with each usage store: a tenant's backend key posts
 //! usage events (CloudEvents, a batch, then the batch retried with one more), duplicates count
 //! once, the tenant sees the period's total, and the plan's hard-limited feature turns `false`
-//! (REST and OFREP) once the included quantity is used. Events for another tenant, or invalid
+//! (REST, OFREP and the open change stream) once the included quantity is used. Events for another tenant, or invalid
 //! ones, are refused naming the event and the field.
 
 use std::time::Duration;
@@ -75,6 +75,22 @@ impl Poster {
         response.json().await.expect("JSON")
     }
 
+    /// The tenant's entitlement change stream, opened with the key.
+    async fn stream(&self, tenant: &str) -> reqwest::Response {
+        let response = self
+            .http
+            .get(format!(
+                "{}/v1/tenants/{tenant}/entitlements/stream",
+                self.base
+            ))
+            .header("X-API-Key", &self.key)
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+    }
+
     async fn flag(&self, tenant: &str, feature: &str) -> Value {
         let response = self
             .http
@@ -85,6 +101,42 @@ impl Poster {
             .await
             .expect("the API answers");
         response.json().await.expect("JSON")
+    }
+}
+
+/// Reads `stream` until an event's data names `feature` with `enabled` as given; returns it.
+async fn stream_until(
+    stream: &mut reqwest::Response,
+    buffer: &mut String,
+    feature: &str,
+    enabled: bool,
+) -> Value {
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            for line in block.lines() {
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                let data: Value = serde_json::from_str(data.trim()).expect("JSON data");
+                let checks = match data.get("entitlements") {
+                    Some(all) => all.as_array().cloned().unwrap_or_default(),
+                    None => vec![data],
+                };
+                if let Some(check) = checks
+                    .into_iter()
+                    .find(|c| c["feature"] == feature && c["enabled"] == enabled)
+                {
+                    return check;
+                }
+            }
+        }
+        let chunk = tokio::time::timeout(CONVERGED, stream.chunk())
+            .await
+            .expect("the stream moves")
+            .expect("the stream reads")
+            .expect("the stream goes on");
+        buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
     }
 }
 
@@ -129,6 +181,10 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
     })
     .await;
     assert_eq!(check["enabled"], true, "{check}");
+    // An open change stream starts with the feature on.
+    let mut stream = poster.stream(&name).await;
+    let mut buffer = String::new();
+    stream_until(&mut stream, &mut buffer, &feature, true).await;
 
     // A batch of two, then the same batch retried with a third event: three count.
     let first = json!([event("e1", &meter), event("e2", &meter)]);
@@ -182,6 +238,10 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
         (json!(false), json!("off")),
         "{flag}"
     );
+    // ... and on the stream, which heard of it when the event that used it up arrived.
+    let streamed = stream_until(&mut stream, &mut buffer, &feature, false).await;
+    assert_eq!(streamed["reason"], "UsageLimitReached", "{streamed}");
+    drop(stream);
 
     // A key reports for its own tenant only; an invalid event is named with its field.
     let mut other = event("x1", &meter);
