@@ -108,3 +108,34 @@ topologySpreadConstraints:
 priorityClassName: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/* The shared usage store (values: usageStore), as the API and the operator both get it. */}}
+{{- define "marketplace.usageStore.check" -}}
+{{- if and (eq .Values.usageStore.type "postgres") (not .Values.usageStore.postgres.urlSecret.name) -}}
+{{- fail "usageStore.type postgres needs usageStore.postgres.urlSecret.name: a Secret holding the postgres:// URL" -}}
+{{- end -}}
+{{- end -}}
+{{- define "marketplace.usageStore.env" -}}
+{{- if eq .Values.usageStore.type "postgres" }}
+# The URL carries a password: from the Secret, never in the arguments.
+- name: MARKETPLACE_USAGE_STORE
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.usageStore.postgres.urlSecret.name }}
+      key: {{ .Values.usageStore.postgres.urlSecret.key }}
+{{- end }}
+{{- end -}}
+{{- define "marketplace.usageStore.volumeMounts" -}}
+{{- if and (eq .Values.usageStore.type "postgres") .Values.usageStore.postgres.caConfigMap }}
+- name: postgres-ca
+  mountPath: /etc/marketplace/postgres-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+{{- define "marketplace.usageStore.volumes" -}}
+{{- if and (eq .Values.usageStore.type "postgres") .Values.usageStore.postgres.caConfigMap }}
+- name: postgres-ca
+  configMap:
+    name: {{ .Values.usageStore.postgres.caConfigMap }}
+{{- end }}
+{{- end -}}

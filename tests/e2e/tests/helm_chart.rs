@@ -364,90 +364,64 @@ fn the_people_roles_are_read_write_and_superadmin_and_aggregate_by_convention() 
     );
 }
 
-/// Usage is never split between replicas nor lost with a pod: none by default; SQLite only with
-/// one replica, on the chart's volume, replaced (not rolled); PostgreSQL's URL from its Secret
-/// (it carries a password), its CA mounted, its port open in the egress policy.
+/// Usage is taken only into a store every replica and the operator share: none by default;
+/// PostgreSQL's URL from its Secret (it carries a password) for the API and the operator, which
+/// bills closed months from it, its CA mounted and its port open in the egress policies.
 #[test]
-fn the_usage_store_is_what_the_values_choose_and_never_split_between_replicas() {
-    let Some(helm) = helm("the_usage_store_is_what_the_values_choose") else {
+fn the_usage_store_is_shared_by_the_api_and_the_operator() {
+    let Some(helm) = helm("the_usage_store_is_shared_by_the_api_and_the_operator") else {
         return;
     };
-    let api = |r: &Rendering| r.deployment("api").expect("the API's Deployment").clone();
-
     let defaults = helm.template(None);
-    assert_eq!(
-        flag(&Rendering::args(&api(&defaults)), "usage-store"),
-        Some("none")
-    );
+    let api = defaults.deployment("api").expect("the API's Deployment");
+    assert_eq!(flag(&Rendering::args(api), "usage-store"), Some("none"));
 
-    let sqlite = helm.template_with(
-        None,
-        &[
-            "--set",
-            "api.usageStore.type=sqlite",
-            "--set",
-            "api.replicas=1",
-        ],
-    );
-    let deployment = api(&sqlite);
-    let file = flag(&Rendering::args(&deployment), "usage-store")
-        .and_then(|f| f.strip_prefix("sqlite:"))
-        .expect("--usage-store=sqlite:PATH")
-        .to_owned();
-    let pod = &deployment["spec"]["template"]["spec"];
-    let mount = pod["containers"][0]["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "usage")
-        .expect("the usage volume is mounted");
-    assert!(file.starts_with(mount["mountPath"].as_str().unwrap()));
-    let claim = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "usage")
-        .map(|v| v["persistentVolumeClaim"]["claimName"].as_str().unwrap())
-        .expect("the usage volume is a claim");
-    assert!(sqlite.find("PersistentVolumeClaim", claim).is_some());
-    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
-
-    let two = helm.run(&[
+    let missing = helm.run(&[
         "template",
         marketplace_e2e::helm::RELEASE,
         chart_dir().to_str().unwrap(),
         "--set",
-        "api.usageStore.type=sqlite",
+        "usageStore.type=postgres",
     ]);
-    let said = String::from_utf8_lossy(&two.stderr);
+    let said = String::from_utf8_lossy(&missing.stderr);
     assert!(
-        !two.status.success() && said.contains("set api.replicas to 1"),
+        !missing.status.success() && said.contains("usageStore.postgres.urlSecret.name"),
         "{said}"
     );
 
     let postgres = helm.template(Some("ci/all-on-values.yaml"));
-    let deployment = api(&postgres);
-    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(flag(&Rendering::args(&deployment), "usage-store"), None);
-    let env = container["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "MARKETPLACE_USAGE_STORE")
-        .expect("the URL is in the environment");
-    assert_eq!(
-        env["valueFrom"]["secretKeyRef"]["name"],
-        "marketplace-usage-store"
-    );
-    let policy = postgres
-        .find("NetworkPolicy", "marketplace-api")
-        .expect("the API's NetworkPolicy");
-    assert!(
-        policy["spec"]["egress"]
+    for component in ["api", "operator"] {
+        let deployment = postgres.deployment(component).expect("the Deployment");
+        assert_eq!(flag(&Rendering::args(deployment), "usage-store"), None);
+        let pod = &deployment["spec"]["template"]["spec"];
+        let env = pod["containers"][0]["env"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|rule| rule["ports"][0]["port"] == 5432),
-        "{policy}"
-    );
+            .find(|e| e["name"] == "MARKETPLACE_USAGE_STORE")
+            .unwrap_or_else(|| panic!("{component}: the URL is in the environment"));
+        assert_eq!(
+            env["valueFrom"]["secretKeyRef"]["name"],
+            "marketplace-usage-store"
+        );
+        assert!(
+            pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["configMap"]["name"] == "marketplace-postgres-ca"),
+            "{component}: the CA is mounted"
+        );
+        let policy = postgres
+            .find("NetworkPolicy", &format!("marketplace-{component}"))
+            .expect("the NetworkPolicy");
+        assert!(
+            policy["spec"]["egress"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|rule| rule["ports"][0]["port"] == 5432),
+            "{component}: {policy}"
+        );
+    }
 }
