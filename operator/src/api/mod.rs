@@ -12,6 +12,7 @@ pub mod listing;
 pub mod metered;
 pub mod notification;
 pub mod notification_channel;
+pub mod promotion;
 pub mod shared;
 pub mod subscription_action;
 pub mod tenant;
@@ -23,6 +24,7 @@ pub use entitlement::{Entitlement, EntitlementSpec, EntitlementState};
 pub use listing::{Listing, ListingSpec};
 pub use notification::{Notification, NotificationSpec, NotificationStatus};
 pub use notification_channel::{NotificationChannel, NotificationChannelSpec};
+pub use promotion::{Promotion, PromotionSpec};
 pub use subscription_action::{
     SubscriptionAction, SubscriptionActionSpec, SubscriptionActionStatus,
 };
@@ -52,6 +54,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         CatalogSource::crd(),
         NotificationChannel::crd(),
         Notification::crd(),
+        Promotion::crd(),
     ]
     .into_iter()
     .map(reflow_descriptions)
