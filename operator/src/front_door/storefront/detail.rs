@@ -255,4 +255,40 @@ mod tests {
         assert_eq!(json["state"], "Pending");
         assert!(json.get("hubspot").is_none());
     }
+
+    #[test]
+    fn a_promoted_plan_is_quoted_at_its_promoted_price_until_the_promotion_ends() {
+        let l = Listing::new("route", listing(""));
+        let acme = Tenant::new("acme", tenant("Professional"));
+        let spec = serde_saphyr::from_str(
+            "{displayName: Spring sale, targets: [{listing: route, plans: [flat]}], discount: {amount: '9'}, startsAt: '2026-03-01T00:00:00Z', endsAt: '2026-04-01T00:00:00Z', periods: 2}",
+        )
+        .unwrap();
+        let promotions = [std::sync::Arc::new(crate::api::Promotion::new(
+            "spring", spec,
+        ))];
+        let features = BTreeSet::new();
+        let facts = TenantFacts {
+            name: "acme",
+            tenant: &acme,
+            subscriptions: &[],
+            entitled_features: &features,
+            promotions: &promotions,
+        };
+        let during = listing_detail(&l, &facts, ts("2026-03-15T00:00:00Z"));
+        let flat = &during.plans[1];
+        assert_eq!(flat.price, "$40.00/yr");
+        assert_eq!(flat.quote.amount, "40.00");
+        let promotion = flat.promotion.as_ref().expect("promoted");
+        assert_eq!(promotion.list_price, "$49.00/yr");
+        assert_eq!(promotion.ends_at, ts("2026-04-01T00:00:00Z"));
+        assert_eq!(
+            flat.confirmation,
+            "Confirm addition of $40.00/yr to your bill? Spring sale: this price for 2 billing periods, then $49.00/yr."
+        );
+        assert!(during.plans[0].promotion.is_none(), "another plan");
+        let after = listing_detail(&l, &facts, ts("2026-04-01T00:00:00Z"));
+        assert_eq!(after.plans[1].price, "$49.00/yr");
+        assert!(after.plans[1].promotion.is_none());
+    }
 }
