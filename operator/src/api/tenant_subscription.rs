@@ -243,6 +243,10 @@ pub struct HubSpotIds {
     /// The quantity the live HubSpot subscription bills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billed_quantity: Option<i32>,
+    /// The promotion whose discount the live HubSpot subscription bills; once its kept periods
+    /// are over, the subscription is billed anew at the list price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_promotion: Option<String>,
 }
 
 /// One phase transition.

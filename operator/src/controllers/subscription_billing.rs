@@ -143,6 +143,11 @@ pub async fn execute(
                     let mut ids = ids_of(&record, previous_ids);
                     ids.billed_plan = Some(request.plan.clone());
                     ids.billed_quantity = i32::try_from(request.quantity).ok();
+                    ids.billed_promotion = request
+                        .discount
+                        .as_ref()
+                        .and(inputs.promotion)
+                        .map(|p| p.name.to_string());
                     out.ids = Some(ids);
                 }
                 Err(e) => {
@@ -212,5 +217,6 @@ fn ids_of(record: &BillingRecord, previous: Option<HubSpotIds>) -> HubSpotIds {
         status: previous.and_then(|p| p.status),
         billed_plan: None,
         billed_quantity: None,
+        billed_promotion: None,
     }
 }

@@ -205,6 +205,16 @@ pub fn to_record<'p>(
     Some(applied(&found, plan, created))
 }
 
+/// Whether HubSpot bills a promotion's discount the subscription no longer keeps at `now`: its
+/// periods are over, so it must be billed anew at the list price (as a plan change is).
+pub fn discount_lapsed(status: &TenantSubscriptionStatus, now: Timestamp) -> bool {
+    let billed = status
+        .hubspot
+        .as_ref()
+        .is_some_and(|h| h.billed_promotion.is_some());
+    billed && !status.promotion.as_ref().is_some_and(|p| in_force(p, now))
+}
+
 /// The line item discount a subscription is billed with for `plan` at `now`: its promotion's,
 /// while kept and for the plan bought under it.
 pub fn line_discount(

@@ -156,3 +156,46 @@ fn a_cut_never_raises_the_price_nor_goes_below_zero() {
     assert_eq!(found.price, "0.00");
     assert_eq!(found.discount_amount.as_deref(), Some("49.00"));
 }
+
+#[test]
+fn a_billed_discount_lapses_when_the_kept_periods_end() {
+    use crate::api::tenant_subscription::{HubSpotIds, TenantSubscriptionStatus};
+    let spring = promotion("spring", SPRING);
+    let plan = standard_plan();
+    let bought = ts("2026-03-10T00:00:00Z");
+    let found = offer(
+        "route-optimization",
+        &plan,
+        &NOBODY,
+        [&spring],
+        None,
+        bought,
+    )
+    .unwrap();
+    let mut status = TenantSubscriptionStatus {
+        promotion: Some(applied(&found, &plan, bought)),
+        ..Default::default()
+    };
+    assert!(
+        !discount_lapsed(&status, ts("2026-07-01T00:00:00Z")),
+        "nothing billed yet"
+    );
+    status.hubspot = Some(HubSpotIds {
+        billed_promotion: Some("spring".into()),
+        ..HubSpotIds::default()
+    });
+    assert!(!discount_lapsed(&status, ts("2026-06-09T23:59:59Z")));
+    assert!(discount_lapsed(&status, ts("2026-06-10T00:00:00Z")));
+    let discount = line_discount(status.promotion.as_ref(), "standard", bought).unwrap();
+    assert_eq!(discount.percentage, Some(20));
+    assert_eq!(discount.net_unit_price, "9.60");
+    assert!(line_discount(status.promotion.as_ref(), "flat", bought).is_none());
+    assert!(
+        line_discount(
+            status.promotion.as_ref(),
+            "standard",
+            ts("2026-06-10T00:00:00Z")
+        )
+        .is_none()
+    );
+}

@@ -208,6 +208,12 @@ async fn buying_under_a_promotion_keeps_its_price_and_bills_the_discount() {
         (spring.as_str(), "39.20", "49.00")
     );
     assert_eq!(kept.discount_percentage, Some(20));
+    let billed = active.status.as_ref().and_then(|s| s.hubspot.clone());
+    assert_eq!(
+        billed.and_then(|h| h.billed_promotion),
+        Some(spring.clone()),
+        "the discount HubSpot bills is recorded, to end it after the kept periods"
+    );
     let created = active
         .metadata
         .creation_timestamp
