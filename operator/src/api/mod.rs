@@ -13,6 +13,7 @@ pub mod listing;
 pub mod metered;
 pub mod notification;
 pub mod notification_channel;
+pub mod promotion;
 pub mod shared;
 pub mod subscription_action;
 pub mod tenant;
@@ -25,6 +26,7 @@ pub use health_policy::{HealthPolicy, HealthPolicySpec};
 pub use listing::{Listing, ListingSpec};
 pub use notification::{Notification, NotificationSpec, NotificationStatus};
 pub use notification_channel::{NotificationChannel, NotificationChannelSpec};
+pub use promotion::{Promotion, PromotionSpec};
 pub use subscription_action::{
     SubscriptionAction, SubscriptionActionSpec, SubscriptionActionStatus,
 };
@@ -55,6 +57,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         NotificationChannel::crd(),
         Notification::crd(),
         HealthPolicy::crd(),
+        Promotion::crd(),
     ]
     .into_iter()
     .map(reflow_descriptions)

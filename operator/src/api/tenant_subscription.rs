@@ -69,6 +69,13 @@ pub struct TenantSubscriptionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<Connection>,
 
+    /// A promotion code the buyer entered (e.g. SPRING26). The promotion in force when the
+    /// subscription was created is recorded in status.promotion; the code cannot change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Z0-9][A-Z0-9-]{2,31}$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("promotionCode is chosen at purchase and cannot change"))]
+    pub promotion_code: Option<String>,
+
     /// Set to ask for cancellation; the subscription ends at the end of the paid period unless
     /// `effective` is Immediately.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +187,34 @@ pub struct TenantSubscriptionStatus {
     /// Phase transitions, oldest first (the most recent ones are kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Transition>,
+    /// The promotion the subscription was bought under, recorded once and kept for its periods
+    /// even if the promotion later ends or leaves the catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<AppliedPromotion>,
+}
+
+/// A promotion as a subscription keeps it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedPromotion {
+    /// Name of the Promotion.
+    pub name: ObjectName,
+    /// The plan bought under it; another plan is billed at its list price.
+    pub plan: ObjectName,
+    /// The plan's list unit price when bought, e.g. "49.00".
+    pub list_price: String,
+    /// The promoted unit price billed, e.g. "39.20".
+    pub price: String,
+    /// Percent off, for percentage promotions (billed as the line item's `hs_discount_percentage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_percentage: Option<i32>,
+    /// Amount off each unit, for amount and price promotions (the line item's `discount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_amount: Option<String>,
+    /// Billing periods the promoted price is kept for.
+    pub periods: i32,
+    /// When the promoted price ends (the purchase plus `periods` billing intervals).
+    pub kept_until: Time,
 }
 
 /// HubSpot ids of a subscription's billing records.
@@ -208,6 +243,10 @@ pub struct HubSpotIds {
     /// The quantity the live HubSpot subscription bills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billed_quantity: Option<i32>,
+    /// The promotion whose discount the live HubSpot subscription bills; once its kept periods
+    /// are over, the subscription is billed anew at the list price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_promotion: Option<String>,
 }
 
 /// One phase transition.

@@ -346,6 +346,9 @@ impl HubSpotClient {
             ("hs_recurring_billing_start_date", req.billing_start()?),
             ("mkt_subscription_uid", req.subscription_uid.clone()),
         ]);
+        for (name, value) in req.discount.iter().flat_map(|d| d.properties()) {
+            p.insert(name.into(), value);
+        }
         if let Some(product) = self.product_id(&req.sku).await? {
             p.insert("hs_product_id".into(), product);
         }

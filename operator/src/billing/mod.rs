@@ -54,7 +54,7 @@ pub use company::{CompanyRecord, CompanyRepair, CompanyRequest, ContactRequest};
 pub use error::{ApiErrorBody, HubSpotError};
 pub use http::{CALL_OUTCOMES, StatsSnapshot};
 pub use lifecycle::{CancelOutcome, SubscriptionState};
-pub use model::{BillingRecord, BillingRequest, BillingStatus, Repair};
+pub use model::{BillingRecord, BillingRequest, BillingStatus, LineDiscount, Repair};
 pub use ratelimit::{RateLimitConfig, RateLimiter, Tier};
 pub use retry::RetryPolicy;
 pub use status::{StatusClass, StatusMap};

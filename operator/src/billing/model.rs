@@ -33,6 +33,33 @@ pub struct BillingRequest {
     /// Billing starts this many days after `start_date`.
     pub trial_days: u32,
     pub start_date: Date,
+    /// A promotion's cut, shown on the line item next to the list `unit_price`.
+    pub discount: Option<LineDiscount>,
+}
+
+/// A discount on a line item: HubSpot's `hs_discount_percentage` or `discount` (an amount off
+/// each unit), with the unit price it leaves (for the deal amount).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineDiscount {
+    pub percentage: Option<u32>,
+    /// Decimal string, e.g. `"9.80"`.
+    pub amount: Option<String>,
+    /// Decimal string: the unit price after the discount.
+    pub net_unit_price: String,
+}
+
+impl LineDiscount {
+    /// The line item properties carrying it.
+    pub fn properties(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(percentage) = self.percentage {
+            out.push(("hs_discount_percentage", percentage.to_string()));
+        }
+        if let Some(amount) = &self.amount {
+            out.push(("discount", amount.clone()));
+        }
+        out
+    }
 }
 
 impl BillingRequest {
@@ -89,9 +116,13 @@ impl BillingRequest {
         )
     }
 
-    /// The deal `amount`: unit price × quantity, exactly.
+    /// The deal `amount`: unit price (after any discount) × quantity, exactly.
     pub fn amount(&self) -> Result<String, HubSpotError> {
-        Decimal::parse(&self.unit_price)
+        let unit = self
+            .discount
+            .as_ref()
+            .map_or(&self.unit_price, |d| &d.net_unit_price);
+        Decimal::parse(unit)
             .and_then(|d| d.times(self.quantity))
             .map(|d| d.to_string())
             .ok_or_else(|| HubSpotError::Invalid(format!("amount of {:?}", self.unit_price)))
@@ -216,7 +247,23 @@ mod tests {
             interval: "monthly".into(),
             trial_days: 14,
             start_date: jiff::civil::date(2026, 12, 25),
+            discount: None,
         }
+    }
+
+    #[test]
+    fn a_discounted_request_bills_the_net_price_and_shows_the_cut() {
+        let mut discounted = request();
+        discounted.discount = Some(LineDiscount {
+            percentage: Some(20),
+            amount: None,
+            net_unit_price: "15.92".into(),
+        });
+        assert_eq!(discounted.amount().unwrap(), "47.76");
+        assert_eq!(
+            discounted.discount.unwrap().properties(),
+            vec![("hs_discount_percentage", "20".to_string())]
+        );
     }
 
     #[test]

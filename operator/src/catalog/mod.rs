@@ -30,15 +30,21 @@ pub fn is_catalog_file(path: &std::path::Path) -> bool {
 pub enum CatalogKind {
     Listing,
     WizardConfig,
+    Promotion,
 }
 
 impl CatalogKind {
-    pub const ALL: [CatalogKind; 2] = [CatalogKind::Listing, CatalogKind::WizardConfig];
+    pub const ALL: [CatalogKind; 3] = [
+        CatalogKind::Listing,
+        CatalogKind::WizardConfig,
+        CatalogKind::Promotion,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             CatalogKind::Listing => "Listing",
             CatalogKind::WizardConfig => "WizardConfig",
+            CatalogKind::Promotion => "Promotion",
         }
     }
 
@@ -51,6 +57,7 @@ impl CatalogKind {
         match self {
             CatalogKind::Listing => "listing.schema.json",
             CatalogKind::WizardConfig => "wizardconfig.schema.json",
+            CatalogKind::Promotion => "promotion.schema.json",
         }
     }
 
@@ -59,6 +66,7 @@ impl CatalogKind {
         match self {
             CatalogKind::Listing => "listings",
             CatalogKind::WizardConfig => "wizards",
+            CatalogKind::Promotion => "promotions",
         }
     }
 

@@ -44,6 +44,8 @@ pub struct SyncInputs<'a> {
     pub previous_inventory: &'a [InventoryEntry],
     /// Live (not Cancelled, Rejected or Failed) subscriptions per listing name.
     pub live_subscriptions: &'a BTreeMap<String, u32>,
+    /// Subscriptions per promotion name that still keep (or are about to record) its price.
+    pub promoted_subscriptions: &'a BTreeMap<String, u32>,
     pub prune: bool,
 }
 
@@ -58,7 +60,8 @@ pub struct SyncPlan<'a> {
     pub conflicts: Vec<Conflict>,
     /// Objects this source applied before that left the revision, to delete.
     pub prune: Vec<InventoryEntry>,
-    /// Objects that left the revision but are kept: Listings that still have live subscriptions.
+    /// Objects that left the revision but are kept: Listings that still have live subscriptions,
+    /// Promotions whose price subscriptions still keep.
     pub prune_refused: Vec<RefusedPrune>,
     /// Objects that left the revision and stay because `prune` is off.
     pub orphaned: Vec<InventoryEntry>,
@@ -149,12 +152,10 @@ pub fn plan_sync<'a>(inputs: &SyncInputs<'a>) -> SyncPlan<'a> {
         if current.managed_by.as_deref() != Some(inputs.source) {
             continue;
         }
+        let in_use = |counts: &BTreeMap<String, u32>| counts.get(&old.name).copied().unwrap_or(0);
         let subscriptions = match kind {
-            CatalogKind::Listing => inputs
-                .live_subscriptions
-                .get(&old.name)
-                .copied()
-                .unwrap_or(0),
+            CatalogKind::Listing => in_use(inputs.live_subscriptions),
+            CatalogKind::Promotion => in_use(inputs.promoted_subscriptions),
             CatalogKind::WizardConfig => 0,
         };
         if !inputs.prune {
@@ -214,6 +215,7 @@ mod tests {
             live,
             previous_inventory: previous,
             live_subscriptions: subscriptions,
+            promoted_subscriptions: subscriptions,
             prune,
         })
     }
@@ -291,6 +293,22 @@ mod tests {
             vec![listing("busy")],
             "still ours, still tracked"
         );
+    }
+
+    #[test]
+    fn a_promotion_subscriptions_still_keep_is_never_pruned() {
+        let kept = LiveObject {
+            kind: CatalogKind::Promotion,
+            ..live("spring", "x", Some(ME))
+        };
+        let previous = [entry(CatalogKind::Promotion, "spring")];
+        let promoted = BTreeMap::from([("spring".to_owned(), 2)]);
+        let p = plan(&[], std::slice::from_ref(&kept), &previous, &promoted, true);
+        assert!(p.prune.is_empty());
+        assert_eq!(p.prune_refused[0].live_subscriptions, 2);
+        let none = BTreeMap::new();
+        let p = plan(&[], std::slice::from_ref(&kept), &previous, &none, true);
+        assert_eq!(p.prune, previous.to_vec(), "nobody keeps it: it goes");
     }
 
     #[test]

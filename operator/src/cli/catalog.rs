@@ -19,7 +19,7 @@ pub enum CatalogCommand {
     Lint(LintArgs),
     /// Write the JSON Schemas of catalog files (for editors, via yaml-language-server).
     Schema {
-        /// Folder to write `listing.schema.json` and `wizardconfig.schema.json` into.
+        /// Folder to write `listing.schema.json`, `wizardconfig.schema.json` and `promotion.schema.json` into.
         #[arg(long, default_value = "catalog/schemas")]
         output_dir: PathBuf,
     },

@@ -42,6 +42,8 @@ fn objects(report: lint::LintReport) -> (Vec<Listing>, Vec<WizardConfig>) {
         match object {
             CatalogObject::Listing { listing, .. } => listings.push(*listing),
             CatalogObject::WizardConfig { wizard, .. } => wizards.push(*wizard),
+            // The preview shows listings at their list price.
+            CatalogObject::Promotion { .. } => {}
         }
     }
     (listings, wizards)

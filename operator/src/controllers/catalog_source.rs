@@ -28,7 +28,7 @@ use crate::api::conditions::find_condition;
 use crate::api::conditions::reasons::{APPLIED, CONFLICT, FETCH_FAILED, PRUNE_REFUSED};
 use crate::api::conditions::types::STALLED;
 use crate::api::tenant_subscription::Phase;
-use crate::api::{Listing, TenantSubscription, WizardConfig};
+use crate::api::{Listing, Promotion, TenantSubscription, WizardConfig};
 use crate::catalog::CatalogKind;
 use crate::catalog::git::{FetchRequest, GitCredentials};
 use crate::catalog::lint::{CatalogObject, LintOptions, lint};
@@ -192,13 +192,15 @@ async fn sync(
     // Observe: the cluster.
     let desired = desired_objects(&linted.objects)?;
     let live = live_objects(&ctx.client).await?;
-    let live_subscriptions = live_subscriptions(&ctx.client).await?;
+    let (live_subscriptions, promoted_subscriptions) =
+        live_subscriptions(&ctx.client, Timestamp::now()).await?;
     let plan = plan_sync(&SyncInputs {
         source: key,
         desired: &desired,
         live: &live,
         previous_inventory: &previous.inventory,
         live_subscriptions: &live_subscriptions,
+        promoted_subscriptions: &promoted_subscriptions,
         prune: source.spec.prune,
     });
 
@@ -327,6 +329,11 @@ fn desired_objects(objects: &[CatalogObject]) -> Result<Vec<DesiredObject>, Erro
                     name: wizard.name_any(),
                     spec: spec(serde_json::to_value(&wizard.spec))?,
                 },
+                CatalogObject::Promotion { promotion, .. } => DesiredObject {
+                    kind: CatalogKind::Promotion,
+                    name: promotion.name_any(),
+                    spec: spec(serde_json::to_value(&promotion.spec))?,
+                },
             })
         })
         .collect()
@@ -361,12 +368,29 @@ async fn live_objects(client: &Client) -> Result<Vec<LiveObject>, Error> {
                 .map_err(|e| Error::InvalidObject(e.to_string()))?,
         });
     }
+    for promotion in Api::<Promotion>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+    {
+        live.push(LiveObject {
+            kind: CatalogKind::Promotion,
+            name: promotion.name_any(),
+            managed_by: managed_by(promotion.annotations()),
+            spec: serde_json::to_value(&promotion.spec)
+                .map_err(|e| Error::InvalidObject(e.to_string()))?,
+        });
+    }
     Ok(live)
 }
 
-/// Subscriptions that still use their listing, per listing.
-async fn live_subscriptions(client: &Client) -> Result<BTreeMap<String, u32>, Error> {
+/// Subscriptions that still use their listing, per listing; and those that keep a promotion's
+/// price at `now`, per promotion.
+async fn live_subscriptions(
+    client: &Client,
+    now: Timestamp,
+) -> Result<(BTreeMap<String, u32>, BTreeMap<String, u32>), Error> {
     let mut counts = BTreeMap::new();
+    let mut promoted = BTreeMap::new();
     for subscription in Api::<TenantSubscription>::all(client.clone())
         .list(&ListParams::default())
         .await?
@@ -379,9 +403,17 @@ async fn live_subscriptions(client: &Client) -> Result<BTreeMap<String, u32>, Er
             *counts
                 .entry(subscription.spec.listing.to_string())
                 .or_insert(0) += 1;
+            if let Some(kept) = subscription
+                .status
+                .as_ref()
+                .and_then(|s| s.promotion.as_ref())
+                .filter(|p| crate::lifecycle::promotion::in_force(p, now))
+            {
+                *promoted.entry(kept.name.to_string()).or_insert(0) += 1;
+            }
         }
     }
-    Ok(counts)
+    Ok((counts, promoted))
 }
 
 /// Applies and prunes with a few requests in flight: a first sync of a large catalog is
@@ -441,6 +473,10 @@ async fn apply_one(
             .patch(&name, &params, &Patch::Apply(manifest))
             .await
             .map(drop)?,
+        CatalogKind::Promotion => Api::<Promotion>::all(client)
+            .patch(&name, &params, &Patch::Apply(manifest))
+            .await
+            .map(drop)?,
     }
     Ok(())
 }
@@ -453,6 +489,10 @@ async fn prune_one(client: Client, kind: CatalogKind, name: String) -> Result<()
             .await
             .map(drop),
         CatalogKind::WizardConfig => Api::<WizardConfig>::all(client)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(drop),
+        CatalogKind::Promotion => Api::<Promotion>::all(client)
             .delete(&name, &DeleteParams::default())
             .await
             .map(drop),

@@ -6,8 +6,9 @@ use jiff::tz::TimeZone;
 
 use crate::api::listing::{BillingInterval, ListingSpec, Plan};
 use crate::api::tenant::TenantSpec;
-use crate::api::tenant_subscription::{HubSpotIds, TenantSubscription};
+use crate::api::tenant_subscription::{AppliedPromotion, HubSpotIds, TenantSubscription};
 use crate::billing::{BillingRecord, BillingRequest, BillingStatus, HubSpotClient, HubSpotError};
+use crate::lifecycle::promotion::line_discount;
 use crate::lifecycle::{BillingFact, BillingIntent};
 
 /// What the billing call produced: the fact, ids to record, and repairs worth an Event.
@@ -27,6 +28,9 @@ pub struct BillingInputs<'a> {
     pub plan: Option<&'a Plan>,
     /// When service started (billing starts then, after any trial).
     pub started: Timestamp,
+    /// The promotion recorded in status (possibly in this reconcile).
+    pub promotion: Option<&'a AppliedPromotion>,
+    pub now: Timestamp,
 }
 
 /// The HubSpot `recurringbillingfrequency` of an interval.
@@ -73,6 +77,7 @@ pub fn billing_request(i: &BillingInputs<'_>) -> Result<BillingRequest, String> 
         interval: frequency(plan.pricing.interval).to_string(),
         trial_days,
         start_date: i.started.to_zoned(TimeZone::UTC).date(),
+        discount: line_discount(i.promotion, plan.name.as_str(), i.now),
     })
 }
 
@@ -138,6 +143,11 @@ pub async fn execute(
                     let mut ids = ids_of(&record, previous_ids);
                     ids.billed_plan = Some(request.plan.clone());
                     ids.billed_quantity = i32::try_from(request.quantity).ok();
+                    ids.billed_promotion = request
+                        .discount
+                        .as_ref()
+                        .and(inputs.promotion)
+                        .map(|p| p.name.to_string());
                     out.ids = Some(ids);
                 }
                 Err(e) => {
@@ -207,5 +217,6 @@ fn ids_of(record: &BillingRecord, previous: Option<HubSpotIds>) -> HubSpotIds {
         status: previous.and_then(|p| p.status),
         billed_plan: None,
         billed_quantity: None,
+        billed_promotion: None,
     }
 }

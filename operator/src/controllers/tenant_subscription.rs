@@ -25,6 +25,7 @@ use crate::api::{Listing, Tenant, TenantSubscription};
 use crate::audit_log::AuditEntry;
 use crate::lifecycle::entitlements::{features_of, granted_features};
 use crate::lifecycle::phase::{activated_at, plan_of};
+use crate::lifecycle::promotion::{Buyer, to_record};
 use crate::lifecycle::subscription_plan::{
     Acted, BillingStep, CONNECTION_TESTED, Observation, decide_after_billing,
     hold_on_entitlement_failure, plan_billing, report,
@@ -126,7 +127,23 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
     let tenant = tenant_of(&namespace).and_then(|t| ctx.stores.tenant(t));
     let listing = ctx.stores.listing(sub.spec.listing.as_str());
     let listing_spec = listing.as_ref().map(|l| &l.spec);
-    let status = sub.status.clone().unwrap_or_default();
+    let mut status = sub.status.clone().unwrap_or_default();
+    let plan = plan_of(listing_spec, &sub.spec);
+    if let (Some(created), Some(tenant)) = (created_at(sub), tenant.as_ref()) {
+        let promotions = ctx.stores.promotions();
+        let buyer = Buyer::of(&tenant.spec);
+        let found = to_record(
+            &sub.spec,
+            &status,
+            created,
+            plan,
+            &buyer,
+            promotions.iter().map(|p| p.as_ref()),
+        );
+        if found.is_some() {
+            status.promotion = found;
+        }
+    }
 
     // Observe.
     let news = ctx.news.take(&uid);
@@ -159,7 +176,6 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
 
     // Decide what billing must do, and do it.
     let BillingStep { target, intent } = plan_billing(&observed);
-    let plan = plan_of(listing_spec, &sub.spec);
     let inputs = BillingInputs {
         subscription: sub,
         tenant_name,
@@ -167,6 +183,8 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
         listing: listing_spec,
         plan,
         started: activated_at(&status).unwrap_or(now),
+        promotion: status.promotion.as_ref(),
+        now,
     };
     if intent != BillingIntent::None && is_stale(sub, ctx).await? {
         // Our own last status write has not reached the cache yet (an owned Entitlement's

@@ -19,6 +19,7 @@ pub(super) fn door() -> axum::Router {
         tenants: SharedCache::from_events(futures::stream::pending()),
         subscriptions: SharedCache::from_events(futures::stream::pending()),
         entitlements: SharedCache::from_events(futures::stream::pending()),
+        promotions: SharedCache::from_events(futures::stream::pending()),
     };
     let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
     let client = kube::Client::try_from(config.clone()).expect("client");

@@ -110,7 +110,8 @@ pub struct BillingStep {
 pub fn plan_billing(o: &Observation<'_>) -> BillingStep {
     let recorded = o.recorded();
     let target = decide(&o.facts(&recorded));
-    let changed = plan_changed(o.spec, o.status, o.listing);
+    let changed = plan_changed(o.spec, o.status, o.listing)
+        || super::promotion::discount_lapsed(o.status, o.now);
     let mut intent = billing_intent(target.phase, o.status.phase, &recorded, changed);
     // EntitleFirst: a subscription entering service is entitled in this reconcile without
     // waiting for HubSpot; the next one (due at once) bills.

@@ -189,6 +189,8 @@ pub fn operator(settings: &OperatorSettings) -> Vec<Permission> {
     let mut out = vec![
         // runtime::Stores: one watch per kind, on every replica.
         p(Cluster, MARKETPLACE, "listings", &["list", "watch"], &[], "shared caches"),
+        p(Cluster, MARKETPLACE, "promotions", &["list", "watch", "create", "patch", "delete"], &[],
+            "the promotions cache (subscriptions record theirs); CatalogSource apply and prune"),
         p(Cluster, MARKETPLACE, "tenants", &["list", "watch"], &[], "shared caches"),
         p(Cluster, MARKETPLACE, "tenantsubscriptions", &["list", "watch"], &[],
             "shared caches; siblings read fresh for validation and admission"),
@@ -294,6 +296,8 @@ pub fn api(settings: &ApiSettings) -> Vec<Permission> {
     const AS_CALLER: &str = "writes are made as the caller";
     let mut out = vec![
         p(Cluster, MARKETPLACE, "listings", &["list", "watch"], &[], "shared caches"),
+        p(Cluster, MARKETPLACE, "promotions", &["list", "watch"], &[],
+            "the storefront quotes promoted prices"),
         p(Cluster, MARKETPLACE, "tenants", &["list", "watch"], &[], "shared caches"),
         p(Cluster, MARKETPLACE, "tenantsubscriptions", &["list", "watch"], &[], "shared caches"),
         p(Cluster, MARKETPLACE, "entitlements", &["list", "watch"], &[], "shared caches"),

@@ -15,7 +15,7 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 
 use super::caches::SharedCache;
-use crate::api::{Entitlement, Listing, Tenant, TenantSubscription};
+use crate::api::{Entitlement, Listing, Promotion, Tenant, TenantSubscription};
 
 /// Read-only, always-current caches of the four shared kinds.
 #[derive(Clone)]
@@ -24,6 +24,8 @@ pub struct Stores {
     pub tenants: SharedCache<Tenant>,
     pub subscriptions: SharedCache<TenantSubscription>,
     pub entitlements: SharedCache<Entitlement>,
+    /// Catalog promotions: the storefront quotes with them, subscriptions record theirs.
+    pub promotions: SharedCache<Promotion>,
 }
 
 impl Stores {
@@ -34,6 +36,7 @@ impl Stores {
             tenants: SharedCache::start_trimmed(Api::all(client.clone())),
             subscriptions: SharedCache::start_trimmed(Api::all(client.clone())),
             entitlements: SharedCache::start_trimmed(Api::all(client.clone())),
+            promotions: SharedCache::start_trimmed(Api::all(client.clone())),
         }
     }
 
@@ -45,6 +48,7 @@ impl Stores {
             tenants: SharedCache::from_events(futures::stream::pending()),
             subscriptions: SharedCache::from_events(futures::stream::pending()),
             entitlements: SharedCache::from_events(futures::stream::pending()),
+            promotions: SharedCache::from_events(futures::stream::pending()),
         }
     }
 
@@ -55,6 +59,7 @@ impl Stores {
             self.tenants.wait_until_ready(),
             self.subscriptions.wait_until_ready(),
             self.entitlements.wait_until_ready(),
+            self.promotions.wait_until_ready(),
         );
     }
 
@@ -64,6 +69,11 @@ impl Stores {
 
     pub fn tenant(&self, name: &str) -> Option<Arc<Tenant>> {
         self.tenants.get(&ObjectRef::new(name))
+    }
+
+    /// Every promotion in the catalog (the pure [`crate::lifecycle::promotion::offer`] picks).
+    pub fn promotions(&self) -> Vec<Arc<Promotion>> {
+        self.promotions.store().state()
     }
 
     /// The TenantSubscriptions in `namespace` (from the per-namespace index).

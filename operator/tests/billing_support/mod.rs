@@ -56,6 +56,7 @@ pub fn request(n: usize) -> BillingRequest {
         interval: "monthly".into(),
         trial_days: 0,
         start_date: jiff::civil::date(2026, 11, 22),
+        discount: None,
     }
 }
 

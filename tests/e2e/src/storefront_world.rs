@@ -129,16 +129,24 @@ impl StorefrontWorld {
     /// A Tenant `name` (Acme, Professional, segment smb) whose billing admin is the buyer and
     /// whose viewer is the viewer; returns its namespace once the reconciler made it.
     pub async fn tenant(&self, name: &str, internal: bool) -> String {
+        self.tenant_with(name, json!({"internal": internal})).await
+    }
+
+    /// [`Self::tenant`] with `extra` spec fields (e.g. segment and region).
+    pub async fn tenant_with(&self, name: &str, extra: Value) -> String {
         let tenants: Api<Tenant> = Api::all(self.client.clone());
         let people = &self.people;
+        let mut spec = json!({"displayName": "Acme", "basePlan": "Professional",
+            "billingContact": {"name": "Ann", "email": "ann@acme.example"},
+            "billingAdmins": [{"kind": "ServiceAccount", "name": "buyer", "namespace": people}],
+            "viewers": [{"kind": "ServiceAccount", "name": "viewer", "namespace": people}]});
+        for (k, v) in extra.as_object().expect("object") {
+            spec[k] = v.clone();
+        }
         apply(
             &tenants,
             json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
-            "metadata": {"name": name, "labels": {"segment": "smb"}},
-            "spec": {"displayName": "Acme", "basePlan": "Professional", "internal": internal,
-                "billingContact": {"name": "Ann", "email": "ann@acme.example"},
-                "billingAdmins": [{"kind": "ServiceAccount", "name": "buyer", "namespace": people}],
-                "viewers": [{"kind": "ServiceAccount", "name": "viewer", "namespace": people}]}}),
+            "metadata": {"name": name, "labels": {"segment": "smb"}}, "spec": spec}),
         )
         .await;
         eventually("the tenant namespace", CONVERGED, || async {

@@ -3,8 +3,8 @@
 
 use marketplace_e2e::{control_plane, kubectl, workspace_root, yaml_documents};
 use marketplace_operator::api::{
-    CatalogSource, Entitlement, Listing, NotificationChannel, SubscriptionAction, Tenant,
-    TenantSubscription, WizardConfig,
+    CatalogSource, Entitlement, Listing, NotificationChannel, Promotion, SubscriptionAction,
+    Tenant, TenantSubscription, WizardConfig,
 };
 
 /// The YAML files under `folder` (recursively), sorted.
@@ -56,6 +56,7 @@ fn manifests_round_trip_through_the_rust_types() {
                 Some("Entitlement") => round_trip::<Entitlement>(&doc),
                 Some("CatalogSource") => round_trip::<CatalogSource>(&doc),
                 Some("NotificationChannel") => round_trip::<NotificationChannel>(&doc),
+                Some("Promotion") => round_trip::<Promotion>(&doc),
                 other => panic!("{}: unexpected kind {other:?}", file.display()),
             };
             assert_eq!(
@@ -156,6 +157,8 @@ async fn examples_and_catalog_apply_server_side_and_kubectl_get_marketplace_list
         "REVISION",
         "notificationchannel.marketplace.dev/tenant-mail",
         "AUDIENCE",
+        "promotion.marketplace.dev/route-optimization-winter",
+        "PERIODS",
     ] {
         assert!(
             stdout.contains(expected),
@@ -165,7 +168,7 @@ async fn examples_and_catalog_apply_server_side_and_kubectl_get_marketplace_list
 
     // Short names work as kubectl users expect.
     for short in [
-        "lst", "wiz", "tnt", "tsub", "sact", "ent", "csrc", "nch", "ntf",
+        "lst", "wiz", "tnt", "tsub", "sact", "ent", "csrc", "nch", "ntf", "promo",
     ] {
         let output = kubectl(control_plane, &["get", short, "--all-namespaces"], None);
         assert!(

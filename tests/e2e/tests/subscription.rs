@@ -864,6 +864,7 @@ async fn orphaned_billing(env: &Env) {
         start_date: jiff::Timestamp::now()
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date(),
+        discount: None,
     };
     env.hubspot
         .ensure_billing_record(&request)

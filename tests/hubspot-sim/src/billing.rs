@@ -201,7 +201,8 @@ fn fmt_amount(a: f64) -> String {
     }
 }
 
-/// Sum of the associated line items' price × quantity.
+/// Sum of the associated line items' amounts: quantity × unit price after the line item's
+/// `discount` (an amount off each unit) or `hs_discount_percentage`.
 fn amount_of(st: &SimState, sub_id: u64) -> f64 {
     st.assoc
         .list(ObjectType::Subscriptions, sub_id, ObjectType::LineItems)
@@ -218,7 +219,15 @@ fn amount_of(st: &SimState, sub_id: u64) -> f64 {
                 .get("quantity")
                 .and_then(|p| p.parse::<f64>().ok())
                 .unwrap_or(1.0);
-            price * qty
+            let number = |name: &str| {
+                li.properties
+                    .get(name)
+                    .and_then(|p| p.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            let net =
+                (price - number("discount")) * (1.0 - number("hs_discount_percentage") / 100.0);
+            net.max(0.0) * qty
         })
         .sum()
 }

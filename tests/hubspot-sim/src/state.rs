@@ -336,6 +336,31 @@ impl SimState {
                 }],
             ));
         }
+        let percentage = props.get("hs_discount_percentage");
+        if let Some(p) = percentage
+            && p.parse::<f64>().is_ok_and(|v| !(0.0..=100.0).contains(&v))
+        {
+            return Err(properties::invalid_error(
+                self.config.portal_id,
+                &[Invalid {
+                    name: "hs_discount_percentage".into(),
+                    code: "INVALID_PROPERTY_VALUE",
+                    message: format!("hs_discount_percentage must be between 0 and 100, got {p}"),
+                }],
+            ));
+        }
+        if let Some(d) = props.get("discount")
+            && d.parse::<f64>().is_ok_and(|v| v < 0.0)
+        {
+            return Err(properties::invalid_error(
+                self.config.portal_id,
+                &[Invalid {
+                    name: "discount".into(),
+                    code: "INVALID_PROPERTY_VALUE",
+                    message: format!("discount must not be negative, got {d}"),
+                }],
+            ));
+        }
         if !creating {
             return Ok(());
         }

@@ -20,6 +20,13 @@ pub fn check(parsed: &[Parsed]) -> Vec<Diagnostic> {
     diagnostics.extend(requires(parsed, &listings, &unreadable));
     diagnostics.extend(cycles(parsed, &listings));
     diagnostics.extend(wizard_refs(parsed, &listings, &wizards, &unreadable));
+    let promotions = by_name(parsed, CatalogKind::Promotion);
+    diagnostics.extend(super::promotion::check(
+        parsed,
+        &listings,
+        &promotions,
+        &unreadable.listings,
+    ));
     diagnostics
 }
 
@@ -54,7 +61,10 @@ impl Unreadable {
 }
 
 /// The first object of each name, by kind (duplicates are reported by `unique_names`).
-fn by_name(parsed: &[Parsed], kind: CatalogKind) -> BTreeMap<&str, (usize, FileRef<'_>)> {
+pub(super) fn by_name(
+    parsed: &[Parsed],
+    kind: CatalogKind,
+) -> BTreeMap<&str, (usize, FileRef<'_>)> {
     let mut found = BTreeMap::new();
     for (i, entry) in parsed.iter().enumerate() {
         if entry.kind == Some(kind)

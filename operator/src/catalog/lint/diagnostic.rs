@@ -72,6 +72,12 @@ pub enum Rule {
     ScreenshotAlt,
     /// A metered price's tiers do not rise (each upTo must be above the one before).
     MeteredTiers,
+    /// A promotion targets a listing or plan that is not in the catalog, or a price it cannot lower.
+    PromotionTargetMissing,
+    /// Two promotions offer the same plan to the same buyers at the same time.
+    PromotionOverlap,
+    /// A promotion's price override is not below a target plan's list price.
+    PromotionNoCut,
     /// A listing that was Published at the base revision is gone.
     PublishedDeleted,
     /// A listing that was Published at the base revision went back to Draft or ComingSoon.
@@ -104,6 +110,9 @@ impl Rule {
             Rule::ReleaseOrder => "release-order",
             Rule::ScreenshotAlt => "screenshot-alt",
             Rule::MeteredTiers => "metered-tiers",
+            Rule::PromotionTargetMissing => "promotion-target-missing",
+            Rule::PromotionOverlap => "promotion-overlap",
+            Rule::PromotionNoCut => "promotion-no-cut",
             Rule::PublishedDeleted => "published-deleted",
             Rule::LifecycleRegression => "lifecycle-regression",
         }

@@ -16,6 +16,7 @@ mod identity;
 mod listing;
 pub mod openapi;
 mod path;
+mod promotion;
 mod schema;
 mod stages;
 mod wizard;
@@ -30,7 +31,7 @@ use self::file::{At, FileRef};
 use self::history::Base;
 use super::SourceFile;
 use super::document::Document;
-use crate::api::{Listing, WizardConfig};
+use crate::api::{Listing, Promotion, WizardConfig};
 
 /// What to lint against besides the files themselves.
 #[derive(Clone, Debug, Default)]
@@ -56,12 +57,18 @@ pub enum CatalogObject {
         path: PathBuf,
         wizard: Box<WizardConfig>,
     },
+    Promotion {
+        path: PathBuf,
+        promotion: Box<Promotion>,
+    },
 }
 
 impl CatalogObject {
     pub fn path(&self) -> &Path {
         match self {
-            CatalogObject::Listing { path, .. } | CatalogObject::WizardConfig { path, .. } => path,
+            CatalogObject::Listing { path, .. }
+            | CatalogObject::WizardConfig { path, .. }
+            | CatalogObject::Promotion { path, .. } => path,
         }
     }
 
@@ -69,6 +76,7 @@ impl CatalogObject {
         match self {
             CatalogObject::Listing { .. } => CatalogKind::Listing,
             CatalogObject::WizardConfig { .. } => CatalogKind::WizardConfig,
+            CatalogObject::Promotion { .. } => CatalogKind::Promotion,
         }
     }
 
@@ -76,6 +84,7 @@ impl CatalogObject {
         match self {
             CatalogObject::Listing { listing, .. } => listing.metadata.name.as_deref(),
             CatalogObject::WizardConfig { wizard, .. } => wizard.metadata.name.as_deref(),
+            CatalogObject::Promotion { promotion, .. } => promotion.metadata.name.as_deref(),
         }
     }
 }
@@ -247,6 +256,14 @@ fn typed_objects(parsed: &[Parsed], diagnostics: &mut Vec<Diagnostic>) -> Vec<Ca
                     CatalogObject::WizardConfig {
                         path,
                         wizard: Box::new(wizard),
+                    }
+                })
+            }
+            CatalogKind::Promotion => {
+                serde_json::from_value(file.value().clone()).map(|promotion| {
+                    CatalogObject::Promotion {
+                        path,
+                        promotion: Box::new(promotion),
                     }
                 })
             }

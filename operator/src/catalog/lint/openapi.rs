@@ -26,9 +26,9 @@ pub struct SchemaError {
 
 struct Schemas {
     /// The CRD's openAPIV3Schema, with its CEL rules (what `kube-cel` evaluates).
-    crd: [Value; 2],
+    crd: [Value; 3],
     /// The JSON Schema for catalog files.
-    json: [Value; 2],
+    json: [Value; 3],
 }
 
 fn schemas() -> Result<&'static Schemas, SchemaError> {
@@ -62,12 +62,14 @@ fn build() -> Result<Schemas, SchemaError> {
     };
     let listing = crd(CatalogKind::Listing)?;
     let wizard = crd(CatalogKind::WizardConfig)?;
+    let promotion = crd(CatalogKind::Promotion)?;
     let json = [
         catalog_schema(CatalogKind::Listing, &listing),
         catalog_schema(CatalogKind::WizardConfig, &wizard),
+        catalog_schema(CatalogKind::Promotion, &promotion),
     ];
     Ok(Schemas {
-        crd: [listing, wizard],
+        crd: [listing, wizard, promotion],
         json,
     })
 }

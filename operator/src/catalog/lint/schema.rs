@@ -15,7 +15,7 @@ use super::path::child;
 use crate::catalog::document::json_kind;
 
 fn validator(kind: CatalogKind) -> Result<&'static Validator, SchemaError> {
-    static VALIDATORS: OnceLock<Result<[Validator; 2], SchemaError>> = OnceLock::new();
+    static VALIDATORS: OnceLock<Result<[Validator; 3], SchemaError>> = OnceLock::new();
     let built = VALIDATORS.get_or_init(|| {
         let build = |kind: CatalogKind| {
             let schema = json_schema(kind)?;
@@ -27,6 +27,7 @@ fn validator(kind: CatalogKind) -> Result<&'static Validator, SchemaError> {
         Ok([
             build(CatalogKind::Listing)?,
             build(CatalogKind::WizardConfig)?,
+            build(CatalogKind::Promotion)?,
         ])
     });
     match built {

@@ -131,6 +131,8 @@ fn check_file(
         match kind {
             CatalogKind::Listing => diagnostics.extend(listing::check(&view)),
             CatalogKind::WizardConfig => diagnostics.extend(wizard::check(&view)),
+            // Promotions are checked against the listings they target (`promotion.rs`).
+            CatalogKind::Promotion => {}
         }
     }
     let entry = Parsed {

@@ -18,6 +18,7 @@ pub(crate) fn stores() -> (Events<Entitlement>, Events<Listing>, Stores) {
         tenants: SharedCache::from_events(futures::stream::pending()),
         subscriptions: SharedCache::from_events(futures::stream::pending()),
         entitlements: SharedCache::from_events(entitlement_events),
+        promotions: SharedCache::from_events(futures::stream::pending()),
     };
     (entitlements, listings, stores)
 }

@@ -23,6 +23,8 @@ pub struct TenantFacts<'a> {
     pub subscriptions: &'a [&'a TenantSubscription],
     /// Features the tenant may use now.
     pub entitled_features: &'a BTreeSet<String>,
+    /// The catalog's promotions (those the tenant may have are picked per plan).
+    pub promotions: &'a [std::sync::Arc<crate::api::Promotion>],
 }
 
 impl TenantFacts<'_> {
@@ -36,6 +38,19 @@ impl TenantFacts<'_> {
             .iter()
             .map(|s| Sibling::of(s, now))
             .collect()
+    }
+
+    /// The promotion `plan` of `listing` has for this tenant at `now` with `code`, if any.
+    pub fn offer(
+        &self,
+        listing: &str,
+        plan: &crate::api::listing::Plan,
+        code: Option<&str>,
+        now: Timestamp,
+    ) -> Option<crate::lifecycle::promotion::Offer> {
+        let buyer = crate::lifecycle::promotion::Buyer::of(&self.tenant.spec);
+        let promotions = self.promotions.iter().map(|p| p.as_ref());
+        crate::lifecycle::promotion::offer(listing, plan, &buyer, promotions, code, now)
     }
 
     /// The rules admission and the reconciler apply, asked of a subscription `name` with
@@ -176,6 +191,7 @@ pub fn card_state(listing: &Listing, facts: &TenantFacts<'_>, now: Timestamp) ->
         quantity: 1,
         trial: false,
         connection: None,
+        promotion_code: None,
         cancellation: None,
     };
     match facts.validate("", &spec, listing, &facts.siblings(now), now) {

@@ -28,6 +28,7 @@ fn state_of(listing: &Listing, subs: &[&TenantSubscription], tenant: &Tenant) ->
         tenant,
         subscriptions: subs,
         entitled_features: &features,
+        promotions: &[],
     };
     card_state(listing, &facts, ts(NOW))
 }
@@ -106,6 +107,7 @@ fn the_catalog_shows_only_what_the_tenant_may_see_filtered_and_paged() {
         tenant: &acme,
         subscriptions: &[],
         entitled_features: &features,
+        promotions: &[],
     };
     let names = |query: CatalogQuery| -> Vec<String> {
         catalog_page(&listings, &facts, &query, ts(NOW))

@@ -26,6 +26,52 @@ pub struct PlanView {
     pub trial_days: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// The promotion that sets `price`, `quote` and `confirmation` for this tenant now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionView>,
+}
+
+/// A promotion on a plan, as the storefront shows it.
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionView {
+    /// The Promotion's name.
+    pub name: String,
+    /// e.g. "Spring launch: 20% off".
+    pub display_name: String,
+    /// The list price it replaces, e.g. "$49.00/mo".
+    pub list_price: String,
+    /// When the offer closes: buy before then.
+    pub ends_at: Timestamp,
+    /// Billing periods a subscription bought now keeps the promoted price.
+    pub periods: i32,
+}
+
+/// One plan for this tenant now: its price, or the promoted one.
+pub fn plan_view(
+    listing: &str,
+    plan: &crate::api::listing::Plan,
+    facts: &TenantFacts<'_>,
+    now: Timestamp,
+) -> PlanView {
+    let offer = facts.offer(listing, plan, None, now);
+    let promoted = price::promoted_plan(plan, offer.as_ref());
+    PlanView {
+        name: plan.name.as_str().to_string(),
+        display_name: plan.display_name.clone(),
+        price: price::describe(&promoted.pricing),
+        quote: QuotedPrice::of(&promoted.pricing),
+        confirmation: price::promoted_confirmation(plan, 1, offer.as_ref()),
+        trial_days: plan.trial_days.filter(|d| *d > 0),
+        unit: plan.pricing.unit.clone(),
+        promotion: offer.map(|o| PromotionView {
+            name: o.promotion,
+            display_name: o.display_name,
+            list_price: price::describe(&plan.pricing),
+            ends_at: o.ends_at,
+            periods: o.periods,
+        }),
+    }
 }
 
 /// One of the tenant's subscriptions, as the tenant sees it.
@@ -144,15 +190,7 @@ pub fn listing_detail(listing: &Listing, facts: &TenantFacts<'_>, now: Timestamp
         plans: spec
             .plans
             .iter()
-            .map(|p| PlanView {
-                name: p.name.as_str().to_string(),
-                display_name: p.display_name.clone(),
-                price: price::describe(&p.pricing),
-                quote: QuotedPrice::of(&p.pricing),
-                confirmation: price::confirmation(p, 1),
-                trial_days: p.trial_days.filter(|d| *d > 0),
-                unit: p.pricing.unit.clone(),
-            })
+            .map(|p| plan_view(name, p, facts, now))
             .collect(),
         partner: spec.partner.clone(),
         wizard_config: spec
@@ -197,6 +235,7 @@ mod tests {
             tenant: &acme,
             subscriptions: &subs,
             entitled_features: &features,
+            promotions: &[],
         };
         let detail = listing_detail(&l, &facts, ts("2026-12-01T00:00:00Z"));
         assert_eq!(detail.releases[0].version, "1.2.0");
@@ -215,5 +254,41 @@ mod tests {
         let json = serde_json::to_value(&detail).unwrap();
         assert_eq!(json["state"], "Pending");
         assert!(json.get("hubspot").is_none());
+    }
+
+    #[test]
+    fn a_promoted_plan_is_quoted_at_its_promoted_price_until_the_promotion_ends() {
+        let l = Listing::new("route", listing(""));
+        let acme = Tenant::new("acme", tenant("Professional"));
+        let spec = serde_saphyr::from_str(
+            "{displayName: Spring sale, targets: [{listing: route, plans: [flat]}], discount: {amount: '9'}, startsAt: '2026-03-01T00:00:00Z', endsAt: '2026-04-01T00:00:00Z', periods: 2}",
+        )
+        .unwrap();
+        let promotions = [std::sync::Arc::new(crate::api::Promotion::new(
+            "spring", spec,
+        ))];
+        let features = BTreeSet::new();
+        let facts = TenantFacts {
+            name: "acme",
+            tenant: &acme,
+            subscriptions: &[],
+            entitled_features: &features,
+            promotions: &promotions,
+        };
+        let during = listing_detail(&l, &facts, ts("2026-03-15T00:00:00Z"));
+        let flat = &during.plans[1];
+        assert_eq!(flat.price, "$40.00/yr");
+        assert_eq!(flat.quote.amount, "40.00");
+        let promotion = flat.promotion.as_ref().expect("promoted");
+        assert_eq!(promotion.list_price, "$49.00/yr");
+        assert_eq!(promotion.ends_at, ts("2026-04-01T00:00:00Z"));
+        assert_eq!(
+            flat.confirmation,
+            "Confirm addition of $40.00/yr to your bill? Spring sale: this price for 2 billing periods, then $49.00/yr."
+        );
+        assert!(during.plans[0].promotion.is_none(), "another plan");
+        let after = listing_detail(&l, &facts, ts("2026-04-01T00:00:00Z"));
+        assert_eq!(after.plans[1].price, "$49.00/yr");
+        assert!(after.plans[1].promotion.is_none());
     }
 }

@@ -96,6 +96,7 @@ mod tests {
                 tenant: &acme,
                 subscriptions: &[],
                 entitled_features: &entitled,
+                promotions: &[],
             };
             navigation([&route], &facts)
                 .into_iter()

@@ -5,12 +5,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::listing::{BillingInterval, Plan, Pricing, PricingModel};
+use crate::lifecycle::promotion::Offer;
 
 /// An amount in ten-thousandths of the currency's unit.
-type Minor = i128;
-const SCALE: Minor = 10_000;
+pub type Minor = i128;
+pub const SCALE: Minor = 10_000;
 
-fn parse_amount(amount: &str) -> Option<Minor> {
+/// A catalog amount ("49.00") in ten-thousandths; `None` for anything the schema would refuse.
+pub fn parse_amount(amount: &str) -> Option<Minor> {
     let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
     if whole.is_empty()
         || fraction.len() > 4
@@ -39,6 +41,11 @@ fn format_amount(minor: Minor) -> String {
         grouped.push(c);
     }
     format!("{grouped}.{fraction}")
+}
+
+/// An amount as the catalog and HubSpot write it: `39.2` → `"39.20"`, no grouping.
+pub fn plain_amount(minor: Minor) -> String {
+    format_amount(minor).replace(',', "")
 }
 
 fn money(minor: Minor, currency: &str) -> String {
@@ -118,6 +125,31 @@ pub fn confirmation(plan: &Plan, quantity: i32) -> String {
         total(&plan.pricing, quantity)
     };
     format!("Confirm addition of {what} to your bill?")
+}
+
+/// The plan as a promotion prices it: the promoted amount in place of the list amount.
+pub fn promoted_plan(plan: &Plan, offer: Option<&Offer>) -> Plan {
+    let mut promoted = plan.clone();
+    if let Some(offer) = offer {
+        promoted.pricing.amount = offer.price.clone();
+    }
+    promoted
+}
+
+/// The sentence the buyer confirms, naming the promotion and what follows it, if there is one.
+pub fn promoted_confirmation(plan: &Plan, quantity: i32, offer: Option<&Offer>) -> String {
+    let promoted = promoted_plan(plan, offer);
+    let sentence = confirmation(&promoted, quantity);
+    match offer {
+        None => sentence,
+        Some(offer) => format!(
+            "{sentence} {}: this price for {} billing period{}, then {}.",
+            offer.display_name,
+            offer.periods,
+            if offer.periods == 1 { "" } else { "s" },
+            describe(&plan.pricing)
+        ),
+    }
 }
 
 /// The price a buyer saw and confirmed; a purchase goes through only if the plan still costs it.

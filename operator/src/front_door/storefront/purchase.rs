@@ -45,6 +45,9 @@ pub struct PurchaseRequest {
     /// wizard's `fieldMapping` and kept in `spec.connection.fieldMapping`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_mapping: Option<BTreeMap<String, String>>,
+    /// A promotion code the buyer entered; the confirmed price is then the promoted one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_code: Option<String>,
 }
 
 fn one() -> i32 {
@@ -145,6 +148,10 @@ pub fn decide_purchase(
             },
             field_mapping: request.field_mapping.clone().unwrap_or_default(),
         }),
+        promotion_code: request
+            .promotion_code
+            .as_deref()
+            .map(|c| c.trim().to_ascii_uppercase()),
         cancellation: None,
     };
     let siblings = facts.siblings(now);
@@ -185,14 +192,38 @@ pub fn decide_purchase(
     let Some(plan) = listing.spec.plans.iter().find(|p| p.name == spec.plan) else {
         return Err(invalid("PlanNotFound", "plan", "no such plan".into()));
     };
-    let confirmation = price::confirmation(plan, request.quantity);
-    let free = price::is_free(&plan.pricing);
+    let code = spec.promotion_code.as_deref();
+    if let Some(code) = code {
+        let coded = facts
+            .promotions
+            .iter()
+            .filter(|p| p.spec.code.as_deref() == Some(code));
+        let buyer = crate::lifecycle::promotion::Buyer::of(&facts.tenant.spec);
+        let listing_name = request.listing.as_str();
+        let coded = coded.map(|p| p.as_ref());
+        if crate::lifecycle::promotion::offer(listing_name, plan, &buyer, coded, Some(code), now)
+            .is_none()
+        {
+            return Err(invalid(
+                "PromotionCodeInvalid",
+                "promotionCode",
+                format!(
+                    "promotion code {code:?} is not on offer for {}/{} to this tenant now (unknown, expired, or for other plans, segments or regions)",
+                    request.listing, request.plan
+                ),
+            ));
+        }
+    }
+    let offer = facts.offer(request.listing.as_str(), plan, code, now);
+    let priced = price::promoted_plan(plan, offer.as_ref());
+    let confirmation = price::promoted_confirmation(plan, request.quantity, offer.as_ref());
+    let free = price::is_free(&priced.pricing);
     match &request.confirmed_price {
-        Some(quote) if quote.matches(&plan.pricing) => {}
+        Some(quote) if quote.matches(&priced.pricing) => {}
         None if free => {}
         Some(_) => {
             return Err(PurchaseRefusal::PriceChanged {
-                current: QuotedPrice::of(&plan.pricing),
+                current: QuotedPrice::of(&priced.pricing),
                 confirmation,
             });
         }
@@ -202,7 +233,7 @@ pub fn decide_purchase(
                 "confirmedPrice",
                 format!(
                     "send the price the buyer confirmed: {{amount: {:?}, currency: {:?}, interval: {:?}}} ({confirmation})",
-                    plan.pricing.amount, plan.pricing.currency, plan.pricing.interval
+                    priced.pricing.amount, priced.pricing.currency, priced.pricing.interval
                 ),
             ));
         }

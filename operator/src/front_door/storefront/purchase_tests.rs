@@ -23,6 +23,7 @@ fn decide(
         tenant: &acme,
         subscriptions: subs,
         entitled_features: &features,
+        promotions: &[],
     };
     decide_purchase(req, "route-abc", Some(listing), &facts, ts(NOW))
 }

@@ -147,6 +147,7 @@ pub(crate) struct TenantScope {
     pub(crate) tenant: Arc<Tenant>,
     pub(crate) subscriptions: Vec<Arc<TenantSubscription>>,
     entitled: BTreeSet<String>,
+    promotions: Vec<Arc<crate::api::Promotion>>,
 }
 
 impl TenantScope {
@@ -160,6 +161,7 @@ impl TenantScope {
             tenant: &self.tenant,
             subscriptions: subs,
             entitled_features: &self.entitled,
+            promotions: &self.promotions,
         }
     }
 }
@@ -216,6 +218,7 @@ pub(crate) async fn scope(
         tenant: tenant_object,
         subscriptions: door.stores.subscriptions_in(&namespace),
         entitled,
+        promotions: door.stores.promotions(),
     })
 }
 

@@ -48,6 +48,21 @@ fn hero(detail: &ListingDetail, viewer: &Viewer) -> String {
     )
 }
 
+/// " · Spring sale until 2027-04-01, then $49.00/mo" for a promoted plan; empty otherwise.
+fn promotion_note(plan: &PlanView) -> String {
+    plan.promotion
+        .as_ref()
+        .map(|p| {
+            let until = p.ends_at.to_zoned(jiff::tz::TimeZone::UTC).date();
+            format!(
+                " · {} until {until}, then {}",
+                escape(&p.display_name),
+                escape(&p.list_price)
+            )
+        })
+        .unwrap_or_default()
+}
+
 fn plan_choices(plans: &[PlanView]) -> String {
     let mut out = String::from("<fieldset class=\"plans\"><legend>Plan</legend>");
     for (i, plan) in plans.iter().enumerate() {
@@ -57,7 +72,7 @@ fn plan_choices(plans: &[PlanView]) -> String {
             .unwrap_or_default();
         let _ = write!(
             out,
-            "<label class=\"plan\"><input type=\"radio\" name=\"plan\" value=\"{value}\"{checked}{unit}> <strong>{name}</strong> <span>{price}{trial}</span></label>",
+            "<label class=\"plan\"><input type=\"radio\" name=\"plan\" value=\"{value}\"{checked}{unit}> <strong>{name}</strong> <span>{price}{promotion}{trial}</span></label>",
             value = escape(&plan.name),
             checked = if i == 0 { " checked" } else { "" },
             unit = plan
@@ -67,6 +82,7 @@ fn plan_choices(plans: &[PlanView]) -> String {
                 .unwrap_or_default(),
             name = escape(&plan.display_name),
             price = escape(&plan.price),
+            promotion = promotion_note(plan),
         );
     }
     out.push_str("</fieldset>");
@@ -369,9 +385,13 @@ fn tabs(detail: &ListingDetail) -> String {
     for plan in &detail.plans {
         let _ = write!(
             out,
-            "<div class=\"plan-box\"><h3>{}</h3><p class=\"price\">{}</p>{}</div>",
+            "<div class=\"plan-box\"><h3>{}</h3><p class=\"price\">{}</p>{}{}</div>",
             escape(&plan.display_name),
             escape(&plan.price),
+            match promotion_note(plan).strip_prefix(" · ") {
+                Some(note) => format!("<p class=\"promotion\">{note}</p>"),
+                None => String::new(),
+            },
             plan.trial_days
                 .map(|d| format!("<p>{d}-day free trial</p>"))
                 .unwrap_or_default()

@@ -15,7 +15,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::handlers::shown_plan;
+use super::handlers::{purchase_terms, shown_plan};
 use super::html::{Frame, escape, page, respond, url_part};
 use super::links::Links;
 use super::session::{csrf_matches, csrf_token, session_token};
@@ -191,7 +191,7 @@ async fn buy(
             Ok(plan) => plan,
             Err(refusal) => return answered(&door, refusal, &back).await,
         };
-        let Some(plan) = plan else {
+        let Some((plan, offer)) = plan else {
             return message_page(
                 &door,
                 StatusCode::NOT_FOUND,
@@ -199,7 +199,8 @@ async fn buy(
                 "<h1>Not done</h1><p>There is no such plan.</p>",
             );
         };
-        let quote = serde_json::to_string(&QuotedPrice::of(&plan.pricing)).unwrap_or_default();
+        let (sentence, quote) = purchase_terms(&plan, offer.as_ref(), quantity);
+        let quote = serde_json::to_string(&quote).unwrap_or_default();
         let mut fields = vec![
             ("key", form.key.clone()),
             ("listing", form.listing.clone()),
@@ -214,7 +215,7 @@ async fn buy(
             fields.push(("trial", "on".into()));
         }
         let action = format!("/forms/t/{}/buy", url_part(&tenant));
-        let main = confirm_page_main(&action, &confirmation(&plan, quantity), &fields, &back);
+        let main = confirm_page_main(&action, &sentence, &fields, &back);
         return message_page(&door, StatusCode::OK, "Confirm", &main);
     };
     let confirmed: Option<Value> = serde_json::from_str(quote).ok();
@@ -313,7 +314,7 @@ async fn subscription_step(
                     form.plan.clone().unwrap_or_default(),
                 );
                 match shown_plan(&door, &headers, &tenant, &listing, &plan).await {
-                    Ok(Some(plan)) => (
+                    Ok(Some((plan, _))) => (
                         confirmation(&plan, quantity),
                         serde_json::to_string(&QuotedPrice::of(&plan.pricing)).unwrap_or_default(),
                     ),

@@ -26,8 +26,9 @@ use crate::front_door::auth::Access;
 use crate::front_door::read_limits::ReadClass;
 use crate::front_door::storefront::catalog::{CatalogQuery, catalog_page, shown_to};
 use crate::front_door::storefront::detail::{listing_detail, subscriptions_view};
-use crate::front_door::storefront::price::{QuotedPrice, confirmation};
+use crate::front_door::storefront::price::{QuotedPrice, promoted_confirmation, promoted_plan};
 use crate::front_door::storefront::routes::{TenantScope, read_scope, refs, rights, wizard_of};
+use crate::lifecycle::promotion::Offer;
 
 /// The web UI's routes (merged into [`crate::front_door::router`]).
 pub fn routes() -> Router<FrontDoor> {
@@ -222,11 +223,11 @@ pub(super) async fn shown_plan(
     tenant: &str,
     listing: &str,
     plan: &str,
-) -> Result<Option<crate::api::listing::Plan>, Response> {
+) -> Result<Option<(crate::api::listing::Plan, Option<Offer>)>, Response> {
     let scope = read_scope(door, headers, tenant, ReadClass::Browse).await?;
     let subs = refs(&scope.subscriptions);
     let facts = scope.facts(tenant, &subs);
-    Ok(door
+    let found = door
         .stores
         .listing(listing)
         .filter(|l| shown_to(l, &facts))
@@ -236,7 +237,25 @@ pub(super) async fn shown_plan(
                 .iter()
                 .find(|p| p.name.as_str() == plan)
                 .cloned()
-        }))
+        });
+    // A purchase now is priced by the promotion on offer to the tenant, if any.
+    Ok(found.map(|plan| {
+        let offer = facts.offer(listing, &plan, None, Timestamp::now());
+        (plan, offer)
+    }))
+}
+
+/// The sentence to confirm and the quote to send back for buying `plan` now.
+pub(super) fn purchase_terms(
+    plan: &crate::api::listing::Plan,
+    offer: Option<&Offer>,
+    quantity: i32,
+) -> (String, QuotedPrice) {
+    let priced = promoted_plan(plan, offer);
+    (
+        promoted_confirmation(plan, quantity, offer),
+        QuotedPrice::of(&priced.pricing),
+    )
 }
 
 /// The sentence a buyer confirms and the price the purchase sends back, from the same
@@ -252,11 +271,11 @@ async fn confirm_sentence(
         Err(refusal) => return refusal,
     };
     match plan {
-        Some(plan) => axum::Json(json!({
-            "confirmation": confirmation(&plan, query.quantity.unwrap_or(1)),
-            "quote": QuotedPrice::of(&plan.pricing),
-        }))
-        .into_response(),
+        Some((plan, offer)) => {
+            let (sentence, quote) =
+                purchase_terms(&plan, offer.as_ref(), query.quantity.unwrap_or(1));
+            axum::Json(json!({"confirmation": sentence, "quote": quote})).into_response()
+        }
         None => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"code": "PlanNotFound", "field": "plan",

@@ -58,6 +58,7 @@ pub fn render_site(input: &PreviewInput<'_>) -> Vec<PreviewFile> {
         tenant: &tenant,
         subscriptions: &[],
         entitled_features: &features,
+        promotions: &[],
     };
     let viewer = Viewer {
         tenant: PREVIEW_TENANT.into(),

@@ -141,6 +141,7 @@ fn a_detail_page_with_many_listings_worth_of_text_stays_small() {
         tenant: &acme,
         subscriptions: &[],
         entitled_features: &features,
+        promotions: &[],
     };
     let l = Listing::new(
         "route",

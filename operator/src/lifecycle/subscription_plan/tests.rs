@@ -154,3 +154,31 @@ fn requeue_waits_for_the_next_due_change_at_most_the_resync() {
         RESYNC + Duration::from_millis(50)
     );
 }
+
+#[test]
+fn a_promoted_price_whose_periods_are_over_is_billed_anew_at_the_list_price() {
+    use crate::api::tenant_subscription::AppliedPromotion;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let spec = subscription("{listing: ro, plan: standard}");
+    let listing = listing("");
+    let mut status = active_status();
+    if let Some(ids) = status.hubspot.as_mut() {
+        ids.billed_promotion = Some("spring".into());
+    }
+    let kept = |until: &str| AppliedPromotion {
+        name: "spring".into(),
+        plan: "standard".into(),
+        list_price: "12.00".into(),
+        price: "9.60".into(),
+        discount_percentage: Some(20),
+        discount_amount: None,
+        periods: 3,
+        kept_until: Time(ts(until)),
+    };
+    status.promotion = Some(kept("2026-12-01T00:00:00Z"));
+    let o = observe(&spec, &status, &listing, None);
+    assert_eq!(plan_billing(&o).intent, BillingIntent::None, "still kept");
+    status.promotion = Some(kept(T0));
+    let o = observe(&spec, &status, &listing, None);
+    assert_eq!(plan_billing(&o).intent, BillingIntent::ChangePlan);
+}

@@ -52,6 +52,7 @@ fn request(n: usize) -> BillingRequest {
         interval: "monthly".into(),
         trial_days: (n % 2 * 14) as u32,
         start_date: jiff::civil::date(2026, 11, 22),
+        discount: None,
     }
 }
 

@@ -63,7 +63,7 @@ enum Legacy {
 }
 
 /// An in-app instant listing, an approval one, an integration with its wizard, and a legacy
-/// listing and wizard that leave the catalog (pruned).
+/// listing, wizard and promotion that leave the catalog (pruned).
 fn write_catalog(repo: &Repo, legacy_state: Legacy) {
     let mut routes = renamed("listing-premium-analytics.yaml", "routes");
     routes["spec"]["activation"] = json!("Instant");
@@ -86,6 +86,7 @@ fn write_catalog(repo: &Repo, legacy_state: Legacy) {
     let legacy = [
         "catalog/listings/legacy.yaml",
         "catalog/wizards/legacy.yaml",
+        "catalog/promotions/legacy.yaml",
     ];
     if legacy_state != Legacy::Removed {
         let mut listing = renamed("listing-gigsafe.yaml", "legacy");
@@ -95,6 +96,12 @@ fn write_catalog(repo: &Repo, legacy_state: Legacy) {
         repo.write(legacy[0], &listing);
         wizard["metadata"]["name"] = json!("legacy");
         repo.write(legacy[1], &wizard);
+        // A past promotion: no subscription keeps it, so it is pruned with the rest.
+        let mut promotion = renamed("promotion-route-optimization.yaml", "legacy");
+        promotion["spec"]["targets"] = json!([{"listing": "routes"}]);
+        promotion["spec"]["startsAt"] = json!("2020-01-01T00:00:00Z");
+        promotion["spec"]["endsAt"] = json!("2020-02-01T00:00:00Z");
+        repo.write(legacy[2], &promotion);
     } else {
         for file in legacy {
             repo.remove(file);
