@@ -1,6 +1,7 @@
 //! Monthly recurring revenue from the plans' prices: each billed subscription's price per
 //! month (a yearly price counts a twelfth; a per-unit price times the quantity billed),
-//! summed by listing, plan and currency. Metered usage is not recurring and is left out.
+//! summed by listing, plan and currency; a promotion counts at its price while HubSpot bills it.
+//! Metered usage is not recurring and is left out.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,11 +54,21 @@ pub fn monthly_billing(
         .plans
         .iter()
         .find(|p| p.name.as_str() == plan_name)?;
+    let mut pricing = plan.pricing.clone();
+    // A promotion HubSpot bills now counts at its price, until billing returns to the list price.
+    let billed_promotion = billed.and_then(|h| h.billed_promotion.as_deref());
+    if let Some(kept) = status
+        .promotion
+        .as_ref()
+        .filter(|p| billed_promotion == Some(p.name.as_str()) && p.plan.as_str() == plan_name)
+    {
+        pricing.amount = kept.price.clone();
+    }
     Some(MonthlyBilling {
         listing: listing_name.to_string(),
         plan: plan_name,
-        currency: plan.pricing.currency.clone(),
-        amount: monthly_amount(&plan.pricing, quantity)?,
+        currency: pricing.currency.clone(),
+        amount: monthly_amount(&pricing, quantity)?,
     })
 }
 

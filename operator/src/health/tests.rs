@@ -262,6 +262,26 @@ fn mrr_normalises_yearly_and_per_unit_prices_of_billed_subscriptions_only() {
             "hubspot": {"billedPlan": "seats", "billedQuantity": 2}}),
         ),
         sub("gone", "pro", 1, json!({"phase": "Active"})),
+        // Bought under a promotion HubSpot bills: its price; once billed at list price again
+        // (billedPromotion gone), the list price.
+        sub(
+            "routes",
+            "yearly",
+            1,
+            json!({"phase": "Active",
+            "promotion": {"name": "spring", "plan": "yearly", "listPrice": "120", "price": "60",
+                          "discountAmount": "60", "periods": 1, "keptUntil": "2027-01-01T00:00:00Z"},
+            "hubspot": {"billedPlan": "yearly", "billedPromotion": "spring"}}),
+        ),
+        sub(
+            "routes",
+            "yearly",
+            1,
+            json!({"phase": "Active",
+            "promotion": {"name": "spring", "plan": "yearly", "listPrice": "120", "price": "60",
+                          "discountAmount": "60", "periods": 1, "keptUntil": "2026-01-01T00:00:00Z"},
+            "hubspot": {"billedPlan": "yearly"}}),
+        ),
     ];
     let revenue = mrr(subs.iter().filter_map(|s| monthly_billing(s, find)));
     let lines: Vec<(&str, &str, u32, &str)> = revenue
@@ -281,7 +301,7 @@ fn mrr_normalises_yearly_and_per_unit_prices_of_billed_subscriptions_only() {
         vec![
             ("pro", "USD", 2, "98.00"),
             ("seats", "USD", 2, "25.00"),
-            ("yearly", "EUR", 1, "10.00")
+            ("yearly", "EUR", 3, "25.00")
         ]
     );
     let totals: Vec<(&str, &str)> = revenue
