@@ -1,8 +1,8 @@
 //! The subscription reconcile as a plan: every choice the reconciler makes, as pure functions
 //! over what it observed. The reconciler runs them in this order, acting between them:
 //!
-//! 1. [`plan_billing`]: the target phase and the one billing call it needs (drift found in
-//!    HubSpot is healed by the idempotent ensure);
+//! 1. [`plan_billing`]: the target phase, the one billing call it needs (drift found in
+//!    HubSpot is healed by the idempotent ensure) and whether it runs in the background;
 //! 2. after the call, [`decide_after_billing`] and the Entitlements to write
 //!    ([`super::desired_entitlements`]);
 //! 3. if writing them failed, [`hold_on_entitlement_failure`];
@@ -105,6 +105,12 @@ impl<'a> Observation<'a> {
 pub struct BillingStep {
     pub target: Decision,
     pub intent: BillingIntent,
+    /// The call runs in the billing pool, not in the reconcile: an entitled-first subscription
+    /// already has its features, so nothing waits on HubSpot's rate budget but the `Billed`
+    /// condition, and the reconcile slots stay free for new purchases. The reconcile that finds
+    /// the call's outcome reports it. BillFirst and cancellations call inline (nothing may move
+    /// on before they succeed).
+    pub background: bool,
 }
 
 pub fn plan_billing(o: &Observation<'_>) -> BillingStep {
@@ -137,7 +143,17 @@ pub fn plan_billing(o: &Observation<'_>) -> BillingStep {
     {
         intent = BillingIntent::Ensure;
     }
-    BillingStep { target, intent }
+    let background = o.entitle_first.is_some()
+        && !entering
+        && matches!(
+            intent,
+            BillingIntent::Ensure | BillingIntent::ReadStatus | BillingIntent::ChangePlan
+        );
+    BillingStep {
+        target,
+        intent,
+        background,
+    }
 }
 
 /// Step 2: the phase, given what the billing call found (`fact`).

@@ -154,3 +154,40 @@ fn requeue_waits_for_the_next_due_change_at_most_the_resync() {
         RESYNC + Duration::from_millis(50)
     );
 }
+
+#[test]
+fn entitled_first_subscriptions_bill_in_the_background_once_in_service() {
+    let spec = subscription("{listing: ro, plan: standard}");
+    let listing = listing("");
+    let grace = Some(jiff::SignedDuration::from_secs(900));
+    let new = TenantSubscriptionStatus::default();
+    let mut o = observe(&spec, &new, &listing, None);
+    o.entitle_first = grace;
+    let entering = plan_billing(&o);
+    assert_eq!(entering.intent, BillingIntent::None, "entitled at once");
+    assert!(!entering.background);
+
+    let entitled = TenantSubscriptionStatus {
+        phase: Some(Phase::Active),
+        ..TenantSubscriptionStatus::default()
+    };
+    let mut o = observe(&spec, &entitled, &listing, None);
+    o.entitle_first = grace;
+    let billing = plan_billing(&o);
+    assert_eq!(billing.intent, BillingIntent::Ensure);
+    assert!(billing.background, "the reconcile does not wait on HubSpot");
+
+    o.entitle_first = None;
+    let bill_first = plan_billing(&o);
+    assert_eq!(bill_first.intent, BillingIntent::Ensure);
+    assert!(!bill_first.background, "BillFirst calls inline");
+
+    let mut cancelling = spec.clone();
+    cancelling.cancellation = Some(serde_json::from_str(r#"{"effective":"Immediately"}"#).unwrap());
+    let status = active_status();
+    let mut o = observe(&cancelling, &status, &listing, None);
+    o.entitle_first = grace;
+    let step = plan_billing(&o);
+    assert_eq!(step.intent, BillingIntent::Cancel);
+    assert!(!step.background, "a cancellation calls inline");
+}
