@@ -25,7 +25,7 @@ use crate::api::conditions::reasons::{
 };
 use crate::api::conditions::types::{BILLED, READY, SYNCED};
 pub use crate::api::conditions::types::{CONNECTION_TESTED, ENTITLED};
-use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
+use crate::api::conditions::{FALSE, NewCondition, TRUE, find_condition, set_condition};
 use crate::api::listing::ListingSpec;
 use crate::api::tenant_subscription::{
     HubSpotIds, Phase, TenantSubscriptionSpec, TenantSubscriptionStatus, Transition,
@@ -428,12 +428,20 @@ fn subscription_status(
             "no live HubSpot billing record".into(),
         ),
         BillingFact::Failed { message, .. } => set(BILLED, false, FAILED, message.clone()),
-        BillingFact::Unknown if o.entitle_first.is_some() && is_usable(d.phase) => set(
-            BILLED,
-            false,
-            PENDING,
-            "entitled first; the HubSpot billing record is being created".into(),
-        ),
+        // Only before the first outcome: while a retry runs in the billing pool, the last
+        // outcome (a failure, with HubSpot's message) stands.
+        BillingFact::Unknown
+            if o.entitle_first.is_some()
+                && is_usable(d.phase)
+                && find_condition(&status.conditions, BILLED).is_none() =>
+        {
+            set(
+                BILLED,
+                false,
+                PENDING,
+                "entitled first; the HubSpot billing record is being created".into(),
+            )
+        }
         BillingFact::Unknown => {}
     }
     let (entitled, reason, message) = entitled_condition(d.phase, &acted.granted, acted);

@@ -191,3 +191,50 @@ fn entitled_first_subscriptions_bill_in_the_background_once_in_service() {
     assert_eq!(step.intent, BillingIntent::Cancel);
     assert!(!step.background, "a cancellation calls inline");
 }
+
+#[test]
+fn a_failed_billing_stays_reported_while_its_retry_runs_in_the_background() {
+    let spec = subscription("{listing: ro, plan: standard}");
+    let listing = listing("");
+    let entitled = TenantSubscriptionStatus {
+        phase: Some(Phase::Active),
+        ..TenantSubscriptionStatus::default()
+    };
+    let mut o = observe(&spec, &entitled, &listing, None);
+    o.entitle_first = Some(jiff::SignedDuration::from_secs(900));
+    let billed = |r: &Report| {
+        crate::api::conditions::find_condition(&r.status.conditions, "Billed")
+            .map(|c| c.reason.clone())
+    };
+    // Before any outcome: Pending.
+    let pending = report(
+        &o,
+        &decide_after_billing(&o, &o.recorded()),
+        &Acted::default(),
+    );
+    assert_eq!(billed(&pending).as_deref(), Some("Pending"));
+    // The pool's outcome: Failed.
+    let failed_fact = BillingFact::Failed {
+        message: "HubSpot said 502".into(),
+        retryable: true,
+    };
+    let failed = report(
+        &o,
+        &decide_after_billing(&o, &failed_fact),
+        &Acted {
+            fact: Some(&failed_fact),
+            ..Acted::default()
+        },
+    );
+    assert_eq!(billed(&failed).as_deref(), Some("Failed"));
+    // The retry runs in the pool; the reconcile meanwhile knows nothing new: Failed stands,
+    // not flipped back to Pending.
+    let mut o = observe(&spec, &failed.status, &listing, None);
+    o.entitle_first = Some(jiff::SignedDuration::from_secs(900));
+    let waiting = report(
+        &o,
+        &decide_after_billing(&o, &o.recorded()),
+        &Acted::default(),
+    );
+    assert_eq!(billed(&waiting).as_deref(), Some("Failed"));
+}
