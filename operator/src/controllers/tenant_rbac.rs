@@ -93,13 +93,20 @@ fn subjects(people: &[&TenantSubject]) -> Vec<Subject> {
 
 /// Whether applying `desired` would change nothing in `live` (both as JSON): every field
 /// `desired` sets holds the same value in `live`. Objects may hold more fields (the server's
-/// defaults, other writers' labels); lists must be equal.
+/// defaults, other writers' labels); lists have the same length, item by item; an empty string
+/// is what the server leaves out (a ServiceAccount subject's `apiGroup: ""`).
 pub fn is_applied(live: &serde_json::Value, desired: &serde_json::Value) -> bool {
     use serde_json::Value;
     match (live, desired) {
-        (Value::Object(live), Value::Object(desired)) => desired
-            .iter()
-            .all(|(key, want)| live.get(key).is_some_and(|have| is_applied(have, want))),
+        (Value::Object(live), Value::Object(desired)) => {
+            desired.iter().all(|(key, want)| match live.get(key) {
+                Some(have) => is_applied(have, want),
+                None => want.as_str() == Some(""),
+            })
+        }
+        (Value::Array(live), Value::Array(desired)) => {
+            live.len() == desired.len() && live.iter().zip(desired).all(|(l, d)| is_applied(l, d))
+        }
         (live, desired) => live == desired,
     }
 }
@@ -321,5 +328,14 @@ mod applied_tests {
         assert!(!is_applied(&unlabelled, &desired), "a removed label");
         let more_rules = json!({"metadata": {"name": "r", "labels": {"a": "1"}}, "rules": [{"verbs": ["get"]}, {"verbs": ["list"]}]});
         assert!(!is_applied(&more_rules, &desired), "lists must be equal");
+        let service_account =
+            json!({"subjects": [{"kind": "ServiceAccount", "name": "ci", "apiGroup": ""}]});
+        let as_stored = json!({"subjects": [{"kind": "ServiceAccount", "name": "ci"}]});
+        assert!(
+            is_applied(&as_stored, &service_account),
+            "the server drops empty strings"
+        );
+        let other = json!({"subjects": [{"kind": "ServiceAccount", "name": "bot"}]});
+        assert!(!is_applied(&other, &service_account));
     }
 }
