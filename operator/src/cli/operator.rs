@@ -57,6 +57,14 @@ pub struct OperatorArgs {
     /// SubscriptionActions reconciled at once.
     #[arg(long, env = "MARKETPLACE_ACTION_CONCURRENCY", default_value_t = 4)]
     pub action_concurrency: u16,
+    /// Billing calls of EntitleFirst subscriptions made at once, outside the reconciles (the
+    /// client batches what they send, so this bounds the batch size too).
+    #[arg(
+        long,
+        env = "MARKETPLACE_BILLING_CONCURRENCY",
+        default_value_t = crate::controllers::billing_pool::DEFAULT_BILLING_CONCURRENCY
+    )]
+    pub billing_concurrency: usize,
     /// The platform's version, checked against listings' platformVersion ranges.
     #[arg(long, env = "MARKETPLACE_PLATFORM_VERSION")]
     pub platform_version: Option<semver::Version>,
@@ -269,6 +277,7 @@ impl OperatorArgs {
             tenant_concurrency: self.tenant_concurrency,
             subscription_concurrency: self.subscription_concurrency,
             action_concurrency: self.action_concurrency,
+            billing_concurrency: self.billing_concurrency,
             platform_version: self.platform_version.clone(),
             audit_interval: Duration::from_secs(self.audit_interval_seconds.max(1)),
             cancel_orphans: self.cancel_orphans,

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod billing_audit;
+pub mod billing_pool;
 pub mod catalog_source;
 pub mod connection_check;
 pub mod entitlements;
@@ -51,6 +52,10 @@ pub struct Context {
     pub billing: Option<crate::billing::HubSpotClient>,
     /// What webhooks and the drift audit learned about billing records, for the next reconcile.
     pub news: news::NewsBoard,
+    /// Caches of the Tenant controller's objects, started with that controller.
+    pub tenant_owned: std::sync::OnceLock<tenant::TenantOwnedCaches>,
+    /// Billing calls of entitled-first subscriptions, made outside the reconciles.
+    pub billing_pool: billing_pool::BillingPool,
     /// The hash-chained record of every transition and billing call (disabled unless a path
     /// is configured).
     pub audit: crate::audit_log::AuditLog,
@@ -84,6 +89,8 @@ pub struct ControllerConfig {
     pub subscription_concurrency: u16,
     /// SubscriptionActions reconciled at once.
     pub action_concurrency: u16,
+    /// Billing calls of entitled-first subscriptions made at once ([`billing_pool`]).
+    pub billing_concurrency: usize,
     /// The platform's version, checked against listings' platformVersion ranges.
     pub platform_version: Option<semver::Version>,
     /// How often the HubSpot drift audit runs.
@@ -111,6 +118,7 @@ impl Default for ControllerConfig {
             tenant_concurrency: 4,
             subscription_concurrency: DEFAULT_SUBSCRIPTION_CONCURRENCY,
             action_concurrency: 4,
+            billing_concurrency: billing_pool::DEFAULT_BILLING_CONCURRENCY,
             platform_version: None,
             audit_interval: Duration::from_secs(600),
             probe: crate::connection::ProbePolicy::default(),
@@ -167,9 +175,11 @@ impl Context {
             client,
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
             git: crate::catalog::git::GitCache::new(config.git_cache_dir.clone()),
-            config,
             billing: None,
             news: news::NewsBoard::default(),
+            billing_pool: billing_pool::BillingPool::new(config.billing_concurrency),
+            tenant_owned: Default::default(),
+            config,
             audit: crate::audit_log::AuditLog::disabled(),
             metrics,
             notifier: None,

@@ -41,6 +41,21 @@ impl NewsBoard {
         let _ = self.wake.try_send(object);
     }
 
+    /// Puts back news a reconcile took but could not answer yet, without waking anyone (what
+    /// it waits for wakes the subscription).
+    pub fn keep(&self, uid: &str, news: BillingNews) {
+        self.news
+            .lock()
+            .expect("news lock")
+            .entry(uid.to_string())
+            .or_insert(news);
+    }
+
+    /// A sender of wake-ups, for work that finishes outside a reconcile.
+    pub fn waker(&self) -> mpsc::Sender<ObjectRef<TenantSubscription>> {
+        self.wake.clone()
+    }
+
     /// Takes the news for `uid`, if any.
     pub fn take(&self, uid: &str) -> Option<BillingNews> {
         self.news.lock().expect("news lock").remove(uid)

@@ -3,6 +3,7 @@
 //! With billing configured, the tenant's HubSpot company and billing contact are upserted too.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -12,14 +13,15 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::status::{OPERATOR_MANAGER, apply_status_guarded};
 use super::tenant_rbac::{
-    TENANT_LABEL, catalog_reader_cluster_role, desired_objects, namespace_name,
+    TENANT_LABEL, catalog_reader_cluster_role, desired_objects, is_applied, namespace_name,
 };
 use super::{Context, Error, object_key};
 use crate::api::Tenant;
@@ -27,20 +29,58 @@ use crate::api::conditions::reasons::{HUBSPOT_COMPANY_FAILED, PROVISIONED, SUSPE
 use crate::api::conditions::types::READY;
 use crate::api::conditions::{FALSE, NewCondition, TRUE, find_condition, set_condition};
 use crate::billing::{CompanyRequest, ContactRequest};
+use crate::runtime::SharedCache;
+
+/// Caches of what the Tenant controller makes (found by their tenant label), so a reconcile
+/// writes only what differs: a restarted operator's pass over every Tenant writes nothing.
+pub struct TenantOwnedCaches {
+    namespaces: SharedCache<Namespace>,
+    roles: SharedCache<Role>,
+    role_bindings: SharedCache<RoleBinding>,
+    cluster_role_bindings: SharedCache<ClusterRoleBinding>,
+    /// The shared catalog reader ClusterRole was applied by this process.
+    catalog_reader_applied: AtomicBool,
+}
+
+impl TenantOwnedCaches {
+    fn start(client: &Client) -> Self {
+        let owned = || watcher::Config::default().labels(TENANT_LABEL);
+        TenantOwnedCaches {
+            namespaces: SharedCache::start_trimmed_with(Api::all(client.clone()), owned()),
+            roles: SharedCache::start_trimmed_with(Api::all(client.clone()), owned()),
+            role_bindings: SharedCache::start_trimmed_with(Api::all(client.clone()), owned()),
+            cluster_role_bindings: SharedCache::start_trimmed_with(
+                Api::all(client.clone()),
+                owned(),
+            ),
+            catalog_reader_applied: AtomicBool::new(false),
+        }
+    }
+
+    async fn wait_until_ready(&self) {
+        tokio::join!(
+            self.namespaces.wait_until_ready(),
+            self.roles.wait_until_ready(),
+            self.role_bindings.wait_until_ready(),
+            self.cluster_role_bindings.wait_until_ready(),
+        );
+    }
+}
 
 /// The Tenant controller, driven by the shared Tenant cache. Changes to the objects it made
-/// (found by their tenant label) re-reconcile their Tenant, which restores them.
+/// re-reconcile their Tenant, which restores them.
 pub fn controller(ctx: &Context) -> Controller<Tenant> {
-    let client = ctx.client.clone();
-    let owned = || watcher::Config::default().labels(TENANT_LABEL);
+    let owned = ctx
+        .tenant_owned
+        .get_or_init(|| TenantOwnedCaches::start(&ctx.client));
     Controller::for_shared_stream(
         ctx.stores.tenants.changes(),
         ctx.stores.tenants.store().clone(),
     )
-    .owns(Api::<Namespace>::all(client.clone()), owned())
-    .owns(Api::<Role>::all(client.clone()), owned())
-    .owns(Api::<RoleBinding>::all(client.clone()), owned())
-    .owns(Api::<ClusterRoleBinding>::all(client), owned())
+    .owns_shared_stream(owned.namespaces.changes())
+    .owns_shared_stream(owned.roles.changes())
+    .owns_shared_stream(owned.role_bindings.changes())
+    .owns_shared_stream(owned.cluster_role_bindings.changes())
 }
 
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -50,31 +90,57 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
         .ok_or_else(|| Error::InvalidObject(format!("Tenant {key} has no uid yet")))?;
     let objects = desired_objects(&tenant, owner);
     let client = &ctx.client;
+    let owned = ctx.tenant_owned.get();
+    if let Some(owned) = owned {
+        owned.wait_until_ready().await;
+    }
 
     // Act: server-side apply is idempotent, so restoring drift and keeping things as they are
-    // are the same call.
-    apply(
-        Api::<ClusterRole>::all(client.clone()),
-        &catalog_reader_cluster_role(),
+    // are the same call; it is skipped when the cache shows the object as applied already.
+    let mut wrote = apply(
+        Api::<Namespace>::all(client.clone()),
+        owned.map(|o| &o.namespaces),
+        &objects.namespace,
     )
     .await?;
-    apply(Api::<Namespace>::all(client.clone()), &objects.namespace).await?;
     let namespace = namespace_name(&tenant.name_any());
     for role in &objects.roles {
-        apply(Api::<Role>::namespaced(client.clone(), &namespace), role).await?;
+        wrote |= apply(
+            Api::<Role>::namespaced(client.clone(), &namespace),
+            owned.map(|o| &o.roles),
+            role,
+        )
+        .await?;
     }
     for binding in &objects.role_bindings {
-        apply(
+        wrote |= apply(
             Api::<RoleBinding>::namespaced(client.clone(), &namespace),
+            owned.map(|o| &o.role_bindings),
             binding,
         )
         .await?;
     }
-    apply(
+    wrote |= apply(
         Api::<ClusterRoleBinding>::all(client.clone()),
+        owned.map(|o| &o.cluster_role_bindings),
         &objects.catalog_binding,
     )
     .await?;
+    // The shared cluster role (not watched: the operator may not list ClusterRoles): applied
+    // by the process's first Tenant reconcile, and again whenever a tenant's objects needed
+    // restoring.
+    let applied_once = owned.is_some_and(|o| o.catalog_reader_applied.load(Ordering::Relaxed));
+    if wrote || !applied_once {
+        apply(
+            Api::<ClusterRole>::all(client.clone()),
+            None,
+            &catalog_reader_cluster_role(),
+        )
+        .await?;
+        if let Some(o) = owned {
+            o.catalog_reader_applied.store(true, Ordering::Relaxed);
+        }
+    }
 
     // HubSpot: the tenant's company and billing contact (idempotent; the id is kept in status
     // so subscriptions and people can find the record).
@@ -167,15 +233,32 @@ pub fn company_request(tenant: &Tenant) -> CompanyRequest {
     }
 }
 
-async fn apply<K>(api: Api<K>, object: &K) -> Result<(), Error>
+/// Applies `object` unless `cache` shows it applied already; returns whether it wrote. A cache
+/// that lags costs at most a no-op apply; a change it has not seen yet re-reconciles the Tenant
+/// once it has.
+async fn apply<K>(api: Api<K>, cache: Option<&SharedCache<K>>, object: &K) -> Result<bool, Error>
 where
-    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
+    let live = cache.and_then(|c| c.get(&ObjectRef::from_obj(object)));
+    let applied = live.is_some_and(|live| {
+        live.meta().deletion_timestamp.is_none()
+            && match (
+                serde_json::to_value(live.as_ref()),
+                serde_json::to_value(object),
+            ) {
+                (Ok(live), Ok(desired)) => is_applied(&live, &desired),
+                _ => false,
+            }
+    });
+    if applied {
+        return Ok(false);
+    }
     api.patch(
         &object.name_any(),
         &PatchParams::apply(OPERATOR_MANAGER).force(),
         &Patch::Apply(object),
     )
     .await?;
-    Ok(())
+    Ok(true)
 }

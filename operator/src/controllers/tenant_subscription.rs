@@ -13,6 +13,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
+use super::billing_pool::{JobInputs, JobKey};
 use super::entitlements::apply_entitlements;
 use super::status::apply_status_guarded;
 use super::subscription_billing::{BillingInputs, execute};
@@ -44,6 +45,8 @@ pub const FINALIZER: &str = "marketplace.dev/billing";
 pub const TENANT_NAMESPACE_PREFIX: &str = "tenant-";
 /// The audit log's name for this reconciler.
 const ACTOR: &str = "controller/tenant-subscription";
+/// How soon a subscription whose billing runs in the pool looks again if no wake-up came.
+const BILLING_JOB_RECHECK: Duration = Duration::from_secs(60);
 
 /// The controller, driven by the shared caches: a Listing or Tenant spec change re-reconciles
 /// the subscriptions that depend on it; a changed or deleted Entitlement, its subscription;
@@ -175,7 +178,11 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
     };
 
     // Decide what billing must do, and do it.
-    let BillingStep { target, intent } = plan_billing(&observed);
+    let BillingStep {
+        target,
+        intent,
+        background,
+    } = plan_billing(&observed);
     let inputs = BillingInputs {
         subscription: sub,
         tenant_name,
@@ -186,16 +193,50 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
         promotion: status.promotion.as_ref(),
         now,
     };
-    if intent != BillingIntent::None && is_stale(sub, ctx).await? {
+    let transition = status.phase != Some(target.phase);
+    if (intent != BillingIntent::None || transition) && is_stale(sub, ctx).await? {
         // Our own last status write has not reached the cache yet (an owned Entitlement's
-        // event can wake us first): deciding from the old state would repeat billing calls.
-        // The news waits for that reconcile.
+        // event can wake us first): deciding from the old state would repeat billing calls,
+        // or the transition and its Entitlement writes (an entitled-first subscription, which
+        // calls nothing on the way in). The news waits for that reconcile.
         if let Some(news) = &news {
             ctx.news.post(&uid, ObjectRef::from_obj(sub), news.clone());
         }
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
-    let outcome = execute(ctx.billing.as_ref(), intent, &inputs).await;
+    let (intent, outcome) = match (&ctx.billing, background) {
+        (Some(client), true) => {
+            let key = JobKey {
+                generation: sub.metadata.generation,
+                intent,
+            };
+            let job = JobInputs {
+                subscription: sub.clone(),
+                tenant_name: tenant_name.to_string(),
+                tenant: tenant.as_ref().map(|t| t.spec.clone()),
+                listing: listing_spec.cloned(),
+                started: inputs.started,
+                promotion: inputs.promotion.cloned(),
+                now: inputs.now,
+            };
+            match ctx
+                .billing_pool
+                .take_or_start(client, ctx.news.waker(), &uid, key, job)
+            {
+                Some(outcome) => (intent, outcome),
+                // The call runs in the pool; until it is done, the recorded fact stands. News
+                // waits for the outcome that answers it (the job wakes this subscription).
+                None if news.is_some() => {
+                    if let Some(news) = news {
+                        ctx.news.keep(&uid, news);
+                    }
+                    return Ok(Action::requeue(BILLING_JOB_RECHECK));
+                }
+                None => (BillingIntent::None, Ok(Default::default())),
+            }
+        }
+        _ => (intent, execute(ctx.billing.as_ref(), intent, &inputs).await),
+    };
     if ctx.billing.is_some() && intent != BillingIntent::None {
         ctx.metrics.billing_call();
         ctx.record(AuditEntry::new(

@@ -59,7 +59,10 @@ pub fn desired_entitlements(
 ) -> Vec<DesiredEntitlement> {
     let previously: BTreeSet<String> = previously.iter().cloned().collect();
     let granted = features.cloned().unwrap_or_else(|| previously.clone());
-    let starts_at = decision.activated_at.unwrap_or(now);
+    // In whole seconds, as stored: a reconcile that decides the same start again (from a
+    // subscription read a moment before its own last status write) then wants the same
+    // Entitlement and writes nothing.
+    let starts_at = whole_second(decision.activated_at.unwrap_or(now));
     // Stored times keep whole seconds, and the CRD wants endsAt > startsAt as stored: an end
     // in the start's second is no end (a cancel right after activation would be refused, 422).
     let after_start = |t: Option<Timestamp>| t.filter(|t| t.as_second() > starts_at.as_second());
@@ -118,6 +121,11 @@ pub fn desired_entitlements(
             }),
     );
     out
+}
+
+/// `t` without its fraction of a second (what a stored `Time` keeps).
+fn whole_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
 }
 
 /// The features a set of desired Entitlements grants (status.entitlements): all but the revoked.
@@ -199,6 +207,20 @@ mod tests {
         let later: Timestamp = "2026-11-22T00:00:01.100Z".parse().unwrap();
         let revoked = desired_entitlements(&d, "s", None, &granted, later);
         assert_eq!(revoked[0].ends_at, Some(later));
+    }
+
+    #[test]
+    fn the_start_is_kept_in_whole_seconds_so_a_repeated_decision_wants_the_same() {
+        let f = set(&["eta"]);
+        let mut first = decision(Phase::Active);
+        first.activated_at = Some("2026-11-22T00:00:00.300Z".parse().unwrap());
+        let mut again = first.clone();
+        again.activated_at = Some("2026-11-22T00:00:00.900Z".parse().unwrap());
+        let now: Timestamp = NOW.parse().unwrap();
+        let a = desired_entitlements(&first, "s", Some(&f), &[], now);
+        let b = desired_entitlements(&again, "s", Some(&f), &[], now);
+        assert_eq!(a, b);
+        assert_eq!(a[0].starts_at, "2026-11-22T00:00:00Z".parse().unwrap());
     }
 
     #[test]

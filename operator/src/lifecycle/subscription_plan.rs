@@ -1,8 +1,8 @@
 //! The subscription reconcile as a plan: every choice the reconciler makes, as pure functions
 //! over what it observed. The reconciler runs them in this order, acting between them:
 //!
-//! 1. [`plan_billing`]: the target phase and the one billing call it needs (drift found in
-//!    HubSpot is healed by the idempotent ensure);
+//! 1. [`plan_billing`]: the target phase, the one billing call it needs (drift found in
+//!    HubSpot is healed by the idempotent ensure) and whether it runs in the background;
 //! 2. after the call, [`decide_after_billing`] and the Entitlements to write
 //!    ([`super::desired_entitlements`]);
 //! 3. if writing them failed, [`hold_on_entitlement_failure`];
@@ -25,7 +25,7 @@ use crate::api::conditions::reasons::{
 };
 use crate::api::conditions::types::{BILLED, READY, SYNCED};
 pub use crate::api::conditions::types::{CONNECTION_TESTED, ENTITLED};
-use crate::api::conditions::{FALSE, NewCondition, TRUE, set_condition};
+use crate::api::conditions::{FALSE, NewCondition, TRUE, find_condition, set_condition};
 use crate::api::listing::ListingSpec;
 use crate::api::tenant_subscription::{
     HubSpotIds, Phase, TenantSubscriptionSpec, TenantSubscriptionStatus, Transition,
@@ -105,6 +105,12 @@ impl<'a> Observation<'a> {
 pub struct BillingStep {
     pub target: Decision,
     pub intent: BillingIntent,
+    /// The call runs in the billing pool, not in the reconcile: an entitled-first subscription
+    /// already has its features, so nothing waits on HubSpot's rate budget but the `Billed`
+    /// condition, and the reconcile slots stay free for new purchases. The reconcile that finds
+    /// the call's outcome reports it. BillFirst and cancellations call inline (nothing may move
+    /// on before they succeed).
+    pub background: bool,
 }
 
 pub fn plan_billing(o: &Observation<'_>) -> BillingStep {
@@ -138,7 +144,17 @@ pub fn plan_billing(o: &Observation<'_>) -> BillingStep {
     {
         intent = BillingIntent::Ensure;
     }
-    BillingStep { target, intent }
+    let background = o.entitle_first.is_some()
+        && !entering
+        && matches!(
+            intent,
+            BillingIntent::Ensure | BillingIntent::ReadStatus | BillingIntent::ChangePlan
+        );
+    BillingStep {
+        target,
+        intent,
+        background,
+    }
 }
 
 /// Step 2: the phase, given what the billing call found (`fact`).
@@ -413,12 +429,20 @@ fn subscription_status(
             "no live HubSpot billing record".into(),
         ),
         BillingFact::Failed { message, .. } => set(BILLED, false, FAILED, message.clone()),
-        BillingFact::Unknown if o.entitle_first.is_some() && is_usable(d.phase) => set(
-            BILLED,
-            false,
-            PENDING,
-            "entitled first; the HubSpot billing record is being created".into(),
-        ),
+        // Only before the first outcome: while a retry runs in the billing pool, the last
+        // outcome (a failure, with HubSpot's message) stands.
+        BillingFact::Unknown
+            if o.entitle_first.is_some()
+                && is_usable(d.phase)
+                && find_condition(&status.conditions, BILLED).is_none() =>
+        {
+            set(
+                BILLED,
+                false,
+                PENDING,
+                "entitled first; the HubSpot billing record is being created".into(),
+            )
+        }
         BillingFact::Unknown => {}
     }
     let (entitled, reason, message) = entitled_condition(d.phase, &acted.granted, acted);

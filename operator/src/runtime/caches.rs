@@ -89,7 +89,12 @@ where
     /// apply` annotation: for caches no reader needs them from, they are most of an object's
     /// size (the field paths of every writer), and of a large cluster's memory.
     pub fn start_trimmed(api: Api<K>) -> Self {
-        let events = watcher(api, watcher::Config::default().any_semantic())
+        Self::start_trimmed_with(api, watcher::Config::default())
+    }
+
+    /// [`Self::start_trimmed`] with a narrower watch (e.g. a label selector).
+    pub fn start_trimmed_with(api: Api<K>, config: watcher::Config) -> Self {
+        let events = watcher(api, config.any_semantic())
             .default_backoff()
             .modify(trim);
         Self::from_events(events)

@@ -182,3 +182,87 @@ fn a_promoted_price_whose_periods_are_over_is_billed_anew_at_the_list_price() {
     let o = observe(&spec, &status, &listing, None);
     assert_eq!(plan_billing(&o).intent, BillingIntent::ChangePlan);
 }
+
+#[test]
+fn entitled_first_subscriptions_bill_in_the_background_once_in_service() {
+    let spec = subscription("{listing: ro, plan: standard}");
+    let listing = listing("");
+    let grace = Some(jiff::SignedDuration::from_secs(900));
+    let new = TenantSubscriptionStatus::default();
+    let mut o = observe(&spec, &new, &listing, None);
+    o.entitle_first = grace;
+    let entering = plan_billing(&o);
+    assert_eq!(entering.intent, BillingIntent::None, "entitled at once");
+    assert!(!entering.background);
+
+    let entitled = TenantSubscriptionStatus {
+        phase: Some(Phase::Active),
+        ..TenantSubscriptionStatus::default()
+    };
+    let mut o = observe(&spec, &entitled, &listing, None);
+    o.entitle_first = grace;
+    let billing = plan_billing(&o);
+    assert_eq!(billing.intent, BillingIntent::Ensure);
+    assert!(billing.background, "the reconcile does not wait on HubSpot");
+
+    o.entitle_first = None;
+    let bill_first = plan_billing(&o);
+    assert_eq!(bill_first.intent, BillingIntent::Ensure);
+    assert!(!bill_first.background, "BillFirst calls inline");
+
+    let mut cancelling = spec.clone();
+    cancelling.cancellation = Some(serde_json::from_str(r#"{"effective":"Immediately"}"#).unwrap());
+    let status = active_status();
+    let mut o = observe(&cancelling, &status, &listing, None);
+    o.entitle_first = grace;
+    let step = plan_billing(&o);
+    assert_eq!(step.intent, BillingIntent::Cancel);
+    assert!(!step.background, "a cancellation calls inline");
+}
+
+#[test]
+fn a_failed_billing_stays_reported_while_its_retry_runs_in_the_background() {
+    let spec = subscription("{listing: ro, plan: standard}");
+    let listing = listing("");
+    let entitled = TenantSubscriptionStatus {
+        phase: Some(Phase::Active),
+        ..TenantSubscriptionStatus::default()
+    };
+    let mut o = observe(&spec, &entitled, &listing, None);
+    o.entitle_first = Some(jiff::SignedDuration::from_secs(900));
+    let billed = |r: &Report| {
+        crate::api::conditions::find_condition(&r.status.conditions, "Billed")
+            .map(|c| c.reason.clone())
+    };
+    // Before any outcome: Pending.
+    let pending = report(
+        &o,
+        &decide_after_billing(&o, &o.recorded()),
+        &Acted::default(),
+    );
+    assert_eq!(billed(&pending).as_deref(), Some("Pending"));
+    // The pool's outcome: Failed.
+    let failed_fact = BillingFact::Failed {
+        message: "HubSpot said 502".into(),
+        retryable: true,
+    };
+    let failed = report(
+        &o,
+        &decide_after_billing(&o, &failed_fact),
+        &Acted {
+            fact: Some(&failed_fact),
+            ..Acted::default()
+        },
+    );
+    assert_eq!(billed(&failed).as_deref(), Some("Failed"));
+    // The retry runs in the pool; the reconcile meanwhile knows nothing new: Failed stands,
+    // not flipped back to Pending.
+    let mut o = observe(&spec, &failed.status, &listing, None);
+    o.entitle_first = Some(jiff::SignedDuration::from_secs(900));
+    let waiting = report(
+        &o,
+        &decide_after_billing(&o, &o.recorded()),
+        &Acted::default(),
+    );
+    assert_eq!(billed(&waiting).as_deref(), Some("Failed"));
+}
