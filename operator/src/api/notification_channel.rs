@@ -109,6 +109,45 @@ pub enum NotificationEventKind {
     TrialEnding,
     /// An add-on paid for has not been used for a long time (marketing).
     IdleAddOn,
+    /// A listing was published for the first time (marketing).
+    NewListing,
+    /// A listing's major version went up (marketing).
+    MajorRelease,
+    /// Billing drift was found and healing it keeps failing.
+    DriftUnhealed,
+}
+
+impl NotificationEventKind {
+    /// The kind's name, for metric labels.
+    pub fn label(self) -> &'static str {
+        use NotificationEventKind as K;
+        match self {
+            K::NewRequest => "NewRequest",
+            K::InvoiceReady => "InvoiceReady",
+            K::InvoiceOverdue => "InvoiceOverdue",
+            K::Activated => "Activated",
+            K::PaymentFailed => "PaymentFailed",
+            K::ProvisioningFailed => "ProvisioningFailed",
+            K::CancellationRequested => "CancellationRequested",
+            K::CancellationConfirmed => "CancellationConfirmed",
+            K::TrialEnding => "TrialEnding",
+            K::IdleAddOn => "IdleAddOn",
+            K::NewListing => "NewListing",
+            K::MajorRelease => "MajorRelease",
+            K::DriftUnhealed => "DriftUnhealed",
+        }
+    }
+}
+
+impl NotificationChannelSpec {
+    /// What the channel sends through, for metric labels: smtp, slack or webhook.
+    pub fn kind(&self) -> &'static str {
+        match (&self.smtp, &self.slack) {
+            (Some(_), _) => "smtp",
+            (None, Some(_)) => "slack",
+            (None, None) => "webhook",
+        }
+    }
 }
 
 /// TLS on an SMTP connection.

@@ -11,6 +11,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use super::api::ApiSettings;
 use super::operator::{OperatorSettings, TokenSource};
 use crate::admission::CertSource;
+use crate::controllers::announcements::LEDGER_CONFIG_MAP;
 use crate::controllers::billing_audit::REPORT_CONFIG_MAP;
 use crate::controllers::tenant_rbac::{
     BILLING_ADMIN_ROLE, CATALOG_READER_CLUSTER_ROLE, READER_ROLE,
@@ -264,6 +265,8 @@ pub fn operator(settings: &OperatorSettings) -> Vec<Permission> {
             "delivery state of outbox records"));
         out.push(p(Own, "", "configmaps", &["get"], &[OVERRIDES_CONFIG_MAP],
             "the installation's template overrides"));
+        out.push(p(Own, "", "configmaps", &["get", "create", "patch"], &[LEDGER_CONFIG_MAP],
+            "the ledger of catalog announcements, server-side applied"));
     }
     match settings.admission.as_ref().map(|a| &a.certificate) {
         None => {}
