@@ -342,11 +342,16 @@ async fn destination(
             )),
             None => None,
         };
+        let ca = match &smtp.ca_secret_ref {
+            Some(r) => Some(read(r.name.clone(), "ca.crt").await?),
+            None => None,
+        };
         return Ok(Destination::Smtp {
             host: smtp.host.clone(),
             port: smtp.port,
             security: smtp.security,
             credentials,
+            ca,
             from: smtp.from.clone(),
         });
     }

@@ -36,12 +36,24 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OPS: &str = "ops@saas.example";
+/// Where the drift alert goes over the TLS servers.
+const TLS_OPS: &str = "tls-ops@saas.example";
+/// A STARTTLS channel that does not trust the test CA.
+const UNTRUSTED_OPS: &str = "untrusted@saas.example";
 
 /// The Python receivers, stopped (stdin closed, then killed) when dropped.
 struct Receivers {
     child: Child,
     smtp: u16,
+    /// STARTTLS required, then AUTH (mailer / s3cret).
+    starttls: u16,
+    /// Implicit TLS, then AUTH.
+    smtps: u16,
     http: u16,
+    /// The PEM CA the TLS servers' certificate is signed by.
+    ca: String,
+    /// Where the servers' certificate and key are (removed on drop).
+    dir: std::path::PathBuf,
 }
 
 impl Drop for Receivers {
@@ -49,6 +61,7 @@ impl Drop for Receivers {
         drop(self.child.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -69,9 +82,18 @@ fn start_receivers() -> Option<Receivers> {
         .output()
         .expect("print python");
     let python = String::from_utf8(python.stdout).expect("utf-8");
+    // A throw-away CA and a loopback serving certificate (the harness's PKI) for the SMTP
+    // servers that speak TLS.
+    let pki = marketplace_harness::pki::Pki::generate().expect("a PKI");
+    let dir = std::env::temp_dir().join(unique_name("smtp-tls"));
+    std::fs::create_dir_all(&dir).expect("a folder for the certificate");
+    std::fs::write(dir.join("tls.crt"), &pki.oidc_issuer_cert).expect("write the certificate");
+    std::fs::write(dir.join("tls.key"), &pki.oidc_issuer_key).expect("write the key");
     let mut child = Command::new(python.trim())
         .arg(root.join("tests/e2e/tests/notifications_support/receivers.py"))
         .arg(SECRET)
+        .arg(dir.join("tls.crt"))
+        .arg(dir.join("tls.key"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -81,10 +103,15 @@ fn start_receivers() -> Option<Receivers> {
         .read_line(&mut line)
         .expect("ports");
     let ports: Value = serde_json::from_str(&line).expect("ports JSON");
+    let port = |name: &str| ports[name].as_u64().expect(name) as u16;
     Some(Receivers {
         child,
-        smtp: ports["smtp"].as_u64().expect("smtp") as u16,
-        http: ports["http"].as_u64().expect("http") as u16,
+        smtp: port("smtp"),
+        starttls: port("starttls"),
+        smtps: port("smtps"),
+        http: port("http"),
+        ca: pki.ca_cert,
+        dir,
     })
 }
 
@@ -106,6 +133,21 @@ impl Env {
             .json()
             .await
             .expect("JSON")
+    }
+
+    /// The outbox record over `channel` about subscription `about` (namespace/name), if any.
+    async fn record(&self, channel: &str, about: &str) -> Option<Notification> {
+        let records: Api<Notification> = Api::namespaced(self.client.clone(), &self.namespace);
+        records
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|r| {
+                r.spec.channel == channel
+                    && r.spec.data.get("subscription").map(String::as_str) == Some(about)
+            })
     }
 
     /// The first e-mail received that `matches`.
@@ -409,6 +451,7 @@ async fn the_right_people_hear_of_every_step_once() {
         "webhook": hook("/down", 9)}),
     )
     .await;
+    tls_channels(&env).await;
     refused_channels(&env, &smtp).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -669,18 +712,9 @@ async fn approval_walk(env: &Env) {
         "the down channel's record to be dead-lettered",
         CONVERGED,
         || async {
-            records
-                .list(&Default::default())
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .find(|r| {
-                    r.spec.channel == "down"
-                        && r.spec.data.get("subscription") == Some(&about)
-                        && r.status.as_ref().and_then(|s| s.phase)
-                            == Some(DeliveryPhase::DeadLetter)
-                })
+            env.record("down", &about).await.filter(|r| {
+                r.status.as_ref().and_then(|s| s.phase) == Some(DeliveryPhase::DeadLetter)
+            })
         },
     )
     .await;
@@ -762,6 +796,138 @@ async fn trial(env: &Env) {
                 m
             });
     assert!(per_subject.values().all(|n| *n == 1), "{per_subject:?}");
+
+    // Drift the audit found and the reconcile could not heal (the condition it writes then,
+    // applied here under its own field manager): superadmins hear of it once.
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(40);
+    subs.patch_status(
+        "eta",
+        &PatchParams::apply("e2e-drift").force(),
+        &Patch::Apply(json!({
+            "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+            "status": {"conditions": [{"type": "Synced", "status": "False", "reason": "DriftFound",
+                "message": "the HubSpot subscription was cancelled or deleted outside the operator (audit); healing failed: HubSpot answered 503",
+                "lastTransitionTime": since.to_string()}]},
+        })),
+    )
+    .await
+    .expect("the drift condition");
+    let about = format!("{namespace}/eta");
+    env.expect_mail(
+        OPS,
+        &about,
+        &["Billing drift not healed: ETA Predictions for Acme Logistics"],
+    )
+    .await;
+    let alert = env
+        .first_mail(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Billing drift not healed"))
+        })
+        .await;
+    assert!(
+        alert["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("HubSpot answered 503") && t.contains(&about)),
+        "{alert}"
+    );
+    assert!(
+        env.mail_to(&billing, "drift").await.is_empty(),
+        "tenants never hear of it"
+    );
+
+    // The same alert over STARTTLS and implicit TLS, authenticated, trusting the channel's CA.
+    for channel in ["ops-starttls", "ops-smtps"] {
+        let status = eventually(&format!("{channel} to deliver"), CONVERGED, || async {
+            env.record(channel, &about)
+                .await?
+                .status
+                .filter(|s| s.phase.is_some_and(|p| p != DeliveryPhase::Pending))
+        })
+        .await;
+        assert_eq!(
+            status.phase,
+            Some(DeliveryPhase::Sent),
+            "{channel}: {status:?}"
+        );
+    }
+    let subject = "Billing drift not healed: ETA Predictions for Acme Logistics";
+    env.expect_mail(TLS_OPS, &about, &[subject, subject]).await;
+    let received = env.received().await;
+    let mut servers: Vec<&str> = received["mail"]
+        .as_array()
+        .expect("mail")
+        .iter()
+        .filter(|m| m["to"][0] == TLS_OPS)
+        .map(|m| {
+            assert_eq!(m["tls"], true, "over TLS: {m}");
+            assert_eq!(m["authenticated"], true, "authenticated: {m}");
+            m["server"].as_str().unwrap_or_default()
+        })
+        .collect();
+    servers.sort();
+    assert_eq!(servers, ["smtps", "starttls"]);
+    // Without the CA the server's certificate is not trusted: nothing is sent.
+    let untrusted = eventually("the untrusted channel to fail", CONVERGED, || async {
+        env.record("ops-untrusted", &about)
+            .await?
+            .status?
+            .last_error
+    })
+    .await;
+    assert!(untrusted.contains("SMTP 127.0.0.1"), "{untrusted}");
+    assert!(!untrusted.contains("s3cret"), "{untrusted}");
+    assert!(env.mail_to(UNTRUSTED_OPS, "").await.is_empty());
+}
+
+/// Superadmin e-mail channels for drift alerts over the TLS servers: STARTTLS and implicit
+/// TLS with credentials and the test CA from Secrets, and STARTTLS without the CA.
+async fn tls_channels(env: &Env) {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    for (name, data) in [
+        (
+            "smtp-login",
+            json!({"username": "mailer", "password": "s3cret"}),
+        ),
+        ("smtp-ca", json!({"ca.crt": env.receivers.ca})),
+    ] {
+        apply(
+            &secrets,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": env.namespace}, "stringData": data}),
+        )
+        .await;
+    }
+    let smtp = |port: u16, security: &str, ca: bool| {
+        let mut smtp = json!({"host": "127.0.0.1", "port": port, "security": security,
+            "credentialsSecretRef": {"name": "smtp-login"},
+            "from": "Marketplace <marketplace@saas.example>"});
+        if ca {
+            smtp["caSecretRef"] = json!({"name": "smtp-ca"});
+        }
+        smtp
+    };
+    for (name, to, smtp) in [
+        (
+            "ops-starttls",
+            TLS_OPS,
+            smtp(env.receivers.starttls, "StartTls", true),
+        ),
+        ("ops-smtps", TLS_OPS, smtp(env.receivers.smtps, "Tls", true)),
+        (
+            "ops-untrusted",
+            UNTRUSTED_OPS,
+            smtp(env.receivers.starttls, "StartTls", false),
+        ),
+    ] {
+        env.channel(
+            name,
+            json!({"audience": "Superadmins", "events": ["DriftUnhealed"], "to": [to], "smtp": smtp}),
+        )
+        .await;
+    }
 }
 
 /// Bad channels fail at apply, naming the field.
@@ -779,6 +945,12 @@ async fn refused_channels(env: &Env, smtp: &Value) {
             "spec.audience",
         ),
         (json!({"audience": "Superadmins", "smtp": smtp}), "spec.to"),
+        (
+            json!({"audience": "Superadmins", "to": [OPS],
+                "smtp": {"host": "h", "port": 25, "security": "None", "from": "a@b.example",
+                    "caSecretRef": {"name": "smtp-ca"}}}),
+            "spec.smtp.caSecretRef needs TLS",
+        ),
         (
             json!({"audience": "Tasks", "webhook": {"url": "ftp://x", "signingSecretRef": {"name": "s"}}}),
             "spec.webhook.url",
