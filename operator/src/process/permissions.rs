@@ -151,12 +151,19 @@ pub const SERVICE_ACCOUNT_EXTRA_KEYS: &[&str] = &[
 /// Grants (resource, verb, why) that only a path no test can force uses: the least-privilege
 /// suite (`tests/e2e/tests/least_privilege.rs`) proves every other grant used, and accepts these
 /// unused. Keep it tiny.
-pub const NOT_EXERCISED_BY_THE_SUITE: &[(&str, &str, &str)] = &[(
-    "entitlements",
-    "get",
-    "the API reads an Entitlement again only when another replica's usage write landed \
-     between its cache and its own write (409), a race a test cannot time",
-)];
+pub const NOT_EXERCISED_BY_THE_SUITE: &[(&str, &str, &str)] = &[
+    (
+        "entitlements",
+        "get",
+        "the API reads an Entitlement again only when another replica's usage write landed \
+         between its cache and its own write (409), a race a test cannot time",
+    ),
+    (
+        "notifications",
+        "delete",
+        "Sent notifications are deleted after their retention, at least two days",
+    ),
+];
 
 const MARKETPLACE: &str = "marketplace.dev";
 const RBAC: &str = "rbac.authorization.k8s.io";
