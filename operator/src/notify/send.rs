@@ -141,11 +141,13 @@ fn tls(host: &str, ca: &Option<String>) -> Result<TlsParameters, String> {
 
 /// The PEM certificates of a bundle, one by one.
 fn pem_blocks(bundle: &str) -> Vec<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
     bundle
         .split_inclusive(END)
-        .filter(|b| b.contains("-----BEGIN CERTIFICATE-----"))
-        .map(|b| b.trim().to_string())
+        .filter(|b| b.ends_with(END))
+        // Text between certificates (comments) is not part of either.
+        .filter_map(|b| b.find(BEGIN).map(|at| b[at..].to_string()))
         .collect()
 }
 
@@ -218,7 +220,19 @@ pub fn sign(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> Result<Stri
 
 #[cfg(test)]
 mod tests {
-    use super::sign;
+    use super::{pem_blocks, sign};
+
+    #[test]
+    fn a_ca_bundle_is_read_certificate_by_certificate() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+        let two = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----";
+        let bundle = format!("# private CA\n{one}\n\n{two}\n");
+        let blocks = pem_blocks(&bundle);
+        assert_eq!(blocks.len(), 2);
+        assert!(blocks[0].starts_with("-----BEGIN") && blocks[0].contains("AAAA"));
+        assert!(blocks[1].contains("BBBB") && !blocks[1].contains("AAAA"));
+        assert!(pem_blocks("no certificate here").is_empty());
+    }
 
     /// The example of the Standard Webhooks specification's reference libraries.
     #[test]
