@@ -14,6 +14,8 @@ use super::notification_channel::{NotificationAudience, NotificationEventKind};
 pub const RETRY_ANNOTATION: &str = "marketplace.dev/retry";
 /// Label: the subscription (uid) a notification is about.
 pub const SUBSCRIPTION_UID_LABEL: &str = "marketplace.dev/subscription-uid";
+/// Label: the listing a catalog announcement is about.
+pub const LISTING_LABEL: &str = "marketplace.dev/listing";
 /// Label: the event kind.
 pub const EVENT_LABEL: &str = "marketplace.dev/event";
 

@@ -39,6 +39,9 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("!has(self.to) || has(self.smtp)")
         .message("spec.to is only for e-mail (smtp) channels")
         .field_path(".to"),
+    validation = Rule::new("!has(self.smtp) || !has(self.smtp.caSecretRef) || self.smtp.security != 'None'")
+        .message("spec.smtp.caSecretRef needs TLS: set spec.smtp.security to StartTls or Tls")
+        .field_path(".smtp.caSecretRef"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationChannelSpec {
@@ -109,9 +112,49 @@ pub enum NotificationEventKind {
     TrialEnding,
     /// An add-on paid for has not been used for a long time (marketing).
     IdleAddOn,
+    /// A listing was published for the first time (marketing).
+    NewListing,
+    /// A listing's major version went up (marketing).
+    MajorRelease,
+    /// Billing drift was found and healing it keeps failing.
+    DriftUnhealed,
 }
 
-/// TLS on an SMTP connection.
+impl NotificationEventKind {
+    /// The kind's name, for metric labels.
+    pub fn label(self) -> &'static str {
+        use NotificationEventKind as K;
+        match self {
+            K::NewRequest => "NewRequest",
+            K::InvoiceReady => "InvoiceReady",
+            K::InvoiceOverdue => "InvoiceOverdue",
+            K::Activated => "Activated",
+            K::PaymentFailed => "PaymentFailed",
+            K::ProvisioningFailed => "ProvisioningFailed",
+            K::CancellationRequested => "CancellationRequested",
+            K::CancellationConfirmed => "CancellationConfirmed",
+            K::TrialEnding => "TrialEnding",
+            K::IdleAddOn => "IdleAddOn",
+            K::NewListing => "NewListing",
+            K::MajorRelease => "MajorRelease",
+            K::DriftUnhealed => "DriftUnhealed",
+        }
+    }
+}
+
+impl NotificationChannelSpec {
+    /// What the channel sends through, for metric labels: smtp, slack or webhook.
+    pub fn kind(&self) -> &'static str {
+        match (&self.smtp, &self.slack) {
+            (Some(_), _) => "smtp",
+            (None, Some(_)) => "slack",
+            (None, None) => "webhook",
+        }
+    }
+}
+
+/// TLS on an SMTP connection. With StartTls and Tls the server's certificate must be valid for
+/// `host` and signed by a CA the system trusts or one in `caSecretRef`.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SmtpSecurity {
     /// Plain text (only for a relay on the same host or network).
@@ -119,7 +162,7 @@ pub enum SmtpSecurity {
     /// Upgrade with STARTTLS (usually port 587); refused if the server does not offer it.
     #[default]
     StartTls,
-    /// TLS from the first byte (usually port 465).
+    /// TLS from the first byte (implicit TLS, usually port 465).
     Tls,
 }
 
@@ -136,9 +179,14 @@ pub struct SmtpChannel {
     /// TLS on the connection.
     #[serde(default)]
     pub security: SmtpSecurity,
-    /// Secret with keys `username` and `password`; absent: no authentication.
+    /// Secret with keys `username` and `password`; absent: no authentication. Credentials are
+    /// only sent over TLS (StartTls or Tls), never with security None.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<super::shared::SecretRef>,
+    /// Secret whose key `ca.crt` holds PEM CA certificates trusted for the server's certificate,
+    /// besides the system's (a private CA, or a self-signed relay). Only with StartTls or Tls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<super::shared::SecretRef>,
     /// The From address, e.g. `Marketplace <marketplace@example.com>` or a bare address.
     #[schemars(length(min = 3, max = 320))]
     pub from: String,

@@ -231,6 +231,10 @@ pub struct NotifyArgs {
     /// Days between idle nudges of one add-on.
     #[arg(long, env = "MARKETPLACE_IDLE_NUDGE_DAYS", default_value_t = 60.0)]
     pub idle_nudge_days: f64,
+    /// Minutes a subscription's billing drift may stay unhealed (Synced False, DriftFound)
+    /// before superadmins are alerted (once per episode).
+    #[arg(long, env = "MARKETPLACE_DRIFT_ALERT_MINUTES", default_value_t = 30.0)]
+    pub drift_alert_minutes: f64,
     /// Days a Sent notification is kept (at least two days and the idle-nudge interval).
     #[arg(
         long,
@@ -259,6 +263,7 @@ impl NotifyArgs {
                 trial_notice: days(self.trial_notice_days),
                 idle_after: days(self.idle_days),
                 idle_every: days(self.idle_nudge_days),
+                drift_unhealed_after: days(self.drift_alert_minutes / 1440.0),
             },
             schedule_interval: days(self.notification_schedule_seconds / 86_400.0),
             retention: days(self.notification_retention_days),

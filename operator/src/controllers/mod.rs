@@ -3,6 +3,7 @@
 //! shared caches ([`crate::runtime::Stores`], [`OperatorStores`]): one watch per kind, warm
 //! before the first reconcile. [`run`] starts a chosen set of them through [`runner`].
 
+pub mod announcements;
 pub mod backoff;
 pub mod billing_audit;
 pub mod billing_pool;
@@ -190,11 +191,9 @@ impl Context {
     /// The same context, sending notifications with `config` (starts the watches of
     /// NotificationChannels and Notifications in the operator's namespace).
     pub fn with_notifications(mut self, config: crate::notify::NotifyConfig) -> Self {
-        self.notifier = Some(Arc::new(crate::notify::Notifier::start(
-            &self.client,
-            &self.config.namespace,
-            config,
-        )));
+        let notifier = crate::notify::Notifier::start(&self.client, &self.config.namespace, config);
+        self.metrics.observe_outbox(&notifier.records);
+        self.notifier = Some(Arc::new(notifier));
         self
     }
 
@@ -386,6 +385,7 @@ pub async fn run(ctx: Arc<Context>, enabled: Enabled, shutdown: Shutdown) {
                         shutdown.clone(),
                     ),
                     notifications::run_schedules(ctx.clone(), shutdown.requested()),
+                    announcements::run(ctx.clone(), shutdown.requested()),
                 );
             }
         },

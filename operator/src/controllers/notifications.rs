@@ -20,14 +20,15 @@ use super::tenant_subscription::TENANT_NAMESPACE_PREFIX;
 use super::{Context, Error};
 use crate::api::listing::Activation;
 use crate::api::notification::{
-    EVENT_LABEL, Notification, NotificationSpec, RETRY_ANNOTATION, SUBSCRIPTION_UID_LABEL,
+    DeliveryPhase, EVENT_LABEL, Notification, NotificationSpec, RETRY_ANNOTATION,
+    SUBSCRIPTION_UID_LABEL,
 };
 use crate::api::notification_channel::{NotificationChannel, NotificationEventKind};
 use crate::api::tenant_subscription::{TenantSubscription, TenantSubscriptionStatus};
 use crate::lifecycle::notify::schedule::ScheduleFacts;
 use crate::lifecycle::notify::{
-    DeliveryStep, SubscriptionEvent, after_attempt, events_of_history, expired, next_step, route,
-    scheduled_events,
+    Delivery, DeliveryStep, SubscriptionEvent, after_attempt, events_of_history, expired,
+    next_step, route, scheduled_events,
 };
 use crate::notify::send::{Destination, send};
 use crate::notify::templates::{OVERRIDES_CONFIG_MAP, has_message, render};
@@ -71,7 +72,6 @@ async fn record(
     if events.is_empty() {
         return Ok(());
     }
-    let own = ctx.config.namespace.as_str();
     let namespace = sub.namespace().unwrap_or_default();
     let tenant_name = namespace
         .strip_prefix(TENANT_NAMESPACE_PREFIX)
@@ -83,7 +83,6 @@ async fn record(
         .iter()
         .map(|c| (c.name_any(), c.as_ref()))
         .collect();
-    let api: Api<Notification> = Api::namespaced(ctx.client.clone(), own);
     let mut overrides: Option<BTreeMap<String, String>> = None;
     for event in events {
         let deliveries = route(
@@ -93,79 +92,118 @@ async fn record(
             tenant.as_ref().map(|t| &t.spec),
             has_message,
         );
-        for delivery in deliveries {
-            if notifier.recorded(own, &delivery.name) {
-                continue;
-            }
-            if overrides.is_none() {
-                overrides = Some(template_overrides(ctx).await?);
-            }
-            let vars = variables(&MessageFacts {
-                tenant_name,
-                tenant_display: tenant.as_ref().map(|t| t.spec.display_name.as_str()),
-                listing_name: sub.spec.listing.as_str(),
-                listing: listing.as_ref().map(|l| &l.spec),
-                spec: &sub.spec,
-                subscription: format!("{namespace}/{}", sub.name_any()),
-                date: event.date,
-                reason: event.reason.as_deref(),
-            });
-            // A broken override must not silence the message: say so, and use the built-in
-            // words (which a unit test renders for every message).
-            let message = render(
-                delivery.audience,
-                event.kind,
-                &vars,
-                overrides.as_ref().expect("read above"),
-            )
-            .or_else(|error| {
-                warn!(%error, config_map = %format!("{own}/{OVERRIDES_CONFIG_MAP}"),
-                    "template override unusable; sending the built-in words");
-                render(delivery.audience, event.kind, &vars, &BTreeMap::new())
-            })
-            .map_err(|e| Error::InvalidObject(e.to_string()))?;
-            // Only e-mail deliveries have a recipient address, and only e-mail carries HTML.
-            let email = delivery.recipient.is_some();
-            let labels = BTreeMap::from([
-                (
-                    SUBSCRIPTION_UID_LABEL.to_string(),
-                    sub.metadata.uid.clone().unwrap_or_default(),
-                ),
-                (EVENT_LABEL.to_string(), format!("{:?}", event.kind)),
-            ]);
-            let record = Notification {
-                metadata: ObjectMeta {
-                    name: Some(delivery.name.clone()),
-                    namespace: Some(own.to_string()),
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                },
-                spec: NotificationSpec {
-                    event_id: event.id.clone(),
-                    event: event.kind,
-                    audience: delivery.audience,
-                    channel: delivery.channel.clone(),
-                    recipient: delivery.recipient.clone(),
-                    occurred_at: Time(event.at),
-                    subject: message.subject,
-                    text: message.text,
-                    html: email.then_some(message.html),
-                    data: vars,
-                },
-                status: None,
-            };
-            match api.create(&PostParams::default(), &record).await {
-                Ok(_) => info!(
-                    record = delivery.name,
-                    event = ?event.kind,
-                    channel = delivery.channel,
-                    "notification recorded"
-                ),
-                // Recorded by an earlier pass the cache had not seen yet.
-                Err(kube::Error::Api(status)) if status.code == 409 => {}
-                Err(error) => return Err(error.into()),
-            }
+        let vars = variables(&MessageFacts {
+            tenant_name,
+            tenant_display: tenant.as_ref().map(|t| t.spec.display_name.as_str()),
+            listing_name: sub.spec.listing.as_str(),
+            listing: listing.as_ref().map(|l| &l.spec),
+            spec: &sub.spec,
+            subscription: format!("{namespace}/{}", sub.name_any()),
+            date: event.date,
+            reason: event.reason.as_deref(),
+        });
+        let labels = BTreeMap::from([(
+            SUBSCRIPTION_UID_LABEL.to_string(),
+            sub.metadata.uid.clone().unwrap_or_default(),
+        )]);
+        record_deliveries(
+            ctx,
+            notifier,
+            event,
+            deliveries,
+            (&vars, &labels),
+            &mut overrides,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes the records of `deliveries` of `event` that the outbox does not hold yet, rendered
+/// from `facts` (variables, labels); reads the template overrides once, into `overrides`.
+pub(super) async fn record_deliveries(
+    ctx: &Context,
+    notifier: &Notifier,
+    event: &SubscriptionEvent,
+    deliveries: Vec<Delivery>,
+    facts: (&BTreeMap<String, String>, &BTreeMap<String, String>),
+    overrides: &mut Option<BTreeMap<String, String>>,
+) -> Result<usize, Error> {
+    let own = ctx.config.namespace.as_str();
+    let api: Api<Notification> = Api::namespaced(ctx.client.clone(), own);
+    let mut written = 0;
+    for delivery in deliveries {
+        if notifier.recorded(own, &delivery.name) {
+            continue;
         }
+        if overrides.is_none() {
+            *overrides = Some(template_overrides(ctx).await?);
+        }
+        let overrides = overrides.as_ref().expect("read above");
+        let (vars, labels) = (facts.0.clone(), facts.1.clone());
+        write_record(&api, event, &delivery, vars, labels, overrides).await?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Writes the outbox record of `event` for `delivery`, rendered from `vars` (409: an earlier
+/// pass wrote it).
+async fn write_record(
+    api: &Api<Notification>,
+    event: &SubscriptionEvent,
+    delivery: &Delivery,
+    vars: BTreeMap<String, String>,
+    mut labels: BTreeMap<String, String>,
+    overrides: &BTreeMap<String, String>,
+) -> Result<(), Error> {
+    // A broken override must not silence the message: say so, and use the built-in words
+    // (which a unit test renders for every message).
+    let message = render(delivery.audience, event.kind, &vars, overrides)
+        .or_else(|error| {
+            let config_map = format!(
+                "{}/{OVERRIDES_CONFIG_MAP}",
+                api.namespace().unwrap_or_default()
+            );
+            warn!(%error, config_map,
+                "template override unusable; sending the built-in words");
+            render(delivery.audience, event.kind, &vars, &BTreeMap::new())
+        })
+        .map_err(|e| Error::InvalidObject(e.to_string()))?;
+    // Only e-mail deliveries have a recipient address, and only e-mail carries HTML.
+    let email = delivery.recipient.is_some();
+    labels.insert(EVENT_LABEL.to_string(), format!("{:?}", event.kind));
+    let record = Notification {
+        metadata: ObjectMeta {
+            name: Some(delivery.name.clone()),
+            namespace: api.namespace().map(str::to_string),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: NotificationSpec {
+            event_id: event.id.clone(),
+            event: event.kind,
+            audience: delivery.audience,
+            channel: delivery.channel.clone(),
+            recipient: delivery.recipient.clone(),
+            occurred_at: Time(event.at),
+            subject: message.subject,
+            text: message.text,
+            html: email.then_some(message.html),
+            data: vars,
+        },
+        status: None,
+    };
+    match api.create(&PostParams::default(), &record).await {
+        Ok(_) => info!(
+            record = delivery.name,
+            event = ?event.kind,
+            channel = delivery.channel,
+            "notification recorded"
+        ),
+        // Recorded by an earlier pass the cache had not seen yet.
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(error) => return Err(error.into()),
     }
     Ok(())
 }
@@ -233,6 +271,15 @@ pub async fn deliver(record: Arc<Notification>, ctx: Arc<Context>) -> Result<Act
                 warn!(record = record.name_any(), channel = record.spec.channel, %error, "delivery failed");
             }
             let next = after_attempt(&status, outcome, &notifier.config.retry, Timestamp::now());
+            ctx.metrics.notification_attempt(
+                channel_kind(notifier, &ctx.config.namespace, &record.spec.channel),
+                record.spec.event.label(),
+                match next.phase.unwrap_or_default() {
+                    DeliveryPhase::Sent => "sent",
+                    DeliveryPhase::Pending => "failed",
+                    DeliveryPhase::DeadLetter => "dead_lettered",
+                },
+            );
             apply_status(&api, record.as_ref(), record.status.as_ref(), &next).await?;
             Ok(match next.next_attempt_at {
                 Some(at) => Action::requeue(until(Timestamp::now(), at.0)),
@@ -240,6 +287,15 @@ pub async fn deliver(record: Arc<Notification>, ctx: Arc<Context>) -> Result<Act
             })
         }
     }
+}
+
+/// The kind of the channel `name` (smtp, slack, webhook), or `missing`.
+fn channel_kind(notifier: &Notifier, namespace: &str, name: &str) -> &'static str {
+    notifier
+        .channels
+        .store()
+        .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+        .map_or("missing", |c| c.spec.kind())
 }
 
 fn until(now: Timestamp, at: Timestamp) -> Duration {
@@ -286,11 +342,16 @@ async fn destination(
             )),
             None => None,
         };
+        let ca = match &smtp.ca_secret_ref {
+            Some(r) => Some(read(r.name.clone(), "ca.crt").await?),
+            None => None,
+        };
         return Ok(Destination::Smtp {
             host: smtp.host.clone(),
             port: smtp.port,
             security: smtp.security,
             credentials,
+            ca,
             from: smtp.from.clone(),
         });
     }

@@ -15,6 +15,7 @@ use crate::api::notification_channel::{
 use crate::api::tenant::TenantSpec;
 use crate::api::tenant_subscription::{Phase, Transition};
 
+pub mod announce;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
@@ -108,7 +109,8 @@ fn kind_of_transition(t: &Transition, needs_approval: bool) -> Option<Notificati
 
 /// Marketing messages, which a tenant may opt out of.
 pub fn is_marketing(kind: NotificationEventKind) -> bool {
-    matches!(kind, NotificationEventKind::IdleAddOn)
+    use NotificationEventKind as K;
+    matches!(kind, K::IdleAddOn | K::NewListing | K::MajorRelease)
 }
 
 /// One outbox record to write.

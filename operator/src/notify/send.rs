@@ -8,6 +8,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::json;
 use sha2::Sha256;
@@ -25,6 +26,8 @@ pub enum Destination {
         port: i32,
         security: SmtpSecurity,
         credentials: Option<(String, String)>,
+        /// PEM CA certificates trusted besides the system's.
+        ca: Option<String>,
         from: String,
     },
     Slack {
@@ -67,6 +70,7 @@ pub async fn send(
             port,
             security,
             credentials,
+            ca,
             from,
         } => {
             let to = spec
@@ -74,20 +78,23 @@ pub async fn send(
                 .as_deref()
                 .ok_or("an e-mail record has no recipient")?;
             let message = email(record, spec, from, to)?;
-            let builder = match security {
-                SmtpSecurity::None => {
-                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-                }
-                SmtpSecurity::StartTls => {
-                    AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                        .map_err(|e| format!("SMTP TLS setup: {e}"))?
-                }
-                SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-                    .map_err(|e| format!("SMTP TLS setup: {e}"))?,
-            };
             let port_number =
                 u16::try_from(*port).map_err(|_| format!("SMTP port {port} is out of range"))?;
-            let mut builder = builder.port(port_number).timeout(Some(ATTEMPT_TIMEOUT));
+            let mut builder =
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+                    .port(port_number)
+                    .timeout(Some(ATTEMPT_TIMEOUT));
+            match security {
+                // Never a password in clear text.
+                SmtpSecurity::None if credentials.is_some() => {
+                    return Err(format!(
+                        "SMTP {host}:{port}: credentials are only sent over TLS (security StartTls or Tls)"
+                    ));
+                }
+                SmtpSecurity::None => {}
+                SmtpSecurity::StartTls => builder = builder.tls(Tls::Required(tls(host, ca)?)),
+                SmtpSecurity::Tls => builder = builder.tls(Tls::Wrapper(tls(host, ca)?)),
+            }
             if let Some((user, password)) = credentials {
                 builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
             }
@@ -116,6 +123,32 @@ pub async fn send(
             post(request, "webhook").await
         }
     }
+}
+
+/// TLS for `host`: its certificate must be valid for it and signed by a system CA or one of
+/// `ca` (PEM, one or more certificates).
+fn tls(host: &str, ca: &Option<String>) -> Result<TlsParameters, String> {
+    let mut params = TlsParameters::builder(host.to_string());
+    if let Some(pem) = ca {
+        for block in pem_blocks(pem) {
+            let cert = Certificate::from_pem(block.as_bytes())
+                .map_err(|e| format!("SMTP CA certificate: {e}"))?;
+            params = params.add_root_certificate(cert);
+        }
+    }
+    params.build().map_err(|e| format!("SMTP TLS setup: {e}"))
+}
+
+/// The PEM certificates of a bundle, one by one.
+fn pem_blocks(bundle: &str) -> Vec<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    bundle
+        .split_inclusive(END)
+        .filter(|b| b.ends_with(END))
+        // Text between certificates (comments) is not part of either.
+        .filter_map(|b| b.find(BEGIN).map(|at| b[at..].to_string()))
+        .collect()
 }
 
 async fn post(request: reqwest::RequestBuilder, what: &str) -> Result<(), String> {
@@ -187,7 +220,19 @@ pub fn sign(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> Result<Stri
 
 #[cfg(test)]
 mod tests {
-    use super::sign;
+    use super::{pem_blocks, sign};
+
+    #[test]
+    fn a_ca_bundle_is_read_certificate_by_certificate() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+        let two = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----";
+        let bundle = format!("# private CA\n{one}\n\n{two}\n");
+        let blocks = pem_blocks(&bundle);
+        assert_eq!(blocks.len(), 2);
+        assert!(blocks[0].starts_with("-----BEGIN") && blocks[0].contains("AAAA"));
+        assert!(blocks[1].contains("BBBB") && !blocks[1].contains("AAAA"));
+        assert!(pem_blocks("no certificate here").is_empty());
+    }
 
     /// The example of the Standard Webhooks specification's reference libraries.
     #[test]

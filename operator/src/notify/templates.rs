@@ -41,6 +41,11 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("date", "when it happened, or the date it refers to"),
     ("reason", "the recorded reason (internal copy only)"),
+    ("version", "the add-on's newest version (announcements)"),
+    (
+        "summary",
+        "the add-on's tagline, or the release's summary (announcements)",
+    ),
 ];
 
 /// One message: its subject and text body (the HTML part is derived from the text unless
@@ -118,6 +123,18 @@ pub const TEMPLATES: &[Template] = &[
         "Hello {{tenant}},\n\nyou have {{listing}} ({{plan}}, {{price}}) but nobody seems to have used it lately. Here is where to start: {{quickstart}}",
     ),
     t(
+        A::Tenants,
+        K::NewListing,
+        "New in the marketplace: {{listing}}",
+        "Hello {{tenant}},\n\n{{listing}} is now available in the marketplace: {{summary}}\n\nOpen the marketplace to see its plans and prices.",
+    ),
+    t(
+        A::Tenants,
+        K::MajorRelease,
+        "{{listing}} {{version}} is out",
+        "Hello {{tenant}},\n\n{{listing}} {{version}} was released on {{date}}: {{summary}}\n\nThe release notes are on its page in the marketplace.",
+    ),
+    t(
         A::Superadmins,
         K::NewRequest,
         "New request: {{listing}} for {{tenant}}",
@@ -146,6 +163,12 @@ pub const TEMPLATES: &[Template] = &[
         K::InvoiceOverdue,
         "Invoice overdue: {{listing}} for {{tenant}}",
         "The invoice of {{tenant}} for {{listing}} ({{plan}}, {{price}}) sent on {{date}} is unpaid.\n\nSubscription: {{subscription}}",
+    ),
+    t(
+        A::Superadmins,
+        K::DriftUnhealed,
+        "Billing drift not healed: {{listing}} for {{tenant}}",
+        "The billing record of {{tenant}} for {{listing}} ({{plan}}) disagrees with the subscription, and healing it has kept failing since {{date}}: {{reason}}\n\nSubscription: {{subscription}}\nRunbook: MarketplaceDriftNotHealed in the README.",
     ),
     t(
         A::Tasks,

@@ -11,6 +11,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use super::api::ApiSettings;
 use super::operator::{OperatorSettings, TokenSource};
 use crate::admission::CertSource;
+use crate::controllers::announcements::LEDGER_CONFIG_MAP;
 use crate::controllers::billing_audit::REPORT_CONFIG_MAP;
 use crate::controllers::tenant_rbac::{
     BILLING_ADMIN_ROLE, CATALOG_READER_CLUSTER_ROLE, READER_ROLE,
@@ -150,12 +151,19 @@ pub const SERVICE_ACCOUNT_EXTRA_KEYS: &[&str] = &[
 /// Grants (resource, verb, why) that only a path no test can force uses: the least-privilege
 /// suite (`tests/e2e/tests/least_privilege.rs`) proves every other grant used, and accepts these
 /// unused. Keep it tiny.
-pub const NOT_EXERCISED_BY_THE_SUITE: &[(&str, &str, &str)] = &[(
-    "entitlements",
-    "get",
-    "the API reads an Entitlement again only when another replica's usage write landed \
-     between its cache and its own write (409), a race a test cannot time",
-)];
+pub const NOT_EXERCISED_BY_THE_SUITE: &[(&str, &str, &str)] = &[
+    (
+        "entitlements",
+        "get",
+        "the API reads an Entitlement again only when another replica's usage write landed \
+         between its cache and its own write (409), a race a test cannot time",
+    ),
+    (
+        "notifications",
+        "delete",
+        "Sent notifications are deleted after their retention, at least two days",
+    ),
+];
 
 const MARKETPLACE: &str = "marketplace.dev";
 const RBAC: &str = "rbac.authorization.k8s.io";
@@ -266,6 +274,8 @@ pub fn operator(settings: &OperatorSettings) -> Vec<Permission> {
             "delivery state of outbox records"));
         out.push(p(Own, "", "configmaps", &["get"], &[OVERRIDES_CONFIG_MAP],
             "the installation's template overrides"));
+        out.push(p(Own, "", "configmaps", &["get", "create", "patch"], &[LEDGER_CONFIG_MAP],
+            "the ledger of catalog announcements, server-side applied"));
     }
     match settings.admission.as_ref().map(|a| &a.certificate) {
         None => {}

@@ -11,6 +11,7 @@
 //! by [`scraped::Sources`], so it can never drift from the truth. [`requests`] is the API process's.
 
 pub mod fleet;
+pub mod outbox;
 pub mod requests;
 pub mod scraped;
 
@@ -94,6 +95,17 @@ struct AdmissionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    channel: &'static str,
+    event: &'static str,
+    outcome: &'static str,
+}
+
+/// Outcomes of a notification delivery attempt (`marketplace_notifications_total{outcome}`):
+/// accepted by the receiver, failed (tried again later), or failed for the last time.
+pub const NOTIFICATION_OUTCOMES: &[&str] = &["sent", "failed", "dead_lettered"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -135,6 +147,7 @@ pub struct Metrics {
     audit_last_success: FloatGauge,
     audit_interval: FloatGauge,
     audit_findings: Gauge,
+    notifications: Family<NotificationLabels, Counter>,
     sources: Arc<Sources>,
 }
 
@@ -160,6 +173,7 @@ impl Metrics {
         let audit_last_success = FloatGauge::default();
         let audit_interval = FloatGauge::default();
         let audit_findings = Gauge::default();
+        let notifications = Family::<NotificationLabels, Counter>::default();
         let sources = Arc::new(Sources::default());
         // Known outcomes start at 0, so `rate()` and alerts see the first refusal.
         for outcome in WEBHOOK_OUTCOMES {
@@ -248,6 +262,11 @@ impl Metrics {
             "Drift findings and orphans the last HubSpot drift audit reported",
             audit_findings.clone(),
         );
+        registry.register(
+            "marketplace_notifications",
+            "Notification delivery attempts, by channel kind (smtp, slack, webhook), event and outcome (sent, failed, dead_lettered)",
+            notifications.clone(),
+        );
         registry.register_collector(Box::new(sources.clone()));
         Metrics {
             registry,
@@ -264,6 +283,7 @@ impl Metrics {
             audit_last_success,
             audit_interval,
             audit_findings,
+            notifications,
             sources,
         }
     }
@@ -271,6 +291,44 @@ impl Metrics {
     /// Reads subscriptions and listings from `stores` at every scrape (the first call wins).
     pub fn observe_stores(&self, stores: &Stores) {
         let _ = self.sources.stores.set(stores.clone());
+    }
+
+    /// Reads the notification outbox at every scrape (the first call wins).
+    pub fn observe_outbox(&self, records: &crate::runtime::SharedCache<crate::api::Notification>) {
+        let _ = self.sources.outbox.set(records.clone());
+    }
+
+    /// A notification delivery attempt over a `channel` kind about `event` ended in `outcome`
+    /// (one of [`NOTIFICATION_OUTCOMES`]).
+    pub fn notification_attempt(
+        &self,
+        channel: &'static str,
+        event: &'static str,
+        outcome: &'static str,
+    ) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                channel,
+                event,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Attempts counted with these labels so far (for tests).
+    pub fn notification_attempts(
+        &self,
+        channel: &'static str,
+        event: &'static str,
+        outcome: &'static str,
+    ) -> u64 {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                channel,
+                event,
+                outcome,
+            })
+            .get()
     }
 
     /// Reads the HubSpot client's call counters at every scrape (the first call wins).
@@ -466,6 +524,7 @@ mod tests {
         };
         let before = m.encode().unwrap();
         assert!(SCRAPED_METRICS.iter().all(|n| !declared(&before, n)));
+        assert!(outbox::OUTBOX_METRICS.iter().all(|n| declared(&before, n)));
         m.observe_stores(&Stores::never_filled());
         let token = ApiToken::new("pat-na1-00000000-0000-0000-0000-000000000000").unwrap();
         let config = HubSpotConfig::new("http://127.0.0.1:9", token, Tier::Starter);

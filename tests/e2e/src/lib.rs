@@ -27,6 +27,28 @@ pub async fn control_plane() -> &'static ControlPlane {
     control_plane
 }
 
+/// Set (to anything but `0` or `false`) by `.ci/run`, like the conventional `CI` of CI services:
+/// a suite whose tools are missing fails instead of skipping (see [`skip_unless_required`]).
+pub const REQUIRE_TOOLS_ENV: &str = "MARKETPLACE_REQUIRE_TEST_TOOLS";
+
+/// Whether missing test tools fail the suite: under CI ([`REQUIRE_TOOLS_ENV`] or `CI` set).
+pub fn tools_required() -> bool {
+    [REQUIRE_TOOLS_ENV, "CI"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"))
+}
+
+/// Says why `test` is skipped; under CI ([`tools_required`]) fails it instead, so a missing
+/// tool can never pass as a green run.
+pub fn skip_unless_required(test: &str, why: &str) {
+    if tools_required() {
+        panic!(
+            "{test} cannot run: {why} (missing tools fail under CI: {REQUIRE_TOOLS_ENV} or CI is set)"
+        );
+    }
+    eprintln!("skipping {test}: {why}");
+}
+
 /// The workspace root (where `crds/`, `examples/` and `catalog/` are).
 pub fn workspace_root() -> PathBuf {
     marketplace_harness::binaries::workspace_root()

@@ -425,3 +425,70 @@ fn the_usage_store_is_shared_by_the_api_and_the_operator() {
         );
     }
 }
+
+/// The TCP ports the operator's NetworkPolicy lets it reach (besides DNS).
+fn operator_egress_ports(rendering: &Rendering) -> BTreeSet<i64> {
+    rendering
+        .of_kind("NetworkPolicy")
+        .find(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-operator"))
+        })
+        .and_then(|p| p["spec"]["egress"].as_array())
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["ports"].as_array().into_iter().flatten())
+        .filter(|port| port["protocol"] == "TCP")
+        .filter_map(|port| port["port"].as_i64())
+        .filter(|port| *port != 53)
+        .collect()
+}
+
+#[test]
+fn egress_opens_the_notification_ports_only_when_notifications_are_on() {
+    let Some(helm) = helm("egress_opens_the_notification_ports_only_when_notifications_are_on")
+    else {
+        return;
+    };
+    let egress = ["--set", "networkPolicy.egress.enabled=true"];
+    let off = operator_egress_ports(&helm.template_with(None, &egress));
+    assert_eq!(off, BTreeSet::from([22, 443, 6443]), "notifications off");
+    let on = helm.template_with(
+        None,
+        &[&egress[..], &["--set", "notifications.enabled=true"]].concat(),
+    );
+    assert_eq!(
+        operator_egress_ports(&on),
+        BTreeSet::from([22, 443, 465, 587, 6443]),
+        "SMTP submission and implicit TLS"
+    );
+    // The API never sends notifications.
+    let api = on
+        .of_kind("NetworkPolicy")
+        .find(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-api"))
+        })
+        .expect("the API's NetworkPolicy");
+    assert!(!api.to_string().contains("587"), "{api}");
+    let relay = helm.template_with(
+        None,
+        &[
+            &egress[..],
+            &[
+                "--set",
+                "notifications.enabled=true",
+                "--set",
+                "notifications.egressPorts={2525,443}",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        operator_egress_ports(&relay),
+        BTreeSet::from([22, 443, 2525, 6443]),
+        "configured ports, each once"
+    );
+}

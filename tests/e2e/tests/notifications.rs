@@ -7,8 +7,8 @@
 //! messages, to the right people, once; a webhook answering 500 three times then 200 gets its
 //! message once; a channel that is down dead-letters without holding up the others, and a
 //! superadmin's retry annotation sends it again. The schedules are shortened by configuration.
-//! One test: the controllers serve the whole cluster. Skips, saying why, without the Python
-//! clients.
+//! One test: the controllers serve the whole cluster. Without the Python clients it skips,
+//! saying why, or fails under CI (`MARKETPLACE_REQUIRE_TEST_TOOLS`, set by `.ci/run`, or `CI`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -21,7 +21,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
 use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of};
-use marketplace_e2e::{control_plane, eventually, unique_name, workspace_root};
+use marketplace_e2e::{
+    control_plane, eventually, skip_unless_required, unique_name, workspace_root,
+};
 use marketplace_operator::api::notification::{DeliveryPhase, RETRY_ANNOTATION};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{
@@ -34,12 +36,24 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OPS: &str = "ops@saas.example";
+/// Where the drift alert goes over the TLS servers.
+const TLS_OPS: &str = "tls-ops@saas.example";
+/// A STARTTLS channel that does not trust the test CA.
+const UNTRUSTED_OPS: &str = "untrusted@saas.example";
 
 /// The Python receivers, stopped (stdin closed, then killed) when dropped.
 struct Receivers {
     child: Child,
     smtp: u16,
+    /// STARTTLS required, then AUTH (mailer / s3cret).
+    starttls: u16,
+    /// Implicit TLS, then AUTH.
+    smtps: u16,
     http: u16,
+    /// The PEM CA the TLS servers' certificate is signed by.
+    ca: String,
+    /// Where the servers' certificate and key are (removed on drop).
+    dir: std::path::PathBuf,
 }
 
 impl Drop for Receivers {
@@ -47,6 +61,7 @@ impl Drop for Receivers {
         drop(self.child.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -56,7 +71,10 @@ fn start_receivers() -> Option<Receivers> {
         .status()
         .expect("scripts/install-test-clients runs");
     if !install.success() {
-        eprintln!("skipping: the Python test clients could not be installed (see above)");
+        skip_unless_required(
+            "the notifications suite",
+            "the Python test clients (aiosmtpd, standardwebhooks) could not be installed (see above)",
+        );
         return None;
     }
     let python = Command::new(root.join("scripts/install-test-clients"))
@@ -64,9 +82,18 @@ fn start_receivers() -> Option<Receivers> {
         .output()
         .expect("print python");
     let python = String::from_utf8(python.stdout).expect("utf-8");
+    // A throw-away CA and a loopback serving certificate (the harness's PKI) for the SMTP
+    // servers that speak TLS.
+    let pki = marketplace_harness::pki::Pki::generate().expect("a PKI");
+    let dir = std::env::temp_dir().join(unique_name("smtp-tls"));
+    std::fs::create_dir_all(&dir).expect("a folder for the certificate");
+    std::fs::write(dir.join("tls.crt"), &pki.oidc_issuer_cert).expect("write the certificate");
+    std::fs::write(dir.join("tls.key"), &pki.oidc_issuer_key).expect("write the key");
     let mut child = Command::new(python.trim())
         .arg(root.join("tests/e2e/tests/notifications_support/receivers.py"))
         .arg(SECRET)
+        .arg(dir.join("tls.crt"))
+        .arg(dir.join("tls.key"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -76,10 +103,15 @@ fn start_receivers() -> Option<Receivers> {
         .read_line(&mut line)
         .expect("ports");
     let ports: Value = serde_json::from_str(&line).expect("ports JSON");
+    let port = |name: &str| ports[name].as_u64().expect(name) as u16;
     Some(Receivers {
         child,
-        smtp: ports["smtp"].as_u64().expect("smtp") as u16,
-        http: ports["http"].as_u64().expect("http") as u16,
+        smtp: port("smtp"),
+        starttls: port("starttls"),
+        smtps: port("smtps"),
+        http: port("http"),
+        ca: pki.ca_cert,
+        dir,
     })
 }
 
@@ -101,6 +133,33 @@ impl Env {
             .json()
             .await
             .expect("JSON")
+    }
+
+    /// The outbox record over `channel` about subscription `about` (namespace/name), if any.
+    async fn record(&self, channel: &str, about: &str) -> Option<Notification> {
+        let records: Api<Notification> = Api::namespaced(self.client.clone(), &self.namespace);
+        records
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|r| {
+                r.spec.channel == channel
+                    && r.spec.data.get("subscription").map(String::as_str) == Some(about)
+            })
+    }
+
+    /// The first e-mail received that `matches`.
+    async fn first_mail(&self, matches: impl Fn(&Value) -> bool) -> Value {
+        let received = self.received().await;
+        received["mail"]
+            .as_array()
+            .expect("mail")
+            .iter()
+            .find(|m| matches(m))
+            .cloned()
+            .unwrap_or_else(|| panic!("no such mail in {received}"))
     }
 
     /// Subjects of the e-mails to `address` whose text mentions `about`, sorted.
@@ -307,6 +366,7 @@ async fn the_right_people_hear_of_every_step_once() {
                 trial_notice: Duration::from_secs(15 * 24 * 3600),
                 idle_after: Duration::from_secs(24 * 3600),
                 idle_every: Duration::from_secs(3600),
+                drift_unhealed_after: Duration::from_secs(1),
             },
             schedule_interval: Duration::from_millis(500),
             ..NotifyConfig::default()
@@ -346,8 +406,15 @@ async fn the_right_people_hear_of_every_step_once() {
         json!({"url": format!("http://127.0.0.1:{port}{path}"),
             "signingSecretRef": {"name": "hook-signing"}})
     };
-    env.channel("tenant-mail", json!({"audience": "Tenants", "smtp": smtp}))
-        .await;
+    // Catalog news goes through its own channel, created by the announcements step: the
+    // listings of the steps before are news to nobody.
+    env.channel(
+        "tenant-mail",
+        json!({"audience": "Tenants", "smtp": smtp, "events": ["NewRequest", "InvoiceReady",
+            "InvoiceOverdue", "Activated", "PaymentFailed", "CancellationRequested",
+            "CancellationConfirmed", "TrialEnding", "IdleAddOn"]}),
+    )
+    .await;
     env.channel(
         "ops-mail",
         json!({"audience": "Superadmins", "to": [OPS], "smtp": smtp}),
@@ -384,12 +451,14 @@ async fn the_right_people_hear_of_every_step_once() {
         "webhook": hook("/down", 9)}),
     )
     .await;
+    tls_channels(&env).await;
     refused_channels(&env, &smtp).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     purchase_idle_payment_failure_and_cancellation(&env, &sim, &ctx, &hubspot).await;
     approval_walk(&env).await;
     trial(&env).await;
+    let running = announcements(&env, &smtp, ctx, running).await;
 
     running.stop().await;
 }
@@ -418,14 +487,7 @@ async fn purchase_idle_payment_failure_and_cancellation(
         env.expect_mail(to, "", &["Activated: Route Optimization"])
             .await;
     }
-    let mail = env.received().await;
-    let activated = mail["mail"]
-        .as_array()
-        .expect("mail")
-        .iter()
-        .find(|m| m["to"][0] == billing.as_str())
-        .expect("the activation mail")
-        .clone();
+    let activated = env.first_mail(|m| m["to"][0] == billing.as_str()).await;
     assert!(
         activated["text"]
             .as_str()
@@ -650,18 +712,9 @@ async fn approval_walk(env: &Env) {
         "the down channel's record to be dead-lettered",
         CONVERGED,
         || async {
-            records
-                .list(&Default::default())
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .find(|r| {
-                    r.spec.channel == "down"
-                        && r.spec.data.get("subscription") == Some(&about)
-                        && r.status.as_ref().and_then(|s| s.phase)
-                            == Some(DeliveryPhase::DeadLetter)
-                })
+            env.record("down", &about).await.filter(|r| {
+                r.status.as_ref().and_then(|s| s.phase) == Some(DeliveryPhase::DeadLetter)
+            })
         },
     )
     .await;
@@ -743,6 +796,138 @@ async fn trial(env: &Env) {
                 m
             });
     assert!(per_subject.values().all(|n| *n == 1), "{per_subject:?}");
+
+    // Drift the audit found and the reconcile could not heal (the condition it writes then,
+    // applied here under its own field manager): superadmins hear of it once.
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(40);
+    subs.patch_status(
+        "eta",
+        &PatchParams::apply("e2e-drift").force(),
+        &Patch::Apply(json!({
+            "apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+            "status": {"conditions": [{"type": "Synced", "status": "False", "reason": "DriftFound",
+                "message": "the HubSpot subscription was cancelled or deleted outside the operator (audit); healing failed: HubSpot answered 503",
+                "lastTransitionTime": since.to_string()}]},
+        })),
+    )
+    .await
+    .expect("the drift condition");
+    let about = format!("{namespace}/eta");
+    env.expect_mail(
+        OPS,
+        &about,
+        &["Billing drift not healed: ETA Predictions for Acme Logistics"],
+    )
+    .await;
+    let alert = env
+        .first_mail(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Billing drift not healed"))
+        })
+        .await;
+    assert!(
+        alert["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("HubSpot answered 503") && t.contains(&about)),
+        "{alert}"
+    );
+    assert!(
+        env.mail_to(&billing, "drift").await.is_empty(),
+        "tenants never hear of it"
+    );
+
+    // The same alert over STARTTLS and implicit TLS, authenticated, trusting the channel's CA.
+    for channel in ["ops-starttls", "ops-smtps"] {
+        let status = eventually(&format!("{channel} to deliver"), CONVERGED, || async {
+            env.record(channel, &about)
+                .await?
+                .status
+                .filter(|s| s.phase.is_some_and(|p| p != DeliveryPhase::Pending))
+        })
+        .await;
+        assert_eq!(
+            status.phase,
+            Some(DeliveryPhase::Sent),
+            "{channel}: {status:?}"
+        );
+    }
+    let subject = "Billing drift not healed: ETA Predictions for Acme Logistics";
+    env.expect_mail(TLS_OPS, &about, &[subject, subject]).await;
+    let received = env.received().await;
+    let mut servers: Vec<&str> = received["mail"]
+        .as_array()
+        .expect("mail")
+        .iter()
+        .filter(|m| m["to"][0] == TLS_OPS)
+        .map(|m| {
+            assert_eq!(m["tls"], true, "over TLS: {m}");
+            assert_eq!(m["authenticated"], true, "authenticated: {m}");
+            m["server"].as_str().unwrap_or_default()
+        })
+        .collect();
+    servers.sort();
+    assert_eq!(servers, ["smtps", "starttls"]);
+    // Without the CA the server's certificate is not trusted: nothing is sent.
+    let untrusted = eventually("the untrusted channel to fail", CONVERGED, || async {
+        env.record("ops-untrusted", &about)
+            .await?
+            .status?
+            .last_error
+    })
+    .await;
+    assert!(untrusted.contains("SMTP 127.0.0.1"), "{untrusted}");
+    assert!(!untrusted.contains("s3cret"), "{untrusted}");
+    assert!(env.mail_to(UNTRUSTED_OPS, "").await.is_empty());
+}
+
+/// Superadmin e-mail channels for drift alerts over the TLS servers: STARTTLS and implicit
+/// TLS with credentials and the test CA from Secrets, and STARTTLS without the CA.
+async fn tls_channels(env: &Env) {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    for (name, data) in [
+        (
+            "smtp-login",
+            json!({"username": "mailer", "password": "s3cret"}),
+        ),
+        ("smtp-ca", json!({"ca.crt": env.receivers.ca})),
+    ] {
+        apply(
+            &secrets,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": env.namespace}, "stringData": data}),
+        )
+        .await;
+    }
+    let smtp = |port: u16, security: &str, ca: bool| {
+        let mut smtp = json!({"host": "127.0.0.1", "port": port, "security": security,
+            "credentialsSecretRef": {"name": "smtp-login"},
+            "from": "Marketplace <marketplace@saas.example>"});
+        if ca {
+            smtp["caSecretRef"] = json!({"name": "smtp-ca"});
+        }
+        smtp
+    };
+    for (name, to, smtp) in [
+        (
+            "ops-starttls",
+            TLS_OPS,
+            smtp(env.receivers.starttls, "StartTls", true),
+        ),
+        ("ops-smtps", TLS_OPS, smtp(env.receivers.smtps, "Tls", true)),
+        (
+            "ops-untrusted",
+            UNTRUSTED_OPS,
+            smtp(env.receivers.starttls, "StartTls", false),
+        ),
+    ] {
+        env.channel(
+            name,
+            json!({"audience": "Superadmins", "events": ["DriftUnhealed"], "to": [to], "smtp": smtp}),
+        )
+        .await;
+    }
 }
 
 /// Bad channels fail at apply, naming the field.
@@ -761,6 +946,12 @@ async fn refused_channels(env: &Env, smtp: &Value) {
         ),
         (json!({"audience": "Superadmins", "smtp": smtp}), "spec.to"),
         (
+            json!({"audience": "Superadmins", "to": [OPS],
+                "smtp": {"host": "h", "port": 25, "security": "None", "from": "a@b.example",
+                    "caSecretRef": {"name": "smtp-ca"}}}),
+            "spec.smtp.caSecretRef needs TLS",
+        ),
+        (
             json!({"audience": "Tasks", "webhook": {"url": "ftp://x", "signingSecretRef": {"name": "s"}}}),
             "spec.webhook.url",
         ),
@@ -776,4 +967,123 @@ async fn refused_channels(env: &Env, smtp: &Value) {
             .expect_err("refused");
         assert!(error.to_string().contains(says), "{says}: {error}");
     }
+}
+
+/// Catalog news: a listing published for the first time and its major release reach every
+/// tenant who may see it (not one who opted out of marketing, nor one an Internal listing is
+/// hidden from), once, also after a restart; a minor release is not news, and listings that
+/// existed before are never announced.
+async fn announcements(
+    env: &Env,
+    smtp: &Value,
+    ctx: Arc<marketplace_operator::controllers::Context>,
+    running: controllers::RunningControllers,
+) -> controllers::RunningControllers {
+    env.channel(
+        "tenant-news",
+        json!({"audience": "Tenants", "events": ["NewListing", "MajorRelease"], "smtp": smtp}),
+    )
+    .await;
+    let (_, _, reader, reader_admin) = env.tenant("reader", json!({})).await;
+    let (_, _, quiet, _) = env.tenant("quiet", json!({"marketingOptOut": true})).await;
+    let release = |version: &str, summary: &str| json!({"version": version, "date": "2026-11-30", "summary": summary});
+    let listing = env
+        .listing(
+            "fleet",
+            json!({"displayName": "Fleet Insights", "lifecycle": "ComingSoon",
+                "releases": [release("1.0.0", "first")]}),
+        )
+        .await;
+    let listings: Api<Listing> = Api::all(env.client.clone());
+    let set = |releases: Value, lifecycle: &str| {
+        let listings = listings.clone();
+        let listing = listing.clone();
+        let lifecycle = lifecycle.to_string();
+        async move {
+            listings
+                .patch(
+                    &listing,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"lifecycle": lifecycle, "releases": releases}})),
+                )
+                .await
+                .expect("listing update");
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        env.mail_to(&reader, "Fleet Insights").await.is_empty(),
+        "coming soon is not news"
+    );
+    set(json!([release("1.0.0", "first")]), "Published").await;
+    for to in [&reader, &reader_admin] {
+        env.expect_mail(
+            to,
+            "Fleet Insights",
+            &["New in the marketplace: Fleet Insights"],
+        )
+        .await;
+    }
+    set(
+        json!([release("1.2.0", "faster"), release("1.0.0", "first")]),
+        "Published",
+    )
+    .await;
+    set(
+        json!([
+            release("2.0.0", "live maps"),
+            release("1.2.0", "faster"),
+            release("1.0.0", "first")
+        ]),
+        "Published",
+    )
+    .await;
+    let both = [
+        "Fleet Insights 2.0.0 is out",
+        "New in the marketplace: Fleet Insights",
+    ];
+    for to in [&reader, &reader_admin] {
+        env.expect_mail(to, "Fleet Insights", &both).await;
+    }
+    let news = env
+        .first_mail(|m| m["subject"] == "Fleet Insights 2.0.0 is out")
+        .await;
+    assert!(
+        news["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("live maps") && t.contains("2026-11-30")),
+        "{news}"
+    );
+    assert!(
+        env.mail_to(&quiet, "").await.is_empty(),
+        "opted out of marketing"
+    );
+    // Earlier steps' listings were published before the news channel existed: never announced.
+    assert!(env.mail_to(&reader, "Route Optimization").await.is_empty());
+
+    // An internal listing is news only to internal tenants.
+    env.listing(
+        "internal",
+        json!({"displayName": "Staff Tools", "visibility": "Internal"}),
+    )
+    .await;
+
+    // A restart decides again from the ledger: nothing is repeated.
+    running.stop().await;
+    let running = controllers::start(
+        ctx,
+        Enabled {
+            tenants: true,
+            subscriptions: true,
+            actions: true,
+            notifications: true,
+            ..Enabled::NONE
+        },
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for to in [&reader, &reader_admin] {
+        env.expect_mail(to, "Fleet Insights", &both).await;
+    }
+    assert!(env.mail_to(&reader, "Staff Tools").await.is_empty());
+    running
 }

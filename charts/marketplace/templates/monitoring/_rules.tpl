@@ -106,6 +106,21 @@ groups:
             Drift that webhooks missed is not found or healed while the audit does not run
             to the end.
           {{- include "marketplace.runbookAnnotation" (dict "ctx" $ "anchor" "marketplaceauditnotrunning") | nindent 10 }}
+      - alert: MarketplaceNotificationsUndelivered
+        expr: >-
+          max(marketplace_notification_outbox{ {{- $sel -}} ,phase="DeadLetter"}) > 0
+          or
+          max(marketplace_notification_oldest_pending_seconds{ {{- $sel -}} }) > 1800
+        for: {{ $for.notificationsUndelivered }}
+        labels:
+          severity: warning
+        annotations:
+          summary: Notifications are not being delivered.
+          description: >-
+            Notifications were dead-lettered after every attempt failed, or one has waited
+            more than 30 minutes: a channel is down or refuses them, and nobody hears of
+            what happens until it is fixed and the records are retried.
+          {{- include "marketplace.runbookAnnotation" (dict "ctx" $ "anchor" "marketplacenotificationsundelivered") | nindent 10 }}
 {{- end -}}
 
 {{/*

@@ -1,4 +1,5 @@
-//! The scheduled notifications: invoice overdue, trial ending, idle add-on. Each is a pure
+//! The scheduled notifications: invoice overdue, trial ending, idle add-on, billing drift not
+//! healed. Each is a pure
 //! function of the subscription's status, what usage says and `now`; each event's id names its
 //! window (the overdue day, the trial's end, the idle stretch), so recording it again (a restart,
 //! a second pass, another replica) finds the same outbox record and sends nothing new.
@@ -8,6 +9,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{SubscriptionEvent, stable_id};
+use crate::api::conditions::reasons::DRIFT_FOUND;
+use crate::api::conditions::types::SYNCED;
+use crate::api::conditions::{FALSE, find_condition};
 use crate::api::notification_channel::NotificationEventKind;
 use crate::api::tenant_subscription::{Phase, TenantSubscriptionStatus};
 
@@ -24,6 +28,9 @@ pub struct ScheduleConfig {
     pub idle_after: Duration,
     /// Idle nudges repeat at most this often.
     pub idle_every: Duration,
+    /// Drift found and not healed (`Synced` False, `DriftFound`) this long is alerted, once per
+    /// episode (the condition's transition).
+    pub drift_unhealed_after: Duration,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -36,6 +43,8 @@ impl Default for ScheduleConfig {
             trial_notice: Duration::from_secs(3 * DAY),
             idle_after: Duration::from_secs(30 * DAY),
             idle_every: Duration::from_secs(60 * DAY),
+            // The `for` of the MarketplaceDriftNotHealed alert rule.
+            drift_unhealed_after: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -124,5 +133,32 @@ pub fn scheduled_events(f: &ScheduleFacts<'_>, c: &ScheduleConfig) -> Vec<Subscr
         }
         _ => {}
     }
+    out.extend(drift_unhealed(f, c));
     out
+}
+
+/// The alert of drift found and not healed for `drift_unhealed_after`: healing was tried (the
+/// reconcile after the audit) and failed, and no later audit or reconcile cleared it. The
+/// episode is the condition's transition, so the alert goes once however long it lasts, and
+/// again only after it was healed and broke anew.
+fn drift_unhealed(f: &ScheduleFacts<'_>, c: &ScheduleConfig) -> Option<SubscriptionEvent> {
+    let synced = find_condition(&f.status.conditions, SYNCED)?;
+    if synced.status != FALSE || synced.reason != DRIFT_FOUND {
+        return None;
+    }
+    let since = synced.last_transition_time.0;
+    if f.now.duration_since(since) < signed(c.drift_unhealed_after) {
+        return None;
+    }
+    let kind = NotificationEventKind::DriftUnhealed;
+    Some(SubscriptionEvent {
+        id: stable_id(
+            "evt",
+            &[f.uid, &format!("{kind:?}"), &since.as_second().to_string()],
+        ),
+        kind,
+        at: f.now,
+        date: since,
+        reason: Some(synced.message.clone()),
+    })
 }

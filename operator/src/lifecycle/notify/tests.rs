@@ -340,3 +340,55 @@ fn sent_records_expire_after_the_retention_and_dead_letters_stay() {
     assert!(!expired(Some(&dead), ts("2027-01-01T00:00:00Z"), 30 * day));
     assert!(!expired(None, ts("2027-01-01T00:00:00Z"), 30 * day));
 }
+
+#[test]
+fn drift_not_healed_for_half_an_hour_is_alerted_once_per_episode() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    let synced = |status: &str, reason: &str, since: &str| {
+        let mut s = status_of(Phase::Active);
+        s.conditions = vec![Condition {
+            type_: "Synced".into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: "the HubSpot subscription was cancelled; healing failed: 503".into(),
+            last_transition_time: Time(ts(since)),
+            observed_generation: None,
+        }];
+        s
+    };
+    let at = |status: &TenantSubscriptionStatus, now: &str| {
+        due(ScheduleFacts {
+            uid: "u",
+            status,
+            last_checked: None,
+            last_idle_nudge: None,
+            now: ts(now),
+        })
+    };
+    let failing = synced("False", "DriftFound", "2026-01-01T00:00:00Z");
+    assert!(at(&failing, "2026-01-01T00:29:59Z").is_empty());
+    let alert = at(&failing, "2026-01-01T00:30:00Z");
+    assert_eq!(kinds(&alert), [K::DriftUnhealed]);
+    assert!(
+        alert[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("503"))
+    );
+    assert_eq!(alert[0].date, ts("2026-01-01T00:00:00Z"));
+    assert_eq!(
+        alert[0].id,
+        at(&failing, "2026-01-03T00:00:00Z")[0].id,
+        "one alert per episode"
+    );
+    let again = synced("False", "DriftFound", "2026-01-05T00:00:00Z");
+    assert_ne!(alert[0].id, at(&again, "2026-01-06T00:00:00Z")[0].id);
+    for (status, reason) in [("True", "Healed"), ("True", "InSync")] {
+        let fine = synced(status, reason, "2026-01-01T00:00:00Z");
+        assert!(at(&fine, "2026-01-06T00:00:00Z").is_empty());
+    }
+}
+
+fn status_of(phase: Phase) -> TenantSubscriptionStatus {
+    status(phase, vec![], None)
+}

@@ -10,15 +10,17 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::fleet;
+use super::{fleet, outbox};
+use crate::api::Notification;
 use crate::billing::{CALL_OUTCOMES, HubSpotClient};
-use crate::runtime::Stores;
+use crate::runtime::{SharedCache, Stores};
 
 /// What the scrape reads live: set once each, when the process has them.
 #[derive(Default)]
 pub struct Sources {
     pub(super) stores: OnceLock<Stores>,
     pub(super) hubspot: OnceLock<HubSpotClient>,
+    pub(super) outbox: OnceLock<SharedCache<Notification>>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -26,6 +28,7 @@ impl std::fmt::Debug for Sources {
         f.debug_struct("Sources")
             .field("stores", &self.stores.get().is_some())
             .field("hubspot", &self.hubspot.get().is_some())
+            .field("outbox", &self.outbox.get().is_some())
             .finish()
     }
 }
@@ -103,6 +106,27 @@ impl Collector for Sources {
                     .map(|(listing, n)| (vec![("listing", listing.as_str())], *n as f64)),
             )?;
         }
+        // Always described (the alert rule reads them); sampled once notifications are on.
+        let tally = self
+            .outbox
+            .get()
+            .map(|records| outbox::tally(&records.state(), jiff::Timestamp::now()));
+        gauge_family(
+            &mut encoder,
+            outbox::OUTBOX_METRICS[0],
+            "Notification outbox records by delivery phase (Pending, Sent, DeadLetter)",
+            tally.iter().flat_map(|t| {
+                t.by_phase
+                    .iter()
+                    .map(|(phase, n)| (vec![("phase", *phase)], *n as f64))
+            }),
+        )?;
+        gauge_family(
+            &mut encoder,
+            outbox::OUTBOX_METRICS[1],
+            "Age of the oldest notification not yet delivered (0 when none is pending)",
+            tally.iter().map(|t| (Vec::new(), t.oldest_pending_seconds)),
+        )?;
         if let Some(hubspot) = self.hubspot.get() {
             let stats = hubspot.stats();
             let mut calls = encoder.encode_descriptor(

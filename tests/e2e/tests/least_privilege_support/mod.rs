@@ -110,7 +110,11 @@ impl World {
             .expect("CRDs");
         let admin = control_plane.client().await.expect("client");
         let superadmin = format!("rbac.people.superadmins.users[0]={}", superadmin());
-        let rendering = helm.template_with(None, &["--set", &superadmin]);
+        // Notifications on: their rights are granted only then, and must be enough and used.
+        let rendering = helm.template_with(
+            None,
+            &["--set", &superadmin, "--set", "notifications.enabled=true"],
+        );
         apply(
             &Api::<Namespace>::all(admin.clone()),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),

@@ -166,6 +166,21 @@ impl Scenario {
                 .expect("ID token"),
         };
 
+        // Tenants hear of their purchases by e-mail; nothing listens on port 9, so delivery
+        // fails and records its failure (the outbox, its status, the channel cache, the
+        // template overrides, the announcement ledger are all used).
+        apply(
+            &Api::<marketplace_operator::api::NotificationChannel>::namespaced(
+                admin.clone(),
+                &world.namespace,
+            ),
+            json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "NotificationChannel",
+                "metadata": {"name": "tenant-mail", "namespace": world.namespace},
+                "spec": {"audience": "Tenants", "smtp": {"host": "127.0.0.1", "port": 9,
+                    "security": "None", "from": "marketplace@saas.example"}}}),
+        )
+        .await;
+
         // The catalog, from git (its credentials in a Secret), then pruned.
         let repo = Repo::new();
         write_catalog(&repo, Legacy::Published);

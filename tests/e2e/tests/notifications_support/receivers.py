@@ -1,22 +1,27 @@
 """The receivers of the notifications suite, on loopback: a real SMTP server (aiosmtpd) and an
 HTTP webhook receiver that verifies every request with the Standard Webhooks reference library
-(standardwebhooks). Prints {"smtp": port, "http": port} once both listen; GET /received returns
-what arrived. POST /flaky answers 500 to the first three attempts of each webhook-id, then 200; POST /slack
+(standardwebhooks). Prints {"smtp": port, "http": port, ...} once all listen; GET /received
+returns what arrived. Given a certificate and key (PEM files), two more SMTP servers listen with
+that certificate and require AUTH (user "mailer", password "s3cret"): "starttls" (STARTTLS
+required before anything else) and "smtps" (implicit TLS); each mail records its server, whether
+it came over TLS and whether the sender authenticated. POST /flaky answers 500 to the first three attempts of each webhook-id, then 200; POST /slack
 takes a Slack incoming-webhook message (unsigned).
 Exits when stdin closes (the test ends).
 
-Usage: python receivers.py WHSEC_SECRET
+Usage: python receivers.py WHSEC_SECRET [CERT_PEM KEY_PEM]
 """
 
 import email
 import email.policy
 import json
 import socket
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 SECRET = sys.argv[1]
@@ -26,7 +31,17 @@ HOOKS = []
 ATTEMPTS = {}
 
 
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and (
+        auth_data.login == b"mailer" and auth_data.password == b"s3cret"
+    )
+    return AuthResult(success=ok)
+
+
 class Mailbox:
+    def __init__(self, name="plain"):
+        self.name = name
+
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         text = message.get_body(preferencelist=("plain",))
@@ -40,6 +55,11 @@ class Mailbox:
                     "subject": str(message["Subject"]),
                     "text": text.get_content() if text else "",
                     "html": html.get_content() if html else "",
+                    "server": self.name,
+                    # The transport itself: set after STARTTLS and from the start with
+                    # implicit TLS (where aiosmtpd leaves session.ssl unset).
+                    "tls": server.transport.get_extra_info("ssl_object") is not None,
+                    "authenticated": bool(session.authenticated),
                 }
             )
         return "250 Message accepted for delivery"
@@ -94,20 +114,48 @@ class Hooks(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def main():
+def free_port():
     # aiosmtpd checks its own port after starting, so it needs a real one: take a free one.
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
-    smtp_port = probe.getsockname()[1]
+    port = probe.getsockname()[1]
     probe.close()
-    smtp = Controller(Mailbox(), hostname="127.0.0.1", port=smtp_port)
-    smtp.start()
+    return port
+
+
+def main():
+    ports = {"smtp": free_port()}
+    servers = [Controller(Mailbox(), hostname="127.0.0.1", port=ports["smtp"])]
+    if len(sys.argv) > 3:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+        ports["starttls"] = free_port()
+        servers.append(
+            Controller(
+                Mailbox("starttls"), hostname="127.0.0.1", port=ports["starttls"],
+                tls_context=context, require_starttls=True,
+                authenticator=authenticator, auth_required=True,
+            )
+        )
+        ports["smtps"] = free_port()
+        servers.append(
+            Controller(
+                Mailbox("smtps"), hostname="127.0.0.1", port=ports["smtps"],
+                ssl_context=context, authenticator=authenticator, auth_required=True,
+                # The whole connection is TLS, but aiosmtpd only counts STARTTLS as such.
+                auth_require_tls=False,
+            )
+        )
+    for server in servers:
+        server.start()
     http = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
     threading.Thread(target=http.serve_forever, daemon=True).start()
-    print(json.dumps({"smtp": smtp_port, "http": http.server_address[1]}), flush=True)
+    ports["http"] = http.server_address[1]
+    print(json.dumps(ports), flush=True)
     sys.stdin.read()
     http.shutdown()
-    smtp.stop()
+    for server in servers:
+        server.stop()
 
 
 if __name__ == "__main__":
