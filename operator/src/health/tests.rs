@@ -309,7 +309,7 @@ fn mrr_normalises_yearly_and_per_unit_prices_of_billed_subscriptions_only() {
         .iter()
         .map(|t| (t.currency.as_str(), t.mrr.as_str()))
         .collect();
-    assert_eq!(totals, vec![("EUR", "10.00"), ("USD", "123.00")]);
+    assert_eq!(totals, vec![("EUR", "25.00"), ("USD", "123.00")]);
     let csv = revenue_csv(&revenue);
     assert!(
         csv.starts_with("listing,plan,currency,subscriptions,mrr\r\nroutes,pro,USD,2,98.00\r\n"),

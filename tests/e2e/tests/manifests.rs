@@ -3,8 +3,8 @@
 
 use marketplace_e2e::{control_plane, kubectl, workspace_root, yaml_documents};
 use marketplace_operator::api::{
-    CatalogSource, Entitlement, Listing, NotificationChannel, Promotion, SubscriptionAction,
-    Tenant, TenantSubscription, WizardConfig,
+    CatalogSource, Entitlement, HealthPolicy, Listing, NotificationChannel, Promotion,
+    SubscriptionAction, Tenant, TenantSubscription, WizardConfig,
 };
 
 /// The YAML files under `folder` (recursively), sorted.
@@ -57,6 +57,7 @@ fn manifests_round_trip_through_the_rust_types() {
                 Some("CatalogSource") => round_trip::<CatalogSource>(&doc),
                 Some("NotificationChannel") => round_trip::<NotificationChannel>(&doc),
                 Some("Promotion") => round_trip::<Promotion>(&doc),
+                Some("HealthPolicy") => round_trip::<HealthPolicy>(&doc),
                 other => panic!("{}: unexpected kind {other:?}", file.display()),
             };
             assert_eq!(
