@@ -107,7 +107,7 @@ pub struct ApiArgs {
         env = "MARKETPLACE_USAGE_STORE",
         default_value = "sqlite:/tmp/marketplace-usage.sqlite"
     )]
-    pub usage_store: UsageStoreFlag,
+    pub usage_store: crate::metering::UsageStoreFlag,
     /// Let wizard test connections reach loopback, private and link-local addresses (off: a
     /// tenant's settings must not make the API probe its own network); as the operator's flag.
     #[arg(long, env = "MARKETPLACE_PROBE_ALLOW_PRIVATE")]
@@ -238,43 +238,4 @@ pub fn start(args: ApiArgs) -> Result<(), ApiError> {
         .build()
         .map_err(ApiError::Runtime)?
         .block_on(crate::process::api::run(settings))
-}
-
-/// `--usage-store`: where usage is kept, or `none`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UsageStoreFlag(pub Option<crate::metering::UsageStoreLocation>);
-
-impl std::str::FromStr for UsageStoreFlag {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text == "none" {
-            return Ok(UsageStoreFlag(None));
-        }
-        text.parse()
-            .map(|location| UsageStoreFlag(Some(location)))
-            .map_err(|e| format!("{e}, or none"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::metering::UsageStoreLocation;
-
-    #[test]
-    fn the_usage_store_can_be_switched_off_and_a_bad_one_is_explained() {
-        assert_eq!("none".parse(), Ok(UsageStoreFlag(None)));
-        assert_eq!(
-            "sqlite:/data/usage.sqlite".parse(),
-            Ok(UsageStoreFlag(Some(UsageStoreLocation::Sqlite(
-                "/data/usage.sqlite".into()
-            ))))
-        );
-        let bad = "mysql://x".parse::<UsageStoreFlag>().unwrap_err();
-        assert!(
-            bad.contains("postgres://") && bad.ends_with("or none"),
-            "{bad}"
-        );
-    }
 }

@@ -122,9 +122,9 @@ pub struct OperatorArgs {
     pub hubspot_batch_linger_ms: u64,
     /// The usage store the API records usage events in (`sqlite:PATH` on a file it shares, or
     /// its `postgres://` URL): closed periods of metered plans are then billed to HubSpot.
-    /// Without it usage is not reported.
-    #[arg(long, env = "MARKETPLACE_USAGE_STORE")]
-    pub usage_store: Option<crate::metering::UsageStoreLocation>,
+    /// `none` (the default, as when the API's store is `none`): usage is not reported.
+    #[arg(long, env = "MARKETPLACE_USAGE_STORE", default_value = "none")]
+    pub usage_store: crate::metering::UsageStoreFlag,
     /// Seconds between looks for closed usage periods to report.
     #[arg(
         long,
@@ -386,7 +386,7 @@ impl OperatorArgs {
                 .admission
                 .config(&self.namespace, self.platform_version.clone()),
             notifications: self.notifications.then(|| self.notify.config()),
-            usage_store: self.usage_store.clone(),
+            usage_store: self.usage_store.0.clone(),
         })
     }
 }
@@ -435,7 +435,9 @@ mod tests {
             Cli::try_parse_from(argv).map(|c| c.args)
         };
         let off = parse(&[]).expect("flags parse");
-        assert_eq!(off.usage_store, None);
+        assert_eq!(off.usage_store.0, None);
+        let none = parse(&["--usage-store", "none"]).expect("flags parse");
+        assert_eq!(none.usage_store.0, None, "none as the API takes it");
         assert_eq!(
             off.controller_config().usage_report,
             crate::controllers::usage_report::UsageReportSettings::default()
@@ -450,7 +452,7 @@ mod tests {
         ])
         .expect("flags parse");
         assert!(matches!(
-            on.usage_store,
+            on.usage_store.0,
             Some(crate::metering::UsageStoreLocation::Postgres(_))
         ));
         let timing = on.controller_config().usage_report;

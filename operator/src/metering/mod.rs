@@ -83,6 +83,24 @@ impl std::fmt::Display for UsageStoreLocation {
     }
 }
 
+/// `--usage-store` of both processes (one variable, `MARKETPLACE_USAGE_STORE`): where usage is
+/// kept, or `none` (the API's usage routes answer 503; the operator reports no usage).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsageStoreFlag(pub Option<UsageStoreLocation>);
+
+impl FromStr for UsageStoreFlag {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "none" {
+            return Ok(UsageStoreFlag(None));
+        }
+        text.parse()
+            .map(|location| UsageStoreFlag(Some(location)))
+            .map_err(|e| format!("{e}, or none"))
+    }
+}
+
 /// Either store, chosen at start-up.
 pub enum AnyUsageStore {
     Sqlite(SqliteUsageStore),
@@ -162,5 +180,22 @@ mod tests {
             .parse::<UsageStoreLocation>()
             .unwrap_err();
         assert!(!err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn the_flag_may_switch_the_store_off_and_explains_a_bad_one() {
+        assert_eq!("none".parse(), Ok(UsageStoreFlag(None)));
+        assert_eq!(
+            "sqlite:/data/usage.sqlite".parse(),
+            Ok(UsageStoreFlag(Some(UsageStoreLocation::Sqlite(
+                "/data/usage.sqlite".into()
+            ))))
+        );
+        let bad = "mysql://x".parse::<UsageStoreFlag>().unwrap_err();
+        assert!(
+            bad.contains("postgres://") && bad.ends_with("or none"),
+            "{bad}"
+        );
+        assert!("None".parse::<UsageStoreFlag>().is_err(), "only `none`");
     }
 }
