@@ -4,6 +4,7 @@
 //! before the first reconcile. [`run`] starts a chosen set of them through [`runner`].
 
 pub mod announcements;
+pub mod applied;
 pub mod backoff;
 pub mod billing_audit;
 pub mod billing_pool;

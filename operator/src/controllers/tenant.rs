@@ -19,9 +19,11 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::applied::needs_apply;
 use super::status::{OPERATOR_MANAGER, apply_status_guarded};
 use super::tenant_rbac::{
-    TENANT_LABEL, catalog_reader_cluster_role, desired_objects, is_applied, namespace_name,
+    CATALOG_READER_CLUSTER_ROLE, TENANT_LABEL, catalog_reader_cluster_role, desired_objects,
+    namespace_name,
 };
 use super::{Context, Error, object_key};
 use crate::api::Tenant;
@@ -38,8 +40,8 @@ pub struct TenantOwnedCaches {
     roles: SharedCache<Role>,
     role_bindings: SharedCache<RoleBinding>,
     cluster_role_bindings: SharedCache<ClusterRoleBinding>,
-    /// The shared catalog reader ClusterRole was applied by this process.
-    catalog_reader_applied: AtomicBool,
+    /// The shared catalog reader ClusterRole was found (or made) as wanted by this process.
+    catalog_reader_checked: AtomicBool,
 }
 
 impl TenantOwnedCaches {
@@ -53,7 +55,7 @@ impl TenantOwnedCaches {
                 Api::all(client.clone()),
                 owned(),
             ),
-            catalog_reader_applied: AtomicBool::new(false),
+            catalog_reader_checked: AtomicBool::new(false),
         }
     }
 
@@ -99,7 +101,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     // are the same call; it is skipped when the cache shows the object as applied already.
     let mut wrote = apply(
         Api::<Namespace>::all(client.clone()),
-        owned.map(|o| &o.namespaces),
+        cached(owned.map(|o| &o.namespaces), &objects.namespace),
         &objects.namespace,
     )
     .await?;
@@ -107,7 +109,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     for role in &objects.roles {
         wrote |= apply(
             Api::<Role>::namespaced(client.clone(), &namespace),
-            owned.map(|o| &o.roles),
+            cached(owned.map(|o| &o.roles), role),
             role,
         )
         .await?;
@@ -115,30 +117,35 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     for binding in &objects.role_bindings {
         wrote |= apply(
             Api::<RoleBinding>::namespaced(client.clone(), &namespace),
-            owned.map(|o| &o.role_bindings),
+            cached(owned.map(|o| &o.role_bindings), binding),
             binding,
         )
         .await?;
     }
     wrote |= apply(
         Api::<ClusterRoleBinding>::all(client.clone()),
-        owned.map(|o| &o.cluster_role_bindings),
+        cached(
+            owned.map(|o| &o.cluster_role_bindings),
+            &objects.catalog_binding,
+        ),
         &objects.catalog_binding,
     )
     .await?;
-    // The shared cluster role (not watched: the operator may not list ClusterRoles): applied
-    // by the process's first Tenant reconcile, and again whenever a tenant's objects needed
-    // restoring.
-    let applied_once = owned.is_some_and(|o| o.catalog_reader_applied.load(Ordering::Relaxed));
-    if wrote || !applied_once {
+    // The shared cluster role (not watched: the operator may not list ClusterRoles): read and
+    // compared by the process's first Tenant reconcile, and again whenever a tenant's objects
+    // needed restoring (its deletion would have gone unseen).
+    let checked_once = owned.is_some_and(|o| o.catalog_reader_checked.load(Ordering::Relaxed));
+    if wrote || !checked_once {
+        let cluster_roles = Api::<ClusterRole>::all(client.clone());
+        let live = cluster_roles.get_opt(CATALOG_READER_CLUSTER_ROLE).await?;
         apply(
-            Api::<ClusterRole>::all(client.clone()),
-            None,
+            cluster_roles,
+            live.map(Arc::new),
             &catalog_reader_cluster_role(),
         )
         .await?;
         if let Some(o) = owned {
-            o.catalog_reader_applied.store(true, Ordering::Relaxed);
+            o.catalog_reader_checked.store(true, Ordering::Relaxed);
         }
     }
 
@@ -233,25 +240,14 @@ pub fn company_request(tenant: &Tenant) -> CompanyRequest {
     }
 }
 
-/// Applies `object` unless `cache` shows it applied already; returns whether it wrote. A cache
-/// that lags costs at most a no-op apply; a change it has not seen yet re-reconciles the Tenant
-/// once it has.
-async fn apply<K>(api: Api<K>, cache: Option<&SharedCache<K>>, object: &K) -> Result<bool, Error>
+/// Applies `object` unless `live` (from a cache, or read) shows it applied already; returns
+/// whether it wrote. A cache that lags costs at most a no-op apply; a change it has not seen yet
+/// re-reconciles the Tenant once it has.
+async fn apply<K>(api: Api<K>, live: Option<Arc<K>>, object: &K) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
-    let live = cache.and_then(|c| c.get(&ObjectRef::from_obj(object)));
-    let applied = live.is_some_and(|live| {
-        live.meta().deletion_timestamp.is_none()
-            && match (
-                serde_json::to_value(live.as_ref()),
-                serde_json::to_value(object),
-            ) {
-                (Ok(live), Ok(desired)) => is_applied(&live, &desired),
-                _ => false,
-            }
-    });
-    if applied {
+    if !needs_apply(live.as_deref(), object) {
         return Ok(false);
     }
     api.patch(
@@ -261,4 +257,12 @@ where
     )
     .await?;
     Ok(true)
+}
+
+/// What `cache` holds of `object` (none without a cache).
+fn cached<K>(cache: Option<&SharedCache<K>>, object: &K) -> Option<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    cache.and_then(|c| c.get(&ObjectRef::from_obj(object)))
 }

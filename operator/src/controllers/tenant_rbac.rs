@@ -91,26 +91,6 @@ fn subjects(people: &[&TenantSubject]) -> Vec<Subject> {
     out
 }
 
-/// Whether applying `desired` would change nothing in `live` (both as JSON): every field
-/// `desired` sets holds the same value in `live`. Objects may hold more fields (the server's
-/// defaults, other writers' labels); lists have the same length, item by item; an empty string
-/// is what the server leaves out (a ServiceAccount subject's `apiGroup: ""`).
-pub fn is_applied(live: &serde_json::Value, desired: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match (live, desired) {
-        (Value::Object(live), Value::Object(desired)) => {
-            desired.iter().all(|(key, want)| match live.get(key) {
-                Some(have) => is_applied(have, want),
-                None => want.as_str() == Some(""),
-            })
-        }
-        (Value::Array(live), Value::Array(desired)) => {
-            live.len() == desired.len() && live.iter().zip(desired).all(|(l, d)| is_applied(l, d))
-        }
-        (live, desired) => live == desired,
-    }
-}
-
 /// The namespace, Roles and bindings for `tenant`, owned by it (so deleting the Tenant lets the
 /// garbage collector remove them).
 pub fn desired_objects(tenant: &Tenant, owner: OwnerReference) -> TenantObjects {
@@ -301,41 +281,5 @@ mod tests {
             objects.catalog_binding.subjects.as_ref().map(Vec::len),
             Some(3)
         );
-    }
-}
-
-#[cfg(test)]
-mod applied_tests {
-    use super::is_applied;
-    use serde_json::json;
-
-    #[test]
-    fn applied_when_every_field_set_holds_its_value() {
-        let desired =
-            json!({"metadata": {"name": "r", "labels": {"a": "1"}}, "rules": [{"verbs": ["get"]}]});
-        let live = json!({
-            "metadata": {"name": "r", "uid": "u", "labels": {"a": "1", "other": "x"}},
-            "rules": [{"verbs": ["get"]}],
-        });
-        assert!(
-            is_applied(&live, &desired),
-            "extra fields are the server's or others'"
-        );
-        let edited =
-            json!({"metadata": {"name": "r", "labels": {"a": "2"}}, "rules": [{"verbs": ["get"]}]});
-        assert!(!is_applied(&edited, &desired), "a changed label");
-        let unlabelled = json!({"metadata": {"name": "r"}, "rules": [{"verbs": ["get"]}]});
-        assert!(!is_applied(&unlabelled, &desired), "a removed label");
-        let more_rules = json!({"metadata": {"name": "r", "labels": {"a": "1"}}, "rules": [{"verbs": ["get"]}, {"verbs": ["list"]}]});
-        assert!(!is_applied(&more_rules, &desired), "lists must be equal");
-        let service_account =
-            json!({"subjects": [{"kind": "ServiceAccount", "name": "ci", "apiGroup": ""}]});
-        let as_stored = json!({"subjects": [{"kind": "ServiceAccount", "name": "ci"}]});
-        assert!(
-            is_applied(&as_stored, &service_account),
-            "the server drops empty strings"
-        );
-        let other = json!({"subjects": [{"kind": "ServiceAccount", "name": "bot"}]});
-        assert!(!is_applied(&other, &service_account));
     }
 }

@@ -229,9 +229,10 @@ pub fn operator(settings: &OperatorSettings) -> Vec<Permission> {
             "tenant RoleBindings, by tenant label"),
         p(Cluster, RBAC, "rolebindings", &["create", "patch"], &tenant_roles,
             "tenant RoleBindings (named after their Role)"),
-        p(Cluster, RBAC, "clusterroles", &["create", "patch", "escalate", "bind"],
+        p(Cluster, RBAC, "clusterroles", &["get", "create", "patch", "escalate", "bind"],
             &catalog_reader,
-            "the catalog reader (it may watch WizardConfigs, the operator only lists them)"),
+            "the catalog reader, read before it is applied (it may watch WizardConfigs, the \
+            operator only lists them)"),
         p(Cluster, RBAC, "clusterrolebindings", &["list", "watch", "create", "patch"], &[],
             "each Tenant's binding to the catalog reader"),
         // Subscriptions and what they grant.

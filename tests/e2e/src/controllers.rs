@@ -44,6 +44,18 @@ pub fn webhooks_only(
     Arc::new(context(client, config, instance).with_billing(hubspot))
 }
 
+/// Reconciles of `kind` the controllers of `ctx` have finished, whatever their result (from
+/// their metrics).
+pub fn reconciled(ctx: &Context, kind: &str) -> u64 {
+    let label = format!("kind=\"{kind}\"");
+    let metrics = ctx.metrics.encode().unwrap_or_default();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("marketplace_reconciles_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// Controllers running in the background.
 pub struct RunningControllers {
     trigger: ShutdownTrigger,

@@ -11,7 +11,9 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use marketplace_e2e::controllers;
 use marketplace_e2e::{control_plane, dynamic_api, eventually, example, unique_name};
+use marketplace_harness::{apiserver_writes, writes_between};
 use marketplace_operator::api::conditions::{TRUE, types::READY};
+use marketplace_operator::api::tenant::TenantStatus;
 use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::json;
@@ -21,6 +23,19 @@ const CONVERGED: Duration = Duration::from_secs(90);
 
 fn forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> bool {
     matches!(result, Err(kube::Error::Api(status)) if status.code == 403)
+}
+
+/// The status of Tenant `name` once it is Ready.
+async fn ready(tenants: &Api<Tenant>, name: &str) -> TenantStatus {
+    eventually("the tenant to be Ready", CONVERGED, || async move {
+        let status = tenants.get(name).await.ok()?.status?;
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.status == TRUE);
+        ready.then_some(status)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -35,7 +50,7 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
         tenant_concurrency: 2,
         ..ControllerConfig::default()
     };
-    let ctx = Arc::new(controllers::context(&admin, config, "e2e-tenant"));
+    let ctx = Arc::new(controllers::context(&admin, config.clone(), "e2e-tenant"));
     let running = controllers::start(
         ctx,
         Enabled {
@@ -59,19 +74,7 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
         .expect("tenant created");
 
     let namespace = format!("tenant-{name}");
-    let status = eventually("the tenant to be Ready", CONVERGED, || {
-        let tenants = tenants.clone();
-        let name = name.clone();
-        async move {
-            let status = tenants.get(&name).await.ok()?.status?;
-            let ready = status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == READY && c.status == TRUE);
-            ready.then_some(status)
-        }
-    })
-    .await;
+    let status = ready(&tenants, &name).await;
     assert_eq!(status.namespace.as_deref(), Some(namespace.as_str()));
     let ns = Api::<Namespace>::all(admin.clone())
         .get(&namespace)
@@ -176,6 +179,73 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
         async move { as_dana.create(&PostParams::default(), &second).await.ok() }
     })
     .await;
+
+    // A restarted operator with nothing to do writes nothing: its first pass finds every
+    // namespace, Role and binding applied, also for shapes the server stores differently from
+    // what was applied (bindings nobody holds have no subjects; a ServiceAccount subject no
+    // apiGroup).
+    for (base, people) in [
+        ("nobody", json!({})),
+        (
+            "robots",
+            json!({"viewers": [{"kind": "ServiceAccount", "name": "portal", "namespace": "tools"}]}),
+        ),
+    ] {
+        let mut object = example("tenant-acme-logistics.yaml");
+        object["metadata"] = json!({ "name": unique_name(base) });
+        for key in ["billingAdmins", "admins", "viewers"] {
+            object["spec"][key] = people.get(key).cloned().unwrap_or(json!([]));
+        }
+        let tenant: Tenant = serde_json::from_value(object).expect("a Tenant");
+        let name = tenants
+            .create(&PostParams::default(), &tenant)
+            .await
+            .expect("tenant created")
+            .metadata
+            .name
+            .expect("a name");
+        ready(&tenants, &name).await;
+    }
+    running.stop().await;
+    let count = tenants
+        .list(&ListParams::default())
+        .await
+        .expect("tenants")
+        .items
+        .len() as u64;
+    let before = apiserver_writes(&admin).await.expect("apiserver /metrics");
+    let ctx = Arc::new(controllers::context(&admin, config, "e2e-tenant-restarted"));
+    let running = controllers::start(
+        ctx.clone(),
+        Enabled {
+            tenants: true,
+            ..Enabled::NONE
+        },
+    );
+    eventually("the restarted operator's first pass", CONVERGED, || {
+        let done = controllers::reconciled(&ctx, "Tenant") >= count;
+        async move { done.then_some(()) }
+    })
+    .await;
+    let after = apiserver_writes(&admin).await.expect("apiserver /metrics");
+    let written: Vec<_> = writes_between(&before, &after)
+        .into_iter()
+        .filter(|((resource, _, _), _)| {
+            matches!(
+                resource.as_str(),
+                "namespaces"
+                    | "roles"
+                    | "rolebindings"
+                    | "clusterroles"
+                    | "clusterrolebindings"
+                    | "tenants"
+            )
+        })
+        .collect();
+    assert!(
+        written.is_empty(),
+        "a restart with nothing to do wrote {written:?}"
+    );
 
     // Deleting the tenant removes its namespace (garbage collection of owned objects).
     tenants

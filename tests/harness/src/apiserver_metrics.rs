@@ -1,6 +1,8 @@
 //! The apiserver's own Prometheus metrics (`/metrics`), read as the admin: what tests and
 //! benchmarks count writes, reviews and open watches with, instead of trusting the client side.
 
+use std::collections::BTreeMap;
+
 use kube::Client;
 
 /// One sample of a metric: its labels and value.
@@ -45,6 +47,39 @@ pub async fn apiserver_samples(client: &Client, metric: &str) -> Result<Vec<Samp
         .expect("a GET request builds");
     let text = client.request_text(request).await?;
     Ok(parse_samples(&text, metric))
+}
+
+/// Writes counted by the apiserver, by (resource, subresource, verb).
+pub type WriteCounts = BTreeMap<(String, String, String), u64>;
+
+/// The writes (POST, PUT, PATCH, DELETE, APPLY) the apiserver has answered so far, Leases (the
+/// control plane's own heartbeats) left out.
+pub async fn apiserver_writes(client: &Client) -> Result<WriteCounts, kube::Error> {
+    let mut out = WriteCounts::new();
+    for s in apiserver_samples(client, "apiserver_request_total").await? {
+        let verb = s.label("verb");
+        if !matches!(verb, "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY")
+            || s.label("resource") == "leases"
+        {
+            continue;
+        }
+        let key = (
+            s.label("resource").to_string(),
+            s.label("subresource").to_string(),
+            verb.to_string(),
+        );
+        *out.entry(key).or_insert(0) += s.value as u64;
+    }
+    Ok(out)
+}
+
+/// The writes made between two counts (only those with any).
+pub fn writes_between(before: &WriteCounts, after: &WriteCounts) -> WriteCounts {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
 }
 
 #[cfg(test)]

@@ -41,7 +41,9 @@ mod wait;
 
 use std::sync::OnceLock;
 
-pub use apiserver_metrics::{Sample, apiserver_samples};
+pub use apiserver_metrics::{
+    Sample, WriteCounts, apiserver_samples, apiserver_writes, writes_between,
+};
 pub use binaries::{BIN_DIR_ENV, Binaries};
 pub use control_plane::{
     ControlPlane, ControlPlaneOptions, FIELD_MANAGER, KEEP_ENV, TEST_NAMESPACE_LABEL,

@@ -31,8 +31,8 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::controllers;
-use marketplace_harness::apiserver_samples;
 use marketplace_harness::{ControlPlane, ControlPlaneOptions};
+use marketplace_harness::{apiserver_writes, writes_between};
 use marketplace_operator::api::conditions::find_condition;
 use marketplace_operator::api::conditions::types::{BILLED, READY};
 use marketplace_operator::api::listing::BillingOrder;
@@ -41,6 +41,7 @@ use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
 };
 use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
+use marketplace_operator::controllers::tenant_rbac::TENANT_LABEL;
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::json;
 
@@ -230,38 +231,6 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
             }
         }
     })
-}
-
-/// Writes counted by the apiserver so far: (resource, subresource, verb) → count. Leases (the
-/// control plane's own heartbeats) are left out.
-async fn writes(client: &Client) -> Result<BTreeMap<(String, String, String), u64>> {
-    let mut out = BTreeMap::new();
-    for s in apiserver_samples(client, "apiserver_request_total").await? {
-        let verb = s.label("verb");
-        if !matches!(verb, "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY")
-            || s.label("resource") == "leases"
-        {
-            continue;
-        }
-        let key = (
-            s.label("resource").to_string(),
-            s.label("subresource").to_string(),
-            verb.to_string(),
-        );
-        *out.entry(key).or_insert(0) += s.value as u64;
-    }
-    Ok(out)
-}
-
-fn delta(
-    before: &BTreeMap<(String, String, String), u64>,
-    after: &BTreeMap<(String, String, String), u64>,
-) -> BTreeMap<(String, String, String), u64> {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-        .filter(|(_, v)| *v > 0)
-        .collect()
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -517,26 +486,48 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     }
     config.billing_order.default = order;
     let concurrency = config.subscription_concurrency;
+    let operator_started = Instant::now();
     let operator = Operator::start(&client, config.clone(), hubspot.clone())?;
     let ctx = operator.ctx.clone();
+    // Every tenant namespace, failing only when none appears for the stall timeout (10,000
+    // tenants take minutes). Names only, by the tenant label: a full list of 10,000 namespaces
+    // several times a second would load the apiserver being measured.
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    wait_until(
-        "every tenant namespace",
-        Duration::from_secs(args.stall_timeout_s),
-        || async {
-            let have: HashSet<String> = namespaces
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .map(|n| n.name_any())
-                .collect();
-            Ok(tenant_names
-                .iter()
-                .all(|t| have.contains(&format!("tenant-{t}"))))
-        },
-    )
-    .await?;
+    let by_tenant = ListParams::default().labels(TENANT_LABEL);
+    let (mut seen, mut last_progress) = (0usize, Instant::now());
+    loop {
+        let have: HashSet<String> = namespaces
+            .list_metadata(&by_tenant)
+            .await?
+            .items
+            .iter()
+            .map(|n| n.name_any())
+            .collect();
+        let made = tenant_names
+            .iter()
+            .filter(|t| have.contains(&format!("tenant-{t}")))
+            .count();
+        if made == tenant_names.len() {
+            break;
+        }
+        if made > seen {
+            (seen, last_progress) = (made, Instant::now());
+        }
+        if last_progress.elapsed() > Duration::from_secs(args.stall_timeout_s) {
+            return Err(format!(
+                "tenant namespaces stalled at {made}/{} for {} s",
+                tenant_names.len(),
+                args.stall_timeout_s
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "  {} tenant namespaces made in {:.1} s",
+        tenant_names.len(),
+        operator_started.elapsed().as_secs_f64()
+    );
     // The operator's caches must know every tenant and listing before the first request
     // (otherwise a request could be refused as TenantNotFound/ListingNotFound).
     ctx.stores.wait_until_ready().await;
@@ -551,7 +542,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     let tracker = Arc::new(Mutex::new(Tracker::default()));
     let watching = watch(client.clone(), tracker.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let writes_before = writes(&client).await?;
+    let writes_before = apiserver_writes(&client).await?;
     let sim_before = sim.admin().counters();
     let client_before = hubspot.stats();
     let started = Instant::now();
@@ -630,12 +621,12 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     }
     let wall = started.elapsed();
 
-    let writes_at_done = writes(&client).await?;
+    let writes_at_done = apiserver_writes(&client).await?;
     let sim_after = sim.admin().counters();
     let client_after = hubspot.stats();
     // Writes that still follow the last activation (e.g. a trailing status write).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let writes_settled = writes(&client).await?;
+    let writes_settled = apiserver_writes(&client).await?;
     let sim_settled = sim.admin().counters();
 
     // 4. Figures.
@@ -656,7 +647,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     latencies.sort();
     billed_latencies.sort();
     let n = total as f64;
-    let w = delta(&writes_before, &writes_at_done);
+    let w = writes_between(&writes_before, &writes_at_done);
     let sum = |f: &dyn Fn(&(String, String, String)) -> bool| -> u64 {
         w.iter().filter(|(k, _)| f(k)).map(|(_, v)| *v).sum()
     };
@@ -755,7 +746,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         };
         println!("      {verb:<6} {resource}{sub}: {count}");
     }
-    let trailing = delta(&writes_at_done, &writes_settled);
+    let trailing = writes_between(&writes_at_done, &writes_settled);
     let trailing_total: u64 = trailing.values().sum();
     println!(
         "    writes in the 3 s after the last activation: {trailing_total} {:?}; HubSpot calls: {}",
@@ -853,7 +844,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     operator.stop().await;
     if args.restart {
         let hubspot = hubspot_for(sim.base_url(), tier, args.no_rate_limits).await?;
-        restart::measure(&client, &sim, hubspot, config, total).await?;
+        restart::measure(&client, &sim, hubspot, config, args.tenants, total).await?;
     }
     println!("  load (/proc/loadavg): {}", loadavg());
     sim.shutdown().await?;
