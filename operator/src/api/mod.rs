@@ -5,6 +5,7 @@
 // which this lint mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod bundle;
 pub mod catalog_source;
 pub mod conditions;
 pub mod entitlement;
@@ -26,6 +27,7 @@ pub use health_policy::{HealthPolicy, HealthPolicySpec};
 pub use listing::{Listing, ListingSpec};
 pub use notification::{Notification, NotificationSpec, NotificationStatus};
 pub use notification_channel::{NotificationChannel, NotificationChannelSpec};
+pub use bundle::{Bundle, BundleSpec, BundleSubscription, BundleSubscriptionSpec};
 pub use promotion::{Promotion, PromotionSpec};
 pub use subscription_action::{
     SubscriptionAction, SubscriptionActionSpec, SubscriptionActionStatus,
@@ -58,6 +60,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Notification::crd(),
         HealthPolicy::crd(),
         Promotion::crd(),
+        Bundle::crd(),
+        BundleSubscription::crd(),
     ]
     .into_iter()
     .map(reflow_descriptions)

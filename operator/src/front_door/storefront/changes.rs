@@ -9,6 +9,7 @@ use super::price::{self, QuotedPrice};
 use super::purchase::PurchaseRefusal;
 use crate::api::listing::Listing;
 use crate::api::tenant_subscription::{CancellationEffective, Phase, TenantSubscription};
+use crate::lifecycle::bundle::member_cancel_refusal;
 use crate::lifecycle::validation::check_plan_change;
 use crate::lifecycle::{is_terminal, is_usable};
 
@@ -58,6 +59,9 @@ pub fn decide_change(
     listing: &Listing,
     request: &ChangeRequest,
 ) -> Result<(Value, String), PurchaseRefusal> {
+    if let Some(why) = member_cancel_refusal(&sub.spec, false) {
+        return Err(conflict("BundleMemberCancelledAlone", why));
+    }
     let phase = phase_of(sub);
     if is_terminal(phase) {
         return Err(conflict(
