@@ -21,13 +21,13 @@ pub mod tenant;
 pub mod tenant_subscription;
 pub mod wizard_config;
 
+pub use bundle::{Bundle, BundleSpec, BundleSubscription, BundleSubscriptionSpec};
 pub use catalog_source::{CatalogSource, CatalogSourceSpec, CatalogSourceStatus};
 pub use entitlement::{Entitlement, EntitlementSpec, EntitlementState};
 pub use health_policy::{HealthPolicy, HealthPolicySpec};
 pub use listing::{Listing, ListingSpec};
 pub use notification::{Notification, NotificationSpec, NotificationStatus};
 pub use notification_channel::{NotificationChannel, NotificationChannelSpec};
-pub use bundle::{Bundle, BundleSpec, BundleSubscription, BundleSubscriptionSpec};
 pub use promotion::{Promotion, PromotionSpec};
 pub use subscription_action::{
     SubscriptionAction, SubscriptionActionSpec, SubscriptionActionStatus,

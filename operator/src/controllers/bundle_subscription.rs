@@ -41,9 +41,9 @@ pub async fn reconcile(
         // Members are owned: the garbage collector deletes them with the purchase.
         return Ok(Action::await_change());
     }
-    let namespace = purchase
-        .namespace()
-        .ok_or_else(|| Error::InvalidObject(format!("BundleSubscription {key} has no namespace")))?;
+    let namespace = purchase.namespace().ok_or_else(|| {
+        Error::InvalidObject(format!("BundleSubscription {key} has no namespace"))
+    })?;
     let name = purchase.name_any();
     let mut owner = purchase
         .controller_owner_ref(&())
@@ -112,7 +112,8 @@ pub async fn reconcile(
     for (member, spec) in &plan.create {
         let mut object = TenantSubscription::new(member, spec.clone());
         object.metadata.namespace = Some(namespace.clone());
-        object.metadata.labels = Some([(BUNDLE_SUBSCRIPTION_LABEL.to_owned(), name.clone())].into());
+        object.metadata.labels =
+            Some([(BUNDLE_SUBSCRIPTION_LABEL.to_owned(), name.clone())].into());
         object.metadata.owner_references = Some(vec![owner.clone()]);
         match subscriptions.create(&PostParams::default(), &object).await {
             Ok(_) => {}
@@ -142,8 +143,14 @@ pub async fn reconcile(
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default()
         );
-        ctx.event(purchase.as_ref(), EventType::Normal, "Phase", "Reconcile", note)
-            .await;
+        ctx.event(
+            purchase.as_ref(),
+            EventType::Normal,
+            "Phase",
+            "Reconcile",
+            note,
+        )
+        .await;
     }
     // A purchase that waits on the catalog looks again; the rest is woken by its members.
     if status.members.is_empty() {

@@ -165,7 +165,10 @@ pub fn desired_objects(tenant: &Tenant, owner: OwnerReference) -> TenantObjects 
             },
             Role {
                 metadata: meta(READER_ROLE, true),
-                rules: Some(vec![rule(&["tenantsubscriptions", "bundlesubscriptions", "entitlements"], READ)]),
+                rules: Some(vec![rule(
+                    &["tenantsubscriptions", "bundlesubscriptions", "entitlements"],
+                    READ,
+                )]),
             },
         ],
         role_bindings: vec![

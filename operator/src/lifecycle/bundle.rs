@@ -7,9 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::is_terminal;
-use crate::api::bundle::{
-    BundleMemberStatus, BundlePhase, BundleSpec, BundleSubscriptionStatus,
-};
+use crate::api::bundle::{BundleMemberStatus, BundlePhase, BundleSpec, BundleSubscriptionStatus};
 use crate::api::listing::{BillingInterval, Lifecycle, ListingSpec, ListingType, Plan};
 use crate::api::tenant_subscription::{
     AppliedBundle, BundleMembership, CancellationRequest, Phase, TenantSubscriptionSpec,
@@ -82,7 +80,10 @@ pub fn quote<'l>(
     for (i, member) in spec.members.iter().enumerate() {
         let at = format!("/spec/members/{i}");
         let name = member.listing.as_str();
-        if spec.members[..i].iter().any(|m| m.listing == member.listing) {
+        if spec.members[..i]
+            .iter()
+            .any(|m| m.listing == member.listing)
+        {
             problems.push(problem(
                 format!("{at}/listing"),
                 format!("listing {name:?} is a member twice"),
@@ -337,13 +338,10 @@ pub fn plan_members(
         let name = member_name(purchase.name, listing);
         let existing = found(&name);
         match (existing, purchase.cancellation) {
-            (None, None) => plan.create.push((
-                name.clone(),
-                member_spec(purchase, listing, plan_name),
-            )),
-            (Some(m), Some(request))
-                if !m.cancelling && !m.phase.is_some_and(is_terminal) =>
-            {
+            (None, None) => plan
+                .create
+                .push((name.clone(), member_spec(purchase, listing, plan_name))),
+            (Some(m), Some(request)) if !m.cancelling && !m.phase.is_some_and(is_terminal) => {
                 plan.cancel.push((name.clone(), request.clone()));
             }
             _ => {}

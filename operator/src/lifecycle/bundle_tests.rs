@@ -27,14 +27,20 @@ members: [{listing: routes, plan: pro}, {listing: reports, plan: pro}]
 discount: {amount: "8.00", currency: USD}
 "#;
 
-fn quoted(spec: &BundleSpec, catalog: &BTreeMap<&str, ListingSpec>) -> Result<BundleQuote, Vec<BundleProblem>> {
+fn quoted(
+    spec: &BundleSpec,
+    catalog: &BTreeMap<&str, ListingSpec>,
+) -> Result<BundleQuote, Vec<BundleProblem>> {
     quote(spec, |n| catalog.get(n), |_| false)
 }
 
 #[test]
 fn an_amount_is_shared_in_proportion_to_list_prices_and_adds_up() {
     let q = quoted(&bundle(SUITE), &catalog()).unwrap();
-    assert_eq!((q.list_total, q.total, q.savings()), (400_000, 320_000, 80_000));
+    assert_eq!(
+        (q.list_total, q.total, q.savings()),
+        (400_000, 320_000, 80_000)
+    );
     let offs: Vec<_> = q.members.iter().map(|m| m.discount_amount).collect();
     assert_eq!(offs, vec![Some(60_000), Some(20_000)], "6.00 and 2.00 off");
     // An amount that does not divide evenly: the last paying member takes the remainder.
@@ -65,7 +71,10 @@ fn lint_problems_name_the_field_and_reason() {
     let unknown = problems(&SUITE.replace("listing: reports", "listing: report"), &c);
     assert_eq!(unknown[0].0, "/spec/members/1/listing");
     assert!(unknown[0].1.contains("not in the catalog"), "{unknown:?}");
-    let plan = problems(&SUITE.replace("reports, plan: pro", "reports, plan: gold"), &c);
+    let plan = problems(
+        &SUITE.replace("reports, plan: pro", "reports, plan: gold"),
+        &c,
+    );
     assert_eq!(plan[0].0, "/spec/members/1/plan");
     let twice = problems(&SUITE.replace("listing: reports", "listing: routes"), &c);
     assert_eq!(twice[0].0, "/spec/members/1/listing");
@@ -81,7 +90,10 @@ fn lint_problems_name_the_field_and_reason() {
     assert!(retired[0].1.contains("Archived"), "{retired:?}");
     let mut mixed = catalog();
     mixed.get_mut("reports").unwrap().plans[0].pricing.currency = "EUR".into();
-    let mixed = problems(&SUITE.replace("{amount: \"8.00\", currency: USD}", "{percentage: 5}"), &mixed);
+    let mixed = problems(
+        &SUITE.replace("{amount: \"8.00\", currency: USD}", "{percentage: 5}"),
+        &mixed,
+    );
     assert_eq!(mixed[0].0, "/spec/members/1/plan");
     assert!(mixed[0].1.contains("EUR"), "{mixed:?}");
 }
@@ -118,7 +130,10 @@ fn a_new_purchase_creates_every_member_once() {
     let names: Vec<_> = plan.create.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["suite-1-routes", "suite-1-reports"]);
     let spec = &plan.create[0].1;
-    assert_eq!(spec.bundle.as_ref().unwrap().subscription.as_str(), "suite-1");
+    assert_eq!(
+        spec.bundle.as_ref().unwrap().subscription.as_str(),
+        "suite-1"
+    );
     assert_eq!(plan.status.phase, Some(BundlePhase::Pending));
     assert_eq!(plan.status.members.len(), 2);
     // After a crash between the creations, only the missing one is created again.
@@ -127,7 +142,10 @@ fn a_new_purchase_creates_every_member_once() {
     assert_eq!(again.create.len(), 1);
     assert_eq!(again.create[0].0, "suite-1-reports");
     // With both there, nothing is created: exactly one member each.
-    let both = [member("routes", None, false), member("reports", None, false)];
+    let both = [
+        member("routes", None, false),
+        member("reports", None, false),
+    ];
     let done = plan_members(&purchase(&plan.status, None), Ok(&q), &both, ts(NOW));
     assert!(done.create.is_empty() && done.cancel.is_empty());
 }
@@ -137,10 +155,20 @@ fn the_recorded_member_set_outlives_catalog_changes() {
     let q = quoted(&bundle(SUITE), &catalog()).unwrap();
     let first = plan_members(&purchase(&Default::default(), None), Ok(&q), &[], ts(NOW));
     // The bundle left the catalog: the purchase keeps its members.
-    let later = plan_members(&purchase(&first.status, None), Err("not in the catalog"), &[], ts(NOW));
+    let later = plan_members(
+        &purchase(&first.status, None),
+        Err("not in the catalog"),
+        &[],
+        ts(NOW),
+    );
     assert_eq!(later.create.len(), 2);
     // Never recorded and not in the catalog: Failed, with the reason.
-    let never = plan_members(&purchase(&Default::default(), None), Err("not in the catalog"), &[], ts(NOW));
+    let never = plan_members(
+        &purchase(&Default::default(), None),
+        Err("not in the catalog"),
+        &[],
+        ts(NOW),
+    );
     assert!(never.create.is_empty());
     assert_eq!(never.status.phase, Some(BundlePhase::Failed));
     assert!(never.status.message.unwrap().contains("\"suite\""));
@@ -157,7 +185,12 @@ fn active_when_every_member_is_in_service_and_stamped_once() {
     let active = plan_members(&purchase(&first.status, None), Ok(&q), &live, ts(NOW));
     assert_eq!(active.status.phase, Some(BundlePhase::Active));
     assert_eq!(active.status.active_since, Some(Time(ts(NOW))));
-    let later = plan_members(&purchase(&active.status, None), Ok(&q), &live, ts("2026-12-02T00:00:00Z"));
+    let later = plan_members(
+        &purchase(&active.status, None),
+        Ok(&q),
+        &live,
+        ts("2026-12-02T00:00:00Z"),
+    );
     assert_eq!(later.status.active_since, Some(Time(ts(NOW))), "kept");
     let rejected = [
         member("routes", Some(Phase::Active), false),
@@ -180,15 +213,28 @@ fn cancelling_the_purchase_cancels_every_member_not_already_ending() {
         member("routes", Some(Phase::Active), false),
         member("reports", Some(Phase::CancelRequested), true),
     ];
-    let plan = plan_members(&purchase(&first.status, Some(&request)), Ok(&q), &live, ts(NOW));
+    let plan = plan_members(
+        &purchase(&first.status, Some(&request)),
+        Ok(&q),
+        &live,
+        ts(NOW),
+    );
     assert!(plan.create.is_empty());
-    assert_eq!(plan.cancel, vec![("suite-1-routes".to_string(), request.clone())]);
+    assert_eq!(
+        plan.cancel,
+        vec![("suite-1-routes".to_string(), request.clone())]
+    );
     assert_eq!(plan.status.phase, Some(BundlePhase::Cancelling));
     let ended = [
         member("routes", Some(Phase::Cancelled), true),
         member("reports", Some(Phase::Cancelled), true),
     ];
-    let done = plan_members(&purchase(&first.status, Some(&request)), Ok(&q), &ended, ts(NOW));
+    let done = plan_members(
+        &purchase(&first.status, Some(&request)),
+        Ok(&q),
+        &ended,
+        ts(NOW),
+    );
     assert!(done.cancel.is_empty());
     assert_eq!(done.status.phase, Some(BundlePhase::Cancelled));
 }
@@ -205,14 +251,32 @@ fn only_the_purchase_own_members_record_the_discount() {
         to_record(name, spec, &status, owner, Some(&b), |n| c.get(n))
     };
     let applied = record(name, Some("suite-1")).expect("the purchase's member");
-    assert_eq!((applied.list_price.as_str(), applied.price.as_str()), ("30.00", "24.00"));
+    assert_eq!(
+        (applied.list_price.as_str(), applied.price.as_str()),
+        ("30.00", "24.00")
+    );
     assert_eq!(applied.discount_amount.as_deref(), Some("6.00"));
-    assert_eq!(record(name, Some("other")), None, "owned by another purchase");
-    assert_eq!(record("suite-1-copy", Some("suite-1")), None, "not the member's name");
+    assert_eq!(
+        record(name, Some("other")),
+        None,
+        "owned by another purchase"
+    );
+    assert_eq!(
+        record("suite-1-copy", Some("suite-1")),
+        None,
+        "not the member's name"
+    );
     let discount = line_discount(Some(&applied), "pro").unwrap();
-    assert_eq!(discount.properties(), vec![("discount", "6.00".to_string())]);
+    assert_eq!(
+        discount.properties(),
+        vec![("discount", "6.00".to_string())]
+    );
     assert_eq!(discount.net_unit_price, "24.00");
-    assert_eq!(line_discount(Some(&applied), "basic"), None, "another plan: list price");
+    assert_eq!(
+        line_discount(Some(&applied), "basic"),
+        None,
+        "another plan: list price"
+    );
 }
 
 #[test]
@@ -220,5 +284,9 @@ fn member_names_fit_a_label() {
     assert_eq!(member_name("suite-1", "routes"), "suite-1-routes");
     let long = member_name(&"b".repeat(40), &"l".repeat(63));
     assert!(long.len() <= 63, "{long}");
-    assert_eq!(long, member_name(&"b".repeat(40), &"l".repeat(63)), "stable");
+    assert_eq!(
+        long,
+        member_name(&"b".repeat(40), &"l".repeat(63)),
+        "stable"
+    );
 }

@@ -60,20 +60,24 @@ async fn members_in(
     listings: &[&str],
     want: Phase,
 ) -> BTreeMap<String, TenantSubscription> {
-    eventually(&format!("{purchase}'s members {want:?}"), CONVERGED, || async {
-        let found = members_of(subs, purchase).await;
-        let all = listings.iter().all(|l| {
-            found.get(*l).is_some_and(|m| {
-                m.len() == 1 && m[0].status.as_ref().and_then(|s| s.phase) == Some(want)
+    eventually(
+        &format!("{purchase}'s members {want:?}"),
+        CONVERGED,
+        || async {
+            let found = members_of(subs, purchase).await;
+            let all = listings.iter().all(|l| {
+                found.get(*l).is_some_and(|m| {
+                    m.len() == 1 && m[0].status.as_ref().and_then(|s| s.phase) == Some(want)
+                })
+            });
+            all.then(|| {
+                found
+                    .into_iter()
+                    .map(|(l, mut m)| (l, m.remove(0)))
+                    .collect()
             })
-        });
-        all.then(|| {
-            found
-                .into_iter()
-                .map(|(l, mut m)| (l, m.remove(0)))
-                .collect()
-        })
-    })
+        },
+    )
     .await
 }
 
@@ -91,7 +95,8 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
     let world = start_world("e2e-bundles").await;
     let client = world.client.clone();
     let (acme, globex) = (unique_name("acme"), unique_name("globex"));
-    let (acme_ns, globex_ns) = tokio::join!(world.tenant(&acme, false), world.tenant(&globex, false));
+    let (acme_ns, globex_ns) =
+        tokio::join!(world.tenant(&acme, false), world.tenant(&globex, false));
     let (routes, reports) = (unique_name("routes"), unique_name("reports"));
     let listings: Api<Listing> = Api::all(client.clone());
     apply(&listings, listing(&routes, json!({}))).await;
@@ -117,19 +122,33 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
     // Bad bundles are refused at apply, naming the field.
     for (bad, field) in [
         (
-            bundle(&unique_name("twice"), &[&routes, &routes], json!({"percentage": 10})),
+            bundle(
+                &unique_name("twice"),
+                &[&routes, &routes],
+                json!({"percentage": 10}),
+            ),
             "spec.members",
         ),
         (
-            bundle(&unique_name("both"), &both, json!({"percentage": 10, "amount": "1.00", "currency": "USD"})),
+            bundle(
+                &unique_name("both"),
+                &both,
+                json!({"percentage": 10, "amount": "1.00", "currency": "USD"}),
+            ),
             "spec.discount",
         ),
     ] {
         let refused = bundles
-            .create(&PostParams::default(), &serde_json::from_value(bad).expect("typed"))
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(bad).expect("typed"),
+            )
             .await
             .expect_err("refused");
-        assert!(refused.to_string().contains(field), "names {field}: {refused}");
+        assert!(
+            refused.to_string().contains(field),
+            "names {field}: {refused}"
+        );
     }
 
     let api = start_api(
@@ -152,7 +171,11 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
     })
     .await;
     assert_eq!(
-        (&offered["listTotal"], &offered["price"], &offered["savings"]),
+        (
+            &offered["listTotal"],
+            &offered["price"],
+            &offered["savings"]
+        ),
         (&json!("59.00"), &json!("47.20"), &json!("11.80")),
         "{offered}"
     );
@@ -173,7 +196,11 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
     let (status, _, again) = as_buyer
         .post(&buy, Some("bundle-1"), json!({"bundle": suite}))
         .await;
-    assert_eq!((status, &again["name"]), (StatusCode::OK, &json!(purchase)), "{again}");
+    assert_eq!(
+        (status, &again["name"]),
+        (StatusCode::OK, &json!(purchase)),
+        "{again}"
+    );
     let acme_subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &acme_ns);
     let members = members_in(&acme_subs, &purchase, &both, Phase::Active).await;
     let purchases: Api<BundleSubscription> = Api::namespaced(client.clone(), &acme_ns);
@@ -188,7 +215,10 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
             .as_ref()
             .and_then(|s| s.bundle.clone())
             .expect("the bundle discount is recorded");
-        assert_eq!((kept.price.as_str(), kept.name.as_str()), (net, suite.as_str()));
+        assert_eq!(
+            (kept.price.as_str(), kept.name.as_str()),
+            (net, suite.as_str())
+        );
         let item = line_item(&world.sim, member);
         assert_eq!(item["properties"]["price"], list, "{item}");
         assert_eq!(item["properties"]["discount"], discount, "{item}");
@@ -208,7 +238,10 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
         (StatusCode::CONFLICT, Some("BundleMemberCancelledAlone")),
         "{body}"
     );
-    assert!(body["message"].as_str().unwrap_or("").contains(&purchase), "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or("").contains(&purchase),
+        "{body}"
+    );
 
     // Reconciling again changes nothing: still exactly one member each.
     purchases
@@ -221,7 +254,10 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
         .expect("poked");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let found = members_of(&acme_subs, &purchase).await;
-    assert!(found.values().all(|m| m.len() == 1) && found.len() == 2, "{found:?}");
+    assert!(
+        found.values().all(|m| m.len() == 1) && found.len() == 2,
+        "{found:?}"
+    );
 
     // The operator stops after creating one member of a declarative purchase; restarted, it
     // creates only the missing one.

@@ -4,8 +4,7 @@
 use marketplace_e2e::{control_plane, kubectl, workspace_root, yaml_documents};
 use marketplace_operator::api::{
     Bundle, BundleSubscription, CatalogSource, Entitlement, HealthPolicy, Listing,
-    NotificationChannel, Promotion,
-    SubscriptionAction, Tenant, TenantSubscription, WizardConfig,
+    NotificationChannel, Promotion, SubscriptionAction, Tenant, TenantSubscription, WizardConfig,
 };
 
 /// The YAML files under `folder` (recursively), sorted.

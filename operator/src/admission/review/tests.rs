@@ -96,8 +96,14 @@ fn a_bundle_member_is_cancelled_only_with_its_bundle() {
     cancelled.spec.cancellation = Some(serde_json::from_value(serde_json::json!({})).unwrap());
     let mut world = World::new();
     let (reason, field, message) = denial(world.decide(Operation::Update, &cancelled, Some(&old)));
-    assert_eq!((reason, field), ("BundleMemberCancelledAlone", "spec.cancellation"));
-    assert!(message.contains("BundleSubscription \"suite-1\""), "{message}");
+    assert_eq!(
+        (reason, field),
+        ("BundleMemberCancelledAlone", "spec.cancellation")
+    );
+    assert!(
+        message.contains("BundleSubscription \"suite-1\""),
+        "{message}"
+    );
     world.bundle_cancelling = true;
     assert_eq!(
         world.decide(Operation::Update, &cancelled, Some(&old)),

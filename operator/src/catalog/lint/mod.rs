@@ -6,6 +6,7 @@
 //! comparison with a base revision follow. A field reported by an earlier stage is not reported
 //! again by a later one (see [`Rule::stage`]), so one mistake gives one error.
 
+mod bundle;
 mod cel;
 mod cross;
 mod currency;
@@ -16,7 +17,6 @@ mod identity;
 mod listing;
 pub mod openapi;
 mod path;
-mod bundle;
 mod promotion;
 mod schema;
 mod stages;
@@ -275,12 +275,12 @@ fn typed_objects(parsed: &[Parsed], diagnostics: &mut Vec<Diagnostic>) -> Vec<Ca
                     }
                 })
             }
-            CatalogKind::Bundle => serde_json::from_value(file.value().clone()).map(|bundle| {
-                CatalogObject::Bundle {
+            CatalogKind::Bundle => {
+                serde_json::from_value(file.value().clone()).map(|bundle| CatalogObject::Bundle {
                     path,
                     bundle: Box::new(bundle),
-                }
-            }),
+                })
+            }
         };
         match typed {
             Ok(object) => objects.push(object),

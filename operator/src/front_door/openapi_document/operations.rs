@@ -17,10 +17,10 @@ use crate::front_door::metering_routes::{UsageAccepted, UsageRefused};
 use crate::front_door::ofrep::{
     BulkEvaluation, EvaluationFailure, EvaluationRequest, EvaluationRetryLater, FlagEvaluation,
 };
-use crate::front_door::storefront::catalog::CatalogQuery;
 use crate::front_door::storefront::bundles::{
     BundleList, BundlePurchaseList, BundlePurchaseRequest, BundlePurchaseView, BundlePurchased,
 };
+use crate::front_door::storefront::catalog::CatalogQuery;
 use crate::front_door::storefront::changes::{CancelRequest, ChangeRequest};
 use crate::front_door::storefront::detail::SubscriptionView;
 use crate::front_door::storefront::purchase::PurchaseRequest;

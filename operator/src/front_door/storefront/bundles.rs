@@ -143,7 +143,11 @@ pub fn decide_bundle_purchase(
     let live = |listing: &str| {
         subscriptions.iter().any(|s| {
             s.spec.listing.as_str() == listing
-                && !s.status.as_ref().and_then(|st| st.phase).is_some_and(is_terminal)
+                && !s
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.phase)
+                    .is_some_and(is_terminal)
         })
     };
     if let Some(member) = found.members.iter().find(|m| live(&m.listing)) {

@@ -27,7 +27,10 @@ fn an_offer_shows_list_total_price_and_savings() {
     let offers = bundle_offers(&[suite()], &listings(), Viewer::of("acme", &acme));
     assert_eq!(offers.len(), 1);
     let o = &offers[0];
-    assert_eq!((o.list_total.as_str(), o.price.as_str(), o.savings.as_str()), ("40.00", "36.00", "4.00"));
+    assert_eq!(
+        (o.list_total.as_str(), o.price.as_str(), o.savings.as_str()),
+        ("40.00", "36.00", "4.00")
+    );
     assert_eq!(o.members[0].display_name, "Routes");
     assert_eq!(o.members[0].price, "27.00");
 }

@@ -192,7 +192,8 @@ pub fn card_state(listing: &Listing, facts: &TenantFacts<'_>, now: Timestamp) ->
         trial: false,
         connection: None,
         promotion_code: None,
-        cancellation: None,        bundle: None,
+        cancellation: None,
+        bundle: None,
     };
     match facts.validate("", &spec, listing, &facts.siblings(now), now) {
         Err(r)

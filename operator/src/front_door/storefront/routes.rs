@@ -65,7 +65,12 @@ pub fn routes() -> Router<FrontDoor> {
 }
 
 /// A JSON error a person can act on: a stable code, the field at fault, a message.
-pub(crate) fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Response {
+pub(crate) fn error(
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+    message: &str,
+) -> Response {
     let mut body = json!({"code": code, "message": message});
     if let Some(field) = field {
         body["field"] = json!(field);

@@ -23,11 +23,11 @@ use marketplace_e2e::subscriptions::{CONVERGED, apply, phase_of, recorded_usage}
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, Listing, Tenant, TenantSubscription, WizardConfig};
 use marketplace_operator::cli::CliError;
-use marketplace_operator::lifecycle::bundle::member_name;
 use marketplace_operator::controllers::billing_audit::REPORT_CONFIG_MAP;
 use marketplace_operator::controllers::tenant_rbac::{
     BILLING_ADMIN_ROLE, CATALOG_READER_CLUSTER_ROLE, READER_ROLE,
 };
+use marketplace_operator::lifecycle::bundle::member_name;
 use marketplace_operator::plugin::PluginCli;
 use marketplace_operator::process::permissions::{Grant, Reach};
 use reqwest::StatusCode;
