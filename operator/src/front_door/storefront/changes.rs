@@ -59,9 +59,6 @@ pub fn decide_change(
     listing: &Listing,
     request: &ChangeRequest,
 ) -> Result<(Value, String), PurchaseRefusal> {
-    if let Some(why) = member_cancel_refusal(&sub.spec, false) {
-        return Err(conflict("BundleMemberCancelledAlone", why));
-    }
     let phase = phase_of(sub);
     if is_terminal(phase) {
         return Err(conflict(
@@ -119,6 +116,9 @@ pub fn decide_cancel(
     sub: &TenantSubscription,
     request: &CancelRequest,
 ) -> Result<Value, PurchaseRefusal> {
+    if let Some(why) = member_cancel_refusal(&sub.spec, false) {
+        return Err(conflict("BundleMemberCancelledAlone", why));
+    }
     let phase = phase_of(sub);
     if is_terminal(phase) {
         return Err(conflict(
@@ -140,6 +140,9 @@ pub fn decide_cancel(
 
 /// Withdraws a scheduled cancellation while the subscription is still in service.
 pub fn decide_undo_cancel(sub: &TenantSubscription) -> Result<Value, PurchaseRefusal> {
+    if let Some(why) = member_cancel_refusal(&sub.spec, false) {
+        return Err(conflict("BundleMemberCancelledAlone", why));
+    }
     let phase = phase_of(sub);
     if sub.spec.cancellation.is_none() {
         return Err(conflict(
