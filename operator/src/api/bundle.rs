@@ -157,8 +157,10 @@ pub enum BundlePhase {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct BundleSubscriptionStatus {
+    /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Where the purchase is: Pending, Active, Cancelling, Cancelled or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<BundlePhase>,
     /// Why the phase is what it is, for Failed and Pending.
@@ -176,10 +178,13 @@ pub struct BundleSubscriptionStatus {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BundleMemberStatus {
+    /// The member's Listing.
     pub listing: ObjectName,
+    /// The plan it is bought on.
     pub plan: ObjectName,
     /// Name of the member TenantSubscription.
     pub subscription: String,
+    /// The member subscription's phase, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
 }
