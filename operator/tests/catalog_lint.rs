@@ -189,10 +189,14 @@ fn repo_root() -> PathBuf {
 #[test]
 fn the_real_catalog_is_clean() {
     let files = read_tree(&repo_root().join("catalog"));
-    assert_eq!(files.len(), 23, "18 listings, 4 wizards and 1 promotion");
+    assert_eq!(
+        files.len(),
+        24,
+        "18 listings, 4 wizards, 1 promotion and 1 bundle"
+    );
     let report = run(&files);
     assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
-    assert_eq!(report.objects.len(), 23);
+    assert_eq!(report.objects.len(), 24);
 }
 
 #[test]

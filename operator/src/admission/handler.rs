@@ -18,7 +18,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::core::response::{StatusCause, StatusDetails};
 
 use super::review::{Facts, Verdict, Write, decide_admission, needs_facts, tenant_name};
-use crate::api::TenantSubscription;
+use crate::api::{BundleSubscription, TenantSubscription};
 use crate::lifecycle::Sibling;
 use crate::lifecycle::validation::entitled_features;
 use crate::runtime::Stores;
@@ -107,6 +107,7 @@ impl Reviewer {
             siblings: &[],
             entitled_features: &no_features,
             platform_version: self.platform_version.as_ref(),
+            bundle_cancelling: false,
         };
         if !needs_facts(&write) {
             return decide_admission(&write, &facts, now);
@@ -124,7 +125,32 @@ impl Reviewer {
         facts.tenant = tenant.as_deref();
         facts.siblings = &siblings;
         facts.entitled_features = &entitled;
+        if let Some(member) = object.and_then(|o| o.spec.bundle.as_ref())
+            && object.is_some_and(|o| o.spec.cancellation.is_some())
+        {
+            facts.bundle_cancelling = self
+                .bundle_cancelling(&namespace, member.subscription.as_str())
+                .await;
+        }
         decide_admission(&write, &facts, now)
+    }
+
+    /// Whether bundle purchase `name` asks for cancellation, read from the apiserver (the
+    /// operator cancels members right after the purchase changes; the cache may not have it).
+    async fn bundle_cancelling(&self, namespace: &str, name: &str) -> bool {
+        let api: Api<BundleSubscription> = Api::namespaced(self.client.clone(), namespace);
+        let fresh = match api.get_opt(name).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::debug!(%error, namespace, name, "reading the bundle purchase failed; using the cache");
+                self.stores
+                    .bundle_subscriptions
+                    .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+                    .map(|p| (*p).clone())
+            }
+        };
+        // A purchase already gone leaves its members to the garbage collector: nothing to keep.
+        fresh.is_none_or(|p| p.spec.cancellation.is_some())
     }
 
     /// The namespace's subscriptions, read from the apiserver so that one created a moment ago

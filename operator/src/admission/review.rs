@@ -20,6 +20,7 @@ use crate::api::listing::ListingSpec;
 use crate::api::tenant::Tenant;
 use crate::api::tenant_subscription::{Phase, TenantSubscription, TenantSubscriptionSpec};
 use crate::controllers::tenant_subscription::TENANT_NAMESPACE_PREFIX;
+use crate::lifecycle::bundle::member_cancel_refusal;
 use crate::lifecycle::validation::check_plan_change;
 use crate::lifecycle::{Refusal, RequestContext, Sibling, is_terminal, validate_request};
 
@@ -43,6 +44,8 @@ pub struct Facts<'a> {
     pub siblings: &'a [Sibling],
     pub entitled_features: &'a BTreeSet<String>,
     pub platform_version: Option<&'a semver::Version>,
+    /// A bundle member's BundleSubscription asks for cancellation (members end only with it).
+    pub bundle_cancelling: bool,
 }
 
 /// The answer to the apiserver.
@@ -129,6 +132,12 @@ pub fn decide_admission(write: &Write<'_>, facts: &Facts<'_>, now: Timestamp) ->
     if let Some(old) = old {
         if old.spec == new.spec {
             return Verdict::allow("SpecUnchanged");
+        }
+        if old.spec.cancellation.is_none()
+            && new.spec.cancellation.is_some()
+            && let Some(why) = member_cancel_refusal(&new.spec, facts.bundle_cancelling)
+        {
+            return named("spec.cancellation", "BundleMemberCancelledAlone", &why);
         }
         let phase = old.status.as_ref().and_then(|s| s.phase);
         match phase {

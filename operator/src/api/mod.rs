@@ -5,6 +5,7 @@
 // which this lint mistakes for duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod bundle;
 pub mod catalog_source;
 pub mod conditions;
 pub mod entitlement;
@@ -20,6 +21,7 @@ pub mod tenant;
 pub mod tenant_subscription;
 pub mod wizard_config;
 
+pub use bundle::{Bundle, BundleSpec, BundleSubscription, BundleSubscriptionSpec};
 pub use catalog_source::{CatalogSource, CatalogSourceSpec, CatalogSourceStatus};
 pub use entitlement::{Entitlement, EntitlementSpec, EntitlementState};
 pub use health_policy::{HealthPolicy, HealthPolicySpec};
@@ -58,6 +60,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Notification::crd(),
         HealthPolicy::crd(),
         Promotion::crd(),
+        Bundle::crd(),
+        BundleSubscription::crd(),
     ]
     .into_iter()
     .map(reflow_descriptions)

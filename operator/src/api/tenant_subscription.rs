@@ -41,6 +41,9 @@ use super::shared::{FeatureCode, ObjectName, SecretRef};
     validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Cancelled' || !has(oldSelf.spec.cancellation) || has(self.spec.cancellation)")
         .message("the cancellation request cannot be withdrawn: the subscription is already Cancelled; create a new subscription instead")
         .field_path(".spec.cancellation"),
+    validation = Rule::new("has(self.spec.bundle) == has(oldSelf.spec.bundle)")
+        .message("spec.bundle is set when a bundle member is created and cannot be added or removed")
+        .field_path(".spec.bundle"),
     validation = Rule::new("!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase != 'Cancelled' || (self.spec.plan == oldSelf.spec.plan && self.spec.quantity == oldSelf.spec.quantity)")
         .message("a Cancelled subscription cannot change plan or quantity; create a new subscription instead")
         .field_path(".spec.plan"),
@@ -77,9 +80,25 @@ pub struct TenantSubscriptionSpec {
     pub promotion_code: Option<String>,
 
     /// Set to ask for cancellation; the subscription ends at the end of the paid period unless
-    /// `effective` is Immediately.
+    /// `effective` is Immediately. A bundle member is cancelled with its BundleSubscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancellation: Option<CancellationRequest>,
+
+    /// Set by the operator on the members of a bundle purchase: the Bundle and the
+    /// BundleSubscription (which owns the member). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.bundle is set when a bundle member is created and cannot change"))]
+    pub bundle: Option<BundleMembership>,
+}
+
+/// The bundle purchase a subscription is a member of.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleMembership {
+    /// Name of the Bundle.
+    pub name: ObjectName,
+    /// Name of the BundleSubscription in the same namespace.
+    pub subscription: ObjectName,
 }
 
 fn default_quantity() -> i32 {
@@ -191,6 +210,30 @@ pub struct TenantSubscriptionStatus {
     /// even if the promotion later ends or leaves the catalog.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<AppliedPromotion>,
+    /// The bundle discount a member is billed with, recorded once from the catalog's Bundle
+    /// when the member is created and kept while the member lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<AppliedBundle>,
+}
+
+/// A bundle member's share of its bundle's discount, as the member keeps it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedBundle {
+    /// Name of the Bundle.
+    pub name: ObjectName,
+    /// The plan bought in the bundle; another plan is billed at its list price.
+    pub plan: ObjectName,
+    /// The plan's list unit price when bought, e.g. "49.00".
+    pub list_price: String,
+    /// The unit price billed, e.g. "39.20".
+    pub price: String,
+    /// Percent off, for percentage bundles (the line item's `hs_discount_percentage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_percentage: Option<i32>,
+    /// Amount off each unit, for amount bundles (the line item's `discount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_amount: Option<String>,
 }
 
 /// A promotion as a subscription keeps it.

@@ -31,13 +31,15 @@ pub enum CatalogKind {
     Listing,
     WizardConfig,
     Promotion,
+    Bundle,
 }
 
 impl CatalogKind {
-    pub const ALL: [CatalogKind; 3] = [
+    pub const ALL: [CatalogKind; 4] = [
         CatalogKind::Listing,
         CatalogKind::WizardConfig,
         CatalogKind::Promotion,
+        CatalogKind::Bundle,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +47,7 @@ impl CatalogKind {
             CatalogKind::Listing => "Listing",
             CatalogKind::WizardConfig => "WizardConfig",
             CatalogKind::Promotion => "Promotion",
+            CatalogKind::Bundle => "Bundle",
         }
     }
 
@@ -58,6 +61,7 @@ impl CatalogKind {
             CatalogKind::Listing => "listing.schema.json",
             CatalogKind::WizardConfig => "wizardconfig.schema.json",
             CatalogKind::Promotion => "promotion.schema.json",
+            CatalogKind::Bundle => "bundle.schema.json",
         }
     }
 
@@ -67,6 +71,7 @@ impl CatalogKind {
             CatalogKind::Listing => "listings",
             CatalogKind::WizardConfig => "wizards",
             CatalogKind::Promotion => "promotions",
+            CatalogKind::Bundle => "bundles",
         }
     }
 

@@ -46,6 +46,8 @@ pub struct SyncInputs<'a> {
     pub live_subscriptions: &'a BTreeMap<String, u32>,
     /// Subscriptions per promotion name that still keep (or are about to record) its price.
     pub promoted_subscriptions: &'a BTreeMap<String, u32>,
+    /// Live bundle purchases per bundle name.
+    pub bundled_subscriptions: &'a BTreeMap<String, u32>,
     pub prune: bool,
 }
 
@@ -156,6 +158,7 @@ pub fn plan_sync<'a>(inputs: &SyncInputs<'a>) -> SyncPlan<'a> {
         let subscriptions = match kind {
             CatalogKind::Listing => in_use(inputs.live_subscriptions),
             CatalogKind::Promotion => in_use(inputs.promoted_subscriptions),
+            CatalogKind::Bundle => in_use(inputs.bundled_subscriptions),
             CatalogKind::WizardConfig => 0,
         };
         if !inputs.prune {
@@ -216,6 +219,7 @@ mod tests {
             previous_inventory: previous,
             live_subscriptions: subscriptions,
             promoted_subscriptions: subscriptions,
+            bundled_subscriptions: subscriptions,
             prune,
         })
     }

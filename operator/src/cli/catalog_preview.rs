@@ -43,7 +43,7 @@ fn objects(report: lint::LintReport) -> (Vec<Listing>, Vec<WizardConfig>) {
             CatalogObject::Listing { listing, .. } => listings.push(*listing),
             CatalogObject::WizardConfig { wizard, .. } => wizards.push(*wizard),
             // The preview shows listings at their list price.
-            CatalogObject::Promotion { .. } => {}
+            CatalogObject::Promotion { .. } | CatalogObject::Bundle { .. } => {}
         }
     }
     (listings, wizards)

@@ -50,6 +50,8 @@ pub struct JobInputs {
     /// The promotion the subscription keeps (possibly recorded in the reconcile that started
     /// the job), and that reconcile's time, which decides whether its discount still applies.
     pub promotion: Option<AppliedPromotion>,
+    /// A bundle member's discount, likewise.
+    pub bundle: Option<crate::api::tenant_subscription::AppliedBundle>,
     pub now: Timestamp,
 }
 
@@ -143,6 +145,7 @@ async fn run(
         plan: plan_of(listing, &i.subscription.spec),
         started: i.started,
         promotion: i.promotion.as_ref(),
+        bundle: i.bundle.as_ref(),
         now: i.now,
     };
     execute(Some(client), intent, &inputs).await

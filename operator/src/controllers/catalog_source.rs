@@ -28,7 +28,7 @@ use crate::api::conditions::find_condition;
 use crate::api::conditions::reasons::{APPLIED, CONFLICT, FETCH_FAILED, PRUNE_REFUSED};
 use crate::api::conditions::types::STALLED;
 use crate::api::tenant_subscription::Phase;
-use crate::api::{Listing, Promotion, TenantSubscription, WizardConfig};
+use crate::api::{Bundle, Listing, Promotion, TenantSubscription, WizardConfig};
 use crate::catalog::CatalogKind;
 use crate::catalog::git::{FetchRequest, GitCredentials};
 use crate::catalog::lint::{CatalogObject, LintOptions, lint};
@@ -192,15 +192,15 @@ async fn sync(
     // Observe: the cluster.
     let desired = desired_objects(&linted.objects)?;
     let live = live_objects(&ctx.client).await?;
-    let (live_subscriptions, promoted_subscriptions) =
-        live_subscriptions(&ctx.client, Timestamp::now()).await?;
+    let in_use = live_subscriptions(&ctx.client, Timestamp::now()).await?;
     let plan = plan_sync(&SyncInputs {
         source: key,
         desired: &desired,
         live: &live,
         previous_inventory: &previous.inventory,
-        live_subscriptions: &live_subscriptions,
-        promoted_subscriptions: &promoted_subscriptions,
+        live_subscriptions: &in_use.listings,
+        promoted_subscriptions: &in_use.promotions,
+        bundled_subscriptions: &in_use.bundles,
         prune: source.spec.prune,
     });
 
@@ -334,6 +334,11 @@ fn desired_objects(objects: &[CatalogObject]) -> Result<Vec<DesiredObject>, Erro
                     name: promotion.name_any(),
                     spec: spec(serde_json::to_value(&promotion.spec))?,
                 },
+                CatalogObject::Bundle { bundle, .. } => DesiredObject {
+                    kind: CatalogKind::Bundle,
+                    name: bundle.name_any(),
+                    spec: spec(serde_json::to_value(&bundle.spec))?,
+                },
             })
         })
         .collect()
@@ -380,17 +385,35 @@ async fn live_objects(client: &Client) -> Result<Vec<LiveObject>, Error> {
                 .map_err(|e| Error::InvalidObject(e.to_string()))?,
         });
     }
+    for bundle in Api::<Bundle>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+    {
+        live.push(LiveObject {
+            kind: CatalogKind::Bundle,
+            name: bundle.name_any(),
+            managed_by: managed_by(bundle.annotations()),
+            spec: serde_json::to_value(&bundle.spec)
+                .map_err(|e| Error::InvalidObject(e.to_string()))?,
+        });
+    }
     Ok(live)
 }
 
-/// Subscriptions that still use their listing, per listing; and those that keep a promotion's
-/// price at `now`, per promotion.
-async fn live_subscriptions(
-    client: &Client,
-    now: Timestamp,
-) -> Result<(BTreeMap<String, u32>, BTreeMap<String, u32>), Error> {
-    let mut counts = BTreeMap::new();
-    let mut promoted = BTreeMap::new();
+/// Live subscriptions counted by what they use: catalog objects still in use are never pruned.
+#[derive(Default)]
+struct InUse {
+    /// Per listing.
+    listings: BTreeMap<String, u32>,
+    /// Per promotion, those that keep its price at `now`.
+    promotions: BTreeMap<String, u32>,
+    /// Per bundle, its purchases' members.
+    bundles: BTreeMap<String, u32>,
+}
+
+async fn live_subscriptions(client: &Client, now: Timestamp) -> Result<InUse, Error> {
+    let mut in_use = InUse::default();
+    let (counts, promoted) = (&mut in_use.listings, &mut in_use.promotions);
     for subscription in Api::<TenantSubscription>::all(client.clone())
         .list(&ListParams::default())
         .await?
@@ -411,9 +434,12 @@ async fn live_subscriptions(
             {
                 *promoted.entry(kept.name.to_string()).or_insert(0) += 1;
             }
+            if let Some(member) = &subscription.spec.bundle {
+                *in_use.bundles.entry(member.name.to_string()).or_insert(0) += 1;
+            }
         }
     }
-    Ok((counts, promoted))
+    Ok(in_use)
 }
 
 /// Applies and prunes with a few requests in flight: a first sync of a large catalog is
@@ -477,6 +503,10 @@ async fn apply_one(
             .patch(&name, &params, &Patch::Apply(manifest))
             .await
             .map(drop)?,
+        CatalogKind::Bundle => Api::<Bundle>::all(client)
+            .patch(&name, &params, &Patch::Apply(manifest))
+            .await
+            .map(drop)?,
     }
     Ok(())
 }
@@ -493,6 +523,10 @@ async fn prune_one(client: Client, kind: CatalogKind, name: String) -> Result<()
             .await
             .map(drop),
         CatalogKind::Promotion => Api::<Promotion>::all(client)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(drop),
+        CatalogKind::Bundle => Api::<Bundle>::all(client)
             .delete(&name, &DeleteParams::default())
             .await
             .map(drop),

@@ -8,6 +8,7 @@ pub mod applied;
 pub mod backoff;
 pub mod billing_audit;
 pub mod billing_pool;
+pub mod bundle_subscription;
 pub mod catalog_source;
 pub mod connection_check;
 pub mod entitlements;
@@ -345,6 +346,18 @@ pub async fn run(ctx: Arc<Context>, enabled: Enabled, shutdown: Shutdown) {
                 tenant_subscription::controller(&ctx),
                 c.subscription_concurrency,
                 tenant_subscription::reconcile,
+                ctx.clone(),
+                shutdown.clone(),
+            )
+            .boxed()
+        ),
+        when(
+            enabled.subscriptions,
+            run_controller(
+                "BundleSubscription",
+                bundle_subscription::controller(&ctx),
+                c.action_concurrency,
+                bundle_subscription::reconcile,
                 ctx.clone(),
                 shutdown.clone(),
             )

@@ -6,7 +6,9 @@ use jiff::tz::TimeZone;
 
 use crate::api::listing::{BillingInterval, ListingSpec, Plan};
 use crate::api::tenant::TenantSpec;
-use crate::api::tenant_subscription::{AppliedPromotion, HubSpotIds, TenantSubscription};
+use crate::api::tenant_subscription::{
+    AppliedBundle, AppliedPromotion, HubSpotIds, TenantSubscription,
+};
 use crate::billing::{BillingRecord, BillingRequest, BillingStatus, HubSpotClient, HubSpotError};
 use crate::lifecycle::promotion::line_discount;
 use crate::lifecycle::{BillingFact, BillingIntent};
@@ -30,6 +32,8 @@ pub struct BillingInputs<'a> {
     pub started: Timestamp,
     /// The promotion recorded in status (possibly in this reconcile).
     pub promotion: Option<&'a AppliedPromotion>,
+    /// A bundle member's discount recorded in status (possibly in this reconcile).
+    pub bundle: Option<&'a AppliedBundle>,
     pub now: Timestamp,
 }
 
@@ -77,7 +81,8 @@ pub fn billing_request(i: &BillingInputs<'_>) -> Result<BillingRequest, String> 
         interval: frequency(plan.pricing.interval).to_string(),
         trial_days,
         start_date: i.started.to_zoned(TimeZone::UTC).date(),
-        discount: line_discount(i.promotion, plan.name.as_str(), i.now),
+        discount: crate::lifecycle::bundle::line_discount(i.bundle, plan.name.as_str())
+            .or_else(|| line_discount(i.promotion, plan.name.as_str(), i.now)),
     })
 }
 

@@ -132,7 +132,7 @@ pub fn desired_objects(tenant: &Tenant, owner: OwnerReference) -> TenantObjects 
             Role {
                 metadata: meta(BILLING_ADMIN_ROLE, true),
                 rules: Some(vec![
-                    rule(&["tenantsubscriptions"], WRITE),
+                    rule(&["tenantsubscriptions", "bundlesubscriptions"], WRITE),
                     rule(&["entitlements"], READ),
                     // Integration connection settings live in Secrets the subscription names.
                     PolicyRule {
@@ -145,7 +145,10 @@ pub fn desired_objects(tenant: &Tenant, owner: OwnerReference) -> TenantObjects 
             },
             Role {
                 metadata: meta(READER_ROLE, true),
-                rules: Some(vec![rule(&["tenantsubscriptions", "entitlements"], READ)]),
+                rules: Some(vec![rule(
+                    &["tenantsubscriptions", "bundlesubscriptions", "entitlements"],
+                    READ,
+                )]),
             },
         ],
         role_bindings: vec![

@@ -132,7 +132,37 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
     let listing_spec = listing.as_ref().map(|l| &l.spec);
     let mut status = sub.status.clone().unwrap_or_default();
     let plan = plan_of(listing_spec, &sub.spec);
-    if let (Some(created), Some(tenant)) = (created_at(sub), tenant.as_ref()) {
+    if sub.spec.bundle.is_some() {
+        // A bundle member is billed with its bundle's discount, never with a promotion too.
+        let membership = sub.spec.bundle.as_ref().map(|m| m.name.as_str());
+        let bundle = membership.and_then(|name| ctx.stores.bundle(name));
+        let owner = sub
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == "BundleSubscription")
+            .map(|o| o.name.as_str());
+        let listings: Vec<_> = bundle
+            .iter()
+            .flat_map(|b| b.spec.members.iter())
+            .filter_map(|m| ctx.stores.listing(m.listing.as_str()))
+            .collect();
+        let found = crate::lifecycle::bundle::to_record(
+            &sub.name_any(),
+            &sub.spec,
+            &status,
+            owner,
+            bundle.as_ref().map(|b| &b.spec),
+            |name| {
+                listings
+                    .iter()
+                    .find(|l| l.name_any() == name)
+                    .map(|l| &l.spec)
+            },
+        );
+        if found.is_some() {
+            status.bundle = found;
+        }
+    } else if let (Some(created), Some(tenant)) = (created_at(sub), tenant.as_ref()) {
         let promotions = ctx.stores.promotions();
         let buyer = Buyer::of(&tenant.spec);
         let found = to_record(
@@ -191,6 +221,7 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
         plan,
         started: activated_at(&status).unwrap_or(now),
         promotion: status.promotion.as_ref(),
+        bundle: status.bundle.as_ref(),
         now,
     };
     let transition = status.phase != Some(target.phase);
@@ -217,6 +248,7 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
                 listing: listing_spec.cloned(),
                 started: inputs.started,
                 promotion: inputs.promotion.cloned(),
+                bundle: inputs.bundle.cloned(),
                 now: inputs.now,
             };
             match ctx

@@ -20,6 +20,8 @@ pub(super) fn door() -> axum::Router {
         subscriptions: SharedCache::from_events(futures::stream::pending()),
         entitlements: SharedCache::from_events(futures::stream::pending()),
         promotions: SharedCache::from_events(futures::stream::pending()),
+        bundles: SharedCache::from_events(futures::stream::pending()),
+        bundle_subscriptions: SharedCache::from_events(futures::stream::pending()),
     };
     let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
     let client = kube::Client::try_from(config.clone()).expect("client");

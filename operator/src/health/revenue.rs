@@ -64,6 +64,14 @@ pub fn monthly_billing(
     {
         pricing.amount = kept.price.clone();
     }
+    // A bundle member is billed at its share of the bundle's price for the plan bought in it.
+    if let Some(member) = status
+        .bundle
+        .as_ref()
+        .filter(|b| b.plan.as_str() == plan_name)
+    {
+        pricing.amount = member.price.clone();
+    }
     Some(MonthlyBilling {
         listing: listing_name.to_string(),
         plan: plan_name,

@@ -9,6 +9,7 @@
 //! - [`period`]: billing periods and trial ends.
 //! - [`billing_drift`]: what a HubSpot audit found against what a subscription records.
 //! - [`visibility`]: which tenants may see, and so buy, a listing.
+//! - [`bundle`]: what a bundle costs, and which members a bundle purchase creates or cancels.
 //! - [`promotion`]: which promotion lowers a plan's price for a buyer, and for how long.
 //! - [`subscription_plan`]: the subscription reconcile, step by step, as a plan.
 
@@ -16,6 +17,7 @@ pub mod actions;
 pub mod billing_drift;
 pub mod billing_order;
 pub mod billing_recheck;
+pub mod bundle;
 pub mod entitlements;
 pub mod notify;
 pub mod period;

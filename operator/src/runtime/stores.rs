@@ -15,7 +15,9 @@ use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 
 use super::caches::SharedCache;
-use crate::api::{Entitlement, Listing, Promotion, Tenant, TenantSubscription};
+use crate::api::{
+    Bundle, BundleSubscription, Entitlement, Listing, Promotion, Tenant, TenantSubscription,
+};
 
 /// Read-only, always-current caches of the four shared kinds.
 #[derive(Clone)]
@@ -26,6 +28,10 @@ pub struct Stores {
     pub entitlements: SharedCache<Entitlement>,
     /// Catalog promotions: the storefront quotes with them, subscriptions record theirs.
     pub promotions: SharedCache<Promotion>,
+    /// Catalog bundles: the storefront sells them, members record their discount.
+    pub bundles: SharedCache<Bundle>,
+    /// Tenants' bundle purchases: the storefront lists them, the operator reconciles them.
+    pub bundle_subscriptions: SharedCache<BundleSubscription>,
 }
 
 impl Stores {
@@ -37,6 +43,8 @@ impl Stores {
             subscriptions: SharedCache::start_trimmed(Api::all(client.clone())),
             entitlements: SharedCache::start_trimmed(Api::all(client.clone())),
             promotions: SharedCache::start_trimmed(Api::all(client.clone())),
+            bundles: SharedCache::start_trimmed(Api::all(client.clone())),
+            bundle_subscriptions: SharedCache::start_trimmed(Api::all(client.clone())),
         }
     }
 
@@ -49,6 +57,8 @@ impl Stores {
             subscriptions: SharedCache::from_events(futures::stream::pending()),
             entitlements: SharedCache::from_events(futures::stream::pending()),
             promotions: SharedCache::from_events(futures::stream::pending()),
+            bundles: SharedCache::from_events(futures::stream::pending()),
+            bundle_subscriptions: SharedCache::from_events(futures::stream::pending()),
         }
     }
 
@@ -60,6 +70,8 @@ impl Stores {
             self.subscriptions.wait_until_ready(),
             self.entitlements.wait_until_ready(),
             self.promotions.wait_until_ready(),
+            self.bundles.wait_until_ready(),
+            self.bundle_subscriptions.wait_until_ready(),
         );
     }
 
@@ -74,6 +86,10 @@ impl Stores {
     /// Every promotion in the catalog (the pure [`crate::lifecycle::promotion::offer`] picks).
     pub fn promotions(&self) -> Vec<Arc<Promotion>> {
         self.promotions.store().state()
+    }
+
+    pub fn bundle(&self, name: &str) -> Option<Arc<Bundle>> {
+        self.bundles.get(&ObjectRef::new(name))
     }
 
     /// The TenantSubscriptions in `namespace` (from the per-namespace index).

@@ -298,3 +298,18 @@ pub fn tiers(name: &str) -> Result<(Tier, SimTier), String> {
     };
     Ok((tier, sim))
 }
+
+/// The simulator's line item of subscription `sub` (by the id its status records).
+pub fn line_item(sim: &RunningSimulator, sub: &TenantSubscription) -> Value {
+    let id = sub
+        .status
+        .as_ref()
+        .and_then(|s| s.hubspot.as_ref())
+        .and_then(|h| h.line_item_id.clone())
+        .expect("a line item id");
+    sim.admin()
+        .objects(ObjectType::LineItems)
+        .into_iter()
+        .find(|li| li["id"].to_string().trim_matches('"') == id)
+        .unwrap_or_else(|| panic!("line item {id} in the simulator"))
+}

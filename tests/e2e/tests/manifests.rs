@@ -3,8 +3,8 @@
 
 use marketplace_e2e::{control_plane, kubectl, workspace_root, yaml_documents};
 use marketplace_operator::api::{
-    CatalogSource, Entitlement, HealthPolicy, Listing, NotificationChannel, Promotion,
-    SubscriptionAction, Tenant, TenantSubscription, WizardConfig,
+    Bundle, BundleSubscription, CatalogSource, Entitlement, HealthPolicy, Listing,
+    NotificationChannel, Promotion, SubscriptionAction, Tenant, TenantSubscription, WizardConfig,
 };
 
 /// The YAML files under `folder` (recursively), sorted.
@@ -57,6 +57,8 @@ fn manifests_round_trip_through_the_rust_types() {
                 Some("CatalogSource") => round_trip::<CatalogSource>(&doc),
                 Some("NotificationChannel") => round_trip::<NotificationChannel>(&doc),
                 Some("Promotion") => round_trip::<Promotion>(&doc),
+                Some("Bundle") => round_trip::<Bundle>(&doc),
+                Some("BundleSubscription") => round_trip::<BundleSubscription>(&doc),
                 Some("HealthPolicy") => round_trip::<HealthPolicy>(&doc),
                 other => panic!("{}: unexpected kind {other:?}", file.display()),
             };
@@ -160,6 +162,10 @@ async fn examples_and_catalog_apply_server_side_and_kubectl_get_marketplace_list
         "AUDIENCE",
         "promotion.marketplace.dev/route-optimization-winter",
         "PERIODS",
+        "bundle.marketplace.dev/dispatch-bundle",
+        "PERCENT OFF",
+        "bundlesubscription.marketplace.dev/dispatch",
+        "BUNDLE",
     ] {
         assert!(
             stdout.contains(expected),
@@ -169,7 +175,7 @@ async fn examples_and_catalog_apply_server_side_and_kubectl_get_marketplace_list
 
     // Short names work as kubectl users expect.
     for short in [
-        "lst", "wiz", "tnt", "tsub", "sact", "ent", "csrc", "nch", "ntf", "promo",
+        "lst", "wiz", "tnt", "tsub", "sact", "ent", "csrc", "nch", "ntf", "promo", "bdl", "bsub",
     ] {
         let output = kubectl(control_plane, &["get", short, "--all-namespaces"], None);
         assert!(

@@ -5,12 +5,11 @@
 //! A code unlocks its own promotion; a wrong code is refused naming the field. Bad promotions
 //! are refused at apply time naming the field.
 
-use hubspot_sim::ObjectType;
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use marketplace_e2e::api_process::{Caller, api_settings, start_api};
 use marketplace_e2e::storefront_world::{listing, start_world};
-use marketplace_e2e::subscriptions::{CONVERGED, apply, phase_of};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, line_item, phase_of};
 use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Listing, Promotion, TenantSubscription};
@@ -39,21 +38,6 @@ const HOUR: SignedDuration = SignedDuration::from_hours(1);
 
 fn price(amount: &str) -> Value {
     json!({"amount": amount, "currency": "USD", "interval": "Month"})
-}
-
-/// The simulator's line item of a subscription.
-fn line_item(sim: &hubspot_sim::RunningSimulator, sub: &TenantSubscription) -> Value {
-    let id = sub
-        .status
-        .as_ref()
-        .and_then(|s| s.hubspot.as_ref())
-        .and_then(|h| h.line_item_id.clone())
-        .expect("a line item id");
-    sim.admin()
-        .objects(ObjectType::LineItems)
-        .into_iter()
-        .find(|li| li["id"].to_string().trim_matches('"') == id)
-        .unwrap_or_else(|| panic!("line item {id} in the simulator"))
 }
 
 #[tokio::test]

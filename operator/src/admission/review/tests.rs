@@ -29,6 +29,7 @@ struct World {
     tenant: Option<TenantSpec>,
     siblings: Vec<Sibling>,
     features: BTreeSet<String>,
+    bundle_cancelling: bool,
 }
 
 impl World {
@@ -38,6 +39,7 @@ impl World {
             tenant: Some(tenant("Professional")),
             siblings: Vec::new(),
             features: BTreeSet::new(),
+            bundle_cancelling: false,
         }
     }
 
@@ -64,6 +66,7 @@ impl World {
             siblings: &self.siblings,
             entitled_features: &self.features,
             platform_version: None,
+            bundle_cancelling: self.bundle_cancelling,
         };
         decide_admission(&write, &facts, ts(NOW))
     }
@@ -82,6 +85,30 @@ fn denial(v: Verdict) -> (&'static str, &'static str, String) {
         } => (reason, field, message),
         other => panic!("expected a denial, got {other:?}"),
     }
+}
+
+#[test]
+fn a_bundle_member_is_cancelled_only_with_its_bundle() {
+    let mut member = spec("flat", 1);
+    member["bundle"] = serde_json::json!({"name": "suite", "subscription": "suite-1"});
+    let old = sub("suite-1-route-optimization", member.clone(), Some("Active"));
+    let mut cancelled = old.clone();
+    cancelled.spec.cancellation = Some(serde_json::from_value(serde_json::json!({})).unwrap());
+    let mut world = World::new();
+    let (reason, field, message) = denial(world.decide(Operation::Update, &cancelled, Some(&old)));
+    assert_eq!(
+        (reason, field),
+        ("BundleMemberCancelledAlone", "spec.cancellation")
+    );
+    assert!(
+        message.contains("BundleSubscription \"suite-1\""),
+        "{message}"
+    );
+    world.bundle_cancelling = true;
+    assert_eq!(
+        world.decide(Operation::Update, &cancelled, Some(&old)),
+        Verdict::allow("Valid")
+    );
 }
 
 #[test]

@@ -13,12 +13,13 @@ use super::openapi::{CatalogKind, SchemaError, crd_schema};
 use super::path::from_dotted;
 
 fn compiled(kind: CatalogKind) -> Result<&'static CompiledSchema, SchemaError> {
-    static COMPILED: OnceLock<Result<[CompiledSchema; 3], SchemaError>> = OnceLock::new();
+    static COMPILED: OnceLock<Result<[CompiledSchema; 4], SchemaError>> = OnceLock::new();
     let built = COMPILED.get_or_init(|| {
         Ok([
             compile_schema(crd_schema(CatalogKind::Listing)?),
             compile_schema(crd_schema(CatalogKind::WizardConfig)?),
             compile_schema(crd_schema(CatalogKind::Promotion)?),
+            compile_schema(crd_schema(CatalogKind::Bundle)?),
         ])
     });
     match built {

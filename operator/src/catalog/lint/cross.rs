@@ -27,6 +27,13 @@ pub fn check(parsed: &[Parsed]) -> Vec<Diagnostic> {
         &promotions,
         &unreadable.listings,
     ));
+    let bundles = by_name(parsed, CatalogKind::Bundle);
+    diagnostics.extend(super::bundle::check(
+        parsed,
+        &listings,
+        &bundles,
+        &unreadable.listings,
+    ));
     diagnostics
 }
 

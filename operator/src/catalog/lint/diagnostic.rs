@@ -78,6 +78,9 @@ pub enum Rule {
     PromotionOverlap,
     /// A promotion's price override is not below a target plan's list price.
     PromotionNoCut,
+    /// A bundle member is unknown, listed twice, not Published, or priced apart from the
+    /// others; or its discount leaves nothing to pay.
+    BundleInvalid,
     /// A listing that was Published at the base revision is gone.
     PublishedDeleted,
     /// A listing that was Published at the base revision went back to Draft or ComingSoon.
@@ -113,6 +116,7 @@ impl Rule {
             Rule::PromotionTargetMissing => "promotion-target-missing",
             Rule::PromotionOverlap => "promotion-overlap",
             Rule::PromotionNoCut => "promotion-no-cut",
+            Rule::BundleInvalid => "bundle-invalid",
             Rule::PublishedDeleted => "published-deleted",
             Rule::LifecycleRegression => "lifecycle-regression",
         }

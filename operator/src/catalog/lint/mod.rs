@@ -6,6 +6,7 @@
 //! comparison with a base revision follow. A field reported by an earlier stage is not reported
 //! again by a later one (see [`Rule::stage`]), so one mistake gives one error.
 
+mod bundle;
 mod cel;
 mod cross;
 mod currency;
@@ -31,7 +32,7 @@ use self::file::{At, FileRef};
 use self::history::Base;
 use super::SourceFile;
 use super::document::Document;
-use crate::api::{Listing, Promotion, WizardConfig};
+use crate::api::{Bundle, Listing, Promotion, WizardConfig};
 
 /// What to lint against besides the files themselves.
 #[derive(Clone, Debug, Default)]
@@ -61,6 +62,10 @@ pub enum CatalogObject {
         path: PathBuf,
         promotion: Box<Promotion>,
     },
+    Bundle {
+        path: PathBuf,
+        bundle: Box<Bundle>,
+    },
 }
 
 impl CatalogObject {
@@ -68,7 +73,8 @@ impl CatalogObject {
         match self {
             CatalogObject::Listing { path, .. }
             | CatalogObject::WizardConfig { path, .. }
-            | CatalogObject::Promotion { path, .. } => path,
+            | CatalogObject::Promotion { path, .. }
+            | CatalogObject::Bundle { path, .. } => path,
         }
     }
 
@@ -77,6 +83,7 @@ impl CatalogObject {
             CatalogObject::Listing { .. } => CatalogKind::Listing,
             CatalogObject::WizardConfig { .. } => CatalogKind::WizardConfig,
             CatalogObject::Promotion { .. } => CatalogKind::Promotion,
+            CatalogObject::Bundle { .. } => CatalogKind::Bundle,
         }
     }
 
@@ -85,6 +92,7 @@ impl CatalogObject {
             CatalogObject::Listing { listing, .. } => listing.metadata.name.as_deref(),
             CatalogObject::WizardConfig { wizard, .. } => wizard.metadata.name.as_deref(),
             CatalogObject::Promotion { promotion, .. } => promotion.metadata.name.as_deref(),
+            CatalogObject::Bundle { bundle, .. } => bundle.metadata.name.as_deref(),
         }
     }
 }
@@ -265,6 +273,12 @@ fn typed_objects(parsed: &[Parsed], diagnostics: &mut Vec<Diagnostic>) -> Vec<Ca
                         path,
                         promotion: Box::new(promotion),
                     }
+                })
+            }
+            CatalogKind::Bundle => {
+                serde_json::from_value(file.value().clone()).map(|bundle| CatalogObject::Bundle {
+                    path,
+                    bundle: Box::new(bundle),
                 })
             }
         };

@@ -26,9 +26,9 @@ pub struct SchemaError {
 
 struct Schemas {
     /// The CRD's openAPIV3Schema, with its CEL rules (what `kube-cel` evaluates).
-    crd: [Value; 3],
+    crd: [Value; 4],
     /// The JSON Schema for catalog files.
-    json: [Value; 3],
+    json: [Value; 4],
 }
 
 fn schemas() -> Result<&'static Schemas, SchemaError> {
@@ -63,13 +63,15 @@ fn build() -> Result<Schemas, SchemaError> {
     let listing = crd(CatalogKind::Listing)?;
     let wizard = crd(CatalogKind::WizardConfig)?;
     let promotion = crd(CatalogKind::Promotion)?;
+    let bundle = crd(CatalogKind::Bundle)?;
     let json = [
         catalog_schema(CatalogKind::Listing, &listing),
         catalog_schema(CatalogKind::WizardConfig, &wizard),
         catalog_schema(CatalogKind::Promotion, &promotion),
+        catalog_schema(CatalogKind::Bundle, &bundle),
     ];
     Ok(Schemas {
-        crd: [listing, wizard, promotion],
+        crd: [listing, wizard, promotion, bundle],
         json,
     })
 }

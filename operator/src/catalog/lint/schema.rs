@@ -15,7 +15,7 @@ use super::path::child;
 use crate::catalog::document::json_kind;
 
 fn validator(kind: CatalogKind) -> Result<&'static Validator, SchemaError> {
-    static VALIDATORS: OnceLock<Result<[Validator; 3], SchemaError>> = OnceLock::new();
+    static VALIDATORS: OnceLock<Result<[Validator; 4], SchemaError>> = OnceLock::new();
     let built = VALIDATORS.get_or_init(|| {
         let build = |kind: CatalogKind| {
             let schema = json_schema(kind)?;
@@ -28,6 +28,7 @@ fn validator(kind: CatalogKind) -> Result<&'static Validator, SchemaError> {
             build(CatalogKind::Listing)?,
             build(CatalogKind::WizardConfig)?,
             build(CatalogKind::Promotion)?,
+            build(CatalogKind::Bundle)?,
         ])
     });
     match built {

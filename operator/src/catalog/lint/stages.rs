@@ -133,6 +133,8 @@ fn check_file(
             CatalogKind::WizardConfig => diagnostics.extend(wizard::check(&view)),
             // Promotions are checked against the listings they target (`promotion.rs`).
             CatalogKind::Promotion => {}
+            // Bundles too, against their members' listings (`bundle.rs`).
+            CatalogKind::Bundle => {}
         }
     }
     let entry = Parsed {

@@ -19,6 +19,8 @@ pub(crate) fn stores() -> (Events<Entitlement>, Events<Listing>, Stores) {
         subscriptions: SharedCache::from_events(futures::stream::pending()),
         entitlements: SharedCache::from_events(entitlement_events),
         promotions: SharedCache::from_events(futures::stream::pending()),
+        bundles: SharedCache::from_events(futures::stream::pending()),
+        bundle_subscriptions: SharedCache::from_events(futures::stream::pending()),
     };
     (entitlements, listings, stores)
 }

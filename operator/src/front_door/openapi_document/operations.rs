@@ -17,6 +17,9 @@ use crate::front_door::metering_routes::{UsageAccepted, UsageRefused};
 use crate::front_door::ofrep::{
     BulkEvaluation, EvaluationFailure, EvaluationRequest, EvaluationRetryLater, FlagEvaluation,
 };
+use crate::front_door::storefront::bundles::{
+    BundleList, BundlePurchaseList, BundlePurchaseRequest, BundlePurchaseView, BundlePurchased,
+};
 use crate::front_door::storefront::catalog::CatalogQuery;
 use crate::front_door::storefront::changes::{CancelRequest, ChangeRequest};
 use crate::front_door::storefront::detail::SubscriptionView;
@@ -478,7 +481,8 @@ pub fn operations() -> Vec<Operation> {
             .reply(json(200, "The subscription, its cancellation requested as the caller.",
                 named::<SubscriptionView>()))
             .reply(error(404, "No such tenant or subscription."))
-            .reply(error(409, "The phase does not allow a cancellation."))
+            .reply(error(409, "The phase does not allow a cancellation, or the subscription \
+                is a bundle member (`BundleMemberCancelledAlone`: cancel its bundle)."))
             .reply(error(422, "The body is not valid.")),
         op(Delete, "/v1/tenants/{tenant}/subscriptions/{name}/cancel", "undoCancel", STOREFRONT,
             "Withdraw a scheduled cancellation")
@@ -486,6 +490,50 @@ pub fn operations() -> Vec<Operation> {
             .reply(json(200, "The subscription, in service again.", named::<SubscriptionView>()))
             .reply(error(404, "No such tenant or subscription."))
             .reply(error(409, "There is no cancellation that can still be withdrawn.")),
+        op(Get, "/v1/tenants/{tenant}/bundles", "listBundles", STOREFRONT,
+            "The bundles the tenant may buy")
+            .describe("A bundle is offered when every member listing is visible to the tenant \
+                and the bundle can be sold (its members Published, in one currency and \
+                interval). Prices are decimal strings in the bundle's currency per interval.")
+            .caller(TenantReader)
+            .tagged(named::<BundleList>(),
+                "Each bundle with its members, list total, bundle price and savings.")
+            .reply(error(404, "There is no such tenant.")),
+        op(Get, "/v1/tenants/{tenant}/bundle-subscriptions", "listBundleSubscriptions",
+            STOREFRONT, "The tenant's bundle purchases")
+            .caller(TenantReader)
+            .tagged(named::<BundlePurchaseList>(), "Every bundle purchase with its members.")
+            .reply(error(404, "There is no such tenant.")),
+        op(Post, "/v1/tenants/{tenant}/bundle-subscriptions", "purchaseBundle", STOREFRONT,
+            "Buy a bundle, as the caller")
+            .describe("Creates a BundleSubscription; the operator creates one subscription per \
+                member, billed with the bundle's discount. Idempotent with `Idempotency-Key`: \
+                a retry answers the same purchase (200).")
+            .caller(TenantBillingAdmin)
+            .header(IdempotencyKey)
+            .body(named::<BundlePurchaseRequest>(), true)
+            .reply(json(201, "The bundle purchase, created as the caller, and its prices.",
+                named::<BundlePurchased>()))
+            .reply(json(200, "A retry: the purchase the key already made.",
+                named::<BundlePurchaseView>()))
+            .reply(error(400, "The Idempotency-Key is not 1 to 255 visible ASCII characters."))
+            .reply(error(404, "No such tenant, or no such bundle for this tenant."))
+            .reply(error(409, "The tenant already subscribes to a member listing \
+                (`AlreadySubscribed`).")
+            )
+            .reply(error(422, "The body is not valid, or the Idempotency-Key was used for \
+                another bundle (`IdempotencyKeyReused`).")),
+        op(Post, "/v1/tenants/{tenant}/bundle-subscriptions/{name}/cancel",
+            "cancelBundleSubscription", STOREFRONT, "Cancel a bundle and every member")
+            .describe("Members are cancelled together, at the end of the period or now; a \
+                member cannot be cancelled on its own (`BundleMemberCancelledAlone`).")
+            .caller(TenantBillingAdmin)
+            .body(named::<CancelRequest>(), false)
+            .reply(json(200, "The bundle purchase, its cancellation requested as the caller.",
+                named::<BundlePurchaseView>()))
+            .reply(error(404, "No such tenant or bundle purchase."))
+            .reply(error(409, "The bundle is already being cancelled."))
+            .reply(error(422, "The body is not valid.")),
         // ---- usage ----
         op(Post, "/v1/usage", "reportUsage", USAGE, "Report usage events of metered plans")
             .describe("CloudEvents 1.0, structured JSON: one event (`application/cloudevents+json` \

@@ -143,6 +143,7 @@ fn every_route_in_the_routes_files_is_documented() {
     let sources = [
         include_str!("../routes.rs"),
         include_str!("../storefront/routes.rs"),
+        include_str!("../storefront/bundles.rs"),
         include_str!("../console/routes.rs"),
         include_str!("../metering_routes.rs"),
         include_str!("../health_routes.rs"),

@@ -193,6 +193,7 @@ pub fn card_state(listing: &Listing, facts: &TenantFacts<'_>, now: Timestamp) ->
         connection: None,
         promotion_code: None,
         cancellation: None,
+        bundle: None,
     };
     match facts.validate("", &spec, listing, &facts.siblings(now), now) {
         Err(r)

@@ -9,6 +9,7 @@ use super::price::{self, QuotedPrice};
 use super::purchase::PurchaseRefusal;
 use crate::api::listing::Listing;
 use crate::api::tenant_subscription::{CancellationEffective, Phase, TenantSubscription};
+use crate::lifecycle::bundle::member_cancel_refusal;
 use crate::lifecycle::validation::check_plan_change;
 use crate::lifecycle::{is_terminal, is_usable};
 
@@ -115,6 +116,9 @@ pub fn decide_cancel(
     sub: &TenantSubscription,
     request: &CancelRequest,
 ) -> Result<Value, PurchaseRefusal> {
+    if let Some(why) = member_cancel_refusal(&sub.spec, false) {
+        return Err(conflict("BundleMemberCancelledAlone", why));
+    }
     let phase = phase_of(sub);
     if is_terminal(phase) {
         return Err(conflict(
@@ -136,6 +140,9 @@ pub fn decide_cancel(
 
 /// Withdraws a scheduled cancellation while the subscription is still in service.
 pub fn decide_undo_cancel(sub: &TenantSubscription) -> Result<Value, PurchaseRefusal> {
+    if let Some(why) = member_cancel_refusal(&sub.spec, false) {
+        return Err(conflict("BundleMemberCancelledAlone", why));
+    }
     let phase = phase_of(sub);
     if sub.spec.cancellation.is_none() {
         return Err(conflict(

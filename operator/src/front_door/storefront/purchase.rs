@@ -153,6 +153,7 @@ pub fn decide_purchase(
             .as_deref()
             .map(|c| c.trim().to_ascii_uppercase()),
         cancellation: None,
+        bundle: None,
     };
     let siblings = facts.siblings(now);
     if let Err(refusal) = facts.validate(subscription_name, &spec, listing, &siblings, now) {

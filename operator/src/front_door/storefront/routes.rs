@@ -61,10 +61,16 @@ pub fn routes() -> Router<FrontDoor> {
             "/v1/tenants/{tenant}/subscriptions/{name}/cancel",
             post(cancel).delete(undo_cancel),
         )
+        .merge(super::bundles::routes())
 }
 
 /// A JSON error a person can act on: a stable code, the field at fault, a message.
-fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Response {
+pub(crate) fn error(
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+    message: &str,
+) -> Response {
     let mut body = json!({"code": code, "message": message});
     if let Some(field) = field {
         body["field"] = json!(field);
@@ -72,7 +78,7 @@ fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> 
     (status, axum::Json(body)).into_response()
 }
 
-fn refused(refusal: PurchaseRefusal) -> Response {
+pub(crate) fn refused(refusal: PurchaseRefusal) -> Response {
     match refusal {
         PurchaseRefusal::ListingNotFound => error(
             StatusCode::NOT_FOUND,
@@ -126,7 +132,7 @@ fn refused(refusal: PurchaseRefusal) -> Response {
 }
 
 /// A refusal from the apiserver (RBAC, admission, a conflict) passed on with its own words.
-fn apiserver_refusal(e: kube::Error) -> Response {
+pub(crate) fn apiserver_refusal(e: kube::Error) -> Response {
     match e {
         kube::Error::Api(status) => {
             let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -146,7 +152,7 @@ pub(crate) struct TenantScope {
     pub(crate) caller: Caller,
     pub(crate) tenant: Arc<Tenant>,
     pub(crate) subscriptions: Vec<Arc<TenantSubscription>>,
-    entitled: BTreeSet<String>,
+    pub(crate) entitled: BTreeSet<String>,
     promotions: Vec<Arc<crate::api::Promotion>>,
 }
 
@@ -454,7 +460,7 @@ async fn one_subscription(
 }
 
 /// The JSON body (an empty one reads as `{}`), or the 422 that says what is wrong with it.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     let body = if body.is_empty() {
         b"{}".as_slice()
     } else {
@@ -468,6 +474,20 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>
             &format!("the request body is not valid: {e}"),
         ))
     })
+}
+
+/// The request's `Idempotency-Key`, if it sent one, or the 400 that says it is malformed.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(key)) if valid_key(key) => Ok(Some(key.to_string())),
+        Some(_) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidIdempotencyKey",
+            Some("Idempotency-Key"),
+            "an Idempotency-Key is 1 to 255 visible ASCII characters",
+        ))),
+    }
 }
 
 pub(crate) async fn purchase(
@@ -484,17 +504,9 @@ pub(crate) async fn purchase(
         Ok(request) => request,
         Err(response) => return *response,
     };
-    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(key)) if valid_key(key) => Some(key.to_string()),
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "InvalidIdempotencyKey",
-                Some("Idempotency-Key"),
-                "an Idempotency-Key is 1 to 255 visible ASCII characters",
-            );
-        }
+    let key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(response) => return *response,
     };
     let now = Timestamp::now();
     // Without a key every request is new: a name no retry will repeat.

@@ -27,6 +27,7 @@ use marketplace_operator::controllers::billing_audit::REPORT_CONFIG_MAP;
 use marketplace_operator::controllers::tenant_rbac::{
     BILLING_ADMIN_ROLE, CATALOG_READER_CLUSTER_ROLE, READER_ROLE,
 };
+use marketplace_operator::lifecycle::bundle::member_name;
 use marketplace_operator::plugin::PluginCli;
 use marketplace_operator::process::permissions::{Grant, Reach};
 use reqwest::StatusCode;
@@ -70,6 +71,17 @@ fn write_catalog(repo: &Repo, legacy_state: Legacy) {
     routes["spec"]["features"] = json!(["route_optimization"]);
     routes["spec"]["plans"] = json!([routes["spec"]["plans"][0].clone()]);
     repo.write("catalog/listings/routes.yaml", &routes);
+    // Two more in-app listings, sold together as a bundle.
+    for (name, feature) in [("maps", "maps"), ("alerts", "alerts")] {
+        let mut member = routes.clone();
+        member["metadata"]["name"] = json!(name);
+        member["spec"]["features"] = json!([feature]);
+        repo.write(&format!("catalog/listings/{name}.yaml"), &member);
+    }
+    repo.write(
+        "catalog/bundles/kit.yaml",
+        &bundle("kit", &["maps", "alerts"]),
+    );
     repo.write(
         "catalog/listings/analytics.yaml",
         &renamed("listing-premium-analytics.yaml", "analytics"),
@@ -87,6 +99,7 @@ fn write_catalog(repo: &Repo, legacy_state: Legacy) {
         "catalog/listings/legacy.yaml",
         "catalog/wizards/legacy.yaml",
         "catalog/promotions/legacy.yaml",
+        "catalog/bundles/legacy.yaml",
     ];
     if legacy_state != Legacy::Removed {
         let mut listing = renamed("listing-gigsafe.yaml", "legacy");
@@ -102,12 +115,25 @@ fn write_catalog(repo: &Repo, legacy_state: Legacy) {
         promotion["spec"]["startsAt"] = json!("2020-01-01T00:00:00Z");
         promotion["spec"]["endsAt"] = json!("2020-02-01T00:00:00Z");
         repo.write(legacy[2], &promotion);
+        // A bundle nobody bought: pruned with the rest.
+        repo.write(legacy[3], &bundle("legacy", &["routes", "analytics"]));
     } else {
         for file in legacy {
             repo.remove(file);
         }
     }
     repo.commit("catalog");
+}
+
+/// Bundle `name` of the `business` plans of `listings`, 10% off.
+fn bundle(name: &str, listings: &[&str]) -> Value {
+    let members: Vec<Value> = listings
+        .iter()
+        .map(|l| json!({"listing": l, "plan": "business"}))
+        .collect();
+    json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Bundle",
+        "metadata": {"name": name},
+        "spec": {"displayName": "Kit", "members": members, "discount": {"percentage": 10}}})
 }
 
 /// A token of service account `namespace/account` bound to a Pod on a Node, as a workload in a
@@ -307,6 +333,35 @@ impl Scenario {
         })
         .await;
         let active = phase_of(&subs, &routes_name, Phase::Active).await;
+
+        // A bundle, bought and cancelled through the storefront: the operator creates its
+        // members and cancels them with it (the webhook reads the purchase before allowing it).
+        let (status, _, body) = buyer
+            .post(
+                &format!("/v1/tenants/{TENANT}/bundle-subscriptions"),
+                Some("kit-1"),
+                json!({"bundle": "kit"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let kit = body["bundleSubscription"]["name"]
+            .as_str()
+            .expect("name")
+            .to_owned();
+        for listing in ["maps", "alerts"] {
+            phase_of(&subs, &member_name(&kit, listing), Phase::Active).await;
+        }
+        let (status, _, body) = buyer
+            .post(
+                &format!("/v1/tenants/{TENANT}/bundle-subscriptions/{kit}/cancel"),
+                None,
+                json!({"effective": "Immediately"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for listing in ["maps", "alerts"] {
+            phase_of(&subs, &member_name(&kit, listing), Phase::Cancelled).await;
+        }
 
         // Product code checks the feature; the counts land in the Entitlement's status.
         for _ in 0..3 {

@@ -1,0 +1,330 @@
+//! Bundles on a real apiserver, with the operator and the HubSpot simulator: the storefront
+//! offers a bundle with its list total, price and savings; buying it creates one member
+//! subscription per listing, each Active and billed with its share of the discount on its
+//! HubSpot line item; a member cannot be cancelled alone; reconciling again, or restarting the
+//! operator in the middle of creating the members, ends with exactly one member each; cancelling
+//! the bundle cancels every member. Bad bundles are refused at apply time naming the field.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use marketplace_e2e::api_process::{Caller, api_settings, start_api};
+use marketplace_e2e::controllers;
+use marketplace_e2e::storefront_world::{listing, start_world};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, line_item};
+use marketplace_e2e::{control_plane, eventually, unique_name};
+use marketplace_operator::api::bundle::BundlePhase;
+use marketplace_operator::api::tenant_subscription::Phase;
+use marketplace_operator::api::{Bundle, BundleSubscription, Listing, TenantSubscription};
+use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use marketplace_operator::lifecycle::bundle::{BUNDLE_SUBSCRIPTION_LABEL, member_name};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn bundle(name: &str, members: &[&str], discount: Value) -> Value {
+    let members: Vec<Value> = members
+        .iter()
+        .map(|l| json!({"listing": l, "plan": "pro"}))
+        .collect();
+    json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Bundle",
+        "metadata": {"name": name},
+        "spec": {"displayName": "Fleet suite", "members": members, "discount": discount}})
+}
+
+/// The members of bundle purchase `purchase`, found by its label, by listing.
+async fn members_of(
+    subs: &Api<TenantSubscription>,
+    purchase: &str,
+) -> BTreeMap<String, Vec<TenantSubscription>> {
+    let selector = format!("{BUNDLE_SUBSCRIPTION_LABEL}={purchase}");
+    let mut by_listing: BTreeMap<String, Vec<TenantSubscription>> = BTreeMap::new();
+    for sub in subs
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .expect("members")
+    {
+        by_listing
+            .entry(sub.spec.listing.to_string())
+            .or_default()
+            .push(sub);
+    }
+    by_listing
+}
+
+/// Waits until every member of `purchase` (one per listing of `listings`) is in `want`.
+async fn members_in(
+    subs: &Api<TenantSubscription>,
+    purchase: &str,
+    listings: &[&str],
+    want: Phase,
+) -> BTreeMap<String, TenantSubscription> {
+    eventually(
+        &format!("{purchase}'s members {want:?}"),
+        CONVERGED,
+        || async {
+            let found = members_of(subs, purchase).await;
+            let all = listings.iter().all(|l| {
+                found.get(*l).is_some_and(|m| {
+                    m.len() == 1 && m[0].status.as_ref().and_then(|s| s.phase) == Some(want)
+                })
+            });
+            all.then(|| {
+                found
+                    .into_iter()
+                    .map(|(l, mut m)| (l, m.remove(0)))
+                    .collect()
+            })
+        },
+    )
+    .await
+}
+
+async fn purchase_phase(api: &Api<BundleSubscription>, name: &str, want: BundlePhase) {
+    eventually(&format!("{name} {want:?}"), CONVERGED, || async {
+        let p = api.get(name).await.ok()?;
+        (p.status?.phase == Some(want)).then_some(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
+    let control_plane = control_plane().await;
+    let world = start_world("e2e-bundles").await;
+    let client = world.client.clone();
+    let (acme, globex) = (unique_name("acme"), unique_name("globex"));
+    let (acme_ns, globex_ns) =
+        tokio::join!(world.tenant(&acme, false), world.tenant(&globex, false));
+    let (routes, reports) = (unique_name("routes"), unique_name("reports"));
+    let listings: Api<Listing> = Api::all(client.clone());
+    apply(&listings, listing(&routes, json!({}))).await;
+    apply(
+        &listings,
+        listing(
+            &reports,
+            json!({"displayName": "Reports", "features": ["reporting"],
+                "plans": [{"name": "pro", "displayName": "Pro",
+                "pricing": {"model": "Flat", "amount": "10.00", "currency": "USD", "interval": "Month"}}]}),
+        ),
+    )
+    .await;
+    let bundles: Api<Bundle> = Api::all(client.clone());
+    let suite = unique_name("suite");
+    let both = [routes.as_str(), reports.as_str()];
+    apply(
+        &bundles,
+        bundle(&suite, &both, json!({"amount": "11.80", "currency": "USD"})),
+    )
+    .await;
+
+    // Bad bundles are refused at apply, naming the field.
+    for (bad, field) in [
+        (
+            bundle(
+                &unique_name("twice"),
+                &[&routes, &routes],
+                json!({"percentage": 10}),
+            ),
+            "spec.members",
+        ),
+        (
+            bundle(
+                &unique_name("both"),
+                &both,
+                json!({"percentage": 10, "amount": "1.00", "currency": "USD"}),
+            ),
+            "spec.discount",
+        ),
+    ] {
+        let refused = bundles
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(bad).expect("typed"),
+            )
+            .await
+            .expect_err("refused");
+        assert!(
+            refused.to_string().contains(field),
+            "names {field}: {refused}"
+        );
+    }
+
+    let api = start_api(
+        control_plane,
+        api_settings(std::time::Duration::from_secs(2), &world.operator_namespace),
+    )
+    .await;
+    let as_buyer = Caller {
+        http: reqwest::Client::new(),
+        base: api.base.clone(),
+        token: world.buyer.clone(),
+    };
+
+    // The storefront offers it with the list total, price and savings.
+    let offered = eventually("the bundle is offered", CONVERGED, || async {
+        let (status, body) = as_buyer.get(&format!("/v1/tenants/{acme}/bundles")).await;
+        let offers = body["bundles"].as_array()?.clone();
+        let found = offers.into_iter().find(|b| b["name"] == suite.as_str());
+        (status == StatusCode::OK).then_some(found).flatten()
+    })
+    .await;
+    assert_eq!(
+        (
+            &offered["listTotal"],
+            &offered["price"],
+            &offered["savings"]
+        ),
+        (&json!("59.00"), &json!("47.20"), &json!("11.80")),
+        "{offered}"
+    );
+    assert_eq!(offered["members"][0]["listing"], routes.as_str());
+    assert_eq!(offered["members"][0]["price"], "39.20");
+
+    // Buying it (once, even when retried) creates both members, Active and billed with their
+    // share of the discount.
+    let buy = format!("/v1/tenants/{acme}/bundle-subscriptions");
+    let (status, _, body) = as_buyer
+        .post(&buy, Some("bundle-1"), json!({"bundle": suite}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let purchase = body["bundleSubscription"]["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
+    let (status, _, again) = as_buyer
+        .post(&buy, Some("bundle-1"), json!({"bundle": suite}))
+        .await;
+    assert_eq!(
+        (status, &again["name"]),
+        (StatusCode::OK, &json!(purchase)),
+        "{again}"
+    );
+    let acme_subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &acme_ns);
+    let members = members_in(&acme_subs, &purchase, &both, Phase::Active).await;
+    let purchases: Api<BundleSubscription> = Api::namespaced(client.clone(), &acme_ns);
+    purchase_phase(&purchases, &purchase, BundlePhase::Active).await;
+    for (listing, list, discount, net) in [
+        (&routes, "49.00", "9.80", "39.20"),
+        (&reports, "10.00", "2.00", "8.00"),
+    ] {
+        let member = &members[listing.as_str()];
+        let kept = member
+            .status
+            .as_ref()
+            .and_then(|s| s.bundle.clone())
+            .expect("the bundle discount is recorded");
+        assert_eq!(
+            (kept.price.as_str(), kept.name.as_str()),
+            (net, suite.as_str())
+        );
+        let item = line_item(&world.sim, member);
+        assert_eq!(item["properties"]["price"], list, "{item}");
+        assert_eq!(item["properties"]["discount"], discount, "{item}");
+    }
+
+    // A member cannot be cancelled on its own.
+    let member = member_name(&purchase, &routes);
+    let (status, _, body) = as_buyer
+        .post(
+            &format!("/v1/tenants/{acme}/subscriptions/{member}/cancel"),
+            None,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("BundleMemberCancelledAlone")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap_or("").contains(&purchase),
+        "{body}"
+    );
+
+    // Reconciling again changes nothing: still exactly one member each.
+    purchases
+        .patch(
+            &purchase,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"e2e/poke": "1"}}})),
+        )
+        .await
+        .expect("poked");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let found = members_of(&acme_subs, &purchase).await;
+    assert!(
+        found.values().all(|m| m.len() == 1) && found.len() == 2,
+        "{found:?}"
+    );
+
+    // The operator stops after creating one member of a declarative purchase; restarted, it
+    // creates only the missing one.
+    world.controllers.stop().await;
+    let globex_purchases: Api<BundleSubscription> = Api::namespaced(client.clone(), &globex_ns);
+    let declared = apply(
+        &globex_purchases,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "BundleSubscription",
+            "metadata": {"name": "fleet"}, "spec": {"bundle": suite}}),
+    )
+    .await;
+    let globex_subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &globex_ns);
+    let first = json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
+        "metadata": {"name": member_name("fleet", &routes),
+            "labels": {BUNDLE_SUBSCRIPTION_LABEL: "fleet"},
+            "ownerReferences": [declared.controller_owner_ref(&()).expect("owner")]},
+        "spec": {"listing": routes, "plan": "pro", "quantity": 1, "trial": false,
+            "bundle": {"name": suite, "subscription": "fleet"}}});
+    apply(&globex_subs, first).await;
+    let ctx = Arc::new(
+        controllers::context(
+            &client,
+            ControllerConfig {
+                namespace: world.operator_namespace.clone(),
+                ..ControllerConfig::default()
+            },
+            "e2e-bundles-restarted",
+        )
+        .with_billing(hubspot_client(&world.sim).await),
+    );
+    let restarted = controllers::start(
+        ctx,
+        Enabled {
+            tenants: true,
+            subscriptions: true,
+            ..Enabled::NONE
+        },
+    );
+    let globex_members = members_in(&globex_subs, "fleet", &both, Phase::Active).await;
+    purchase_phase(&globex_purchases, "fleet", BundlePhase::Active).await;
+    let item = line_item(&world.sim, &globex_members[reports.as_str()]);
+    assert_eq!(item["properties"]["discount"], "2.00", "{item}");
+
+    // Cancelling a bundle (through the storefront, or declaratively) cancels every member.
+    let (status, _, body) = as_buyer
+        .post(
+            &format!("/v1/tenants/{acme}/bundle-subscriptions/{purchase}/cancel"),
+            None,
+            json!({"effective": "Immediately", "reason": "moving on"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    globex_purchases
+        .patch(
+            "fleet",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"cancellation": {"effective": "Immediately"}}})),
+        )
+        .await
+        .expect("cancels");
+    members_in(&acme_subs, &purchase, &both, Phase::Cancelled).await;
+    members_in(&globex_subs, "fleet", &both, Phase::Cancelled).await;
+    purchase_phase(&purchases, &purchase, BundlePhase::Cancelled).await;
+    purchase_phase(&globex_purchases, "fleet", BundlePhase::Cancelled).await;
+    assert_eq!(
+        purchases.get(&purchase).await.expect("purchase").name_any(),
+        purchase
+    );
+    restarted.stop().await;
+}
