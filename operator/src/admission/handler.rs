@@ -75,9 +75,11 @@ async fn review(State(reviewer): State<Reviewer>, body: Bytes) -> Response {
             )],
         },
     };
-    eprintln!(
-        "DEBUG admission {:?} {} {:?}",
-        request.operation, request.name, verdict
+    tracing::debug!(
+        operation = ?request.operation,
+        name = %request.name,
+        ?verdict,
+        "admission review"
     );
     let allowed = matches!(verdict, Verdict::Allow { .. });
     reviewer.metrics.admission(allowed, verdict.reason());
