@@ -55,6 +55,13 @@ pub const PROPERTIES: &[PropertySpec] = &[
         group: "lineiteminformation",
         unique: false,
     },
+    PropertySpec {
+        object: Obj::LineItems,
+        name: super::usage::CREDITS_APPLIED,
+        label: "Marketplace prepaid credits applied",
+        group: "lineiteminformation",
+        unique: false,
+    },
 ];
 
 /// Association type ids the client writes, per mode (contract §1.7).

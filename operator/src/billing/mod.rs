@@ -60,7 +60,9 @@ pub use retry::RetryPolicy;
 pub use status::{StatusClass, StatusMap};
 pub use sweep::{Orphan, OrphanSweeper, OurDeal, SweepCandidates, SweepReport, sweep_candidates};
 pub use token::ApiToken;
-pub use usage::{USAGE_PERIOD_KEY, UsageLineItem, UsageLineItemRequest};
+pub use usage::{
+    CREDITS_APPLIED, USAGE_PERIOD_KEY, UsageCredit, UsageLineItem, UsageLineItemRequest,
+};
 pub use webhook::{
     SignatureHeaders, SignatureVersion, WebhookError, WebhookSecret, WebhookVerifier,
 };

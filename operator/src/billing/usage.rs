@@ -19,6 +19,10 @@ use super::wire::ObjectJson;
 /// The line-item property naming the period a usage line item bills.
 pub const USAGE_PERIOD_KEY: &str = "mkt_usage_period_key";
 
+/// The line-item property saying how much of the usage prepaid credits paid (a decimal in the
+/// plan's currency); the line item's `discount` takes it off the price.
+pub const CREDITS_APPLIED: &str = "mkt_credits_applied";
+
 /// One closed period's usage, as the line item to make.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageLineItemRequest {
@@ -34,6 +38,17 @@ pub struct UsageLineItemRequest {
     pub quantity: String,
     /// A non-negative decimal.
     pub price: String,
+    /// Prepaid credits applied: the `discount` off each unit and the whole credit, decimals.
+    pub credit: Option<UsageCredit>,
+}
+
+/// What prepaid credits paid of a usage line item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageCredit {
+    /// Off each unit (HubSpot's `discount`).
+    pub discount: String,
+    /// The whole credit ([`CREDITS_APPLIED`]).
+    pub total: String,
 }
 
 /// What was found or made.
@@ -93,6 +108,12 @@ impl HubSpotClient {
                 created: false,
             });
         }
+        let credit = req.credit.iter().flat_map(|c| {
+            [
+                ("discount", c.discount.clone()),
+                (CREDITS_APPLIED, c.total.clone()),
+            ]
+        });
         let props: BTreeMap<String, String> = [
             ("name", req.name.clone()),
             ("description", req.description.clone()),
@@ -102,6 +123,7 @@ impl HubSpotClient {
             ("mkt_subscription_uid", req.subscription_uid.clone()),
         ]
         .into_iter()
+        .chain(credit)
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let links = vec![inline_assoc(&req.deal_id, assoc::LINE_ITEM_TO_DEAL)];
