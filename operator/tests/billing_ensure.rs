@@ -23,6 +23,8 @@ async fn bootstrap_creates_properties_once_and_reads_the_portal() {
             "deals.mkt_subscription_uid",
             "line_items.mkt_subscription_uid",
             "line_items.mkt_usage_period_key",
+            "deals.mkt_charge_key",
+            "line_items.mkt_charge_key",
             "line_items.mkt_credits_applied"
         ]
     );

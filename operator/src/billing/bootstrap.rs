@@ -56,6 +56,20 @@ pub const PROPERTIES: &[PropertySpec] = &[
         unique: false,
     },
     PropertySpec {
+        object: Obj::Deals,
+        name: super::charge::CHARGE_KEY,
+        label: "Marketplace charge key",
+        group: "dealinformation",
+        unique: true,
+    },
+    PropertySpec {
+        object: Obj::LineItems,
+        name: super::charge::CHARGE_KEY,
+        label: "Marketplace charge key",
+        group: "lineiteminformation",
+        unique: false,
+    },
+    PropertySpec {
         object: Obj::LineItems,
         name: super::usage::CREDITS_APPLIED,
         label: "Marketplace prepaid credits applied",

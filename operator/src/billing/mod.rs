@@ -26,6 +26,7 @@ pub mod api_batch;
 pub mod audit;
 pub mod batch;
 pub mod bootstrap;
+pub mod charge;
 pub mod client;
 mod coalesce;
 pub mod company;
@@ -46,6 +47,7 @@ pub mod wire;
 pub use algorithm::BillingMode;
 pub use audit::{AuditedRecord, Drift};
 pub use bootstrap::{BootstrapReport, PaymentsCheck};
+pub use charge::{CHARGE_KEY, ChargeRecord, ChargeRequest};
 pub use client::{
     DEFAULT_API_VERSION, DEFAULT_BASE_URL, DEFAULT_BATCH_LINGER, HubSpotClient, HubSpotConfig,
     PortalInfo,

@@ -9,6 +9,7 @@ pub mod billing_audit;
 pub mod billing_pool;
 pub mod catalog_source;
 pub mod connection_check;
+pub mod credit_balance;
 pub mod entitlements;
 pub mod news;
 pub mod notifications;

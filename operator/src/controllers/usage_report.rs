@@ -23,6 +23,7 @@ use kube::runtime::events::EventType;
 use serde_json::json;
 
 use super::Context;
+use super::credit_balance::check_balances;
 use super::tenant_subscription::tenant_of;
 use crate::api::TenantSubscription;
 use crate::api::listing::Plan;
@@ -86,6 +87,16 @@ pub async fn run(
                 reported = round.reported.len(),
                 failed = round.failures.len(),
                 "usage periods reported"
+            );
+        }
+        // Deductions were just made: low balances are looked at now (and expiries each round).
+        let balances = check_balances(&ctx, &store, Timestamp::now()).await;
+        if !balances.alerts.is_empty() || !balances.top_ups.is_empty() {
+            tracing::info!(
+                alerts = balances.alerts.len(),
+                top_ups = balances.top_ups.len(),
+                failed = balances.failures.len(),
+                "low credit balances acted on"
             );
         }
         tokio::select! {

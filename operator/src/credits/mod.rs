@@ -6,6 +6,7 @@
 //!   ([`sqlite`], [`postgres`]): the ledger lives beside the usage it pays for.
 //! - [`view`]: what the tenant and superadmins are shown; pure.
 
+pub mod episode;
 pub mod grant;
 pub mod ledger;
 pub mod postgres;
