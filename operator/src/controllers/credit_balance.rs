@@ -120,12 +120,7 @@ async fn alert(
     else {
         return Ok(false);
     };
-    let currency = tenant
-        .spec
-        .credits
-        .as_ref()
-        .map(|c| c.currency.clone())
-        .unwrap_or_default();
+    let currency = currency_of(tenant);
     let kind = NotificationEventKind::CreditBalanceLow;
     let event = SubscriptionEvent {
         id: event_id.clone(),
@@ -165,6 +160,16 @@ async fn alert(
     Ok(written > 0)
 }
 
+/// The currency of the tenant's credit settings.
+fn currency_of(tenant: &Tenant) -> String {
+    tenant
+        .spec
+        .credits
+        .as_ref()
+        .map(|c| c.currency.clone())
+        .unwrap_or_default()
+}
+
 /// The top-up of `action`: the HubSpot charge, then the grant (`None` when it was there).
 async fn top_up(
     hubspot: &HubSpotClient,
@@ -182,12 +187,7 @@ async fn top_up(
         return Ok(None);
     };
     let name = tenant.name_any();
-    let currency = tenant
-        .spec
-        .credits
-        .as_ref()
-        .map(|c| c.currency.clone())
-        .unwrap_or_default();
+    let currency = currency_of(tenant);
     let amount = format_micros(*amount_micros);
     let charge = hubspot
         .ensure_charge(&ChargeRequest {

@@ -98,18 +98,23 @@ pub fn grant_of(
         id: id.to_string(),
         currency: request.currency.clone(),
         amount_micros,
-        granted_at: now,
-        expires_at: request.expires_at,
+        granted_at: to_millisecond(now),
+        expires_at: to_millisecond(request.expires_at),
         granted_by: granted_by.to_string(),
         reason: request.reason.clone(),
     })
+}
+
+/// `at` to the millisecond: what the stores keep of a time.
+fn to_millisecond(at: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at)
 }
 
 /// Whether `existing` is what `request` asks for (a retried request replays it).
 pub fn same_grant(existing: &CreditGrant, request: &GrantRequest) -> bool {
     parse_amount(&request.amount) == Some(existing.amount_micros)
         && existing.currency == request.currency
-        && existing.expires_at == request.expires_at
+        && existing.expires_at == to_millisecond(request.expires_at)
         && existing.reason == request.reason
 }
 
@@ -143,6 +148,11 @@ mod tests {
         let grant = grant_of("acme", "k1", &ok, "ana", now).unwrap();
         assert_eq!((grant.amount_micros, grant.granted_at), (50_000_000, now));
         assert!(same_grant(&grant, &ok));
+        // Kept to the millisecond, as the stores keep it: a retry still matches.
+        let precise = request("50.00", "USD", "2027-12-01T00:00:00.123456789Z");
+        let kept = grant_of("acme", "k1", &precise, "ana", now).unwrap();
+        assert_eq!(kept.expires_at, "2027-12-01T00:00:00.123Z".parse().unwrap());
+        assert!(same_grant(&kept, &precise));
         assert!(!same_grant(
             &grant,
             &request("60", "USD", "2027-12-01T00:00:00Z")

@@ -14,8 +14,8 @@ use std::time::Duration;
 use hubspot_sim::{ObjectType, RunningSimulator, SimConfig, Simulator};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 use kube::Client;
+use kube::api::Api;
 use marketplace_e2e::api_process::{RunningApi, api_settings, service_account_token, start_api};
 use marketplace_e2e::controllers::{self, context};
 use marketplace_e2e::storefront_world::grant_superadmin;
@@ -24,9 +24,7 @@ use marketplace_e2e::tenants::tenant;
 use marketplace_e2e::{control_plane, eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Listing, NotificationChannel, TenantSubscription};
-use marketplace_operator::billing::{
-    CHARGE_KEY, CREDITS_APPLIED, ChargeRequest, HubSpotClient, USAGE_PERIOD_KEY,
-};
+use marketplace_operator::billing::{CHARGE_KEY, CREDITS_APPLIED, ChargeRequest, USAGE_PERIOD_KEY};
 use marketplace_operator::controllers::credit_balance::check_balances;
 use marketplace_operator::controllers::usage_report::{UsageReportSettings, report_due};
 use marketplace_operator::controllers::{Context, ControllerConfig, Enabled};
@@ -68,10 +66,16 @@ impl World {
         )
         .await;
         let subscription = phase_of(&subs, "pages", Phase::Active).await;
-        let key = create_api_key(&self.client, &name, "billing server", None, Timestamp::now())
-            .await
-            .expect("a key")
-            .key;
+        let key = create_api_key(
+            &self.client,
+            &name,
+            "billing server",
+            None,
+            Timestamp::now(),
+        )
+        .await
+        .expect("a key")
+        .key;
         let subscriber = Subscriber {
             name,
             key,
@@ -102,7 +106,10 @@ impl World {
     async fn grant(&self, tenant: &str, key: &str, body: Value) -> (u16, Value) {
         let response = self
             .http
-            .post(format!("{}/v1/admin/tenants/{tenant}/credits", self.api.base))
+            .post(format!(
+                "{}/v1/admin/tenants/{tenant}/credits",
+                self.api.base
+            ))
             .bearer_auth(&self.superadmin)
             .header("Idempotency-Key", key)
             .json(&body)
@@ -334,22 +341,38 @@ async fn credits_pay_usage_first_once_alert_once_and_top_up_once() {
                        "reason": "welcome"});
     let (status, view) = world.grant(&paying.name, "welcome", grant.clone()).await;
     assert_eq!(status, 201, "{view}");
-    assert_eq!(view["balances"], json!([{"currency": "USD", "available": "10"}]));
+    assert_eq!(
+        view["balances"],
+        json!([{"currency": "USD", "available": "10"}])
+    );
     // Retried: granted once. The same key for another grant, or a bad amount: refused.
     let (status, view) = world.grant(&paying.name, "welcome", grant.clone()).await;
-    assert_eq!((status, view["grants"].as_array().map(Vec::len)), (201, Some(1)));
+    assert_eq!(
+        (status, view["grants"].as_array().map(Vec::len)),
+        (201, Some(1))
+    );
     let mut other = grant.clone();
     other["amount"] = json!("11");
     let (status, view) = world.grant(&paying.name, "welcome", other).await;
-    assert_eq!((status, view["code"].clone()), (422, json!("IdempotencyKeyReused")));
+    assert_eq!(
+        (status, view["code"].clone()),
+        (422, json!("IdempotencyKeyReused"))
+    );
     let mut bad = grant.clone();
     bad["amount"] = json!("-3");
     let (status, view) = world.grant(&paying.name, "bad", bad).await;
-    assert_eq!((status, view["field"].clone()), (422, json!("amount")), "{view}");
+    assert_eq!(
+        (status, view["field"].clone()),
+        (422, json!("amount")),
+        "{view}"
+    );
     // A backend key is no superadmin.
     let refused = world
         .http
-        .post(format!("{}/v1/admin/tenants/{}/credits", world.api.base, paying.name))
+        .post(format!(
+            "{}/v1/admin/tenants/{}/credits",
+            world.api.base, paying.name
+        ))
         .header("X-API-Key", &paying.key)
         .json(&grant)
         .send()
@@ -378,16 +401,34 @@ async fn credits_pay_usage_first_once_alert_once_and_top_up_once() {
     assert_eq!(line[USAGE_PERIOD_KEY], format!("{uid}/{period}"));
     // 10 over 12 units is no exact per-unit discount: one unit at 12, 10 off.
     assert_eq!(
-        (&line["quantity"], &line["price"], &line["discount"], &line[CREDITS_APPLIED]),
+        (
+            &line["quantity"],
+            &line["price"],
+            &line["discount"],
+            &line[CREDITS_APPLIED]
+        ),
         (&json!("1"), &json!("12"), &json!("10"), &json!("10")),
         "{line}"
     );
     // Again, and after a restart: nothing more billed or deducted.
-    assert!(report_due(&ctx, store_of(&ctx), month_end).await.reported.is_empty());
+    assert!(
+        report_due(&ctx, store_of(&ctx), month_end)
+            .await
+            .reported
+            .is_empty()
+    );
     let restarted = world.operator("e2e-credits-2").await;
     let later = month_end + SignedDuration::from_hours(2);
-    assert!(report_due(&restarted, store_of(&restarted), later).await.reported.is_empty());
-    assert_eq!(world.line_items(&deal_of(&paying), USAGE_PERIOD_KEY).len(), 1);
+    assert!(
+        report_due(&restarted, store_of(&restarted), later)
+            .await
+            .reported
+            .is_empty()
+    );
+    assert_eq!(
+        world.line_items(&deal_of(&paying), USAGE_PERIOD_KEY).len(),
+        1
+    );
 
     // The tenant sees the deduction, the spent grant and the expired one.
     let wait = Timestamp::now().duration_until(soon.parse().expect("time"));
@@ -395,7 +436,11 @@ async fn credits_pay_usage_first_once_alert_once_and_top_up_once() {
         tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
     }
     let credits = world.tenant_get(&paying, "credits").await;
-    assert_eq!(credits["balances"], json!([{"currency": "USD", "available": "0"}]), "{credits}");
+    assert_eq!(
+        credits["balances"],
+        json!([{"currency": "USD", "available": "0"}]),
+        "{credits}"
+    );
     let deductions = credits["deductions"].as_array().expect("deductions");
     assert_eq!(deductions.len(), 1, "{credits}");
     assert_eq!(
@@ -409,7 +454,10 @@ async fn credits_pay_usage_first_once_alert_once_and_top_up_once() {
         .find(|g| g["id"] == "bonus")
         .expect("the bonus grant")
         .clone();
-    assert_eq!((&bonus["expired"], &bonus["remaining"]), (&json!(true), &json!("100")));
+    assert_eq!(
+        (&bonus["expired"], &bonus["remaining"]),
+        (&json!(true), &json!("100"))
+    );
     assert!(credits["grants"][0].get("grantedBy").is_none(), "{credits}");
     let usage = world.tenant_get(&paying, "usage").await;
     assert_eq!(usage["credits"], credits["balances"]);
@@ -467,7 +515,10 @@ async fn credits_pay_usage_first_once_alert_once_and_top_up_once() {
     let topped = check_balances(&restarted, store_of(&restarted), later).await;
     assert!(topped.failures.is_empty(), "{topped:?}");
     assert_eq!(topped.top_ups.len(), 1, "{topped:?}");
-    assert!(topped.top_ups[0].reason.contains(&made.line_item_id), "{topped:?}");
+    assert!(
+        topped.top_ups[0].reason.contains(&made.line_item_id),
+        "{topped:?}"
+    );
     // Again, and on the first context: nothing more.
     let again = check_balances(&ctx, store_of(&ctx), later + SignedDuration::from_hours(1)).await;
     assert!(again.top_ups.is_empty(), "{again:?}");
@@ -480,7 +531,11 @@ async fn credits_pay_usage_first_once_alert_once_and_top_up_once() {
         (&json!("20"), &json!(key))
     );
     let credits = world.tenant_get(&buying, "credits").await;
-    assert_eq!(credits["balances"], json!([{"currency": "USD", "available": "23"}]), "{credits}");
+    assert_eq!(
+        credits["balances"],
+        json!([{"currency": "USD", "available": "23"}]),
+        "{credits}"
+    );
     assert!(world.charges(&paying.name).is_empty());
     running.stop().await;
 }
