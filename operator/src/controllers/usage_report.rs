@@ -244,14 +244,14 @@ async fn report_period(
                 .await
                 .map_err(|e| e.to_string())?;
             let line = billed_line(bill, settled.credited_micros);
-            let credits = (settled.credited_micros > 0)
-                .then(|| {
-                    format!(
-                        "; prepaid credits applied {}",
-                        format_micros(settled.credited_micros)
-                    )
-                })
-                .unwrap_or_default();
+            let credits = if settled.credited_micros > 0 {
+                format!(
+                    "; prepaid credits applied {}",
+                    format_micros(settled.credited_micros)
+                )
+            } else {
+                String::new()
+            };
             let request = UsageLineItemRequest {
                 deal_id: m.deal_id.clone(),
                 period_key: key.clone(),
