@@ -266,7 +266,10 @@ pub async fn credits_are_granted_once_and_settled_once(store: &impl CreditStore,
     other.credited_micros = 1;
     assert!(!store.settle(&other, &ledger.deductions[..1]).await.unwrap());
     assert_eq!(store.ledger(tenant).await.unwrap().deductions.len(), 2);
-    assert_eq!(store.settlements(tenant).await.unwrap(), [settled.clone()]);
+    assert_eq!(
+        store.settlements(tenant).await.unwrap(),
+        std::slice::from_ref(&settled)
+    );
     assert_eq!(store.settlement(tenant, key).await.unwrap(), Some(settled));
     // Another tenant has nothing.
     let elsewhere = format!("{tenant}-other");
