@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod connection;
 pub mod controllers;
+pub mod credits;
 pub mod front_door;
 pub mod health;
 pub mod lifecycle;

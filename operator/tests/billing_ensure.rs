@@ -22,7 +22,10 @@ async fn bootstrap_creates_properties_once_and_reads_the_portal() {
             "companies.mkt_tenant_id",
             "deals.mkt_subscription_uid",
             "line_items.mkt_subscription_uid",
-            "line_items.mkt_usage_period_key"
+            "line_items.mkt_usage_period_key",
+            "deals.mkt_charge_key",
+            "line_items.mkt_charge_key",
+            "line_items.mkt_credits_applied"
         ]
     );
     assert_eq!(first.payments, PaymentsCheck::Verified);
@@ -84,6 +87,7 @@ async fn bootstrap_fails_clearly_without_payments_unless_crm_only() {
         description: "4 × 0.1".into(),
         quantity: "4".into(),
         price: "0.1".into(),
+        credit: None,
     };
     let made = c
         .ensure_usage_line_item(&usage)

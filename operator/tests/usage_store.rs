@@ -3,6 +3,7 @@
 //! server for this binary). Tests run concurrently, so each uses its own tenant.
 
 use jiff::Timestamp;
+use marketplace_operator::credits::{CreditGrant, CreditStore, settle_once};
 use marketplace_operator::metering::postgres::PostgresUsageStore;
 use marketplace_operator::metering::sqlite::SqliteUsageStore;
 use marketplace_operator::metering::{
@@ -218,6 +219,64 @@ mod suite {
     }
 }
 
+/// The credit ledger: grants kept once by id, a usage key settled once with its deductions
+/// (earliest expiry first), whatever is asked again later.
+pub async fn credits_are_granted_once_and_settled_once(store: &impl CreditStore, tenant: &str) {
+    let grant = |id: &str, micros: i64, expires: &str| CreditGrant {
+        tenant: tenant.into(),
+        id: id.into(),
+        currency: "USD".into(),
+        amount_micros: micros,
+        granted_at: at("2026-10-01T00:00:00Z"),
+        expires_at: at(expires),
+        granted_by: "ana".into(),
+        reason: "welcome".into(),
+    };
+    let later = grant("later", 5_000_000, "2027-06-01T00:00:00Z");
+    assert!(store.add_grant(&later).await.unwrap());
+    assert!(!store.add_grant(&later).await.unwrap());
+    let sooner = grant("sooner", 2_000_000, "2027-01-01T00:00:00Z");
+    assert!(store.add_grant(&sooner).await.unwrap());
+    let ledger = store.ledger(tenant).await.unwrap();
+    assert_eq!(ledger.grants, [later.clone(), sooner.clone()]);
+
+    let now = at("2026-12-01T01:00:00Z");
+    let key = "sub/2026-11";
+    let settled = settle_once(store, tenant, key, "USD", 3_000_000, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (settled.credited_micros, settled.remainder_micros()),
+        (3_000_000, 0)
+    );
+    // Asked again (a retry, a restart, with other usage): the first settlement stands.
+    let again = settle_once(store, tenant, key, "USD", 9_000_000, now)
+        .await
+        .unwrap();
+    assert_eq!(again, settled);
+    let ledger = store.ledger(tenant).await.unwrap();
+    let paid: Vec<(&str, i64)> = ledger
+        .deductions
+        .iter()
+        .map(|d| (d.grant_id.as_str(), d.amount_micros))
+        .collect();
+    assert_eq!(paid, [("later", 1_000_000), ("sooner", 2_000_000)]);
+    // A second writer's settlement of the same key records nothing.
+    let mut other = settled.clone();
+    other.credited_micros = 1;
+    assert!(!store.settle(&other, &ledger.deductions[..1]).await.unwrap());
+    assert_eq!(store.ledger(tenant).await.unwrap().deductions.len(), 2);
+    assert_eq!(
+        store.settlements(tenant).await.unwrap(),
+        std::slice::from_ref(&settled)
+    );
+    assert_eq!(store.settlement(tenant, key).await.unwrap(), Some(settled));
+    // Another tenant has nothing.
+    let elsewhere = format!("{tenant}-other");
+    assert_eq!(store.ledger(&elsewhere).await.unwrap().grants.len(), 0);
+    assert_eq!(store.settlement(&elsewhere, key).await.unwrap(), None);
+}
+
 /// One `#[tokio::test]` per suite function, for a backend made by `$store` (an async
 /// expression).
 macro_rules! store_suite {
@@ -247,6 +306,16 @@ macro_rules! store_suite {
                 let store = $store;
                 suite::totals_aggregate_a_property(&store, concat!(stringify!($backend), "-sum"))
                     .await;
+            }
+
+            #[tokio::test]
+            async fn credits_are_granted_once_and_settled_once() {
+                let store = $store;
+                super::credits_are_granted_once_and_settled_once(
+                    &store,
+                    concat!(stringify!($backend), "-credits"),
+                )
+                .await;
             }
 
             #[tokio::test]

@@ -118,6 +118,8 @@ pub enum NotificationEventKind {
     MajorRelease,
     /// Billing drift was found and healing it keeps failing.
     DriftUnhealed,
+    /// A tenant's prepaid credit balance fell below its threshold (once per episode).
+    CreditBalanceLow,
 }
 
 impl NotificationEventKind {
@@ -138,6 +140,7 @@ impl NotificationEventKind {
             K::NewListing => "NewListing",
             K::MajorRelease => "MajorRelease",
             K::DriftUnhealed => "DriftUnhealed",
+            K::CreditBalanceLow => "CreditBalanceLow",
         }
     }
 }

@@ -80,6 +80,47 @@ pub struct TenantSpec {
     /// Who hears of the tenant's add-ons by e-mail, besides the billing contact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<TenantNotifications>,
+    /// Prepaid credits: when the balance counts as low, and the automatic top-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<TenantCredits>,
+}
+
+/// A tenant's prepaid credit settings, for the balance in one currency.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantCredits {
+    /// ISO 4217 code of the balance these settings watch, e.g. USD.
+    #[schemars(regex(pattern = r"^[A-Z]{3}$"))]
+    pub currency: String,
+    /// When the balance falls below this decimal, the tenant (and superadmins) hear of it
+    /// once (CreditBalanceLow), until it is back at or above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"))]
+    pub low_balance_threshold: Option<String>,
+    /// Buy credits automatically when the balance falls low.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_top_up: Option<AutoTopUp>,
+}
+
+/// An automatic top-up: one HubSpot charge of `amount` each time the balance falls below
+/// `threshold`, granted once the charge is recorded.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoTopUp {
+    /// A decimal in the settings' currency, e.g. "10.00".
+    #[schemars(regex(pattern = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"))]
+    pub threshold: String,
+    /// What is bought each time, e.g. "50.00" (0 buys nothing).
+    #[schemars(regex(pattern = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"))]
+    pub amount: String,
+    /// How long the bought credits last, in days.
+    #[serde(default = "default_top_up_days")]
+    #[schemars(range(min = 1, max = 3660))]
+    pub valid_days: u32,
+}
+
+fn default_top_up_days() -> u32 {
+    365
 }
 
 /// A tenant's notification settings.

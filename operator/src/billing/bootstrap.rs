@@ -55,6 +55,27 @@ pub const PROPERTIES: &[PropertySpec] = &[
         group: "lineiteminformation",
         unique: false,
     },
+    PropertySpec {
+        object: Obj::Deals,
+        name: super::charge::CHARGE_KEY,
+        label: "Marketplace charge key",
+        group: "dealinformation",
+        unique: true,
+    },
+    PropertySpec {
+        object: Obj::LineItems,
+        name: super::charge::CHARGE_KEY,
+        label: "Marketplace charge key",
+        group: "lineiteminformation",
+        unique: false,
+    },
+    PropertySpec {
+        object: Obj::LineItems,
+        name: super::usage::CREDITS_APPLIED,
+        label: "Marketplace prepaid credits applied",
+        group: "lineiteminformation",
+        unique: false,
+    },
 ];
 
 /// Association type ids the client writes, per mode (contract §1.7).

@@ -236,7 +236,7 @@ impl HubSpotClient {
             BillingStep::ReadDealLineItems { deal_id } => {
                 // Usage periods' line items share the deal; only the plan's own is ours here.
                 let items: Vec<ObservedLineItem> = self
-                    .deal_line_items(&deal_id)
+                    .deal_line_items(&deal_id, super::usage::USAGE_PERIOD_KEY)
                     .await?
                     .into_iter()
                     .filter(|li| !is_usage_line_item(li))

@@ -26,6 +26,7 @@ pub mod api_batch;
 pub mod audit;
 pub mod batch;
 pub mod bootstrap;
+pub mod charge;
 pub mod client;
 mod coalesce;
 pub mod company;
@@ -46,6 +47,7 @@ pub mod wire;
 pub use algorithm::BillingMode;
 pub use audit::{AuditedRecord, Drift};
 pub use bootstrap::{BootstrapReport, PaymentsCheck};
+pub use charge::{CHARGE_KEY, ChargeRecord, ChargeRequest};
 pub use client::{
     DEFAULT_API_VERSION, DEFAULT_BASE_URL, DEFAULT_BATCH_LINGER, HubSpotClient, HubSpotConfig,
     PortalInfo,
@@ -60,7 +62,9 @@ pub use retry::RetryPolicy;
 pub use status::{StatusClass, StatusMap};
 pub use sweep::{Orphan, OrphanSweeper, OurDeal, SweepCandidates, SweepReport, sweep_candidates};
 pub use token::ApiToken;
-pub use usage::{USAGE_PERIOD_KEY, UsageLineItem, UsageLineItemRequest};
+pub use usage::{
+    CREDITS_APPLIED, USAGE_PERIOD_KEY, UsageCredit, UsageLineItem, UsageLineItemRequest,
+};
 pub use webhook::{
     SignatureHeaders, SignatureVersion, WebhookError, WebhookSecret, WebhookVerifier,
 };

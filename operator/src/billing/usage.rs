@@ -19,6 +19,10 @@ use super::wire::ObjectJson;
 /// The line-item property naming the period a usage line item bills.
 pub const USAGE_PERIOD_KEY: &str = "mkt_usage_period_key";
 
+/// The line-item property saying how much of the usage prepaid credits paid (a decimal in the
+/// plan's currency); the line item's `discount` takes it off the price.
+pub const CREDITS_APPLIED: &str = "mkt_credits_applied";
+
 /// One closed period's usage, as the line item to make.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UsageLineItemRequest {
@@ -34,6 +38,17 @@ pub struct UsageLineItemRequest {
     pub quantity: String,
     /// A non-negative decimal.
     pub price: String,
+    /// Prepaid credits applied: the `discount` off each unit and the whole credit, decimals.
+    pub credit: Option<UsageCredit>,
+}
+
+/// What prepaid credits paid of a usage line item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageCredit {
+    /// Off each unit (HubSpot's `discount`).
+    pub discount: String,
+    /// The whole credit ([`CREDITS_APPLIED`]).
+    pub total: String,
 }
 
 /// What was found or made.
@@ -46,9 +61,19 @@ pub struct UsageLineItem {
 
 /// The line item among `items` that bills `period_key`: the oldest, should drift have made two.
 pub fn usage_line_item_for<'a>(items: &'a [ObjectJson], period_key: &str) -> Option<&'a str> {
+    keyed_line_item(items, USAGE_PERIOD_KEY, period_key)
+}
+
+/// The line item among `items` whose `key_property` is `key`: the oldest, should drift have
+/// made two.
+pub fn keyed_line_item<'a>(
+    items: &'a [ObjectJson],
+    key_property: &str,
+    key: &str,
+) -> Option<&'a str> {
     items
         .iter()
-        .filter(|li| li.prop(USAGE_PERIOD_KEY) == Some(period_key))
+        .filter(|li| li.prop(key_property) == Some(key))
         .min_by_key(|li| (li.created(), li.id.parse::<u64>().unwrap_or(u64::MAX)))
         .map(|li| li.id.as_str())
 }
@@ -59,8 +84,13 @@ pub fn is_usage_line_item(li: &ObjectJson) -> bool {
 }
 
 impl HubSpotClient {
-    /// The deal's line items with the properties that tell usage from the recurring price.
-    pub(crate) async fn deal_line_items(&self, deal_id: &str) -> Result<Vec<ObjectJson>> {
+    /// The deal's line items with their creation time and `key_property` (which tells a usage
+    /// period's or a charge's line item from the recurring price's).
+    pub(crate) async fn deal_line_items(
+        &self,
+        deal_id: &str,
+        key_property: &str,
+    ) -> Result<Vec<ObjectJson>> {
         let api = self.api();
         let ids = api
             .associated_ids(Obj::Deals, deal_id, Obj::LineItems)
@@ -71,7 +101,7 @@ impl HubSpotClient {
                 api.batch_read(
                     Obj::LineItems,
                     chunk,
-                    &["hs_createdate", USAGE_PERIOD_KEY],
+                    &["hs_createdate", key_property],
                     None,
                 )
                 .await?,
@@ -86,13 +116,12 @@ impl HubSpotClient {
         &self,
         req: &UsageLineItemRequest,
     ) -> Result<UsageLineItem> {
-        let existing = self.deal_line_items(&req.deal_id).await?;
-        if let Some(id) = usage_line_item_for(&existing, &req.period_key) {
-            return Ok(UsageLineItem {
-                id: id.to_string(),
-                created: false,
-            });
-        }
+        let credit = req.credit.iter().flat_map(|c| {
+            [
+                ("discount", c.discount.clone()),
+                (CREDITS_APPLIED, c.total.clone()),
+            ]
+        });
         let props: BTreeMap<String, String> = [
             ("name", req.name.clone()),
             ("description", req.description.clone()),
@@ -102,9 +131,31 @@ impl HubSpotClient {
             ("mkt_subscription_uid", req.subscription_uid.clone()),
         ]
         .into_iter()
+        .chain(credit)
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let links = vec![inline_assoc(&req.deal_id, assoc::LINE_ITEM_TO_DEAL)];
+        self.ensure_deal_line_item(&req.deal_id, USAGE_PERIOD_KEY, &req.period_key, props)
+            .await
+    }
+
+    /// Makes sure the deal has the one-time line item whose `key_property` is `key` (`props`
+    /// carry it), creating it only when a fresh look-up finds none. Safe to call again after
+    /// any error or crash.
+    pub(crate) async fn ensure_deal_line_item(
+        &self,
+        deal_id: &str,
+        key_property: &str,
+        key: &str,
+        props: BTreeMap<String, String>,
+    ) -> Result<UsageLineItem> {
+        let existing = self.deal_line_items(deal_id, key_property).await?;
+        if let Some(id) = keyed_line_item(&existing, key_property, key) {
+            return Ok(UsageLineItem {
+                id: id.to_string(),
+                created: false,
+            });
+        }
+        let links = vec![inline_assoc(deal_id, assoc::LINE_ITEM_TO_DEAL)];
         match self.api().create(Obj::LineItems, &props, links).await {
             Ok(li) => Ok(UsageLineItem {
                 id: li.id,
@@ -112,8 +163,8 @@ impl HubSpotClient {
             }),
             // Committed or not, nobody knows: look again (the association came with the create).
             Err(HubSpotError::AmbiguousAfterCommit { op, status }) => {
-                let again = self.deal_line_items(&req.deal_id).await?;
-                match usage_line_item_for(&again, &req.period_key) {
+                let again = self.deal_line_items(deal_id, key_property).await?;
+                match keyed_line_item(&again, key_property, key) {
                     Some(id) => Ok(UsageLineItem {
                         id: id.to_string(),
                         created: true,

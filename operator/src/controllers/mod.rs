@@ -11,6 +11,7 @@ pub mod billing_pool;
 pub mod bundle_subscription;
 pub mod catalog_source;
 pub mod connection_check;
+pub mod credit_balance;
 pub mod entitlements;
 pub mod news;
 pub mod notifications;

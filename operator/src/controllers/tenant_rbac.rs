@@ -201,6 +201,7 @@ mod tests {
                 internal: false,
                 suspended: false,
                 notifications: None,
+                credits: None,
             },
         );
         tenant.metadata.uid = Some("uid-1".into());

@@ -8,6 +8,10 @@
 //! for `mkt_usage_period_key`), so a crash between the two, a lost response, a restart with an
 //! empty store or a new leader finds the line item instead of making another. Only the leader
 //! runs this (one writer); the look-up covers a leader that changed mid-round.
+//!
+//! Prepaid credits pay first ([`crate::credits`]): the period's settlement (which grants pay
+//! how much) is recorded in the store before HubSpot is asked, once per period key, so every
+//! attempt bills the same remainder, and the line item shows the credit as its `discount`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -19,11 +23,16 @@ use kube::runtime::events::EventType;
 use serde_json::json;
 
 use super::Context;
+use super::credit_balance::check_balances;
 use super::tenant_subscription::tenant_of;
 use crate::api::TenantSubscription;
 use crate::api::listing::Plan;
-use crate::billing::{HubSpotClient, UsageLineItemRequest};
-use crate::metering::report::{due_periods, oldest_reportable, period_bill, period_key};
+use crate::billing::{HubSpotClient, UsageCredit, UsageLineItemRequest};
+use crate::credits::settle_once;
+use crate::metering::price::format_micros;
+use crate::metering::report::{
+    billed_line, due_periods, oldest_reportable, period_bill, period_key,
+};
 use crate::metering::{
     AnyUsageStore, MeterQuery, PeriodReport, ReportKey, UsagePeriod, UsageStore,
 };
@@ -78,6 +87,16 @@ pub async fn run(
                 reported = round.reported.len(),
                 failed = round.failures.len(),
                 "usage periods reported"
+            );
+        }
+        // Deductions were just made: low balances are looked at now (and expiries each round).
+        let balances = check_balances(&ctx, &store, Timestamp::now()).await;
+        if !balances.alerts.is_empty() || !balances.top_ups.is_empty() {
+            tracing::info!(
+                alerts = balances.alerts.len(),
+                top_ups = balances.top_ups.len(),
+                failed = balances.failures.len(),
+                "low credit balances acted on"
             );
         }
         tokio::select! {
@@ -213,13 +232,29 @@ async fn report_period(
         .map_err(|e| e.to_string())?;
     let quantity = totals.quantity(price.aggregation);
     let bill = period_bill(price, quantity);
+    let currency = &m.plan.pricing.currency;
+    let key = period_key(&m.uid, period);
     let reference = match &bill {
         // Nothing billable: recorded, but HubSpot gets no empty line item.
         None => String::new(),
         Some(bill) => {
+            // Credits first, decided once and recorded before HubSpot is asked: every later
+            // attempt bills the same remainder.
+            let settled = settle_once(store, &m.tenant, &key, currency, bill.amount_micros, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            let line = billed_line(bill, settled.credited_micros);
+            let credits = if settled.credited_micros > 0 {
+                format!(
+                    "; prepaid credits applied {}",
+                    format_micros(settled.credited_micros)
+                )
+            } else {
+                String::new()
+            };
             let request = UsageLineItemRequest {
                 deal_id: m.deal_id.clone(),
-                period_key: period_key(&m.uid, period),
+                period_key: key.clone(),
                 subscription_uid: m.uid.clone(),
                 name: format!(
                     "{} {}: {} usage {period}",
@@ -228,11 +263,15 @@ async fn report_period(
                     price.meter.as_str()
                 ),
                 description: format!(
-                    "{quantity} {} used, {} included; billed {} {}",
-                    price.unit, price.included_quantity, bill.breakdown, m.plan.pricing.currency
+                    "{quantity} {} used, {} included; billed {} {currency}{credits}",
+                    price.unit, price.included_quantity, bill.breakdown
                 ),
-                quantity: bill.quantity.to_string(),
-                price: bill.unit_price.clone(),
+                quantity: line.quantity.to_string(),
+                price: line.unit_price.clone(),
+                credit: line.discount.map(|discount| UsageCredit {
+                    discount,
+                    total: format_micros(settled.credited_micros),
+                }),
             };
             hubspot
                 .ensure_usage_line_item(&request)

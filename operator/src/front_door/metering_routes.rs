@@ -26,6 +26,8 @@ use super::routes::{FrontDoor, rest_refusal};
 use crate::api::listing::{Listing, Plan};
 use crate::controllers::tenant_rbac::namespace_name;
 use crate::controllers::tenant_subscription::tenant_of;
+use crate::credits::CreditStore;
+use crate::credits::view::credits_view;
 use crate::metering::event::{EventProblem, parse_events};
 use crate::metering::meters::Meters;
 use crate::metering::report::oldest_reportable;
@@ -76,7 +78,7 @@ fn refused(problem: EventProblem) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn unavailable(why: String) -> Response {
+pub(super) fn unavailable(why: String) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "1")],
@@ -86,11 +88,11 @@ fn unavailable(why: String) -> Response {
 }
 
 /// The store, or `None` when metering is off (answer [`metering_off`]).
-fn meters_of(door: &FrontDoor) -> Option<&Arc<Meters>> {
+pub(super) fn meters_of(door: &FrontDoor) -> Option<&Arc<Meters>> {
     door.meters.as_ref()
 }
 
-fn metering_off() -> Response {
+pub(super) fn metering_off() -> Response {
     unavailable("usage metering is off: the API runs without --usage-store".into())
 }
 
@@ -259,12 +261,17 @@ async fn tenant_usage(
             .collect(),
         Err(e) => return unavailable(e.to_string()),
     };
+    let credits = match meters.store().ledger(&tenant).await {
+        Ok(ledger) => credits_view(&tenant, &ledger, Timestamp::now(), false).balances,
+        Err(e) => return unavailable(e.to_string()),
+    };
     let usage = match meter_usages(meters, &door, &tenant, period).await {
         Ok(meters) => TenantUsage {
             tenant: tenant.clone(),
             period: period.into(),
             meters,
             reported,
+            credits,
         },
         Err(e) => return unavailable(e.to_string()),
     };

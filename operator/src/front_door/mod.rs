@@ -19,6 +19,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod console;
+pub mod credit_routes;
 pub mod decide;
 pub mod health_routes;
 pub mod impersonation;

@@ -142,6 +142,7 @@ pub fn router(door: FrontDoor, readiness: Readiness) -> Router {
         .merge(super::storefront::routes::routes())
         .merge(super::console::routes::routes())
         .merge(super::metering_routes::routes())
+        .merge(super::credit_routes::routes())
         .merge(super::health_routes::routes())
         .merge(super::openapi_document::routes())
         .merge(super::web::handlers::routes())

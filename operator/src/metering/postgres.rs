@@ -147,8 +147,8 @@ const TOTALS: &str = "SELECT
         AND property IN ('', COALESCE($4::text, ''))";
 
 /// A connection and its prepared statements.
-struct Connection {
-    client: Client,
+pub(crate) struct Connection {
+    pub(crate) client: Client,
     insert: Statement,
     totals: Statement,
 }
@@ -201,6 +201,10 @@ impl PostgresUsageStore {
             .batch_execute(SCHEMA)
             .await
             .map_err(|e| StoreError(format!("creating the tables: {e}")))?;
+        client
+            .batch_execute(crate::credits::postgres::SCHEMA)
+            .await
+            .map_err(|e| StoreError(format!("creating the credit tables: {e}")))?;
         backfill(&client)
             .await
             .map_err(|e| StoreError(format!("rolling up earlier usage: {e}")))?;
@@ -214,7 +218,7 @@ impl PostgresUsageStore {
     }
 
     /// The open connection, reopened if it dropped.
-    async fn connection(&self) -> Result<Arc<Connection>, StoreError> {
+    pub(crate) async fn connection(&self) -> Result<Arc<Connection>, StoreError> {
         let lock = || self.current.lock().unwrap_or_else(|p| p.into_inner());
         let current = lock().clone();
         if !current.client.is_closed() {

@@ -106,6 +106,41 @@ pub fn period_bill(price: &MeteredPrice, quantity: f64) -> Option<PeriodBill> {
     })
 }
 
+/// A period's bill as its line item shows it once prepaid credits paid `credited_micros` of
+/// it: HubSpot's `discount` is off each unit, so the credit stays a per-unit discount when it
+/// divides evenly, else the line becomes one unit at the whole amount with the whole credit
+/// off it. Either way the line's net is exactly the amount less the credit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BilledLine {
+    pub quantity: i64,
+    pub unit_price: String,
+    /// Off each unit; `None` without credits.
+    pub discount: Option<String>,
+}
+
+pub fn billed_line(bill: &PeriodBill, credited_micros: i64) -> BilledLine {
+    let credited = credited_micros.clamp(0, bill.amount_micros);
+    if credited == 0 {
+        return BilledLine {
+            quantity: bill.quantity,
+            unit_price: bill.unit_price.clone(),
+            discount: None,
+        };
+    }
+    if bill.quantity > 0 && credited % bill.quantity == 0 {
+        return BilledLine {
+            quantity: bill.quantity,
+            unit_price: bill.unit_price.clone(),
+            discount: Some(format_micros(credited / bill.quantity)),
+        };
+    }
+    BilledLine {
+        quantity: 1,
+        unit_price: bill.amount(),
+        discount: Some(format_micros(credited)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::price::tests::price;
@@ -217,5 +252,27 @@ mod tests {
         // 10 × 0.05 + 10 × 0.03 = 0.8 = 20 × 0.04.
         let even = period_bill(&tiers, 20.0).unwrap();
         assert_eq!((even.quantity, even.unit_price.as_str()), (20, "0.04"));
+    }
+
+    #[test]
+    fn credits_show_as_a_discount_that_leaves_exactly_the_remainder() {
+        let flat = price(json!({"unitPrice": "0.10", "includedQuantity": 3}));
+        // 4 units at 0.1 = 0.4.
+        let bill = period_bill(&flat, 7.0).unwrap();
+        let line = |q: i64, p: &str, d: Option<&str>| BilledLine {
+            quantity: q,
+            unit_price: p.into(),
+            discount: d.map(Into::into),
+        };
+        assert_eq!(billed_line(&bill, 0), line(4, "0.1", None));
+        // 0.2 of credit is 0.05 off each of the 4 units.
+        assert_eq!(billed_line(&bill, 200_000), line(4, "0.1", Some("0.05")));
+        // 0.25 does not divide by 4 units of a millionth: one unit at 0.4, 0.25 off.
+        assert_eq!(
+            billed_line(&bill, 250_001),
+            line(1, "0.4", Some("0.250001"))
+        );
+        // More credit than the bill: all of it, net zero.
+        assert_eq!(billed_line(&bill, 9_000_000), line(4, "0.1", Some("0.1")));
     }
 }

@@ -81,6 +81,7 @@ impl SqliteUsageStore {
         let mut connection = connection;
         connection
             .execute_batch(SCHEMA)
+            .and_then(|()| connection.execute_batch(crate::credits::sqlite::SCHEMA))
             .and_then(|()| backfill_rollup(&mut connection))
             .map_err(|e| StoreError(format!("creating the tables in {}: {e}", path.display())))?;
         Ok(SqliteUsageStore {
@@ -89,7 +90,7 @@ impl SqliteUsageStore {
     }
 
     /// Runs `work` on the connection, off the async threads.
-    async fn with<T: Send + 'static>(
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {

@@ -20,6 +20,9 @@ pub struct TenantUsage {
     pub meters: Vec<MeterUsage>,
     /// The closed periods of the last months already billed, oldest first.
     pub reported: Vec<ReportedPeriod>,
+    /// Prepaid credits usable now, per currency (`GET /v1/tenants/{t}/credits` has the
+    /// grants): they pay the usage bill at the period's end.
+    pub credits: Vec<crate::credits::view::CreditBalance>,
 }
 
 /// A closed period billed to HubSpot (or found to have nothing billable).

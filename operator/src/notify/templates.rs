@@ -46,6 +46,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "summary",
         "the add-on's tagline, or the release's summary (announcements)",
     ),
+    (
+        "balance",
+        "prepaid credits left, with the currency (credit alerts)",
+    ),
+    (
+        "threshold",
+        "the balance below which credits count as low, with the currency (credit alerts)",
+    ),
 ];
 
 /// One message: its subject and text body (the HTML part is derived from the text unless
@@ -135,6 +143,12 @@ pub const TEMPLATES: &[Template] = &[
         "Hello {{tenant}},\n\n{{listing}} {{version}} was released on {{date}}: {{summary}}\n\nThe release notes are on its page in the marketplace.",
     ),
     t(
+        A::Tenants,
+        K::CreditBalanceLow,
+        "Your prepaid credits are running low",
+        "Hello {{tenant}},\n\nyour prepaid credits fell below {{threshold}} on {{date}}; {{balance}} are left. Usage beyond your credits is invoiced at your plan's prices. To keep paying with credits, ask us for a top-up or turn on automatic top-ups.",
+    ),
+    t(
         A::Superadmins,
         K::NewRequest,
         "New request: {{listing}} for {{tenant}}",
@@ -163,6 +177,12 @@ pub const TEMPLATES: &[Template] = &[
         K::InvoiceOverdue,
         "Invoice overdue: {{listing}} for {{tenant}}",
         "The invoice of {{tenant}} for {{listing}} ({{plan}}, {{price}}) sent on {{date}} is unpaid.\n\nSubscription: {{subscription}}",
+    ),
+    t(
+        A::Superadmins,
+        K::CreditBalanceLow,
+        "Credits low: {{tenant}}",
+        "The prepaid credits of {{tenant}} fell below {{threshold}} on {{date}}; {{balance}} are left.",
     ),
     t(
         A::Superadmins,

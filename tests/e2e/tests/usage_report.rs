@@ -219,6 +219,7 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
             description: String::new(),
             quantity: "2".into(),
             price: "0.1".into(),
+            credit: None,
         })
         .await
         .expect("line item");

@@ -8,6 +8,8 @@ use super::bodies::{
     ApiError, CatalogAnswer, CreatedAction, EntitlementList, InboxList, ListingAnswer,
     NavigationList, PurchaseConflict, Purchased, SubscriptionList,
 };
+use crate::credits::grant::GrantRequest;
+use crate::credits::view::CreditsView;
 use crate::front_door::console::inbox::InboxQuery;
 use crate::front_door::console::routes::ActionRequest;
 use crate::front_door::console::support::SupportView;
@@ -561,6 +563,14 @@ pub fn operations() -> Vec<Operation> {
                 billable units and their cost so far.")
             .caller(TenantReader)
             .reply(json(200, "The period's usage.", named::<TenantUsage>())),
+        op(Get, "/v1/tenants/{tenant}/credits", "getTenantCredits", USAGE,
+            "The tenant's prepaid credits")
+            .describe("The balance usable now per currency, every grant with what it has left and \
+                its expiry, and what metered usage consumed. At each period's end the usage bill \
+                is paid from the grants that expire first (expired grants never, only grants in \
+                the plan's currency); only the remainder is invoiced.")
+            .caller(TenantReader)
+            .reply(json(200, "The tenant's credits.", named::<CreditsView>())),
         // ---- console ----
         op(Get, "/v1/admin/inbox", "getInbox", CONSOLE, "What waits for a superadmin")
             .caller(Superadmin)
@@ -586,6 +596,24 @@ pub fn operations() -> Vec<Operation> {
                 (`ActionDoesNotFit`)."))
             .reply(error(422, "The body is not valid, or the Idempotency-Key was used for \
                 another action.")),
+        op(Get, "/v1/admin/tenants/{tenant}/credits", "getTenantCreditLedger", CONSOLE,
+            "A tenant's credit ledger")
+            .describe("As the tenant sees it, plus who made each grant.")
+            .caller(Superadmin)
+            .reply(json(200, "The tenant's credits.", named::<CreditsView>())),
+        op(Post, "/v1/admin/tenants/{tenant}/credits", "grantCredits", CONSOLE,
+            "Grant prepaid credits to a tenant")
+            .describe("An amount in a currency with an expiry, recorded in the usage store's \
+                ledger (never changed afterwards). The Idempotency-Key is the grant's id: a \
+                retried request grants once.")
+            .caller(Superadmin)
+            .header(IdempotencyKey)
+            .body(named::<GrantRequest>(), true)
+            .reply(json(201, "Granted (or granted before under this Idempotency-Key): the \
+                tenant's credits.", named::<CreditsView>()))
+            .reply(error(404, "There is no such tenant."))
+            .reply(error(422, "The body is not valid (`InvalidGrant`; `field` names the field), \
+                or the Idempotency-Key was used for another grant.")),
         op(Get, "/v1/health/tenants", "getTenantHealth", CONSOLE,
             "Every tenant's health, with a verdict")
             .describe("Per tenant: add-ons in service, entitlement checks per feature (adopted \

@@ -146,6 +146,7 @@ fn every_route_in_the_routes_files_is_documented() {
         include_str!("../storefront/bundles.rs"),
         include_str!("../console/routes.rs"),
         include_str!("../metering_routes.rs"),
+        include_str!("../credit_routes.rs"),
         include_str!("../health_routes.rs"),
         include_str!("../openapi_document.rs"),
         include_str!("../../server/health.rs"),
