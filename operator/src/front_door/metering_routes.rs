@@ -59,7 +59,7 @@ pub struct UsageRefused {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub field: String,
     /// With code `PeriodReported`: every event of a month already reported to billing.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub late: Vec<LateEvent>,
 }
 
