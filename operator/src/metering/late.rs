@@ -71,21 +71,20 @@ pub fn late_events(events: &[UsageEvent], reported: &[PeriodReport]) -> Vec<Late
 /// and listing them all, so the sender can drop them and send the rest again.
 pub fn refuse_late(late: Vec<LateEvent>) -> Option<EventProblem> {
     let first = late.first()?;
+    let (events, are, them) = if late.len() == 1 {
+        ("event", "is", "it")
+    } else {
+        ("events", "are", "them")
+    };
     let message = format!(
         "event {} (id {:?}): time: {} was reported to billing at {}; usage of a reported month \
-         cannot be billed, so {} of this request {} refused and nothing was stored (send the \
-         others again without {})",
+         cannot be billed, so {} {events} of this request {are} refused and nothing was stored \
+         (send the others again without {them})",
         first.index,
         first.id,
         first.period,
         first.reported_at,
         late.len(),
-        if late.len() == 1 {
-            "event is"
-        } else {
-            "events are"
-        },
-        if late.len() == 1 { "it" } else { "them" },
     );
     Some(EventProblem {
         status: 422,
