@@ -41,6 +41,10 @@ use crate::metering::{
 pub const USAGE_REPORTED: &str = "UsageReported";
 /// Event reason of a period that could not be reported yet (retried next round).
 pub const USAGE_REPORT_FAILED: &str = "UsageReportFailed";
+/// Event reason of usage recorded while its period was being reported: the API refuses events
+/// of reported periods (`metering/late.rs`), but one accepted just before the record was
+/// written is in neither the bill nor a refusal, so it is said loudly.
+pub const USAGE_UNBILLED: &str = "UsageArrivedWhileReporting";
 /// Who the audit log names.
 const ACTOR: &str = "controller/usage-report";
 
@@ -179,8 +183,11 @@ pub async fn report_due(ctx: &Context, store: &AnyUsageStore, now: Timestamp) ->
         let settle = ctx.config.usage_report.settle;
         for period in due_periods(started, &reported, now, settle) {
             match report_period(hubspot, store, &m, period, now).await {
-                Ok(report) => {
+                Ok((report, unbilled)) => {
                     announce(ctx, &m, &report).await;
+                    if let Some(quantity) = unbilled {
+                        warn_unbilled(ctx, &m, &report, quantity).await;
+                    }
                     round.reported.push(report);
                 }
                 Err(why) => {
@@ -210,27 +217,29 @@ fn object_name(subscription: &TenantSubscription) -> String {
     )
 }
 
-/// Bills one period (HubSpot first, then the store's record) and returns what is recorded.
+/// Bills one period (HubSpot first, then the store's record) and returns what is recorded, with
+/// the period's quantity once recorded when usage arrived meanwhile (it is not billed).
 async fn report_period(
     hubspot: &HubSpotClient,
     store: &AnyUsageStore,
     m: &Metered,
     period: UsagePeriod,
     now: Timestamp,
-) -> Result<PeriodReport, String> {
+) -> Result<(PeriodReport, Option<f64>), String> {
     let Some(price) = &m.plan.metered else {
         return Err("the plan has no metered price".into());
     };
-    let totals = store
-        .totals(MeterQuery {
-            tenant: &m.tenant,
-            meter: price.meter.as_str(),
-            period,
-            property: price.value_property.as_deref(),
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let quantity = totals.quantity(price.aggregation);
+    let query = MeterQuery {
+        tenant: &m.tenant,
+        meter: price.meter.as_str(),
+        period,
+        property: price.value_property.as_deref(),
+    };
+    let quantity_now = || async {
+        let totals = store.totals(query).await.map_err(|e| e.to_string())?;
+        Ok::<f64, String>(totals.quantity(price.aggregation))
+    };
+    let quantity = quantity_now().await?;
     let bill = period_bill(price, quantity);
     let currency = &m.plan.pricing.currency;
     let key = period_key(&m.uid, period);
@@ -293,11 +302,37 @@ async fn report_period(
         reference,
         reported_at: now,
     };
-    store
+    let recorded_now = store
         .mark_reported(&report)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(report)
+    // From here on the API refuses the period's events; any that came in meanwhile show here.
+    let unbilled = if recorded_now {
+        Some(quantity_now().await?).filter(|after| *after != quantity)
+    } else {
+        None
+    };
+    Ok((report, unbilled))
+}
+
+/// The Warning Event and log line of usage recorded while its period was reported.
+async fn warn_unbilled(ctx: &Context, m: &Metered, report: &PeriodReport, quantity: f64) {
+    let name = object_name(&m.subscription);
+    let period = report.key.period;
+    let note = format!(
+        "usage of {period} reached {quantity} while it was reported with {}: the difference \
+         arrived during the report and is not billed",
+        report.quantity
+    );
+    tracing::warn!(subscription = %name, %period, reported = report.quantity, quantity, "usage arrived while its period was reported");
+    ctx.event(
+        m.subscription.as_ref(),
+        EventType::Warning,
+        USAGE_UNBILLED,
+        "ReportUsage",
+        note,
+    )
+    .await;
 }
 
 /// The Event and the audit record of a reported period.

@@ -29,6 +29,7 @@ use crate::controllers::tenant_subscription::tenant_of;
 use crate::credits::CreditStore;
 use crate::credits::view::credits_view;
 use crate::metering::event::{EventProblem, parse_events};
+use crate::metering::late::{LateEvent, late_events, months_to_check, refuse_late};
 use crate::metering::meters::Meters;
 use crate::metering::report::oldest_reportable;
 use crate::metering::view::{MeterUsage, ReportedPeriod, TenantUsage, meter_usage};
@@ -59,6 +60,9 @@ pub struct UsageRefused {
     pub index: Option<usize>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub field: String,
+    /// With code `PeriodReported`: every event of a month already reported to billing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub late: Vec<LateEvent>,
 }
 
 pub fn routes() -> Router<FrontDoor> {
@@ -74,6 +78,7 @@ fn refused(problem: EventProblem) -> Response {
         message: problem.message,
         index: problem.index,
         field: problem.field,
+        late: problem.late,
     };
     (status, axum::Json(body)).into_response()
 }
@@ -109,13 +114,8 @@ async fn post_usage(State(door): State<FrontDoor>, headers: HeaderMap, body: Byt
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let events = match parse_events(
-        &body,
-        content_type,
-        caller.key_tenant(),
-        &catalog,
-        Timestamp::now(),
-    ) {
+    let now = Timestamp::now();
+    let events = match parse_events(&body, content_type, caller.key_tenant(), &catalog, now) {
         Ok(events) => events,
         Err(problem) => return refused(problem),
     };
@@ -133,10 +133,22 @@ async fn post_usage(State(door): State<FrontDoor>, headers: HeaderMap, body: Byt
                     index,
                     field: "subject".into(),
                     message: format!("you may not report usage for tenant {tenant:?}"),
+                    late: Vec::new(),
                 });
             }
             Err(refusal) => return rest_refusal(refusal),
         }
+    }
+    // Usage of a month already billed would be stored and never billed: refused instead.
+    let mut reported = Vec::new();
+    for (tenant, since) in months_to_check(&events, now) {
+        match meters.store().reports(Some(tenant), since).await {
+            Ok(reports) => reported.extend(reports),
+            Err(e) => return unavailable(e.to_string()),
+        }
+    }
+    if let Some(problem) = refuse_late(late_events(&events, &reported)) {
+        return refused(problem);
     }
     match meters.record(&events).await {
         Ok(recorded) => {

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 
+use super::late::LateEvent;
 use crate::api::listing::ListingSpec;
 use crate::api::metered::Aggregation;
 
@@ -99,6 +100,8 @@ pub struct EventProblem {
     /// The field, e.g. `time` or `data.tokens`; empty for the whole event or body.
     pub field: String,
     pub message: String,
+    /// Every event of a month already reported to billing ([`super::late`]), when that is why.
+    pub late: Vec<LateEvent>,
 }
 
 impl EventProblem {
@@ -109,6 +112,7 @@ impl EventProblem {
             index: None,
             field: String::new(),
             message,
+            late: Vec::new(),
         }
     }
 
@@ -119,6 +123,7 @@ impl EventProblem {
             index: Some(index),
             field: field.to_string(),
             message: format!("event {index}: {field}: {why}"),
+            late: Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! [`crate::front_door::usage`] already counts entitlement checks.
 //!
 //! - [`event`]: `POST /v1/usage` bodies (CloudEvents JSON), checked; pure.
+//! - [`late`]: events of a month already billed, refused; pure.
 //! - [`period`]: usage periods (calendar months, UTC); pure.
 //! - [`price`]: what a period's quantity costs, as line items, and hard limits; pure.
 //! - [`report`]: which closed periods are due to be billed, and their bill; pure.
@@ -12,6 +13,7 @@
 //! - [`meters`]: the store behind the API, with a short cache of totals for entitlement checks.
 
 pub mod event;
+pub mod late;
 pub mod meters;
 pub mod period;
 pub mod postgres;

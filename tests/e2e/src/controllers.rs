@@ -1,6 +1,7 @@
 //! Running the operator's controllers inside a test or benchmark, exactly as
 //! `marketplace operator` runs them (`controllers::run`), with a stop handle; and its HubSpot
-//! webhook endpoint, wired to them as the process wires it.
+//! webhook endpoint, wired to them as the process wires it. [`OperatorWorld`] is what the
+//! billing suites set up before that: an operator namespace, the simulator and a HubSpot client.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,9 @@ use marketplace_operator::runtime::shutdown::ShutdownTrigger;
 use marketplace_operator::runtime::{Shutdown, Stores};
 use marketplace_operator::server::{Readiness, ServerState, WebhookReceiver, router, serve};
 use tokio::task::JoinHandle;
+
+use crate::control_plane;
+use crate::subscriptions::{hubspot_client, webhook_simulator};
 
 /// A context with its own shared caches, as a process has.
 pub fn context(client: &Client, config: ControllerConfig, instance: &str) -> Context {
@@ -56,6 +60,72 @@ pub fn reconciled(ctx: &Context, kind: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// What a suite billing through HubSpot sets up before it starts controllers: the test binary's
+/// control plane, a fresh operator namespace, the simulator (searches answer at once; a webhook
+/// endpoint, if the suite starts one, hears refused deliveries again quickly) and a HubSpot
+/// client bootstrapped against it.
+pub struct OperatorWorld {
+    pub control_plane: &'static ControlPlane,
+    pub client: Client,
+    pub operator_namespace: String,
+    pub sim: RunningSimulator,
+    /// The app secret the simulator signs webhook deliveries with.
+    pub client_secret: String,
+    pub hubspot: HubSpotClient,
+}
+
+impl OperatorWorld {
+    pub async fn start() -> OperatorWorld {
+        let control_plane = control_plane().await;
+        let client = control_plane.client().await.expect("client");
+        let operator_namespace = operator_namespace(control_plane).await;
+        let (sim, client_secret) = webhook_simulator().await;
+        let hubspot = hubspot_client(&sim).await;
+        OperatorWorld {
+            control_plane,
+            client,
+            operator_namespace,
+            sim,
+            client_secret,
+            hubspot,
+        }
+    }
+
+    /// A context (as replica `instance`) with `config` in the world's operator namespace,
+    /// billing through the world's HubSpot client.
+    pub fn context(&self, instance: &str, config: ControllerConfig) -> Context {
+        let config = ControllerConfig {
+            namespace: self.operator_namespace.clone(),
+            ..config
+        };
+        context(&self.client, config, instance).with_billing(self.hubspot.clone())
+    }
+
+    /// [`webhooks_only`] in this world.
+    pub fn webhooks_only(&self, instance: &str) -> Arc<Context> {
+        webhooks_only(
+            &self.client,
+            &self.operator_namespace,
+            instance,
+            self.hubspot.clone(),
+        )
+    }
+
+    /// Starts the operator's webhook endpoint for `ctx` ([`webhook_endpoint`]) and points the
+    /// simulator's deliveries at it.
+    pub async fn webhook_endpoint(&self, ctx: &Context) -> WebhookEndpoint {
+        webhook_endpoint(&self.sim, &self.client_secret, ctx).await
+    }
+}
+
+/// A fresh operator namespace (`marketplace-…`) on `control_plane`.
+pub async fn operator_namespace(control_plane: &ControlPlane) -> String {
+    control_plane
+        .create_namespace("marketplace")
+        .await
+        .expect("operator namespace")
+}
+
 /// Controllers running in the background.
 pub struct RunningControllers {
     trigger: ShutdownTrigger,
@@ -76,10 +146,7 @@ pub async fn start_tenant_controller(
     client: &Client,
     instance: &str,
 ) -> RunningControllers {
-    let namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("operator namespace");
+    let namespace = operator_namespace(control_plane).await;
     let ctx = Arc::new(context(
         client,
         ControllerConfig {

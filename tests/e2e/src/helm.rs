@@ -13,7 +13,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use marketplace_operator::process::permissions::{Grant, Reach, grants_of_rules};
 use serde_json::Value;
 
-use crate::workspace_root;
+use crate::{skip_unless_required, workspace_root};
 
 /// Environment variable naming a folder with `helm`; overrides `scripts/install-helm`.
 pub const HELM_BIN_ENV: &str = "MARKETPLACE_HELM_BIN";
@@ -33,6 +33,18 @@ pub struct Helm {
 }
 
 impl Helm {
+    /// `helm` for `test`, or `None` after saying why it is skipped; under CI
+    /// ([`crate::tools_required`]) a missing helm fails `test` instead.
+    pub fn for_test(test: &str) -> Option<Helm> {
+        match Helm::locate() {
+            Ok(helm) => Some(helm),
+            Err(why) => {
+                skip_unless_required(test, &format!("helm is not installed: {why}"));
+                None
+            }
+        }
+    }
+
     /// `helm` in [`HELM_BIN_ENV`], else in the folder `scripts/install-helm --print-dir` names;
     /// the error says why there is none.
     pub fn locate() -> Result<Helm, String> {

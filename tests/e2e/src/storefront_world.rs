@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use hubspot_sim::{RunningSimulator, SimConfig, Simulator};
+use hubspot_sim::RunningSimulator;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::Api;
@@ -14,9 +14,9 @@ use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::{Value, json};
 
 use crate::api_process::service_account_token;
-use crate::controllers::{self, RunningControllers};
-use crate::subscriptions::{CONVERGED, apply, hubspot_client};
-use crate::{control_plane, eventually};
+use crate::controllers::{self, OperatorWorld, RunningControllers};
+use crate::eventually;
+use crate::subscriptions::{CONVERGED, apply};
 
 /// An InApp listing `name` (Route Optimization, one $49.00/mo plan), with `extra` spec fields.
 pub fn listing(name: &str, extra: Value) -> Value {
@@ -47,29 +47,8 @@ pub struct StorefrontWorld {
 
 /// Starts the simulator and the controllers (as `instance`), and makes the three people.
 pub async fn start_world(instance: &str) -> StorefrontWorld {
-    let control_plane = control_plane().await;
-    let client: Client = control_plane.client().await.expect("client");
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("namespace");
-    let sim = Simulator::start(SimConfig {
-        search_lag_ms: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
-    let ctx = Arc::new(
-        controllers::context(
-            &client,
-            ControllerConfig {
-                namespace: operator_namespace.clone(),
-                ..ControllerConfig::default()
-            },
-            instance,
-        )
-        .with_billing(hubspot_client(&sim).await),
-    );
+    let world = OperatorWorld::start().await;
+    let ctx = Arc::new(world.context(instance, ControllerConfig::default()));
     let controllers = controllers::start(
         ctx,
         Enabled {
@@ -79,6 +58,13 @@ pub async fn start_world(instance: &str) -> StorefrontWorld {
             ..Enabled::NONE
         },
     );
+    let OperatorWorld {
+        control_plane,
+        client,
+        operator_namespace,
+        sim,
+        ..
+    } = world;
     let people = control_plane
         .create_namespace("people")
         .await

@@ -181,10 +181,7 @@ async fn kubectl_apply_refuses_subscriptions_that_cannot_be_billed() {
     let started = Instant::now();
     let control_plane = control_plane().await;
     let client = control_plane.client().await.expect("client");
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("operator namespace");
+    let operator_namespace = controllers::operator_namespace(control_plane).await;
     let ctx = Arc::new(controllers::context(
         &client,
         ControllerConfig {

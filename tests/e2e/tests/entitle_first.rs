@@ -7,16 +7,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubspot_sim::{FaultKind, FaultRule, SimConfig, Simulator};
+use hubspot_sim::{FaultKind, FaultRule};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
-use marketplace_e2e::controllers;
+use marketplace_e2e::controllers::{self, OperatorWorld};
 use marketplace_e2e::subscriptions::{
-    CONVERGED, all_entitlements, apply, condition, entitlement_states, hubspot_client,
-    live_hubspot_subscriptions, phase_of, professional_tenant, purchase_routes, ready_reason,
+    CONVERGED, all_entitlements, apply, condition, entitlement_states, live_hubspot_subscriptions,
+    phase_of, professional_tenant, purchase_routes, ready_reason,
 };
-use marketplace_e2e::{control_plane, eventually, unique_name};
+use marketplace_e2e::{eventually, unique_name};
 use marketplace_operator::api::conditions::types::BILLED;
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{EntitlementState, Listing, TenantSubscription};
@@ -46,23 +46,10 @@ async fn usable(client: &Client, subs: &Api<TenantSubscription>) -> TenantSubscr
 
 #[tokio::test]
 async fn entitle_first_grants_at_once_suspends_after_the_grace_and_recovers() {
-    let control_plane = control_plane().await;
-    let client: Client = control_plane.client().await.expect("client");
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("operator namespace");
-    let sim = Simulator::start(SimConfig {
-        search_lag_ms: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
-    let hubspot = hubspot_client(&sim).await;
-    let mut ctx = controllers::context(
-        &client,
+    let world = OperatorWorld::start().await;
+    let mut ctx = world.context(
+        "e2e-entitle-first",
         ControllerConfig {
-            namespace: operator_namespace,
             audit_interval: Duration::from_secs(3600),
             billing_order: BillingOrderSettings {
                 grace: GRACE,
@@ -70,9 +57,7 @@ async fn entitle_first_grants_at_once_suspends_after_the_grace_and_recovers() {
             },
             ..ControllerConfig::default()
         },
-        "e2e-entitle-first",
-    )
-    .with_billing(hubspot);
+    );
     // Failed billing calls are retried soon, so the suite sees the grace end and the recovery
     // within seconds.
     ctx.backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
@@ -84,6 +69,7 @@ async fn entitle_first_grants_at_once_suspends_after_the_grace_and_recovers() {
             ..Enabled::NONE
         },
     );
+    let (client, sim) = (world.client.clone(), &world.sim);
     let listing = unique_name("route-opt");
     apply(
         &Api::<Listing>::all(client.clone()),
@@ -111,7 +97,7 @@ async fn entitle_first_grants_at_once_suspends_after_the_grace_and_recovers() {
     let active = usable(&client, &subs).await;
     let uid = active.uid().expect("uid");
     assert!(
-        live_hubspot_subscriptions(&sim, &uid).is_empty(),
+        live_hubspot_subscriptions(sim, &uid).is_empty(),
         "usable before the billing record exists"
     );
     assert!(
@@ -125,7 +111,7 @@ async fn entitle_first_grants_at_once_suspends_after_the_grace_and_recovers() {
     })
     .await;
     assert_eq!(billed.status.and_then(|s| s.phase), Some(Phase::Active));
-    assert_eq!(live_hubspot_subscriptions(&sim, &uid).len(), 1);
+    assert_eq!(live_hubspot_subscriptions(sim, &uid).len(), 1);
     sim.admin().clear_faults();
 
     // 2. HubSpot down: usable at once, Suspended with the reason once the grace passes.
@@ -176,7 +162,7 @@ async fn entitle_first_grants_at_once_suspends_after_the_grace_and_recovers() {
         condition(&recovered, BILLED)
     );
     let uid = recovered.uid().expect("uid");
-    assert_eq!(live_hubspot_subscriptions(&sim, &uid).len(), 1);
+    assert_eq!(live_hubspot_subscriptions(sim, &uid).len(), 1);
 
     running.stop().await;
 }

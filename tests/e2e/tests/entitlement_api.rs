@@ -14,13 +14,10 @@ use hubspot_sim::RunningSimulator;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use marketplace_e2e::api_process::{api_settings, service_account_token, start_api};
-use marketplace_e2e::subscriptions::{
-    CONVERGED, all_entitlements, apply, hubspot_client, phase_of, webhook_simulator,
-};
+use marketplace_e2e::controllers::OperatorWorld;
+use marketplace_e2e::subscriptions::{CONVERGED, all_entitlements, apply, phase_of};
 use marketplace_e2e::tenants::{entitlement, in_app_listing, tenant};
-use marketplace_e2e::{
-    control_plane, controllers, eventually, review_count, unique_name, workspace_root,
-};
+use marketplace_e2e::{controllers, eventually, review_count, unique_name, workspace_root};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Entitlement, EntitlementState, Listing, TenantSubscription};
 use marketplace_operator::controllers::Enabled;
@@ -119,18 +116,11 @@ impl Fixture<'_> {
 #[tokio::test]
 async fn entitlements_are_read_only_by_the_tenants_people_and_changes_reach_checks_and_streams() {
     let started = std::time::Instant::now();
-    let control_plane = control_plane().await;
-    let client: Client = control_plane.client().await.expect("client");
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("namespace");
     // HubSpot, the operator's webhook endpoint it delivers to, and the controllers.
-    let (sim, client_secret) = webhook_simulator().await;
-    let hubspot = hubspot_client(&sim).await;
-    let ctx =
-        controllers::webhooks_only(&client, &operator_namespace, "e2e-entitlement-api", hubspot);
-    let endpoint = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
+    let world = OperatorWorld::start().await;
+    let (control_plane, client) = (world.control_plane, world.client.clone());
+    let ctx = world.webhooks_only("e2e-entitlement-api");
+    let endpoint = world.webhook_endpoint(&ctx).await;
     let running = controllers::start(ctx, Enabled::TENANTS_AND_SUBSCRIPTIONS);
 
     let portal = control_plane
@@ -166,7 +156,7 @@ async fn entitlements_are_read_only_by_the_tenants_people_and_changes_reach_chec
             reads(&fixture).await;
             let _ = reads_done.send(());
         },
-        propagation(&fixture, &sim, reads_finished),
+        propagation(&fixture, &world.sim, reads_finished),
     );
     eprintln!("entitlement_api: {:?}", started.elapsed());
     drop(api);

@@ -101,10 +101,7 @@ async fn superadmins_see_verdicts_and_mrr_as_json_and_csv() {
     let control_plane = control_plane().await;
     let client = control_plane.client().await.expect("client");
     let _running = controllers::start_tenant_controller(control_plane, &client, "e2e-health").await;
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("namespace");
+    let operator_namespace = controllers::operator_namespace(control_plane).await;
     let people = control_plane
         .create_namespace("people")
         .await

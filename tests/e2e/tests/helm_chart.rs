@@ -5,7 +5,8 @@
 //! exactly what the code uses (`operator/src/process/permissions.rs`) with those flags.
 //!
 //! Tests that need `helm` skip, saying so, when it is not installed (`scripts/install-helm`;
-//! `scripts/test` runs it).
+//! `scripts/test` runs it); under CI (`MARKETPLACE_REQUIRE_TEST_TOOLS`, which `.ci/run` sets)
+//! they fail instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,20 +26,9 @@ const RENDERINGS: &[(&str, Option<&str>)] = &[
     ("the smallest install", Some("ci/minimal-values.yaml")),
 ];
 
-/// `helm`, or `None` after saying why this test is skipped.
-fn helm(test: &str) -> Option<Helm> {
-    match Helm::locate() {
-        Ok(helm) => Some(helm),
-        Err(why) => {
-            eprintln!("skipping {test}: helm is not installed: {why}");
-            None
-        }
-    }
-}
-
 /// Every rendering with what it shows; none (after saying why) when helm is not installed.
 fn renderings(test: &str) -> Vec<(&'static str, Rendering)> {
-    let Some(helm) = helm(test) else {
+    let Some(helm) = Helm::for_test(test) else {
         return Vec::new();
     };
     RENDERINGS
@@ -82,7 +72,7 @@ fn the_charts_crds_are_the_generated_crds() {
 
 #[test]
 fn the_chart_lints_strictly() {
-    let Some(helm) = helm("the_chart_lints_strictly") else {
+    let Some(helm) = Helm::for_test("the_chart_lints_strictly") else {
         return;
     };
     for (what, values) in RENDERINGS {
@@ -329,7 +319,7 @@ fn the_operators_flags_name_the_objects_the_chart_renders() {
 
 #[test]
 fn the_people_roles_are_read_write_and_superadmin_and_aggregate_by_convention() {
-    let Some(helm) = helm("the_people_roles_aggregate_by_convention") else {
+    let Some(helm) = Helm::for_test("the_people_roles_aggregate_by_convention") else {
         return;
     };
     let rendering = helm.template(None);
@@ -369,7 +359,7 @@ fn the_people_roles_are_read_write_and_superadmin_and_aggregate_by_convention() 
 /// bills closed months from it, its CA mounted and its port open in the egress policies.
 #[test]
 fn the_usage_store_is_shared_by_the_api_and_the_operator() {
-    let Some(helm) = helm("the_usage_store_is_shared_by_the_api_and_the_operator") else {
+    let Some(helm) = Helm::for_test("the_usage_store_is_shared_by_the_api_and_the_operator") else {
         return;
     };
     let defaults = helm.template(None);
@@ -447,7 +437,8 @@ fn operator_egress_ports(rendering: &Rendering) -> BTreeSet<i64> {
 
 #[test]
 fn egress_opens_the_notification_ports_only_when_notifications_are_on() {
-    let Some(helm) = helm("egress_opens_the_notification_ports_only_when_notifications_are_on")
+    let Some(helm) =
+        Helm::for_test("egress_opens_the_notification_ports_only_when_notifications_are_on")
     else {
         return;
     };

@@ -8,7 +8,8 @@
 //! badly signed webhook makes `MarketplaceForgedWebhooks` fire.
 //!
 //! Tests that need helm or Prometheus skip, saying so, when they are not installed
-//! (`scripts/install-helm`, `scripts/install-prometheus`; `scripts/test` runs both).
+//! (`scripts/install-helm`, `scripts/install-prometheus`; `scripts/test` runs both); under CI
+//! (`MARKETPLACE_REQUIRE_TEST_TOOLS`, which `.ci/run` sets) they fail instead.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -18,12 +19,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kube::Api;
 use marketplace_e2e::api_process::{api_settings, start_api};
-use marketplace_e2e::controllers;
+use marketplace_e2e::controllers::{self, OperatorWorld};
 use marketplace_e2e::helm::{Helm, chart_dir};
-use marketplace_e2e::subscriptions::{
-    CONVERGED, apply, hubspot_client, phase_of, webhook_simulator,
-};
-use marketplace_e2e::{control_plane, eventually, unique_name, workspace_root};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, phase_of};
+use marketplace_e2e::{eventually, skip_unless_required, unique_name, workspace_root};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Listing, Tenant, TenantSubscription};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
@@ -55,36 +54,37 @@ annotation names its section below (`metrics.prometheusRule.runbookBaseUrl` turn
 
 ";
 
-fn helm(test: &str) -> Option<Helm> {
-    match Helm::locate() {
-        Ok(helm) => Some(helm),
-        Err(why) => {
-            eprintln!("skipping {test}: helm is not installed: {why}");
-            None
-        }
+/// `name` (prometheus, promtool) in [`PROMETHEUS_BIN_ENV`], else where
+/// `scripts/install-prometheus --print-dir` says; `None` after saying why `test` is skipped
+/// (under CI a missing tool fails it instead).
+fn prometheus_tool(name: &str, test: &str) -> Option<PathBuf> {
+    let located = locate_prometheus_tool(name);
+    if let Err(why) = &located {
+        skip_unless_required(test, why);
     }
+    located.ok()
 }
 
-/// `name` (prometheus, promtool) in [`PROMETHEUS_BIN_ENV`], else where
-/// `scripts/install-prometheus --print-dir` says; `None` after saying why.
-fn prometheus_tool(name: &str, test: &str) -> Option<PathBuf> {
+fn locate_prometheus_tool(name: &str) -> Result<PathBuf, String> {
     let dir = match std::env::var_os(PROMETHEUS_BIN_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => {
             let script = workspace_root().join("scripts/install-prometheus");
-            let output = Command::new(&script).arg("--print-dir").output().ok()?;
+            let output = Command::new(&script)
+                .arg("--print-dir")
+                .output()
+                .map_err(|e| format!("running {} --print-dir: {e}", script.display()))?;
             PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
         }
     };
     let path = dir.join(name);
     if path.is_file() {
-        Some(path)
+        Ok(path)
     } else {
-        eprintln!(
-            "skipping {test}: {} does not exist: run scripts/install-prometheus, or set {PROMETHEUS_BIN_ENV}",
+        Err(format!(
+            "{} does not exist: run scripts/install-prometheus, or set {PROMETHEUS_BIN_ENV}",
             path.display()
-        );
-        None
+        ))
     }
 }
 
@@ -111,7 +111,7 @@ fn rules(spec: &Value) -> Vec<&Value> {
 
 #[test]
 fn the_rule_file_is_the_charts_rules() {
-    let Some(helm) = helm("the_rule_file_is_the_charts_rules") else {
+    let Some(helm) = Helm::for_test("the_rule_file_is_the_charts_rules") else {
         return;
     };
     let spec = chart_rules(&helm, &[]);
@@ -242,7 +242,7 @@ fn every_alert_names_a_runbook_section_of_the_charts_readme() {
 
 #[test]
 fn a_runbook_base_url_gives_every_alert_a_runbook_url() {
-    let Some(helm) = helm("a_runbook_base_url_gives_every_alert_a_runbook_url") else {
+    let Some(helm) = Helm::for_test("a_runbook_base_url_gives_every_alert_a_runbook_url") else {
         return;
     };
     let base = "https://git.example.com/platform/marketplace-operator/blob/v0.1.0/README.md";
@@ -359,7 +359,7 @@ fn the_dashboard_is_well_formed_and_shipped_by_the_chart() {
             assert!(!queried(expr).is_empty(), "{title}: {expr} reads no metric");
         }
     }
-    let Some(helm) = helm("the_dashboard_is_shipped_by_the_chart") else {
+    let Some(helm) = Helm::for_test("the_dashboard_is_shipped_by_the_chart") else {
         return;
     };
     let rendering = helm.template_with(None, &["--set", "metrics.grafanaDashboard.enabled=true"]);
@@ -517,7 +517,9 @@ impl Prometheus {
 #[tokio::test]
 async fn prometheus_fires_the_forged_webhook_alert_against_a_running_operator() {
     let test = "prometheus_fires_the_forged_webhook_alert";
-    let (Some(helm), Some(prometheus)) = (helm(test), prometheus_tool("prometheus", test)) else {
+    let (Some(helm), Some(prometheus)) =
+        (Helm::for_test(test), prometheus_tool("prometheus", test))
+    else {
         return;
     };
     let started = Instant::now();
@@ -532,33 +534,23 @@ async fn prometheus_fires_the_forged_webhook_alert_against_a_running_operator() 
 
     // A running operator: controllers against the real control plane, billing against the
     // simulator, its endpoint (metrics, webhooks) on loopback, leading as the process does.
-    let control_plane = control_plane().await;
-    let client = control_plane.client().await.expect("client");
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("operator namespace");
+    let world = OperatorWorld::start().await;
+    let client = world.client.clone();
     // And the API process beside it (its /readyz answered: its request metrics have a series).
     let api = start_api(
-        control_plane,
-        api_settings(Duration::from_secs(1), &operator_namespace),
+        world.control_plane,
+        api_settings(Duration::from_secs(1), &world.operator_namespace),
     )
     .await;
-    let (sim, client_secret) = webhook_simulator().await;
-    let hubspot = hubspot_client(&sim).await;
-    let ctx = Arc::new(
-        controllers::context(
-            &client,
-            ControllerConfig {
-                namespace: operator_namespace.clone(),
-                audit_interval: Duration::from_secs(5),
-                ..ControllerConfig::default()
-            },
-            "e2e-monitoring",
-        )
-        .with_billing(hubspot),
-    );
-    let endpoint = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
+    let ctx = Arc::new(world.context(
+        "e2e-monitoring",
+        ControllerConfig {
+            audit_interval: Duration::from_secs(5),
+            ..ControllerConfig::default()
+        },
+    ));
+    let endpoint = world.webhook_endpoint(&ctx).await;
+
     let enabled = Enabled {
         billing_audit: true,
         ..Enabled::TENANTS_AND_SUBSCRIPTIONS

@@ -16,14 +16,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubspot_sim::{SimConfig, Simulator};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use marketplace_e2e::controllers;
-use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of};
-use marketplace_e2e::{
-    control_plane, eventually, skip_unless_required, unique_name, workspace_root,
-};
+use marketplace_e2e::controllers::{self, OperatorWorld};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, phase_of};
+use marketplace_e2e::{eventually, skip_unless_required, unique_name, workspace_root};
 use marketplace_operator::api::notification::{DeliveryPhase, RETRY_ANNOTATION};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{
@@ -329,48 +326,35 @@ async fn the_right_people_hear_of_every_step_once() {
     let Some(receivers) = start_receivers() else {
         return;
     };
-    let control_plane = control_plane().await;
-    let client: Client = control_plane.client().await.expect("client");
-    let namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("operator namespace");
-    let sim = Simulator::start(SimConfig {
-        search_lag_ms: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
-    let hubspot = hubspot_client(&sim).await;
+    let world = OperatorWorld::start().await;
+    let (client, namespace) = (world.client.clone(), world.operator_namespace.clone());
     let ctx = Arc::new(
-        controllers::context(
-            &client,
-            ControllerConfig {
-                namespace: namespace.clone(),
-                audit_interval: Duration::from_secs(3600),
-                orphan_grace: Duration::ZERO,
-                ..ControllerConfig::default()
-            },
-            "e2e-notifications",
-        )
-        .with_billing(hubspot.clone())
-        .with_notifications(NotifyConfig {
-            retry: RetryPolicy {
-                max_attempts: 5,
-                first_delay: Duration::from_millis(100),
-                max_delay: Duration::from_millis(400),
-            },
-            schedule: ScheduleConfig {
-                overdue_after: Duration::from_secs(3),
-                overdue_every: Duration::from_secs(3600),
-                trial_notice: Duration::from_secs(15 * 24 * 3600),
-                idle_after: Duration::from_secs(24 * 3600),
-                idle_every: Duration::from_secs(3600),
-                drift_unhealed_after: Duration::from_secs(1),
-            },
-            schedule_interval: Duration::from_millis(500),
-            ..NotifyConfig::default()
-        }),
+        world
+            .context(
+                "e2e-notifications",
+                ControllerConfig {
+                    audit_interval: Duration::from_secs(3600),
+                    orphan_grace: Duration::ZERO,
+                    ..ControllerConfig::default()
+                },
+            )
+            .with_notifications(NotifyConfig {
+                retry: RetryPolicy {
+                    max_attempts: 5,
+                    first_delay: Duration::from_millis(100),
+                    max_delay: Duration::from_millis(400),
+                },
+                schedule: ScheduleConfig {
+                    overdue_after: Duration::from_secs(3),
+                    overdue_every: Duration::from_secs(3600),
+                    trial_notice: Duration::from_secs(15 * 24 * 3600),
+                    idle_after: Duration::from_secs(24 * 3600),
+                    idle_every: Duration::from_secs(3600),
+                    drift_unhealed_after: Duration::from_secs(1),
+                },
+                schedule_interval: Duration::from_millis(500),
+                ..NotifyConfig::default()
+            }),
     );
     let running = controllers::start(
         ctx.clone(),
@@ -455,7 +439,7 @@ async fn the_right_people_hear_of_every_step_once() {
     refused_channels(&env, &smtp).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    purchase_idle_payment_failure_and_cancellation(&env, &sim, &ctx, &hubspot).await;
+    purchase_idle_payment_failure_and_cancellation(&env, &world.sim, &ctx, &world.hubspot).await;
     approval_walk(&env).await;
     trial(&env).await;
     let running = announcements(&env, &smtp, ctx, running).await;

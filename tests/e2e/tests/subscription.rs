@@ -8,15 +8,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubspot_sim::{SimConfig, Simulator};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use marketplace_e2e::controllers;
+use marketplace_e2e::controllers::{self, OperatorWorld};
 use marketplace_e2e::subscriptions::{
-    CONVERGED, all_entitlements, apply, entitlement_states, hubspot_client,
-    live_hubspot_subscriptions, phase_of, ready_reason,
+    CONVERGED, all_entitlements, apply, entitlement_states, live_hubspot_subscriptions, phase_of,
+    ready_reason,
 };
-use marketplace_e2e::{control_plane, eventually, unique_name};
+use marketplace_e2e::tenants::tenant;
+use marketplace_e2e::{eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, SubscriptionAction, Tenant, TenantSubscription,
@@ -77,24 +77,7 @@ struct Env {
 impl Env {
     /// A new Tenant (spec merged over a default) and its namespace, once the operator made it.
     async fn tenant(&self, base: &str, extra: Value) -> (String, String) {
-        let name = unique_name(base);
-        let mut spec = json!({"displayName": "Acme Logistics", "basePlan": "Professional",
-            "billingContact": {"name": "Ann Example", "email": "ann@acme.example"}});
-        for (k, v) in extra.as_object().expect("object") {
-            spec[k] = v.clone();
-        }
-        let tenants: Api<Tenant> = Api::all(self.client.clone());
-        apply(
-            &tenants,
-            json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Tenant",
-                   "metadata": {"name": name}, "spec": spec}),
-        )
-        .await;
-        let namespace = eventually("the tenant namespace", CONVERGED, || async {
-            tenants.get(&name).await.ok()?.status?.namespace
-        })
-        .await;
-        (name, namespace)
+        tenant(&self.client, base, extra).await
     }
 
     async fn listing(&self, base: &str, extra: Value) -> String {
@@ -110,33 +93,16 @@ impl Env {
 
 #[tokio::test]
 async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
-    let control_plane = control_plane().await;
-    let client: Client = control_plane.client().await.expect("client");
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("operator namespace");
-    let sim = Simulator::start(SimConfig {
-        search_lag_ms: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
-    let hubspot = hubspot_client(&sim).await;
-    let ctx = Arc::new(
-        controllers::context(
-            &client,
-            ControllerConfig {
-                namespace: operator_namespace.clone(),
-                // The test runs audits itself.
-                audit_interval: Duration::from_secs(3600),
-                orphan_grace: Duration::ZERO,
-                ..ControllerConfig::default()
-            },
-            "e2e-subscription",
-        )
-        .with_billing(hubspot.clone()),
-    );
+    let world = OperatorWorld::start().await;
+    let ctx = Arc::new(world.context(
+        "e2e-subscription",
+        ControllerConfig {
+            // The test runs audits itself.
+            audit_interval: Duration::from_secs(3600),
+            orphan_grace: Duration::ZERO,
+            ..ControllerConfig::default()
+        },
+    ));
     let running = controllers::start(
         ctx.clone(),
         Enabled {
@@ -147,8 +113,16 @@ async fn subscriptions_are_billed_entitled_healed_and_cancelled() {
         },
     );
 
+    let OperatorWorld {
+        control_plane,
+        client,
+        operator_namespace,
+        sim,
+        hubspot,
+        ..
+    } = world;
     let env = Env {
-        client: client.clone(),
+        client,
         sim,
         hubspot,
         ctx,

@@ -2,11 +2,12 @@
 //! usage events (CloudEvents, a batch, then the batch retried with one more), duplicates count
 //! once, the tenant sees the period's total, and the plan's hard-limited feature turns `false`
 //! (REST, OFREP and the open change stream) once the included quantity is used. Events for another tenant, or invalid
-//! ones, are refused naming the event and the field.
+//! ones, are refused naming the event and the field; so are events of a month already reported
+//! to billing, once it is.
 
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use kube::Api;
 use marketplace_e2e::api_process::{api_settings, start_api};
 use marketplace_e2e::subscriptions::{CONVERGED, apply};
@@ -14,7 +15,9 @@ use marketplace_e2e::tenants::{entitlement, tenant};
 use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
 use marketplace_operator::api::{Listing, TenantSubscription};
 use marketplace_operator::front_door::api_keys::secrets::create_api_key;
-use marketplace_operator::metering::UsageStoreLocation;
+use marketplace_operator::metering::{
+    AnyUsageStore, PeriodReport, ReportKey, UsagePeriod, UsageStore, UsageStoreLocation,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -164,7 +167,7 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
         .expect("a key")
         .key;
     let mut settings = api_settings(Duration::from_secs(2), "marketplace-system");
-    settings.usage_store = Some(store);
+    settings.usage_store = Some(store.clone());
     let api = start_api(control_plane, settings).await;
     let poster = Poster {
         http: reqwest::Client::new(),
@@ -266,6 +269,82 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
     );
     // Nothing of a refused request was stored.
     assert_eq!(poster.get(&usage_path).await["meters"][0]["quantity"], 3.0);
+
+    late_usage(&poster, &store, &name, &meter, &usage_path).await;
+}
+
+/// Usage of last month is taken until that month is reported to billing; then a request with
+/// such an event is refused naming it and the month, and nothing of it is stored.
+async fn late_usage(
+    poster: &Poster,
+    store: &UsageStoreLocation,
+    tenant: &str,
+    meter: &str,
+    usage_path: &str,
+) {
+    let last_month = UsagePeriod::containing(Timestamp::now()).previous();
+    let late = |id: &str| {
+        let mut event = event(id, meter);
+        event["time"] = json!((last_month.start() + SignedDuration::from_hours(30)).to_string());
+        event
+    };
+    let (status, body) = poster.post(&json!([late("l1")]), BATCH).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // The reporter bills last month (its record, as it writes it after HubSpot has the line).
+    // The store keeps milliseconds.
+    let reported_at = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
+    let reports = AnyUsageStore::open(store).await.expect("the usage store");
+    reports
+        .mark_reported(&PeriodReport {
+            key: ReportKey {
+                tenant: tenant.to_string(),
+                meter: meter.to_string(),
+                period: last_month,
+                subscription: "route-optimization-uid".into(),
+            },
+            quantity: 1.0,
+            billable_units: 0,
+            amount: "0".into(),
+            reference: String::new(),
+            reported_at,
+        })
+        .await
+        .expect("recorded");
+    let (status, body) = poster
+        .post(&json!([event("l2", meter), late("l3")]), BATCH)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        (
+            body["code"].clone(),
+            body["index"].clone(),
+            body["field"].clone()
+        ),
+        (json!("PeriodReported"), json!(1), json!("time")),
+        "{body}"
+    );
+    assert_eq!(
+        body["late"],
+        json!([{"index": 1, "id": "l3", "period": last_month.to_string(),
+                "reportedAt": reported_at.to_string()}]),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("\"l3\"") && message.contains(&last_month.to_string()),
+        "{body}"
+    );
+    assert_eq!(poster.get(usage_path).await["meters"][0]["quantity"], 3.0);
+    // Sent again without it: taken.
+    let (status, body) = poster.post(&json!([event("l2", meter)]), BATCH).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::ACCEPTED,
+            json!({"accepted": 1, "duplicates": 0})
+        )
+    );
 }
 
 #[tokio::test]

@@ -9,12 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubspot_sim::{FaultKind, FaultRule, ObjectType, RunningSimulator, SimConfig, Simulator};
+use hubspot_sim::{FaultKind, FaultRule, ObjectType, RunningSimulator};
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use marketplace_e2e::api_process::{api_settings, start_api};
-use marketplace_e2e::controllers::{self, context};
+use marketplace_e2e::controllers::{self, OperatorWorld, context};
 use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of};
 use marketplace_e2e::tenants::tenant;
 use marketplace_e2e::{control_plane, eventually, unique_name};
@@ -316,18 +316,8 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
 
 #[tokio::test]
 async fn closed_periods_are_billed_once_as_deal_line_items_with_each_store() {
-    let control_plane = control_plane().await;
-    let client = control_plane.client().await.expect("client");
-    let namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("operator namespace");
-    let sim = Simulator::start(SimConfig {
-        search_lag_ms: 0,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("simulator");
+    let operator_world = OperatorWorld::start().await;
+    let client = operator_world.client.clone();
     let listing = unique_name("pages");
     let meter = format!("e2e.{}", listing.replace('-', "_"));
     apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
@@ -339,28 +329,28 @@ async fn closed_periods_are_billed_once_as_deal_line_items_with_each_store() {
                 "metered": {"meter": meter, "unit": "page", "unitPrice": "0.10",
                             "includedQuantity": 3}}]}}))
     .await;
-    let world = World {
-        client: client.clone(),
+    // The controllers that make tenants and bill subscriptions (periods are reported by the
+    // scenarios, which give each round its time).
+    let ctx = Arc::new(operator_world.context(
+        "e2e-usage-report",
+        ControllerConfig {
+            audit_interval: Duration::from_secs(3600),
+            ..ControllerConfig::default()
+        },
+    ));
+    let running = controllers::start(ctx, Enabled::TENANTS_AND_SUBSCRIPTIONS);
+    let OperatorWorld {
         sim,
-        namespace: namespace.clone(),
+        operator_namespace,
+        ..
+    } = operator_world;
+    let world = World {
+        client,
+        sim,
+        namespace: operator_namespace,
         listing,
         meter,
     };
-    // The controllers that make tenants and bill subscriptions (periods are reported by the
-    // scenarios, which give each round its time).
-    let ctx = Arc::new(
-        context(
-            &client,
-            ControllerConfig {
-                namespace,
-                audit_interval: Duration::from_secs(3600),
-                ..ControllerConfig::default()
-            },
-            "e2e-usage-report",
-        )
-        .with_billing(hubspot_client(&world.sim).await),
-    );
-    let running = controllers::start(ctx, Enabled::TENANTS_AND_SUBSCRIPTIONS);
 
     let dir = tempfile::tempdir().expect("temp dir");
     scenario(

@@ -3,13 +3,12 @@
 //! does. (Its own binary: controllers of another suite on the same control plane would act on
 //! this suite's subscriptions.)
 
-use kube::{Client, ResourceExt};
-use marketplace_e2e::controllers;
+use kube::ResourceExt;
+use marketplace_e2e::controllers::{self, OperatorWorld};
+use marketplace_e2e::eventually;
 use marketplace_e2e::subscriptions::{
-    CONVERGED, active_subscription, all_entitlements, condition, deliveries_settled,
-    hubspot_client, phase_of, webhook_simulator,
+    CONVERGED, active_subscription, all_entitlements, condition, deliveries_settled, phase_of,
 };
-use marketplace_e2e::{control_plane, eventually};
 use marketplace_operator::api::EntitlementState;
 use marketplace_operator::api::conditions::types::SYNCED;
 use marketplace_operator::api::tenant_subscription::Phase;
@@ -18,25 +17,17 @@ use marketplace_operator::lifecycle::billing_recheck::RECHECK_ANNOTATION;
 
 #[tokio::test]
 async fn a_webhook_to_a_standby_reaches_the_leader_and_outlives_it() {
-    let control_plane = control_plane().await;
-    let client: Client = control_plane.client().await.expect("client");
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("operator namespace");
-    let (sim, client_secret) = webhook_simulator().await;
-    let hubspot = hubspot_client(&sim).await;
+    let world = OperatorWorld::start().await;
+    let sim = &world.sim;
     // No audit: only the webhooks can tell.
-    let replica = |name: &str| {
-        controllers::webhooks_only(&client, &operator_namespace, name, hubspot.clone())
-    };
+    let replica = |name: &str| world.webhooks_only(name);
     // The standby serves the webhook endpoint and runs no controller; the leader runs them and
     // receives no webhook.
     let standby = replica("e2e-standby");
-    let endpoint = controllers::webhook_endpoint(&sim, &client_secret, &standby).await;
+    let endpoint = world.webhook_endpoint(&standby).await;
     let leader = controllers::start(replica("e2e-leader"), Enabled::TENANTS_AND_SUBSCRIPTIONS);
-    let (subs, entitlements, company, _) = active_subscription(&client).await;
-    deliveries_settled(&sim).await;
+    let (subs, entitlements, company, _) = active_subscription(&world.client).await;
+    deliveries_settled(sim).await;
 
     // Payments fail: the past_due webhook lands on the standby, the leader suspends.
     sim.admin().set_company_payments_failing(company, true);
@@ -69,7 +60,7 @@ async fn a_webhook_to_a_standby_reaches_the_leader_and_outlives_it() {
             .then_some(())
     })
     .await;
-    deliveries_settled(&sim).await;
+    deliveries_settled(sim).await;
     assert_eq!(
         subs.get("routes")
             .await

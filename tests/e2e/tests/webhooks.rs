@@ -9,13 +9,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hubspot_sim::WebhookFaults;
-use kube::{Client, ResourceExt};
-use marketplace_e2e::controllers;
+use kube::ResourceExt;
+use marketplace_e2e::controllers::{self, OperatorWorld};
+use marketplace_e2e::eventually;
 use marketplace_e2e::subscriptions::{
     CONVERGED, active_subscription, all_entitlements, condition, deliveries_settled, history,
-    hubspot_client, phase_of, webhook_simulator,
+    phase_of,
 };
-use marketplace_e2e::{control_plane, eventually};
 use marketplace_operator::api::EntitlementState;
 use marketplace_operator::api::conditions::types::{READY, SYNCED};
 use marketplace_operator::api::tenant_subscription::Phase;
@@ -82,37 +82,29 @@ async fn post_raw(
 #[tokio::test]
 async fn webhooks_alone_suspend_and_restore_a_subscription() {
     let started = std::time::Instant::now();
-    let control_plane = control_plane().await;
-    let client: Client = control_plane.client().await.expect("client");
-    let operator_namespace = control_plane
-        .create_namespace("marketplace")
-        .await
-        .expect("operator namespace");
-
     // The simulator, and our endpoint it delivers to.
-    let (sim, client_secret) = webhook_simulator().await;
-
-    let hubspot = hubspot_client(&sim).await;
+    let world = OperatorWorld::start().await;
+    let OperatorWorld {
+        client,
+        sim,
+        client_secret,
+        ..
+    } = &world;
     // No audit runs in this test: webhooks alone must do it.
-    let ctx = controllers::webhooks_only(
-        &client,
-        &operator_namespace,
-        "e2e-webhooks",
-        hubspot.clone(),
-    );
+    let ctx = world.webhooks_only("e2e-webhooks");
     // As the operator process wires it: the endpoint marks subscriptions, the leader re-reads.
-    let endpoint = controllers::webhook_endpoint(&sim, &client_secret, &ctx).await;
+    let endpoint = world.webhook_endpoint(&ctx).await;
     let (addr, public_url) = (endpoint.addr, endpoint.public_url.clone());
     let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
 
     // 1. A Published Instant listing, a Tenant, and an Active subscription.
-    let (subs, entitlements, company, hs_sub_id) = active_subscription(&client).await;
+    let (subs, entitlements, company, hs_sub_id) = active_subscription(client).await;
     // The creation webhook reached us and was accepted.
     eventually("the creation webhook accepted", CONVERGED, || async {
         (ctx.metrics.webhook_count("accepted") >= 1).then_some(())
     })
     .await;
-    deliveries_settled(&sim).await;
+    deliveries_settled(sim).await;
     assert_eq!(
         history(&subs.get("routes").await.expect("get")),
         vec![Phase::Provisioning, Phase::Active]
@@ -132,7 +124,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     all_entitlements(&entitlements, "routes", 2, EntitlementState::Suspended).await;
     assert!(ctx.metrics.webhook_count("accepted") > accepted_before);
     assert!(
-        deliveries_with(&sim, "\"past_due\"").contains(&Some(200)),
+        deliveries_with(sim, "\"past_due\"").contains(&Some(200)),
         "the past_due webhook was delivered and answered 200"
     );
     // The news came from the webhook's re-read (no audit runs): Synced says what changed in
@@ -155,7 +147,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     sim.admin().set_company_payments_failing(company, false);
     phase_of(&subs, "routes", Phase::Active).await;
     all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
-    deliveries_settled(&sim).await;
+    deliveries_settled(sim).await;
     let expected = vec![
         Phase::Provisioning,
         Phase::Active,
@@ -179,7 +171,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
     sim.admin().set_company_payments_failing(company, false);
     phase_of(&subs, "routes", Phase::Active).await;
     all_entitlements(&entitlements, "routes", 2, EntitlementState::Active).await;
-    deliveries_settled(&sim).await;
+    deliveries_settled(sim).await;
     let faulty: Vec<_> = sim.admin().webhook_deliveries()[deliveries_before..].to_vec();
     let mut bodies: Vec<&str> = faulty.iter().map(|d| d.body.as_str()).collect();
     bodies.sort_unstable();
@@ -247,7 +239,7 @@ async fn webhooks_alone_suspend_and_restore_a_subscription() {
         .as_millis() as i64;
     let body = event(&hs_sub_id, "active", now_ms);
     let signature = hubspot_sim::webhooks::signature_v3(
-        &client_secret,
+        client_secret,
         "POST",
         &public_url,
         body.as_bytes(),

@@ -555,7 +555,9 @@ pub fn operations() -> Vec<Operation> {
             .reply(json(413, "More than 1000 events.", named::<UsageRefused>()))
             .reply(json(415, "Not a CloudEvents JSON media type.", named::<UsageRefused>()))
             .reply(json(422, "An event is invalid: `index` and `field` say which and where \
-                (nothing of the request was stored).", named::<UsageRefused>())),
+                (nothing of the request was stored). Code `PeriodReported`: events of a month \
+                already reported to billing, listed in `late` (send the others again).",
+                named::<UsageRefused>())),
         op(Get, "/v1/tenants/{tenant}/usage", "getTenantUsage", USAGE,
             "The tenant's metered usage this period so far")
             .describe("One entry per subscription on a metered plan: the meter's quantity this \

@@ -723,33 +723,50 @@ async fn patch_as_caller(
     }
 }
 
+/// What changing an existing subscription always does: the caller must be allowed to change
+/// the tenant's subscriptions (checked first, so nothing is said to others), then the request is
+/// read, the subscription found, and the patch `decide` makes of them applied as the caller (or
+/// its refusal said).
+async fn change_subscription<R>(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    (tenant, name): (&str, &str),
+    request: impl FnOnce() -> Result<R, Box<Response>>,
+    decide: impl FnOnce(&TenantSubscription, R) -> Result<Value, PurchaseRefusal>,
+) -> Response {
+    let scope = match scope(door, headers, tenant, Access::Change).await {
+        Ok(scope) => scope,
+        Err(response) => return response,
+    };
+    let request = match request() {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    let decided = match find(&scope, name) {
+        Ok(sub) => decide(sub, request),
+        Err(response) => return *response,
+    };
+    match decided {
+        Ok(patch) => patch_as_caller(door, &scope, &namespace_name(tenant), name, patch).await,
+        Err(refusal) => refused(refusal),
+    }
+}
+
 pub(crate) async fn change(
     State(door): State<FrontDoor>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Change).await {
-        Ok(scope) => scope,
-        Err(response) => return response,
+    let decide = |sub: &TenantSubscription, request: ChangeRequest| {
+        let listing = door
+            .stores
+            .listing(sub.spec.listing.as_str())
+            .ok_or(PurchaseRefusal::ListingNotFound)?;
+        decide_change(sub, &listing, &request).map(|(patch, _)| patch)
     };
-    let request: ChangeRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    let sub = match find(&scope, &name) {
-        Ok(sub) => sub,
-        Err(response) => return *response,
-    };
-    let Some(listing) = door.stores.listing(sub.spec.listing.as_str()) else {
-        return refused(PurchaseRefusal::ListingNotFound);
-    };
-    match decide_change(sub, &listing, &request) {
-        Ok((patch, _)) => {
-            patch_as_caller(&door, &scope, &namespace_name(&tenant), &name, patch).await
-        }
-        Err(refusal) => refused(refusal),
-    }
+    let read = || parse(&body);
+    change_subscription(&door, &headers, (&tenant, &name), read, decide).await
 }
 
 pub(crate) async fn cancel(
@@ -758,22 +775,9 @@ pub(crate) async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Change).await {
-        Ok(scope) => scope,
-        Err(response) => return response,
-    };
-    let request: CancelRequest = match parse(&body) {
-        Ok(request) => request,
-        Err(response) => return *response,
-    };
-    let decided = match find(&scope, &name) {
-        Ok(sub) => decide_cancel(sub, &request),
-        Err(response) => return *response,
-    };
-    match decided {
-        Ok(patch) => patch_as_caller(&door, &scope, &namespace_name(&tenant), &name, patch).await,
-        Err(refusal) => refused(refusal),
-    }
+    let decide = |sub: &TenantSubscription, request: CancelRequest| decide_cancel(sub, &request);
+    let read = || parse(&body);
+    change_subscription(&door, &headers, (&tenant, &name), read, decide).await
 }
 
 pub(crate) async fn undo_cancel(
@@ -781,16 +785,6 @@ pub(crate) async fn undo_cancel(
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let scope = match scope(&door, &headers, &tenant, Access::Change).await {
-        Ok(scope) => scope,
-        Err(response) => return response,
-    };
-    let decided = match find(&scope, &name) {
-        Ok(sub) => decide_undo_cancel(sub),
-        Err(response) => return *response,
-    };
-    match decided {
-        Ok(patch) => patch_as_caller(&door, &scope, &namespace_name(&tenant), &name, patch).await,
-        Err(refusal) => refused(refusal),
-    }
+    let decide = |sub: &TenantSubscription, ()| decide_undo_cancel(sub);
+    change_subscription(&door, &headers, (&tenant, &name), || Ok(()), decide).await
 }

@@ -6,7 +6,7 @@ mod scenario;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use hubspot_sim::{RunningSimulator, SimConfig, Simulator};
+use hubspot_sim::RunningSimulator;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
@@ -16,7 +16,7 @@ use marketplace_e2e::audit::service_account_user;
 use marketplace_e2e::eventually;
 use marketplace_e2e::helm::{Helm, NAMESPACE, Rendering};
 use marketplace_e2e::kubectl;
-use marketplace_e2e::subscriptions::{CONVERGED, apply};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, webhook_simulator};
 use marketplace_harness::{ControlPlane, ControlPlaneOptions, OIDC_PREFIX};
 use marketplace_operator::admission::certs::CertLifetimes;
 use marketplace_operator::admission::{CertSource, PATH};
@@ -131,13 +131,7 @@ impl World {
             String::from_utf8_lossy(&output.stderr)
         );
 
-        let sim_config = SimConfig {
-            search_lag_ms: 0,
-            webhook_retry_base_ms: 50,
-            ..SimConfig::default()
-        };
-        let client_secret = sim_config.client_secret.clone();
-        let sim = Simulator::start(sim_config).await.expect("simulator");
+        let (sim, client_secret) = webhook_simulator().await;
         let dir = tempfile::tempdir().expect("temp dir");
 
         // The operator, with the chart's flags.
