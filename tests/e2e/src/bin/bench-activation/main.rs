@@ -126,6 +126,9 @@ struct Tracker {
     activated: HashMap<String, Duration>,
     /// Every phase each subscription was seen in, in order (deduplicated).
     phases: HashMap<String, Vec<Option<Phase>>>,
+    /// What the watches saw of each subscription and its Entitlements, when: the slowest
+    /// one's is printed, to tell where its time went.
+    timeline: HashMap<String, Vec<(Instant, String)>>,
     watch_errors: Vec<String>,
 }
 
@@ -204,6 +207,17 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
                     {
                         t.billed.insert(key.clone(), now.duration_since(created));
                     }
+                    let seen = format!(
+                        "TenantSubscription rv {}: finalizers {}, phase {:?}, {} granted, Ready {ready:?}, Billed {}",
+                        s.metadata.resource_version.as_deref().unwrap_or(""),
+                        s.finalizers().len(),
+                        status.phase,
+                        status.entitlements.len(),
+                        find_condition(&status.conditions, BILLED)
+                            .map(|c| format!("{} {}", c.status, c.reason))
+                            .unwrap_or_default(),
+                    );
+                    t.timeline.entry(key.clone()).or_default().push((now, seen));
                     let phases = t.phases.entry(key.clone()).or_default();
                     if phases.last() != Some(&status.phase) {
                         phases.push(status.phase);
@@ -220,6 +234,10 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
                         e.namespace().unwrap_or_default(),
                         e.spec.source_subscription
                     );
+                    t.timeline.entry(key.clone()).or_default().push((
+                        now,
+                        format!("Entitlement {} {:?}", e.name_any(), e.spec.state),
+                    ));
                     t.ents
                         .entry(key.clone())
                         .or_default()
@@ -352,6 +370,11 @@ where
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // The operator's logs, when asked for (e.g. one subscription's reconciles:
+    // RUST_LOG='warn,[reconcile{name=bench-listing-7}]=debug').
+    if std::env::var_os("RUST_LOG").is_some() {
+        marketplace_operator::runtime::logging::init(Default::default());
+    }
     let mut summaries = Vec::new();
     for order in &args.orders {
         summaries.push(run(&args, *order).await?);
@@ -821,6 +844,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         args.latency_ms
     );
     println!("  phase paths seen by the watch: {phases:?}");
+    print_slowest(&tracker);
     if !watch_errors.is_empty() {
         println!(
             "  watch errors: {} (first: {})",
@@ -870,6 +894,25 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         wall,
         bound,
     })
+}
+
+/// Prints what the watches saw of the subscription that became usable last, from its create.
+fn print_slowest(tracker: &Arc<Mutex<Tracker>>) {
+    let t = lock(tracker);
+    let Some((key, usable)) = t.activated.iter().max_by_key(|(_, d)| **d) else {
+        return;
+    };
+    let Some(created) = t.created.get(key) else {
+        return;
+    };
+    println!(
+        "  the last to become usable, {key} ({:.2} s), as the watches saw it:",
+        usable.as_secs_f64()
+    );
+    for (at, seen) in t.timeline.get(key).into_iter().flatten() {
+        let offset = at.saturating_duration_since(*created).as_secs_f64();
+        println!("    +{offset:>7.3} s  {seen}");
+    }
 }
 
 /// Prints which subscriptions did not activate, by phase, with a few examples.
