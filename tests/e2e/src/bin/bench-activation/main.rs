@@ -431,13 +431,22 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(client: &Client, config: ControllerConfig, hubspot: HubSpotClient) -> Result<Self> {
+    /// Starts the controllers with a client of their own, made on their runtime, as the
+    /// operator's process has: its requests share no connection pool or request queue with the
+    /// benchmark's creates and watches.
+    fn start(
+        kube_config: &kube::Config,
+        config: ControllerConfig,
+        hubspot: HubSpotClient,
+    ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
         let (ctx, running) = {
             let _inside = runtime.enter();
-            let ctx = Arc::new(controllers::context(client, config, "bench").with_billing(hubspot));
+            let client = Client::try_from(kube_config.clone())?;
+            let ctx =
+                Arc::new(controllers::context(&client, config, "bench").with_billing(hubspot));
             let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
             (ctx, running)
         };
@@ -540,7 +549,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     }
     config.billing_order.default = order;
     let concurrency = config.subscription_concurrency;
-    let operator = Operator::start(&client, config.clone(), hubspot.clone())?;
+    let operator = Operator::start(control_plane.config(), config.clone(), hubspot.clone())?;
     let ctx = operator.ctx.clone();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     wait_until(
@@ -877,7 +886,15 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     operator.stop().await;
     if args.restart {
         let hubspot = hubspot_for(sim.base_url(), tier, args.no_rate_limits).await?;
-        restart::measure(&client, &sim, hubspot, config, total).await?;
+        restart::measure(
+            &client,
+            control_plane.config(),
+            &sim,
+            hubspot,
+            config,
+            total,
+        )
+        .await?;
     }
     println!("  load (/proc/loadavg): {}", loadavg());
     sim.shutdown().await?;

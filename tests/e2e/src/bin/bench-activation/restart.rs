@@ -18,6 +18,7 @@ const FIRST_PASS_LIMIT: Duration = Duration::from_secs(1800);
 
 pub async fn measure(
     client: &Client,
+    kube_config: &kube::Config,
     sim: &RunningSimulator,
     hubspot: HubSpotClient,
     config: ControllerConfig,
@@ -30,7 +31,7 @@ pub async fn measure(
     let writes_before = writes(client).await?;
     let sim_before = sim.admin().counters();
     let started = Instant::now();
-    let operator = Operator::start(client, config, hubspot)?;
+    let operator = Operator::start(kube_config, config, hubspot)?;
     operator.ctx.stores.wait_until_ready().await;
     let resynced = started.elapsed();
     let first_pass = loop {
