@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{Semaphore, mpsc};
+use tracing::Instrument;
 
 use super::subscription_billing::{BillingInputs, BillingOutcome, execute};
 use crate::api::TenantSubscription;
@@ -81,6 +82,15 @@ impl BillingPool {
         }
     }
 
+    /// Whether a job of the subscription `uid` is running.
+    pub fn is_running(&self, uid: &str) -> bool {
+        self.jobs
+            .lock()
+            .expect("billing pool lock")
+            .running
+            .contains(uid)
+    }
+
     /// The outcome of the subscription `uid`'s finished job if it was made for `key`; otherwise
     /// starts one (unless one is running) and returns `None`. A finished outcome for another key
     /// (the spec changed meanwhile) is dropped and the call made again.
@@ -104,11 +114,19 @@ impl BillingPool {
         drop(jobs);
         let (client, jobs, permits) = (client.clone(), self.jobs.clone(), self.permits.clone());
         let uid = uid.to_string();
-        tokio::spawn(async move {
+        let span = tracing::debug_span!(
+            "billing_job",
+            namespace = inputs.subscription.metadata.namespace.as_deref(),
+            name = inputs.subscription.metadata.name.as_deref(),
+            intent = ?key.intent,
+        );
+        let job = async move {
             let outcome = {
                 let _permit = permits.acquire().await.expect("the pool is never closed");
+                tracing::debug!("started");
                 run(&client, key.intent, &inputs).await
             };
+            tracing::debug!(ok = outcome.is_ok(), "done");
             {
                 let mut jobs = jobs.lock().expect("billing pool lock");
                 jobs.running.remove(&uid);
@@ -126,7 +144,8 @@ impl BillingPool {
             // channel would leave the outcome to the periodic re-check); bounded all the same.
             let object = ObjectRef::from_obj(&inputs.subscription);
             let _ = tokio::time::timeout(WAKE_TIMEOUT, wake.send(object)).await;
-        });
+        };
+        tokio::spawn(job.instrument(span));
         None
     }
 }

@@ -24,6 +24,7 @@ use crate::api::conditions::TRUE;
 use crate::api::tenant_subscription::{Phase, TenantSubscriptionStatus};
 use crate::api::{Listing, Tenant, TenantSubscription};
 use crate::audit_log::AuditEntry;
+use crate::lifecycle::billing_order::BILLING_IN_FLIGHT_RECHECK;
 use crate::lifecycle::entitlements::{features_of, granted_features};
 use crate::lifecycle::phase::{activated_at, plan_of};
 use crate::lifecycle::promotion::{Buyer, to_record};
@@ -45,8 +46,6 @@ pub const FINALIZER: &str = "marketplace.dev/billing";
 pub const TENANT_NAMESPACE_PREFIX: &str = "tenant-";
 /// The audit log's name for this reconciler.
 const ACTOR: &str = "controller/tenant-subscription";
-/// How soon a subscription whose billing runs in the pool looks again if no wake-up came.
-const BILLING_JOB_RECHECK: Duration = Duration::from_secs(60);
 
 /// The controller, driven by the shared caches: a Listing or Tenant spec change re-reconciles
 /// the subscriptions that depend on it; a changed or deleted Entitlement, its subscription;
@@ -194,7 +193,7 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
     } else {
         Validation::default()
     };
-    let observed = Observation {
+    let mut observed = Observation {
         now,
         generation: sub.metadata.generation,
         spec: &sub.spec,
@@ -205,6 +204,7 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
         connection_tested: validation.connection_tested,
         news: news.as_ref(),
         entitle_first: ctx.config.billing_order.entitle_first_grace(listing_spec),
+        billing_in_flight: ctx.billing_pool.is_running(&uid),
     };
 
     // Decide what billing must do, and do it.
@@ -212,6 +212,7 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
         target,
         intent,
         background,
+        fresh_read,
     } = plan_billing(&observed);
     let inputs = BillingInputs {
         subscription: sub,
@@ -224,8 +225,17 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
         bundle: status.bundle.as_ref(),
         now,
     };
-    let transition = status.phase != Some(target.phase);
-    if (intent != BillingIntent::None || transition) && is_stale(sub, ctx).await? {
+    tracing::debug!(
+        phase = ?status.phase,
+        target = ?target.phase,
+        ?intent,
+        background,
+        in_flight = observed.billing_in_flight,
+        resource_version = sub.metadata.resource_version.as_deref(),
+        "planned"
+    );
+    if fresh_read && is_stale(sub, ctx).await? {
+        tracing::debug!("the cache is behind our last write; looking again shortly");
         // Our own last status write has not reached the cache yet (an owned Entitlement's
         // event can wake us first): deciding from the old state would repeat billing calls,
         // or the transition and its Entitlement writes (an entitled-first subscription, which
@@ -255,16 +265,22 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
                 .billing_pool
                 .take_or_start(client, ctx.news.waker(), &uid, key, job)
             {
-                Some(outcome) => (intent, outcome),
+                Some(outcome) => {
+                    observed.billing_in_flight = false;
+                    (intent, outcome)
+                }
                 // The call runs in the pool; until it is done, the recorded fact stands. News
                 // waits for the outcome that answers it (the job wakes this subscription).
                 None if news.is_some() => {
                     if let Some(news) = news {
                         ctx.news.keep(&uid, news);
                     }
-                    return Ok(Action::requeue(BILLING_JOB_RECHECK));
+                    return Ok(Action::requeue(BILLING_IN_FLIGHT_RECHECK));
                 }
-                None => (BillingIntent::None, Ok(Default::default())),
+                None => {
+                    observed.billing_in_flight = true;
+                    (BillingIntent::None, Ok(Default::default()))
+                }
             }
         }
         _ => (intent, execute(ctx.billing.as_ref(), intent, &inputs).await),
@@ -298,11 +314,11 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
         .controller_owner_ref(&())
         .ok_or_else(|| Error::InvalidObject(format!("{namespace}/{name} has no uid yet")))?;
     let entitled = apply_entitlements(ctx, &namespace, tenant_name, &name, &owner, &desired).await;
-    let (granted, entitlement_error) = match entitled {
-        Ok(_) => (granted_features(&desired), None),
+    let (granted, entitlement_error, entitlements_written) = match entitled {
+        Ok(written) => (granted_features(&desired), None, written),
         Err(error) => {
             decision = hold_on_entitlement_failure(status.phase, decision, &error.to_string());
-            (previously, Some(error.to_string()))
+            (previously, Some(error.to_string()), 0)
         }
     };
 
@@ -331,7 +347,13 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
         },
     );
     let api: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status_guarded(&api, sub, sub.status.as_ref(), &report.status).await?;
+    let wrote = apply_status_guarded(&api, sub, sub.status.as_ref(), &report.status).await?;
+    tracing::debug!(
+        phase = ?report.status.phase,
+        entitlements_written,
+        status_written = wrote,
+        "reported"
+    );
     // Transitions are notified once recorded (and again attempted, idempotently, on every
     // reconcile while they are recent: a crash here loses nothing).
     super::notifications::record_transitions(ctx, sub, &report.status, now).await?;
@@ -508,6 +530,7 @@ async fn cleanup(sub: &TenantSubscription, ctx: &Context) -> Result<Action, Erro
         refusal: None,
         billing: &BillingFact::Cancelled,
         entitle_first: None,
+        billing_in_flight: false,
     });
     decision.phase = Phase::Cancelled;
     let desired = desired_entitlements(&decision, &name, None, &feature_names(&status), now);

@@ -7,12 +7,17 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::period::whole_second;
 use super::phase::activated_at;
 use crate::api::listing::{BillingOrder, ListingSpec};
 use crate::api::tenant_subscription::TenantSubscriptionStatus;
 
 /// How long an entitled-first subscription may go without billing, by default.
 pub const DEFAULT_ENTITLE_FIRST_GRACE: SignedDuration = SignedDuration::from_secs(15 * 60);
+
+/// How soon a subscription whose billing call runs in the background looks again if the call's
+/// wake-up has not come (it is sent when the call is done; this only bounds a lost one).
+pub const BILLING_IN_FLIGHT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The Ready reason of a subscription suspended because billing never got established.
 pub const BILLING_NOT_ESTABLISHED: &str = "BillingNotEstablished";
@@ -55,13 +60,15 @@ pub fn billing_established(status: &TenantSubscriptionStatus) -> bool {
 }
 
 /// When the grace of an entitled-first subscription ends: `grace` after it entered service
-/// (or after `now`, when it enters service now).
+/// (or after `now`, when it enters service now). In whole seconds, as the start is stored: the
+/// reconcile that enters service and the next one, reading the stored start, name the same end
+/// (in the Ready message), so the next one has no status to write.
 pub fn grace_ends(
     status: &TenantSubscriptionStatus,
     now: Timestamp,
     grace: SignedDuration,
 ) -> Timestamp {
-    activated_at(status).unwrap_or(now) + grace
+    activated_at(status).unwrap_or_else(|| whole_second(now)) + grace
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use super::period::whole_second;
 use super::phase::Decision;
 use crate::api::entitlement::EntitlementState;
 use crate::api::listing::{ListingSpec, Plan};
@@ -124,10 +125,6 @@ pub fn desired_entitlements(
 }
 
 /// `t` without its fraction of a second (what a stored `Time` keeps).
-fn whole_second(t: Timestamp) -> Timestamp {
-    Timestamp::from_second(t.as_second()).unwrap_or(t)
-}
-
 /// The features a set of desired Entitlements grants (status.entitlements): all but the revoked.
 pub fn granted_features(desired: &[DesiredEntitlement]) -> Vec<String> {
     desired

@@ -5,6 +5,12 @@ use jiff::{Span, Timestamp, tz::TimeZone};
 
 use crate::api::listing::BillingInterval;
 
+/// `t` in whole seconds, as Kubernetes stores times: a time decided now and the same time read
+/// back from the apiserver compare equal.
+pub fn whole_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
 /// `start` plus `n` billing intervals.
 pub fn add_intervals(start: Timestamp, interval: BillingInterval, n: i64) -> Timestamp {
     let span = match interval {

@@ -6,7 +6,9 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::billing_order::{BILLING_NOT_ESTABLISHED, billing_established, grace_ends};
+use super::billing_order::{
+    BILLING_IN_FLIGHT_RECHECK, BILLING_NOT_ESTABLISHED, billing_established, grace_ends,
+};
 use super::is_terminal;
 use super::period::{current_period_end, trial_end};
 use super::validation::Refusal;
@@ -99,6 +101,9 @@ pub struct SubscriptionFacts<'a> {
     /// The grace when the subscription is entitled first ([`super::billing_order`]); `None`
     /// bills first.
     pub entitle_first: Option<SignedDuration>,
+    /// A billing call of this subscription runs in the background (the billing pool), which
+    /// wakes the subscription with its outcome: nothing is due the moment it was started.
+    pub billing_in_flight: bool,
 }
 
 /// The phase a subscription should be in, with what the report needs.
@@ -418,11 +423,14 @@ fn entitled_before_billing(
          billing is not established by {ends})"
     );
     // Bill right after this reconcile when nothing was tried yet; else look again at the end
-    // of the grace (failed calls are retried with backoff meanwhile).
-    let next = if *f.billing == BillingFact::Unknown {
-        f.now
-    } else {
-        ends
+    // of the grace (failed calls are retried with backoff meanwhile). A call running in the
+    // background wakes the subscription when it is done; looking again before that would only
+    // find it still running (a reconcile, and a read, every 50 ms while the burst's billing
+    // waits for HubSpot's budget), so then the look is at most a re-check later.
+    let next = match (f.billing, f.billing_in_flight) {
+        (BillingFact::Unknown, false) => f.now,
+        (_, false) => ends,
+        (_, true) => ends.min(f.now + BILLING_IN_FLIGHT_RECHECK),
     };
     d.wake_at = Some(d.wake_at.map_or(next, |w| w.min(next)));
     d

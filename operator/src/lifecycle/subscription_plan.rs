@@ -70,6 +70,9 @@ pub struct Observation<'a> {
     /// The grace when the listing's subscriptions are entitled first
     /// ([`super::billing_order::BillingOrderSettings::entitle_first_grace`]); `None` bills first.
     pub entitle_first: Option<SignedDuration>,
+    /// A billing call of this subscription runs in the billing pool: seen before planning, and
+    /// set by the reconciler once [`plan_billing`]'s background call has been started.
+    pub billing_in_flight: bool,
 }
 
 impl<'a> Observation<'a> {
@@ -96,6 +99,7 @@ impl<'a> Observation<'a> {
             refusal: self.refusal,
             billing,
             entitle_first: self.entitle_first,
+            billing_in_flight: self.billing_in_flight,
         }
     }
 }
@@ -111,6 +115,11 @@ pub struct BillingStep {
     /// the call's outcome reports it. BillFirst and cancellations call inline (nothing may move
     /// on before they succeed).
     pub background: bool,
+    /// Decide from a fresh read: a call is to be made or started, or the phase changes (with its
+    /// Entitlement writes). Our own last status write may not have reached the cache yet, and
+    /// deciding from the state before it would repeat the call or the transition. A call
+    /// already running in the pool is neither: nothing is started, nothing is written.
+    pub fresh_read: bool,
 }
 
 pub fn plan_billing(o: &Observation<'_>) -> BillingStep {
@@ -150,10 +159,13 @@ pub fn plan_billing(o: &Observation<'_>) -> BillingStep {
             intent,
             BillingIntent::Ensure | BillingIntent::ReadStatus | BillingIntent::ChangePlan
         );
+    let calls = intent != BillingIntent::None && !(background && o.billing_in_flight);
+    let fresh_read = calls || o.status.phase != Some(target.phase);
     BillingStep {
         target,
         intent,
         background,
+        fresh_read,
     }
 }
 

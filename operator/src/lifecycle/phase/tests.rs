@@ -24,6 +24,12 @@ struct World {
     entitle_first: Option<jiff::SignedDuration>,
     /// The Events the last reconcile planned.
     events: Vec<crate::lifecycle::subscription_plan::PlannedEvent>,
+    /// Background billing calls run without finishing: a reconcile that needs one starts it
+    /// and goes on with the recorded fact, as the reconciler does while the pool works.
+    billing_in_flight: bool,
+    /// Whether the last reconcile had a status to write, and when it looks again.
+    wrote: bool,
+    requeue: std::time::Duration,
 }
 
 impl World {
@@ -37,6 +43,9 @@ impl World {
             entitlements_fail: false,
             entitle_first: None,
             events: Vec::new(),
+            billing_in_flight: false,
+            wrote: false,
+            requeue: std::time::Duration::ZERO,
         }
     }
 
@@ -52,6 +61,7 @@ impl World {
             connection_tested: None,
             news: None,
             entitle_first: self.entitle_first,
+            billing_in_flight: false,
         }
     }
 
@@ -65,16 +75,22 @@ impl World {
             refusal: self.refusal.as_ref(),
             billing,
             entitle_first: self.entitle_first,
+            billing_in_flight: false,
         })
     }
 
     /// One reconcile, as the controller runs it: plan billing, "call" HubSpot, decide again,
-    /// grant (or fail to), report; the reported status becomes the new status.
+    /// grant (or fail to), report; the reported status becomes the new status, as stored (in
+    /// whole seconds).
     fn reconcile(&mut self, now: &str, hubspot: &BillingFact) -> Decision {
         let (decision, report) = {
-            let o = self.observe(now);
+            let mut o = self.observe(now);
             let step = plan_billing(&o);
             let fact = match step.intent {
+                _ if step.background && self.billing_in_flight => {
+                    o.billing_in_flight = true;
+                    o.recorded()
+                }
                 BillingIntent::None => o.recorded(),
                 BillingIntent::Cancel => BillingFact::Cancelled,
                 BillingIntent::Ensure | BillingIntent::ReadStatus | BillingIntent::ChangePlan => {
@@ -116,8 +132,11 @@ impl World {
             );
             (decision, report)
         };
-        self.status = report.status;
+        self.wrote = report.status != self.status;
+        self.status = serde_json::from_value(serde_json::to_value(&report.status).unwrap())
+            .expect("the status reads back");
         self.events = report.events;
+        self.requeue = report.requeue;
         decision
     }
 

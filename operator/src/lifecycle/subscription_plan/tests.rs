@@ -33,6 +33,7 @@ fn observe<'a>(
         connection_tested: None,
         news,
         entitle_first: None,
+        billing_in_flight: false,
     }
 }
 
@@ -47,6 +48,7 @@ fn drift_found_in_service_is_healed_by_the_ensure() {
         BillingIntent::None,
         "steady state calls nothing"
     );
+    assert!(!quiet.fresh_read, "nor reads anything");
     let news = BillingNews {
         fact: BillingFact::from_recorded(Some("active")),
         source: "audit",
@@ -194,6 +196,10 @@ fn entitled_first_subscriptions_bill_in_the_background_once_in_service() {
     let entering = plan_billing(&o);
     assert_eq!(entering.intent, BillingIntent::None, "entitled at once");
     assert!(!entering.background);
+    assert!(
+        entering.fresh_read,
+        "a transition is decided from a fresh read"
+    );
 
     let entitled = TenantSubscriptionStatus {
         phase: Some(Phase::Active),
@@ -204,6 +210,12 @@ fn entitled_first_subscriptions_bill_in_the_background_once_in_service() {
     let billing = plan_billing(&o);
     assert_eq!(billing.intent, BillingIntent::Ensure);
     assert!(billing.background, "the reconcile does not wait on HubSpot");
+    assert!(billing.fresh_read, "a call is started from a fresh read");
+    o.billing_in_flight = true;
+    let running = plan_billing(&o);
+    assert_eq!(running.intent, BillingIntent::Ensure);
+    assert!(!running.fresh_read, "a call already running starts nothing");
+    o.billing_in_flight = false;
 
     o.entitle_first = None;
     let bill_first = plan_billing(&o);

@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::api::conditions::types::{BILLED, ENTITLED, READY};
-use crate::lifecycle::billing_order::BILLING_NOT_ESTABLISHED;
+use crate::lifecycle::billing_order::{BILLING_IN_FLIGHT_RECHECK, BILLING_NOT_ESTABLISHED};
 use crate::lifecycle::subscription_plan::requeue_after;
+use std::time::Duration;
 
 const GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(15 * 60);
 
@@ -59,6 +60,48 @@ fn the_next_reconcile_bills_and_billed_turns_true() {
     assert_eq!((d.reason.as_str(), d.ready), ("Active", true));
     assert_eq!(w.condition(BILLED), ("True".into(), "Live".into()));
     assert_eq!(w.phases(), vec![Phase::Provisioning, Phase::Active]);
+}
+
+#[test]
+fn while_the_billing_call_runs_nothing_is_due_and_nothing_is_written() {
+    let mut w = entitled_first("{listing: ro, plan: standard, quantity: 3}");
+    // Entering service at a sub-second instant: stored in whole seconds.
+    w.reconcile("2026-11-01T00:00:00.400Z", &live("active"));
+    assert!(w.wrote);
+    assert_eq!(
+        w.requeue,
+        Duration::from_millis(50),
+        "billing follows at once"
+    );
+    // The next reconcile starts the call in the pool and goes on without its outcome: the
+    // same status (the grace's end named from the stored start), so no write, and no look
+    // again before the call's wake-up, bar a lost one.
+    w.billing_in_flight = true;
+    let d = w.reconcile("2026-11-01T00:00:00.600Z", &live("active"));
+    assert_eq!((d.phase, d.ready), (Phase::Active, true));
+    assert!(!w.wrote, "nothing new to report while the call runs");
+    assert_eq!(
+        w.requeue,
+        BILLING_IN_FLIGHT_RECHECK + Duration::from_millis(50)
+    );
+    assert_eq!(w.condition(BILLED), ("False".into(), "Pending".into()));
+    // The outcome: Billed, one write.
+    w.billing_in_flight = false;
+    w.reconcile(&at(40), &live("active"));
+    assert!(w.wrote);
+    assert_eq!(w.condition(BILLED), ("True".into(), "Live".into()));
+}
+
+#[test]
+fn a_call_in_flight_is_looked_at_again_by_the_grace_end_at_the_latest() {
+    let mut w = entitled_first("{listing: ro, plan: standard, quantity: 3}");
+    w.reconcile(T0, &live("active"));
+    w.billing_in_flight = true;
+    w.reconcile(&at(15 * 60 - 10), &live("active"));
+    assert_eq!(
+        w.requeue,
+        Duration::from_secs(10) + Duration::from_millis(50)
+    );
 }
 
 #[test]

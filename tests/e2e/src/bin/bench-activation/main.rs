@@ -127,6 +127,9 @@ struct Tracker {
     activated: HashMap<String, Duration>,
     /// Every phase each subscription was seen in, in order (deduplicated).
     phases: HashMap<String, Vec<Option<Phase>>>,
+    /// What the watches saw of each subscription and its Entitlements, when: the slowest
+    /// one's is printed, to tell where its time went.
+    timeline: HashMap<String, Vec<(Instant, String)>>,
     watch_errors: Vec<String>,
 }
 
@@ -205,6 +208,17 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
                     {
                         t.billed.insert(key.clone(), now.duration_since(created));
                     }
+                    let seen = format!(
+                        "TenantSubscription rv {}: finalizers {}, phase {:?}, {} granted, Ready {ready:?}, Billed {}",
+                        s.metadata.resource_version.as_deref().unwrap_or(""),
+                        s.finalizers().len(),
+                        status.phase,
+                        status.entitlements.len(),
+                        find_condition(&status.conditions, BILLED)
+                            .map(|c| format!("{} {}", c.status, c.reason))
+                            .unwrap_or_default(),
+                    );
+                    t.timeline.entry(key.clone()).or_default().push((now, seen));
                     let phases = t.phases.entry(key.clone()).or_default();
                     if phases.last() != Some(&status.phase) {
                         phases.push(status.phase);
@@ -221,6 +235,10 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
                         e.namespace().unwrap_or_default(),
                         e.spec.source_subscription
                     );
+                    t.timeline.entry(key.clone()).or_default().push((
+                        now,
+                        format!("Entitlement {} {:?}", e.name_any(), e.spec.state),
+                    ));
                     t.ents
                         .entry(key.clone())
                         .or_default()
@@ -321,6 +339,11 @@ where
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // The operator's logs, when asked for (e.g. one subscription's reconciles:
+    // RUST_LOG='warn,[reconcile{name=bench-listing-7}]=debug').
+    if std::env::var_os("RUST_LOG").is_some() {
+        marketplace_operator::runtime::logging::init(Default::default());
+    }
     let mut summaries = Vec::new();
     for order in &args.orders {
         summaries.push(run(&args, *order).await?);
@@ -377,13 +400,22 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(client: &Client, config: ControllerConfig, hubspot: HubSpotClient) -> Result<Self> {
+    /// Starts the controllers with a client of their own, made on their runtime, as the
+    /// operator's process has: its requests share no connection pool or request queue with the
+    /// benchmark's creates and watches.
+    fn start(
+        kube_config: &kube::Config,
+        config: ControllerConfig,
+        hubspot: HubSpotClient,
+    ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
         let (ctx, running) = {
             let _inside = runtime.enter();
-            let ctx = Arc::new(controllers::context(client, config, "bench").with_billing(hubspot));
+            let client = Client::try_from(kube_config.clone())?;
+            let ctx =
+                Arc::new(controllers::context(&client, config, "bench").with_billing(hubspot));
             let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
             (ctx, running)
         };
@@ -487,7 +519,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     config.billing_order.default = order;
     let concurrency = config.subscription_concurrency;
     let operator_started = Instant::now();
-    let operator = Operator::start(&client, config.clone(), hubspot.clone())?;
+    let operator = Operator::start(control_plane.config(), config.clone(), hubspot.clone())?;
     let ctx = operator.ctx.clone();
     // Every tenant namespace, failing only when none appears for the stall timeout (10,000
     // tenants take minutes). Names only, by the tenant label: a full list of 10,000 namespaces
@@ -812,6 +844,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         args.latency_ms
     );
     println!("  phase paths seen by the watch: {phases:?}");
+    print_slowest(&tracker);
     if !watch_errors.is_empty() {
         println!(
             "  watch errors: {} (first: {})",
@@ -844,7 +877,16 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     operator.stop().await;
     if args.restart {
         let hubspot = hubspot_for(sim.base_url(), tier, args.no_rate_limits).await?;
-        restart::measure(&client, &sim, hubspot, config, args.tenants, total).await?;
+        restart::measure(
+            &client,
+            control_plane.config(),
+            &sim,
+            hubspot,
+            config,
+            args.tenants,
+            total,
+        )
+        .await?;
     }
     println!("  load (/proc/loadavg): {}", loadavg());
     sim.shutdown().await?;
@@ -861,6 +903,25 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         wall,
         bound,
     })
+}
+
+/// Prints what the watches saw of the subscription that became usable last, from its create.
+fn print_slowest(tracker: &Arc<Mutex<Tracker>>) {
+    let t = lock(tracker);
+    let Some((key, usable)) = t.activated.iter().max_by_key(|(_, d)| **d) else {
+        return;
+    };
+    let Some(created) = t.created.get(key) else {
+        return;
+    };
+    println!(
+        "  the last to become usable, {key} ({:.2} s), as the watches saw it:",
+        usable.as_secs_f64()
+    );
+    for (at, seen) in t.timeline.get(key).into_iter().flatten() {
+        let offset = at.saturating_duration_since(*created).as_secs_f64();
+        println!("    +{offset:>7.3} s  {seen}");
+    }
 }
 
 /// Prints which subscriptions did not activate, by phase, with a few examples.

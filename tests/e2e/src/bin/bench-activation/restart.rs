@@ -21,6 +21,7 @@ const FIRST_PASS_LIMIT: Duration = Duration::from_secs(1800);
 
 pub async fn measure(
     client: &Client,
+    kube_config: &kube::Config,
     sim: &RunningSimulator,
     hubspot: HubSpotClient,
     config: ControllerConfig,
@@ -34,7 +35,7 @@ pub async fn measure(
     let writes_before = apiserver_writes(client).await?;
     let sim_before = sim.admin().counters();
     let started = Instant::now();
-    let operator = Operator::start(client, config, hubspot)?;
+    let operator = Operator::start(kube_config, config, hubspot)?;
     operator.ctx.stores.wait_until_ready().await;
     let resynced = started.elapsed();
     let (mut tenants_at, mut subscriptions_at) = (None, None);
