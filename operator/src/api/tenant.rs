@@ -116,10 +116,10 @@ pub struct AutoTopUp {
     /// How long the bought credits last, in days.
     #[serde(default = "default_top_up_days")]
     #[schemars(range(min = 1, max = 3660))]
-    pub valid_days: u32,
+    pub valid_days: i32,
 }
 
-fn default_top_up_days() -> u32 {
+fn default_top_up_days() -> i32 {
     365
 }
 

@@ -111,7 +111,7 @@ pub fn balance_actions(
         && amount > 0
         && let Some(since) = low_since(ledger, currency, threshold, now)
     {
-        let days = SignedDuration::from_hours(24 * i64::from(top_up.valid_days));
+        let days = SignedDuration::from_hours(24 * i64::from(top_up.valid_days.max(1)));
         out.push(BalanceAction::TopUp {
             grant_id: format!("topup-{currency}-{}", since.as_millisecond()),
             amount_micros: amount,
