@@ -162,9 +162,9 @@ async fn examples_and_catalog_apply_server_side_and_kubectl_get_marketplace_list
         "AUDIENCE",
         "promotion.marketplace.dev/route-optimization-winter",
         "PERIODS",
-        "bundle.marketplace.dev/dispatch-bundle",
+        "bundle.marketplace.dev/care-team-bundle",
         "PERCENT OFF",
-        "bundlesubscription.marketplace.dev/dispatch",
+        "bundlesubscription.marketplace.dev/care-team",
         "BUNDLE",
     ] {
         assert!(
