@@ -11,25 +11,44 @@ use jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::status::apply_status;
 use super::{Context, Error, object_key};
-use crate::api::{BundleSubscription, TenantSubscription};
+use crate::api::{Bundle, BundleSubscription, TenantSubscription};
 use crate::lifecycle::bundle::{
     BUNDLE_SUBSCRIPTION_LABEL, MemberFact, PurchaseFacts, plan_members, quote,
 };
+use crate::runtime::spec_changes;
 
-/// The controller, driven by the shared caches: a purchase is reconciled when it changes and
-/// when one of its members does.
+/// The controller, driven by the shared caches: a purchase is reconciled when it changes, when
+/// one of its members does, and when its Bundle is synced or edited (a purchase applied before
+/// its bundle reached the catalog goes on at once).
 pub fn controller(ctx: &Context) -> Controller<BundleSubscription> {
     let stores = &ctx.stores;
+    let by_bundle = {
+        let purchases = stores.bundle_subscriptions.store().clone();
+        move |bundle: Arc<Bundle>| {
+            let name = bundle.name_any();
+            purchases
+                .state()
+                .iter()
+                .filter(|p| p.spec.bundle.as_str() == name)
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
     Controller::for_shared_stream(
         stores.bundle_subscriptions.changes(),
         stores.bundle_subscriptions.store().clone(),
     )
     .owns_shared_stream(stores.subscriptions.changes())
+    .watches_shared_stream(
+        spec_changes(stores.bundles.changes(), stores.bundles.store().clone()),
+        by_bundle,
+    )
 }
 
 pub async fn reconcile(
@@ -152,7 +171,8 @@ pub async fn reconcile(
         )
         .await;
     }
-    // A purchase that waits on the catalog looks again; the rest is woken by its members.
+    // A purchase that waits on the catalog is woken by its Bundle, and looks again now and then
+    // for listings it waits on; the rest is woken by its members.
     if status.members.is_empty() {
         return Ok(Action::requeue(std::time::Duration::from_secs(30)));
     }
