@@ -4,7 +4,9 @@
 //! its deal, with the billable units and price: when HubSpot's response to the create is lost,
 //! when an earlier attempt made the line item and died before recording it, after an operator
 //! restart, and when the round repeats. The tenant's usage view shows the reported period.
-//! One test: the controllers serve the whole cluster, so only one set runs here.
+//! Usage that arrives while its period is being reported is not billed, and the round says so
+//! with a Warning Event (UsageArrivedWhileReporting) on the subscription. One test: the controllers
+//! serve the whole cluster, so only one set runs here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +26,8 @@ use marketplace_e2e::subscriptions::CONVERGED;
 use marketplace_e2e::{control_plane, eventually};
 use marketplace_harness::postgres::Postgres;
 use marketplace_operator::billing::{USAGE_PERIOD_KEY, UsageLineItemRequest};
-use marketplace_operator::controllers::Enabled;
-use marketplace_operator::controllers::usage_report::{ReportRound, report_due};
+use marketplace_operator::controllers::usage_report::{ReportRound, USAGE_UNBILLED, report_due};
+use marketplace_operator::controllers::{Context, Enabled};
 use marketplace_operator::metering::report::period_key;
 use marketplace_operator::metering::{PeriodReport, UsagePeriod, UsageStoreLocation};
 use serde_json::{Value, json};
@@ -91,7 +93,8 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
     let round = report_due(&first, &store, Timestamp::now()).await;
     assert!(reported_for(&round, &crashed).is_empty(), "{round:?}");
 
-    // An earlier attempt made the line item, then died before recording it: it is found.
+    // An earlier attempt made the line item, then died before recording it: it is found. A
+    // 6th page arrives while the round waits for HubSpot: it is not billed, and said so.
     let made = world
         .operator
         .hubspot
@@ -107,7 +110,7 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
         })
         .await
         .expect("line item");
-    let round = report_due(&first, &store, month_end).await;
+    let round = usage_while_reporting(world, &api.base, &first, &crashed, month_end).await;
     let recorded = reported_for(&round, &crashed);
     assert_eq!(recorded.len(), 1, "{round:?}");
     assert_eq!(recorded[0].reference, made.id);
@@ -120,6 +123,18 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
         (5.0, 2, "0.2")
     );
     assert_eq!(world.usage_line_items(&crashed).len(), 1);
+    let warning = subscription_event(world, &crashed, |e| {
+        e.reason.as_deref() == Some(USAGE_UNBILLED)
+    })
+    .await;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"), "{warning:?}");
+    let message = warning.message.unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "usage of {period} reached 6 while it was reported with 5"
+        )),
+        "{message}"
+    );
 
     // 7 pages (a retry of the first three among them); HubSpot commits the line item but its
     // response is lost (the deal has no line items yet, so that POST is the create).
@@ -184,6 +199,45 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
     })
     .await;
     assert_eq!(event.type_.as_deref(), Some("Normal"));
+}
+
+/// A report round of `ctx` at `month_end` during which `subscriber`'s backend posts one more
+/// event: HubSpot is slow to answer the round's look-up of the subscriber's deal's line items
+/// (after the round read the period's quantity, before it recorded the report), and the event
+/// arrives meanwhile (its month is not reported yet, so the API takes it).
+async fn usage_while_reporting(
+    world: &World,
+    api: &str,
+    ctx: &Context,
+    subscriber: &Subscriber,
+    month_end: Timestamp,
+) -> ReportRound {
+    let admin = world.operator.sim.admin();
+    // Only the usage report reads a deal's line items.
+    let slow = admin.add_fault(FaultRule {
+        id: 0,
+        method: Some("GET".into()),
+        path_contains: Some(format!(
+            "/deals/{}/associations/line_items",
+            subscriber.deal_id()
+        )),
+        kind: FaultKind::Latency { ms: 1500 },
+        probability: 1.0,
+        times: Some(1),
+    });
+    let store = ctx.usage_store.clone().expect("store");
+    let (round, ()) = tokio::join!(report_due(ctx, &store, month_end), async {
+        // The fault is used up once HubSpot has the look-up.
+        eventually("the round to ask HubSpot", CONVERGED, || async {
+            let waiting = admin.with_state(|st| st.faults.rules.iter().any(|r| r.id == slow));
+            (!waiting).then_some(())
+        })
+        .await;
+        let during = event_ids("during-", 1);
+        let backend = subscriber.caller(api);
+        backend.post_usage(&world.listing.meter, &during).await;
+    });
+    round
 }
 
 /// Waits for an Event about `subscriber`'s subscription that `wanted` picks.
