@@ -15,8 +15,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use marketplace_e2e::api_process::start_api;
-use marketplace_e2e::api_process::{Caller, RunningApi, api_settings, service_account_token};
+use marketplace_e2e::api_process::{
+    Caller, RunningApi, api_settings, service_account_token, start_api,
+};
 use marketplace_e2e::controllers::{self, OperatorWorld};
 use marketplace_e2e::eventually;
 use marketplace_e2e::metered::{
