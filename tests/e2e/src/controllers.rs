@@ -101,6 +101,16 @@ impl OperatorWorld {
         context(&self.client, config, instance).with_billing(self.hubspot.clone())
     }
 
+    /// [`Self::context`] with a HubSpot client of its own, bootstrapped afresh: what a restarted
+    /// operator process has.
+    pub async fn restarted(&self, instance: &str, config: ControllerConfig) -> Context {
+        let config = ControllerConfig {
+            namespace: self.operator_namespace.clone(),
+            ..config
+        };
+        context(&self.client, config, instance).with_billing(hubspot_client(&self.sim).await)
+    }
+
     /// [`webhooks_only`] in this world.
     pub fn webhooks_only(&self, instance: &str) -> Arc<Context> {
         webhooks_only(

@@ -126,6 +126,7 @@ pub async fn review_count(client: &Client) -> u64 {
 
 pub mod controllers;
 pub mod helm;
+pub mod metered;
 pub mod storefront_world;
 pub mod subscriptions;
 pub mod tenants;

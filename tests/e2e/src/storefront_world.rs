@@ -4,8 +4,8 @@
 //! tenants they belong to; listings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use hubspot_sim::RunningSimulator;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::Api;
@@ -13,7 +13,7 @@ use marketplace_operator::api::Tenant;
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::{Value, json};
 
-use crate::api_process::service_account_token;
+use crate::api_process::{Caller, RunningApi, api_settings, service_account_token, start_api};
 use crate::controllers::{self, OperatorWorld, RunningControllers};
 use crate::eventually;
 use crate::subscriptions::{CONVERGED, apply};
@@ -34,53 +34,43 @@ pub fn listing(name: &str, extra: Value) -> Value {
 
 /// The running operator and its people.
 pub struct StorefrontWorld {
-    pub client: Client,
-    pub operator_namespace: String,
+    /// The control plane, operator namespace and simulator the controllers bill through.
+    pub operator: OperatorWorld,
     /// The namespace of the people's ServiceAccounts.
     pub people: String,
     pub buyer: String,
     pub viewer: String,
     pub superadmin: String,
-    pub sim: RunningSimulator,
     pub controllers: RunningControllers,
 }
 
+/// The controllers of a storefront world: tenants, subscriptions and actions.
+pub const STOREFRONT_CONTROLLERS: Enabled = Enabled {
+    actions: true,
+    ..Enabled::TENANTS_AND_SUBSCRIPTIONS
+};
+
 /// Starts the simulator and the controllers (as `instance`), and makes the three people.
 pub async fn start_world(instance: &str) -> StorefrontWorld {
-    let world = OperatorWorld::start().await;
-    let ctx = Arc::new(world.context(instance, ControllerConfig::default()));
-    let controllers = controllers::start(
-        ctx,
-        Enabled {
-            tenants: true,
-            subscriptions: true,
-            actions: true,
-            ..Enabled::NONE
-        },
-    );
-    let OperatorWorld {
-        control_plane,
-        client,
-        operator_namespace,
-        sim,
-        ..
-    } = world;
-    let people = control_plane
+    let operator = OperatorWorld::start().await;
+    let ctx = Arc::new(operator.context(instance, ControllerConfig::default()));
+    let controllers = controllers::start(ctx, STOREFRONT_CONTROLLERS);
+    let client = &operator.client;
+    let people = operator
+        .control_plane
         .create_namespace("people")
         .await
         .expect("namespace");
-    let buyer = service_account_token(&client, &people, "buyer").await;
-    let viewer = service_account_token(&client, &people, "viewer").await;
-    let superadmin = service_account_token(&client, &people, "superadmin").await;
-    grant_superadmin(&client, &operator_namespace, &people, "superadmin").await;
+    let buyer = service_account_token(client, &people, "buyer").await;
+    let viewer = service_account_token(client, &people, "viewer").await;
+    let superadmin = service_account_token(client, &people, "superadmin").await;
+    grant_superadmin(client, &operator.operator_namespace, &people, "superadmin").await;
     StorefrontWorld {
-        client,
-        operator_namespace,
+        operator,
         people,
         buyer,
         viewer,
         superadmin,
-        sim,
         controllers,
     }
 }
@@ -112,6 +102,18 @@ pub async fn grant_superadmin(client: &Client, operator_namespace: &str, people:
 }
 
 impl StorefrontWorld {
+    /// The API (as the process starts it) serving this world, and the buyer calling it.
+    pub async fn api_as_buyer(&self) -> (RunningApi, Caller) {
+        let settings = api_settings(Duration::from_secs(2), &self.operator.operator_namespace);
+        let api = start_api(self.operator.control_plane, settings).await;
+        let buyer = Caller {
+            http: reqwest::Client::new(),
+            base: api.base.clone(),
+            token: self.buyer.clone(),
+        };
+        (api, buyer)
+    }
+
     /// A Tenant `name` (Acme, Professional, segment smb) whose billing admin is the buyer and
     /// whose viewer is the viewer; returns its namespace once the reconciler made it.
     pub async fn tenant(&self, name: &str, internal: bool) -> String {
@@ -120,7 +122,7 @@ impl StorefrontWorld {
 
     /// [`Self::tenant`] with `extra` spec fields (e.g. segment and region).
     pub async fn tenant_with(&self, name: &str, extra: Value) -> String {
-        let tenants: Api<Tenant> = Api::all(self.client.clone());
+        let tenants: Api<Tenant> = Api::all(self.operator.client.clone());
         let people = &self.people;
         let mut spec = json!({"displayName": "Acme", "basePlan": "Professional",
             "billingContact": {"name": "Ann", "email": "ann@acme.example"},

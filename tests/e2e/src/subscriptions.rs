@@ -43,15 +43,27 @@ pub async fn webhook_simulator() -> (RunningSimulator, String) {
     (sim, client_secret)
 }
 
-/// Server-side applies `object` (field manager `e2e`) and returns it as stored.
-pub async fn apply<K>(api: &Api<K>, object: Value) -> K
-where
+/// A typed object of a namespaced or cluster-wide kind, as the helpers here write it.
+pub trait Object:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+{
+}
+
+impl<K> Object for K where
     K: kube::Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + serde::Serialize
-        + std::fmt::Debug,
+        + std::fmt::Debug
 {
+}
+
+/// Server-side applies `object` (field manager `e2e`) and returns it as stored.
+pub async fn apply<K: Object>(api: &Api<K>, object: Value) -> K {
     let name = object["metadata"]["name"]
         .as_str()
         .expect("name")
@@ -63,6 +75,19 @@ where
     )
     .await
     .unwrap_or_else(|e| panic!("apply {name}: {e}"))
+}
+
+/// Creates `object`, which the apiserver must refuse with an error naming `field`.
+pub async fn refused_naming<K: Object>(api: &Api<K>, object: Value, field: &str) {
+    let typed: K = serde_json::from_value(object).expect("a well-typed object");
+    let refused = api
+        .create(&PostParams::default(), &typed)
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.to_string().contains(field),
+        "the refusal names {field}: {refused}"
+    );
 }
 
 /// Waits until subscription `name` is in phase `want`, and returns it.

@@ -8,17 +8,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
-use marketplace_e2e::api_process::{Caller, api_settings, start_api};
 use marketplace_e2e::controllers;
-use marketplace_e2e::storefront_world::{listing, start_world};
-use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, line_item};
-use marketplace_e2e::{control_plane, eventually, unique_name};
+use marketplace_e2e::storefront_world::{STOREFRONT_CONTROLLERS, listing, start_world};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, line_item, refused_naming};
+use marketplace_e2e::{eventually, unique_name};
 use marketplace_operator::api::bundle::BundlePhase;
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Bundle, BundleSubscription, Listing, TenantSubscription};
-use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use marketplace_operator::controllers::ControllerConfig;
 use marketplace_operator::lifecycle::bundle::{BUNDLE_SUBSCRIPTION_LABEL, member_name};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -91,9 +90,8 @@ async fn purchase_phase(api: &Api<BundleSubscription>, name: &str, want: BundleP
 
 #[tokio::test]
 async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
-    let control_plane = control_plane().await;
     let world = start_world("e2e-bundles").await;
-    let client = world.client.clone();
+    let client = world.operator.client.clone();
     let (acme, globex) = (unique_name("acme"), unique_name("globex"));
     let (acme_ns, globex_ns) =
         tokio::join!(world.tenant(&acme, false), world.tenant(&globex, false));
@@ -138,29 +136,10 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
             "spec.discount",
         ),
     ] {
-        let refused = bundles
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(bad).expect("typed"),
-            )
-            .await
-            .expect_err("refused");
-        assert!(
-            refused.to_string().contains(field),
-            "names {field}: {refused}"
-        );
+        refused_naming(&bundles, bad, field).await;
     }
 
-    let api = start_api(
-        control_plane,
-        api_settings(std::time::Duration::from_secs(2), &world.operator_namespace),
-    )
-    .await;
-    let as_buyer = Caller {
-        http: reqwest::Client::new(),
-        base: api.base.clone(),
-        token: world.buyer.clone(),
-    };
+    let (_api, as_buyer) = world.api_as_buyer().await;
 
     // The storefront offers it with the list total, price and savings.
     let offered = eventually("the bundle is offered", CONVERGED, || async {
@@ -219,7 +198,7 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
             (kept.price.as_str(), kept.name.as_str()),
             (net, suite.as_str())
         );
-        let item = line_item(&world.sim, member);
+        let item = line_item(&world.operator.sim, member);
         assert_eq!(item["properties"]["price"], list, "{item}");
         assert_eq!(item["properties"]["discount"], discount, "{item}");
     }
@@ -277,28 +256,14 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
         "spec": {"listing": routes, "plan": "pro", "quantity": 1, "trial": false,
             "bundle": {"name": suite, "subscription": "fleet"}}});
     apply(&globex_subs, first).await;
-    let ctx = Arc::new(
-        controllers::context(
-            &client,
-            ControllerConfig {
-                namespace: world.operator_namespace.clone(),
-                ..ControllerConfig::default()
-            },
-            "e2e-bundles-restarted",
-        )
-        .with_billing(hubspot_client(&world.sim).await),
-    );
-    let restarted = controllers::start(
-        ctx,
-        Enabled {
-            tenants: true,
-            subscriptions: true,
-            ..Enabled::NONE
-        },
-    );
+    let restarted = world
+        .operator
+        .restarted("e2e-bundles-restarted", ControllerConfig::default())
+        .await;
+    let restarted = controllers::start(Arc::new(restarted), STOREFRONT_CONTROLLERS);
     let globex_members = members_in(&globex_subs, "fleet", &both, Phase::Active).await;
     purchase_phase(&globex_purchases, "fleet", BundlePhase::Active).await;
-    let item = line_item(&world.sim, &globex_members[reports.as_str()]);
+    let item = line_item(&world.operator.sim, &globex_members[reports.as_str()]);
     assert_eq!(item["properties"]["discount"], "2.00", "{item}");
 
     // Cancelling a bundle (through the storefront, or declaratively) cancels every member.

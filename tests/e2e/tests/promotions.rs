@@ -6,11 +6,10 @@
 //! are refused at apply time naming the field.
 
 use jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use marketplace_e2e::api_process::{Caller, api_settings, start_api};
+use kube::api::{Api, Patch, PatchParams};
 use marketplace_e2e::storefront_world::{listing, start_world};
-use marketplace_e2e::subscriptions::{CONVERGED, apply, line_item, phase_of};
-use marketplace_e2e::{control_plane, eventually, unique_name};
+use marketplace_e2e::subscriptions::{CONVERGED, apply, line_item, phase_of, refused_naming};
+use marketplace_e2e::{eventually, unique_name};
 use marketplace_operator::api::tenant_subscription::Phase;
 use marketplace_operator::api::{Listing, Promotion, TenantSubscription};
 use reqwest::StatusCode;
@@ -42,9 +41,8 @@ fn price(amount: &str) -> Value {
 
 #[tokio::test]
 async fn buying_under_a_promotion_keeps_its_price_and_bills_the_discount() {
-    let control_plane = control_plane().await;
     let world = start_world("e2e-promotions").await;
-    let client = world.client.clone();
+    let client = world.operator.client.clone();
     let eu_smb = unique_name("eu-smb");
     let us = unique_name("us-ent");
     let eu_ns = world
@@ -98,28 +96,9 @@ async fn buying_under_a_promotion_keeps_its_price_and_bills_the_discount() {
         &routes,
         json!({"discount": {"percentage": 10}, "startsAt": at(HOUR), "endsAt": at(-HOUR)}),
     );
-    let refused = promotions
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(backwards).expect("typed"),
-        )
-        .await
-        .expect_err("refused");
-    assert!(
-        refused.to_string().contains("spec.endsAt"),
-        "the error names the field: {refused}"
-    );
+    refused_naming(&promotions, backwards, "spec.endsAt").await;
 
-    let api = start_api(
-        control_plane,
-        api_settings(std::time::Duration::from_secs(2), &world.operator_namespace),
-    )
-    .await;
-    let as_buyer = Caller {
-        http: reqwest::Client::new(),
-        base: api.base.clone(),
-        token: world.buyer.clone(),
-    };
+    let (_api, as_buyer) = world.api_as_buyer().await;
 
     // The storefront quotes the promoted price and its end to the EU smb tenant only.
     let detail_path = format!("/v1/tenants/{eu_smb}/catalog/{routes}");
@@ -209,7 +188,7 @@ async fn buying_under_a_promotion_keeps_its_price_and_bills_the_discount() {
         (89..=92).contains(&months),
         "three monthly periods: {months} days"
     );
-    let item = line_item(&world.sim, &active);
+    let item = line_item(&world.operator.sim, &active);
     assert_eq!(item["properties"]["price"], "49.00", "{item}");
     assert_eq!(item["properties"]["hs_discount_percentage"], "20", "{item}");
 
@@ -245,7 +224,7 @@ async fn buying_under_a_promotion_keeps_its_price_and_bills_the_discount() {
         .expect("name")
         .to_owned();
     let active_code = phase_of(&subs, &with_code, Phase::Active).await;
-    let item = line_item(&world.sim, &active_code);
+    let item = line_item(&world.operator.sim, &active_code);
     assert_eq!(item["properties"]["discount"], "20.00", "{item}");
 
     // The promotion ends: the storefront is back to the list price, and the subscription

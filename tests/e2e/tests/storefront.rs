@@ -25,8 +25,8 @@ fn card<'a>(catalog: &'a Value, name: &str) -> Option<&'a Value> {
 async fn a_billing_admin_buys_once_and_a_viewer_only_browses() {
     let control_plane = control_plane().await;
     let world = start_world("e2e-storefront").await;
-    let client = world.client.clone();
-    let operator_namespace = world.operator_namespace.clone();
+    let client = world.operator.client.clone();
+    let operator_namespace = world.operator.operator_namespace.clone();
     let (buyer, viewer, superadmin) = (
         world.buyer.clone(),
         world.viewer.clone(),

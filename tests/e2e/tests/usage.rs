@@ -10,101 +10,36 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use kube::Api;
 use marketplace_e2e::api_process::{api_settings, start_api};
+use marketplace_e2e::metered::{BATCH, KeyCaller, metered_listing, usage_event};
 use marketplace_e2e::subscriptions::{CONVERGED, apply};
 use marketplace_e2e::tenants::{entitlement, tenant};
-use marketplace_e2e::{control_plane, controllers, eventually, unique_name};
-use marketplace_operator::api::{Listing, TenantSubscription};
+use marketplace_e2e::{control_plane, controllers, eventually};
+use marketplace_operator::api::TenantSubscription;
 use marketplace_operator::front_door::api_keys::secrets::create_api_key;
 use marketplace_operator::metering::{
     AnyUsageStore, PeriodReport, ReportKey, UsagePeriod, UsageStore, UsageStoreLocation,
 };
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const BATCH: &str = "application/cloudevents-batch+json";
-
-/// A Listing whose only plan includes 3 units of `meter` a month, hard-limited.
-async fn metered_listing(client: &kube::Client, feature: &str, meter: &str) -> String {
-    let name = unique_name("pages");
-    apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
-        "kind": "Listing", "metadata": {"name": name}, "spec": {
-            "displayName": "Document Pages", "tagline": "Read documents", "type": "InApp",
-            "category": "AI", "lifecycle": "Published", "features": [feature],
-            "plans": [{"name": "starter", "displayName": "Starter",
-                "pricing": {"model": "Flat", "amount": "9.00", "currency": "USD", "interval": "Month"},
-                "metered": {"meter": meter, "unit": "page", "unitPrice": "0.10",
-                            "includedQuantity": 3, "hardLimit": true}}]}}))
-    .await;
-    name
+/// The tenant's entitlement change stream, opened with the key.
+async fn stream(caller: &KeyCaller, tenant: &str) -> reqwest::Response {
+    let path = format!("/v1/tenants/{tenant}/entitlements/stream");
+    let response = caller
+        .request(Method::GET, &path)
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    response
 }
 
-fn event(id: &str, meter: &str) -> Value {
-    json!({"specversion": "1.0", "id": id, "source": "/billing-server", "type": meter,
-           "time": Timestamp::now().to_string(), "data": {"pages": 1}})
-}
-
-struct Poster {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Poster {
-    async fn post(&self, body: &Value, content_type: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(format!("{}/v1/usage", self.base))
-            .header("X-API-Key", &self.key)
-            .header("Content-Type", content_type)
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("the API answers");
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("X-API-Key", &self.key)
-            .send()
-            .await
-            .expect("the API answers");
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-        response.json().await.expect("JSON")
-    }
-
-    /// The tenant's entitlement change stream, opened with the key.
-    async fn stream(&self, tenant: &str) -> reqwest::Response {
-        let response = self
-            .http
-            .get(format!(
-                "{}/v1/tenants/{tenant}/entitlements/stream",
-                self.base
-            ))
-            .header("X-API-Key", &self.key)
-            .send()
-            .await
-            .expect("the API answers");
-        assert_eq!(response.status(), StatusCode::OK);
-        response
-    }
-
-    async fn flag(&self, tenant: &str, feature: &str) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/ofrep/v1/evaluate/flags/{feature}", self.base))
-            .header("X-API-Key", &self.key)
-            .body(json!({"context": {"targetingKey": tenant}}).to_string())
-            .send()
-            .await
-            .expect("the API answers");
-        response.json().await.expect("JSON")
-    }
+/// The OFREP evaluation of `feature` for `tenant`, with the key.
+async fn flag(caller: &KeyCaller, tenant: &str, feature: &str) -> Value {
+    let body = json!({"context": {"targetingKey": tenant}});
+    let path = format!("/ofrep/v1/evaluate/flags/{feature}");
+    let (_, flag) = caller.post(&path, &body, "application/json").await;
+    flag
 }
 
 /// Reads `stream` until an event's data names `feature` with `enabled` as given; returns it.
@@ -150,8 +85,13 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
         controllers::start_tenant_controller(control_plane, &client, &format!("e2e-{base}")).await;
     let (name, namespace) = tenant(&client, base, json!({})).await;
     let feature = format!("pages_{}", base.replace('-', "_"));
-    let meter = format!("e2e.{}", base.replace('-', "_"));
-    let listing = metered_listing(&client, &feature, &meter).await;
+    let listing = metered_listing(
+        &client,
+        &feature,
+        json!({"unitPrice": "0.10", "includedQuantity": 3, "hardLimit": true}),
+    )
+    .await;
+    let (listing, meter) = (listing.name, listing.meter);
     // The subscription the operator would have made (the API reads its listing and plan) and
     // the Entitlement it grants.
     apply(
@@ -169,48 +109,48 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
     let mut settings = api_settings(Duration::from_secs(2), "marketplace-system");
     settings.usage_store = Some(store.clone());
     let api = start_api(control_plane, settings).await;
-    let poster = Poster {
-        http: reqwest::Client::new(),
-        base: api.base.clone(),
-        key,
-    };
+    let backend = KeyCaller::new(&api.base, &key);
     let usage_path = format!("/v1/tenants/{name}/usage");
     let check_path = format!("/v1/tenants/{name}/entitlements/{feature}");
 
     // Once the caches hold the listing and the subscription, the check shows the allowance.
     let check = eventually("the metered check", CONVERGED, || async {
-        let check = poster.get(&check_path).await;
+        let check = backend.get_ok(&check_path).await;
         (check["usage"]["included"] == 3).then_some(check)
     })
     .await;
     assert_eq!(check["enabled"], true, "{check}");
     // An open change stream starts with the feature on.
-    let mut stream = poster.stream(&name).await;
+    let mut stream = stream(&backend, &name).await;
     let mut buffer = String::new();
     stream_until(&mut stream, &mut buffer, &feature, true).await;
 
     // A batch of two, then the same batch retried with a third event: three count.
-    let first = json!([event("e1", &meter), event("e2", &meter)]);
-    let (status, body) = poster.post(&first, BATCH).await;
+    let first = json!([usage_event("e1", &meter), usage_event("e2", &meter)]);
+    let (status, body) = backend.post("/v1/usage", &first, BATCH).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body, json!({"accepted": 2, "duplicates": 0}));
-    let check = poster.get(&check_path).await;
+    let check = backend.get_ok(&check_path).await;
     assert_eq!(
         (check["enabled"].clone(), check["usage"]["used"].clone()),
         (json!(true), json!(2.0)),
         "{check}"
     );
     let retried = json!([
-        event("e1", &meter),
-        event("e2", &meter),
-        event("e3", &meter)
+        usage_event("e1", &meter),
+        usage_event("e2", &meter),
+        usage_event("e3", &meter)
     ]);
-    let (status, body) = poster.post(&retried, BATCH).await;
+    let (status, body) = backend.post("/v1/usage", &retried, BATCH).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body, json!({"accepted": 1, "duplicates": 2}));
     // A single event retried alone is a duplicate too.
-    let (status, body) = poster
-        .post(&event("e3", &meter), "application/cloudevents+json")
+    let (status, body) = backend
+        .post(
+            "/v1/usage",
+            &usage_event("e3", &meter),
+            "application/cloudevents+json",
+        )
         .await;
     assert_eq!(
         (status, body),
@@ -220,7 +160,7 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
         )
     );
 
-    let usage = poster.get(&usage_path).await;
+    let usage = backend.get_ok(&usage_path).await;
     let meters = usage["meters"].as_array().expect("meters");
     assert_eq!(meters.len(), 1, "{usage}");
     assert_eq!(meters[0]["quantity"], 3.0, "{usage}");
@@ -229,13 +169,13 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
     assert_eq!(meters[0]["billableUnits"], 0, "{usage}");
 
     // The hard limit: the feature is off, over REST and OFREP.
-    let check = poster.get(&check_path).await;
+    let check = backend.get_ok(&check_path).await;
     assert_eq!(
         (check["enabled"].clone(), check["reason"].clone()),
         (json!(false), json!("UsageLimitReached")),
         "{check}"
     );
-    let flag = poster.flag(&name, &feature).await;
+    let flag = flag(&backend, &name, &feature).await;
     assert_eq!(
         (flag["value"].clone(), flag["variant"].clone()),
         (json!(false), json!("off")),
@@ -247,10 +187,14 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
     drop(stream);
 
     // A key reports for its own tenant only; an invalid event is named with its field.
-    let mut other = event("x1", &meter);
+    let mut other = usage_event("x1", &meter);
     other["subject"] = json!("someone-else");
-    let (status, body) = poster
-        .post(&json!([event("x0", &meter), other]), BATCH)
+    let (status, body) = backend
+        .post(
+            "/v1/usage",
+            &json!([usage_event("x0", &meter), other]),
+            BATCH,
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(
@@ -258,9 +202,9 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
         (json!(1), json!("subject")),
         "{body}"
     );
-    let mut typo = event("x2", &meter);
+    let mut typo = usage_event("x2", &meter);
     typo["type"] = json!("e2e.no_such_meter");
-    let (status, body) = poster.post(&json!([typo]), BATCH).await;
+    let (status, body) = backend.post("/v1/usage", &json!([typo]), BATCH).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(
         (body["index"].clone(), body["field"].clone()),
@@ -268,15 +212,18 @@ async fn hard_limit_scenario(store: UsageStoreLocation, base: &str) {
         "{body}"
     );
     // Nothing of a refused request was stored.
-    assert_eq!(poster.get(&usage_path).await["meters"][0]["quantity"], 3.0);
+    assert_eq!(
+        backend.get_ok(&usage_path).await["meters"][0]["quantity"],
+        3.0
+    );
 
-    late_usage(&poster, &store, &name, &meter, &usage_path).await;
+    late_usage(&backend, &store, &name, &meter, &usage_path).await;
 }
 
 /// Usage of last month is taken until that month is reported to billing; then a request with
 /// such an event is refused naming it and the month, and nothing of it is stored.
 async fn late_usage(
-    poster: &Poster,
+    backend: &KeyCaller,
     store: &UsageStoreLocation,
     tenant: &str,
     meter: &str,
@@ -284,11 +231,11 @@ async fn late_usage(
 ) {
     let last_month = UsagePeriod::containing(Timestamp::now()).previous();
     let late = |id: &str| {
-        let mut event = event(id, meter);
+        let mut event = usage_event(id, meter);
         event["time"] = json!((last_month.start() + SignedDuration::from_hours(30)).to_string());
         event
     };
-    let (status, body) = poster.post(&json!([late("l1")]), BATCH).await;
+    let (status, body) = backend.post("/v1/usage", &json!([late("l1")]), BATCH).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
     // The reporter bills last month (its record, as it writes it after HubSpot has the line).
@@ -311,8 +258,12 @@ async fn late_usage(
         })
         .await
         .expect("recorded");
-    let (status, body) = poster
-        .post(&json!([event("l2", meter), late("l3")]), BATCH)
+    let (status, body) = backend
+        .post(
+            "/v1/usage",
+            &json!([usage_event("l2", meter), late("l3")]),
+            BATCH,
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(
@@ -335,9 +286,14 @@ async fn late_usage(
         message.contains("\"l3\"") && message.contains(&last_month.to_string()),
         "{body}"
     );
-    assert_eq!(poster.get(usage_path).await["meters"][0]["quantity"], 3.0);
+    assert_eq!(
+        backend.get_ok(usage_path).await["meters"][0]["quantity"],
+        3.0
+    );
     // Sent again without it: taken.
-    let (status, body) = poster.post(&json!([event("l2", meter)]), BATCH).await;
+    let (status, body) = backend
+        .post("/v1/usage", &json!([usage_event("l2", meter)]), BATCH)
+        .await;
     assert_eq!(
         (status, body),
         (

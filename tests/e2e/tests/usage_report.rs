@@ -4,94 +4,55 @@
 //! its deal, with the billable units and price: when HubSpot's response to the create is lost,
 //! when an earlier attempt made the line item and died before recording it, after an operator
 //! restart, and when the round repeats. The tenant's usage view shows the reported period.
-//! One test: the controllers serve the whole cluster, so only one set runs here.
+//! Usage that arrives while its period is being reported is not billed, and the round says so
+//! with a Warning Event (UsageArrivedWhileReporting) on the subscription. One test: the controllers
+//! serve the whole cluster, so only one set runs here.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubspot_sim::{FaultKind, FaultRule, ObjectType, RunningSimulator};
+use hubspot_sim::{FaultKind, FaultRule};
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Event;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
 use marketplace_e2e::api_process::{api_settings, start_api};
-use marketplace_e2e::controllers::{self, OperatorWorld, context};
-use marketplace_e2e::subscriptions::{CONVERGED, apply, hubspot_client, phase_of};
-use marketplace_e2e::tenants::tenant;
-use marketplace_e2e::{control_plane, eventually, unique_name};
-use marketplace_operator::api::tenant_subscription::Phase;
-use marketplace_operator::api::{Listing, TenantSubscription};
-use marketplace_operator::billing::{HubSpotClient, USAGE_PERIOD_KEY, UsageLineItemRequest};
-use marketplace_operator::controllers::usage_report::{
-    ReportRound, UsageReportSettings, report_due,
+use marketplace_e2e::controllers::{self, OperatorWorld};
+use marketplace_e2e::metered::{
+    MeteredListing, Subscriber, event_ids, keyed_line_items, metered_listing, reported_by_hand,
+    reporting_operator,
 };
-use marketplace_operator::controllers::{Context, ControllerConfig, Enabled};
-use marketplace_operator::front_door::api_keys::secrets::create_api_key;
+use marketplace_e2e::subscriptions::CONVERGED;
+use marketplace_e2e::{control_plane, eventually};
+use marketplace_harness::postgres::Postgres;
+use marketplace_operator::billing::{USAGE_PERIOD_KEY, UsageLineItemRequest};
+use marketplace_operator::controllers::usage_report::{ReportRound, USAGE_UNBILLED, report_due};
+use marketplace_operator::controllers::{Context, Enabled};
 use marketplace_operator::metering::report::period_key;
-use marketplace_operator::metering::{
-    AnyUsageStore, PeriodReport, UsagePeriod, UsageStoreLocation,
-};
+use marketplace_operator::metering::{PeriodReport, UsagePeriod, UsageStoreLocation};
 use serde_json::{Value, json};
 
 /// What the scenarios share: one control plane, simulator and set of controllers.
 struct World {
-    client: Client,
-    sim: RunningSimulator,
-    namespace: String,
-    listing: String,
-    meter: String,
-}
-
-/// A tenant subscribed to the metered listing, with a backend key, once billing made its deal.
-struct Subscriber {
-    name: String,
-    key: String,
-    subscription: TenantSubscription,
+    operator: OperatorWorld,
+    listing: MeteredListing,
 }
 
 impl World {
-    async fn subscriber(&self, base: &str) -> Subscriber {
-        let (name, namespace) = tenant(&self.client, base, json!({})).await;
-        let subs: Api<TenantSubscription> = Api::namespaced(self.client.clone(), &namespace);
-        apply(
-            &subs,
-            json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "TenantSubscription",
-                "metadata": {"name": "pages", "namespace": namespace},
-                "spec": {"listing": self.listing, "plan": "starter"}}),
-        )
-        .await;
-        let subscription = phase_of(&subs, "pages", Phase::Active).await;
-        let key = create_api_key(
-            &self.client,
-            &name,
-            "billing server",
-            None,
-            Timestamp::now(),
-        )
-        .await
-        .expect("a key")
-        .key;
-        Subscriber {
-            name,
-            key,
-            subscription,
-        }
+    /// A tenant subscribed to the metered listing, billed, known to the API at `api`.
+    async fn subscriber(&self, base: &str, api: &str) -> Subscriber {
+        let listing = &self.listing.name;
+        let s = Subscriber::subscribe(&self.operator.client, listing, base, json!({})).await;
+        s.caller(api).known_to_the_api(&s.name).await;
+        s
     }
 
     /// The usage line items on `subscriber`'s deal, as (period key, quantity, price).
     fn usage_line_items(&self, subscriber: &Subscriber) -> Vec<(String, String, String)> {
-        let deal: u64 = deal_id(subscriber).parse().expect("numeric deal id");
-        let admin = self.sim.admin();
-        let ids = admin.associated(ObjectType::Deals, deal, ObjectType::LineItems);
-        admin
-            .objects(ObjectType::LineItems)
-            .into_iter()
-            .filter(|li| {
-                let id: u64 = li["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
-                ids.contains(&id) && li["properties"][USAGE_PERIOD_KEY].is_string()
-            })
-            .map(|li| {
-                let p = &li["properties"];
-                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        keyed_line_items(&self.operator.sim, &subscriber.deal_id(), USAGE_PERIOD_KEY)
+            .iter()
+            .map(|p| {
                 (
                     text(&p[USAGE_PERIOD_KEY]),
                     text(&p["quantity"]),
@@ -102,83 +63,8 @@ impl World {
     }
 }
 
-fn deal_id(subscriber: &Subscriber) -> String {
-    subscriber
-        .subscription
-        .status
-        .as_ref()
-        .and_then(|s| s.hubspot.as_ref())
-        .and_then(|h| h.deal_id.clone())
-        .expect("a deal")
-}
-
-fn uid(subscriber: &Subscriber) -> String {
-    subscriber.subscription.metadata.uid.clone().expect("uid")
-}
-
-/// An operator (context) billing through `hubspot` and reporting from the store at `location`:
-/// a fresh one stands for a restarted process.
-async fn operator(
-    world: &World,
-    hubspot: HubSpotClient,
-    location: &UsageStoreLocation,
-    instance: &str,
-) -> Arc<Context> {
-    let config = ControllerConfig {
-        namespace: world.namespace.clone(),
-        audit_interval: Duration::from_secs(3600),
-        usage_report: UsageReportSettings {
-            interval: Duration::from_secs(3600),
-            settle: SignedDuration::from_secs(60),
-        },
-        ..ControllerConfig::default()
-    };
-    let store = AnyUsageStore::open(location).await.expect("usage store");
-    let ctx = context(&world.client, config, instance)
-        .with_billing(hubspot)
-        .with_usage_store(Arc::new(store));
-    ctx.stores.wait_until_ready().await;
-    Arc::new(ctx)
-}
-
-async fn post_usage(base: &str, subscriber: &Subscriber, meter: &str, ids: &[&str]) {
-    let events: Vec<Value> = ids
-        .iter()
-        .map(|id| {
-            json!({"specversion": "1.0", "id": id, "source": "/pages", "type": meter,
-                   "time": Timestamp::now().to_string(), "data": {}})
-        })
-        .collect();
-    let response = reqwest::Client::new()
-        .post(format!("{base}/v1/usage"))
-        .header("X-API-Key", &subscriber.key)
-        .header("Content-Type", "application/cloudevents-batch+json")
-        .body(Value::from(events).to_string())
-        .send()
-        .await
-        .expect("the API answers");
-    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
-}
-
-/// Waits until the API's caches hold `subscriber`'s subscription (its meter shows).
-async fn known_to_the_api(base: &str, subscriber: &Subscriber) {
-    eventually("the API knows the subscription", CONVERGED, || async {
-        let view: Value = reqwest::Client::new()
-            .get(format!("{base}/v1/tenants/{}/usage", subscriber.name))
-            .header("X-API-Key", &subscriber.key)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (view["meters"].as_array()?.len() == 1).then_some(())
-    })
-    .await;
-}
-
 fn reported_for<'a>(round: &'a ReportRound, subscriber: &Subscriber) -> Vec<&'a PeriodReport> {
-    let uid = uid(subscriber);
+    let uid = subscriber.uid();
     round
         .reported
         .iter()
@@ -189,32 +75,33 @@ fn reported_for<'a>(round: &'a ReportRound, subscriber: &Subscriber) -> Vec<&'a 
 /// The scenario with one store: two subscribers, one period.
 async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
     let control_plane = control_plane().await;
-    let mut settings = api_settings(Duration::from_secs(2), &world.namespace);
+    let mut settings = api_settings(Duration::from_secs(2), &world.operator.operator_namespace);
     settings.usage_store = Some(location.clone());
     let api = start_api(control_plane, settings).await;
-    let ids: Vec<String> = (0..7).map(|i| format!("e{i}")).collect();
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let meter = &world.listing.meter;
+    let ids = event_ids("e", 7);
     let period = UsagePeriod::containing(Timestamp::now());
     // Two minutes into next month (past the minute to settle).
     let month_end = period.end() + SignedDuration::from_mins(2);
 
     // 5 pages, 3 of them included.
-    let crashed = world.subscriber(&format!("{base}-crash")).await;
-    known_to_the_api(&api.base, &crashed).await;
-    post_usage(&api.base, &crashed, &world.meter, &ids[..5]).await;
-    let hubspot = hubspot_client(&world.sim).await;
-    let first = operator(world, hubspot.clone(), &location, &format!("{base}-1")).await;
+    let crashed = world.subscriber(&format!("{base}-crash"), &api.base).await;
+    crashed.caller(&api.base).post_usage(meter, &ids[..5]).await;
+    let first = reporting_operator(&world.operator, &location, &format!("{base}-1")).await;
     let store = first.usage_store.clone().expect("store");
     // Within the month nothing is due.
     let round = report_due(&first, &store, Timestamp::now()).await;
     assert!(reported_for(&round, &crashed).is_empty(), "{round:?}");
 
-    // An earlier attempt made the line item, then died before recording it: it is found.
-    let made = hubspot
+    // An earlier attempt made the line item, then died before recording it: it is found. A
+    // 6th page arrives while the round waits for HubSpot: it is not billed, and said so.
+    let made = world
+        .operator
+        .hubspot
         .ensure_usage_line_item(&UsageLineItemRequest {
-            deal_id: deal_id(&crashed),
-            period_key: period_key(&uid(&crashed), period),
-            subscription_uid: uid(&crashed),
+            deal_id: crashed.deal_id(),
+            period_key: period_key(&crashed.uid(), period),
+            subscription_uid: crashed.uid(),
             name: "made before a crash".into(),
             description: String::new(),
             quantity: "2".into(),
@@ -223,23 +110,39 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
         })
         .await
         .expect("line item");
-    let round = report_due(&first, &store, month_end).await;
+    let round = usage_while_reporting(world, &api.base, &first, &crashed, month_end).await;
     let recorded = reported_for(&round, &crashed);
     assert_eq!(recorded.len(), 1, "{round:?}");
     assert_eq!(recorded[0].reference, made.id);
     assert_eq!(
-        (recorded[0].billable_units, recorded[0].amount.as_str()),
-        (2, "0.2")
+        (
+            recorded[0].quantity,
+            recorded[0].billable_units,
+            recorded[0].amount.as_str()
+        ),
+        (5.0, 2, "0.2")
     );
     assert_eq!(world.usage_line_items(&crashed).len(), 1);
+    let warning = subscription_event(world, &crashed, |e| {
+        e.reason.as_deref() == Some(USAGE_UNBILLED)
+    })
+    .await;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"), "{warning:?}");
+    let message = warning.message.unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "usage of {period} reached 6 while it was reported with 5"
+        )),
+        "{message}"
+    );
 
     // 7 pages (a retry of the first three among them); HubSpot commits the line item but its
     // response is lost (the deal has no line items yet, so that POST is the create).
-    let lost = world.subscriber(&format!("{base}-lost")).await;
-    known_to_the_api(&api.base, &lost).await;
-    post_usage(&api.base, &lost, &world.meter, &ids[..3]).await;
-    post_usage(&api.base, &lost, &world.meter, &ids).await;
-    world.sim.admin().add_fault(FaultRule {
+    let lost = world.subscriber(&format!("{base}-lost"), &api.base).await;
+    let lost_usage = lost.caller(&api.base);
+    lost_usage.post_usage(meter, &ids[..3]).await;
+    lost_usage.post_usage(meter, &ids).await;
+    world.operator.sim.admin().add_fault(FaultRule {
         id: 0,
         method: Some("POST".into()),
         path_contains: Some("/line_items".into()),
@@ -253,7 +156,7 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
     let round = report_due(&first, &store, month_end).await;
     assert_eq!(reported_for(&round, &lost).len(), 1, "{round:?}");
     assert!(reported_for(&round, &crashed).is_empty(), "{round:?}");
-    let key = period_key(&uid(&lost), period);
+    let key = period_key(&lost.uid(), period);
     assert_eq!(
         world.usage_line_items(&lost),
         [(key, "4".to_string(), "0.1".to_string())]
@@ -262,30 +165,18 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
     // Again, and after a restart (a fresh client and store handle): nothing more.
     let again = report_due(&first, &store, month_end).await;
     assert!(reported_for(&again, &lost).is_empty(), "{again:?}");
-    let restarted = operator(
-        world,
-        hubspot_client(&world.sim).await,
-        &location,
-        &format!("{base}-2"),
-    )
-    .await;
+    let restarted = reporting_operator(&world.operator, &location, &format!("{base}-2")).await;
     let later = month_end + SignedDuration::from_hours(3);
     let after = report_due(&restarted, restarted.usage_store.as_ref().unwrap(), later).await;
-    assert!(reported_for(&after, &lost).is_empty(), "{after:?}");
-    assert!(reported_for(&after, &crashed).is_empty(), "{after:?}");
-    assert_eq!(world.usage_line_items(&lost).len(), 1);
-    assert_eq!(world.usage_line_items(&crashed).len(), 1);
+    for subscriber in [&lost, &crashed] {
+        assert!(reported_for(&after, subscriber).is_empty(), "{after:?}");
+        assert_eq!(world.usage_line_items(subscriber).len(), 1);
+    }
 
     // The tenant sees the reported period; the subscription has an Event saying so.
-    let view: Value = reqwest::Client::new()
-        .get(format!("{}/v1/tenants/{}/usage", api.base, lost.name))
-        .header("X-API-Key", &lost.key)
-        .send()
-        .await
-        .expect("the API answers")
-        .json()
-        .await
-        .expect("JSON");
+    let view = lost_usage
+        .get_ok(&format!("/v1/tenants/{}/usage", lost.name))
+        .await;
     let reported = view["reported"].as_array().expect("reported periods");
     assert_eq!(reported.len(), 1, "{view}");
     assert_eq!(reported[0]["subscription"], "pages", "{view}");
@@ -300,58 +191,93 @@ async fn scenario(world: &World, location: UsageStoreLocation, base: &str) {
         "{view}"
     );
     assert!(reported[0]["lineItemId"].is_string(), "{view}");
-    let namespace = lost.subscription.namespace().expect("namespace");
-    let events: Api<k8s_openapi::api::core::v1::Event> =
-        Api::namespaced(world.client.clone(), &namespace);
-    eventually("the UsageReported Event", CONVERGED, || async {
-        let list = events.list(&ListParams::default()).await.ok()?;
-        list.items
-            .iter()
-            .find(|e| e.reason.as_deref() == Some("UsageReported"))
-            .and_then(|e| e.message.clone())
-            .filter(|m| m.contains("4 billable") && m.contains("0.4 USD"))
+    let event = subscription_event(world, &lost, |e| {
+        e.reason.as_deref() == Some("UsageReported")
+            && e.message
+                .as_deref()
+                .is_some_and(|m| m.contains("4 billable") && m.contains("0.4 USD"))
     })
     .await;
+    assert_eq!(event.type_.as_deref(), Some("Normal"));
+}
+
+/// A report round of `ctx` at `month_end` during which `subscriber`'s backend posts one more
+/// event: HubSpot is slow to answer the round's look-up of the subscriber's deal's line items
+/// (after the round read the period's quantity, before it recorded the report), and the event
+/// arrives meanwhile (its month is not reported yet, so the API takes it).
+async fn usage_while_reporting(
+    world: &World,
+    api: &str,
+    ctx: &Context,
+    subscriber: &Subscriber,
+    month_end: Timestamp,
+) -> ReportRound {
+    let admin = world.operator.sim.admin();
+    // Only the usage report reads a deal's line items.
+    let slow = admin.add_fault(FaultRule {
+        id: 0,
+        method: Some("GET".into()),
+        path_contains: Some(format!(
+            "/deals/{}/associations/line_items",
+            subscriber.deal_id()
+        )),
+        kind: FaultKind::Latency { ms: 1500 },
+        probability: 1.0,
+        times: Some(1),
+    });
+    let store = ctx.usage_store.clone().expect("store");
+    let (round, ()) = tokio::join!(report_due(ctx, &store, month_end), async {
+        // The fault is used up once HubSpot has the look-up.
+        eventually("the round to ask HubSpot", CONVERGED, || async {
+            let waiting = admin.with_state(|st| st.faults.rules.iter().any(|r| r.id == slow));
+            (!waiting).then_some(())
+        })
+        .await;
+        let during = event_ids("during-", 1);
+        let backend = subscriber.caller(api);
+        backend.post_usage(&world.listing.meter, &during).await;
+    });
+    round
+}
+
+/// Waits for an Event about `subscriber`'s subscription that `wanted` picks.
+async fn subscription_event(
+    world: &World,
+    subscriber: &Subscriber,
+    wanted: impl Fn(&Event) -> bool,
+) -> Event {
+    let namespace = subscriber.subscription.namespace().expect("namespace");
+    let events: Api<Event> = Api::namespaced(world.operator.client.clone(), &namespace);
+    let name = subscriber.subscription.name_any();
+    eventually("the subscription's Event", CONVERGED, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.involved_object.kind.as_deref() == Some("TenantSubscription")
+                && e.involved_object.name.as_deref() == Some(name.as_str())
+                && wanted(e)
+        })
+    })
+    .await
 }
 
 #[tokio::test]
 async fn closed_periods_are_billed_once_as_deal_line_items_with_each_store() {
-    let operator_world = OperatorWorld::start().await;
-    let client = operator_world.client.clone();
-    let listing = unique_name("pages");
-    let meter = format!("e2e.{}", listing.replace('-', "_"));
-    apply(&Api::<Listing>::all(client.clone()), json!({"apiVersion": "marketplace.dev/v1alpha1",
-        "kind": "Listing", "metadata": {"name": listing}, "spec": {
-            "displayName": "Document Pages", "tagline": "Read documents", "type": "InApp",
-            "category": "AI", "lifecycle": "Published", "features": ["pages_report"],
-            "plans": [{"name": "starter", "displayName": "Starter",
-                "pricing": {"model": "Flat", "amount": "9.00", "currency": "USD", "interval": "Month"},
-                "metered": {"meter": meter, "unit": "page", "unitPrice": "0.10",
-                            "includedQuantity": 3}}]}}))
+    // PostgreSQL starts while the rest is set up.
+    let postgres = tokio::task::spawn_blocking(Postgres::start_temporary);
+    let operator = OperatorWorld::start().await;
+    let listing = metered_listing(
+        &operator.client,
+        "pages_report",
+        json!({"unitPrice": "0.10", "includedQuantity": 3}),
+    )
     .await;
     // The controllers that make tenants and bill subscriptions (periods are reported by the
     // scenarios, which give each round its time).
-    let ctx = Arc::new(operator_world.context(
-        "e2e-usage-report",
-        ControllerConfig {
-            audit_interval: Duration::from_secs(3600),
-            ..ControllerConfig::default()
-        },
-    ));
+    let ctx = Arc::new(operator.context("e2e-usage-report", reported_by_hand()));
     let running = controllers::start(ctx, Enabled::TENANTS_AND_SUBSCRIPTIONS);
-    let OperatorWorld {
-        sim,
-        operator_namespace,
-        ..
-    } = operator_world;
-    let world = World {
-        client,
-        sim,
-        namespace: operator_namespace,
-        listing,
-        meter,
-    };
+    let world = World { operator, listing };
 
+    // One store after the other: the simulator's faults are not scoped to one scenario.
     let dir = tempfile::tempdir().expect("temp dir");
     scenario(
         &world,
@@ -359,7 +285,9 @@ async fn closed_periods_are_billed_once_as_deal_line_items_with_each_store() {
         "report-sqlite",
     )
     .await;
-    let server = marketplace_harness::postgres::Postgres::start_temporary()
+    let server = postgres
+        .await
+        .expect("PostgreSQL starts")
         .expect("PostgreSQL (scripts/install-postgres)");
     scenario(
         &world,

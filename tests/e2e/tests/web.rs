@@ -166,7 +166,7 @@ async fn the_storefront_in_a_real_browser() {
     let certs = tempfile::tempdir().expect("dir");
     let (service_port, ca, _service) = fake_service(certs.path()).await;
 
-    let listings: Api<Listing> = Api::all(world.client.clone());
+    let listings: Api<Listing> = Api::all(world.operator.client.clone());
     let inapp = unique_name("dispatch");
     apply(
         &listings,
@@ -184,7 +184,7 @@ async fn the_storefront_in_a_real_browser() {
         "category": "Analytics", "features": ["script_test"],
         "description": "Looks harmless.\n\n<script>window.pwned = 1</script>\n\nInline <img src=x onerror=\"window.pwned = 2\"> and [a link](javascript:window.pwned=3)."}))).await;
     let wizard = unique_name("qb-wizard");
-    apply(&Api::<WizardConfig>::all(world.client.clone()), json!({
+    apply(&Api::<WizardConfig>::all(world.operator.client.clone()), json!({
         "apiVersion": "marketplace.dev/v1alpha1", "kind": "WizardConfig", "metadata": {"name": wizard},
         "spec": {"title": "Connect QuickBooks",
             "connectionSchema": {"type": "object",
@@ -238,7 +238,7 @@ async fn the_storefront_in_a_real_browser() {
     )
     .await;
 
-    let mut settings = api_settings(Duration::from_secs(2), &world.operator_namespace);
+    let mut settings = api_settings(Duration::from_secs(2), &world.operator.operator_namespace);
     settings.probe = ProbePolicy {
         allow_private_targets: true,
         extra_root_certificates_pem: vec![ca.into_bytes()],
