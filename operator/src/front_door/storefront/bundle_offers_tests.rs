@@ -91,12 +91,10 @@ fn a_bundle_is_cancelled_once_and_not_after_it_ended() {
     assert!(decide_bundle_cancel(&purchase(false, Some(BundlePhase::Active)), &request).is_ok());
     assert!(decide_bundle_cancel(&purchase(false, Some(BundlePhase::Failed)), &request).is_ok());
     let (_, code, _) =
-        decide_bundle_cancel(&purchase(true, Some(BundlePhase::Cancelling)), &request)
-            .unwrap_err();
+        decide_bundle_cancel(&purchase(true, Some(BundlePhase::Cancelling)), &request).unwrap_err();
     assert_eq!(code, "AlreadyCancelling");
     let (_, code, _) =
-        decide_bundle_cancel(&purchase(false, Some(BundlePhase::Cancelled)), &request)
-            .unwrap_err();
+        decide_bundle_cancel(&purchase(false, Some(BundlePhase::Cancelled)), &request).unwrap_err();
     assert_eq!(code, "BundleEnded");
 }
 
@@ -118,8 +116,7 @@ fn the_standing_says_bought_available_or_why_not() {
         BundleStanding::Available
     );
     let mine = TenantSubscription::new("r", subscription("{listing: routes, plan: pro}"));
-    let BundleStanding::Unavailable { message } =
-        bundle_standing("suite", &offers, &[], &[&mine])
+    let BundleStanding::Unavailable { message } = bundle_standing("suite", &offers, &[], &[&mine])
     else {
         panic!("a member listing is subscribed already");
     };
@@ -140,7 +137,8 @@ fn a_tenant_with_a_member_listing_already_cannot_buy_the_bundle() {
     let offers = bundle_offers(&[suite()], &listings(), Viewer::of("acme", &acme));
     let mut mine = TenantSubscription::new("r", subscription("{listing: reports, plan: pro}"));
     mine.metadata.namespace = Some("tenant-acme".into());
-    let (status, code, message) = decide_bundle_purchase("suite", &offers, &[&mine], None).unwrap_err();
+    let (status, code, message) =
+        decide_bundle_purchase("suite", &offers, &[&mine], None).unwrap_err();
     assert_eq!((status, code), (StatusCode::CONFLICT, "AlreadySubscribed"));
     assert!(message.contains("Reports"), "{message}");
     assert!(decide_bundle_purchase("suite", &offers, &[], None).is_ok());

@@ -264,4 +264,3 @@ pub(crate) async fn cancel(
         Err(e) => apiserver_refusal(e),
     }
 }
-

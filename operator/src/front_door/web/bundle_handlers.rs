@@ -220,7 +220,8 @@ async fn cancel_form(
             url_part(&tenant),
             url_part(&name)
         );
-        let sentence = "Cancel this bundle at the end of the period? All of its add-ons end together.";
+        let sentence =
+            "Cancel this bundle at the end of the period? All of its add-ons end together.";
         let main = confirm_page_main(&action, sentence, &fields, &back);
         return message_page(&door, StatusCode::OK, "Confirm", &main);
     }

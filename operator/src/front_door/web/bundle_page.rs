@@ -251,7 +251,12 @@ fn bundle_phase_words(view: &BundlePurchaseView) -> &'static str {
     }
 }
 
-fn cancel_action(row: &PurchaseRow, bundle_name: &str, members: &[String], viewer: &Viewer) -> String {
+fn cancel_action(
+    row: &PurchaseRow,
+    bundle_name: &str,
+    members: &[String],
+    viewer: &Viewer,
+) -> String {
     let view = &row.view;
     if let Some(why) = &row.cannot_cancel {
         return format!("<small>{}</small>", escape(&sentence(why)));

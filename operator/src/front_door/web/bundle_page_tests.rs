@@ -1,7 +1,5 @@
 use super::*;
-use crate::api::bundle::{
-    BundleDiscount, BundleMemberStatus, BundleSubscriptionStatus,
-};
+use crate::api::bundle::{BundleDiscount, BundleMemberStatus, BundleSubscriptionStatus};
 use crate::api::listing::BillingInterval;
 use crate::api::tenant_subscription::{BundleMembership, Phase};
 use crate::front_door::storefront::bundle_offers::OfferMember;
@@ -125,7 +123,10 @@ fn row(cannot_cancel: Option<&str>) -> PurchaseRow {
             cancellation: None,
             status: Some(BundleSubscriptionStatus {
                 phase: Some(BundlePhase::Active),
-                members: vec![member("routes", Phase::Active), member("reports", Phase::Active)],
+                members: vec![
+                    member("routes", Phase::Active),
+                    member("reports", Phase::Active),
+                ],
                 ..BundleSubscriptionStatus::default()
             }),
         },
@@ -202,11 +203,7 @@ fn a_member_row_says_it_ends_with_its_bundle_instead_of_a_cancel_button() {
         bundle: None,
         ..member
     };
-    let html = super::super::subscriptions_page::render(
-        &[alone],
-        &BTreeMap::new(),
-        &names,
-        &viewer(true),
-    );
+    let html =
+        super::super::subscriptions_page::render(&[alone], &BTreeMap::new(), &names, &viewer(true));
     assert!(html.contains("Cancel at end of period"), "{html}");
 }

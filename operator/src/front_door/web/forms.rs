@@ -82,7 +82,12 @@ pub(super) fn csrf_ok(headers: &HeaderMap, offered: Option<&str>) -> bool {
     session_token(headers).is_none_or(|token| csrf_matches(&token, offered.unwrap_or("")))
 }
 
-pub(super) fn message_page(door: &FrontDoor, status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn message_page(
+    door: &FrontDoor,
+    status: StatusCode,
+    title: &str,
+    body: &str,
+) -> Response {
     let frame = Frame {
         theme: door.web.theme.clone(),
         ..Frame::default()

@@ -12,12 +12,12 @@ use axum::routing::{get, post};
 use jiff::Timestamp;
 use serde_json::json;
 
+use super::bundle_handlers::{bundle_names, offers_with_standing, purchase_rows};
 use super::catalog_page::{self, Viewer};
 use super::forms::FormTokens;
 use super::html::{Frame, escape, page, respond, url_part};
 use super::links::Links;
 use super::session::{self, csrf_token, session_token};
-use super::bundle_handlers::{bundle_names, offers_with_standing, purchase_rows};
 use super::subscriptions_page::{self, ListingFacts};
 use super::{assets, bundle_page, detail_page};
 use crate::api::listing::ListingType;
@@ -82,7 +82,12 @@ pub(super) fn refused_page(door: &FrontDoor, refusal: Response, here: &str) -> R
 }
 
 /// The frame of a tenant's page for this caller.
-pub(super) fn frame(door: &FrontDoor, headers: &HeaderMap, scope: &TenantScope, tenant: &str) -> Frame {
+pub(super) fn frame(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    scope: &TenantScope,
+    tenant: &str,
+) -> Frame {
     let suspended_addons = scope
         .subscriptions
         .iter()

@@ -91,7 +91,12 @@ fn tenants_read_their_own_words_for_every_pending_phase() {
         )
     })
     .collect();
-    let html = catalog_page::render(&one_page(cards), &CatalogQuery::default(), "", &viewer(true));
+    let html = catalog_page::render(
+        &one_page(cards),
+        &CatalogQuery::default(),
+        "",
+        &viewer(true),
+    );
     for words in ["Pending review", "Invoice issued", "Awaiting activation"] {
         assert!(html.contains(words), "{words}");
     }
@@ -161,7 +166,12 @@ fn a_detail_page_with_many_listings_worth_of_text_stays_small() {
     let index = page(
         &Frame::default(),
         "Add-ons",
-        &catalog_page::render(&one_page(cards), &CatalogQuery::default(), "", &viewer(true)),
+        &catalog_page::render(
+            &one_page(cards),
+            &CatalogQuery::default(),
+            "",
+            &viewer(true),
+        ),
     );
     assert!(index.len() < 100_000, "{} bytes", index.len());
 }
