@@ -129,6 +129,23 @@ async fn bundle_detail(
     ))
 }
 
+/// A form's confirmation page: `sentence`, and a form posting back to `action` with the form's
+/// key and CSRF token and the field that says it was confirmed; Cancel goes `back`.
+fn confirm_page(
+    door: &FrontDoor,
+    (action, sentence, back): (&str, &str, &str),
+    key: &str,
+    csrf: &Option<String>,
+    confirmed: (&str, String),
+) -> Response {
+    let mut fields = vec![("key", key.to_string()), confirmed];
+    if let Some(csrf) = csrf {
+        fields.push(("csrf", csrf.clone()));
+    }
+    let main = confirm_page_main(action, sentence, &fields, back);
+    message_page(door, StatusCode::OK, "Confirm", &main)
+}
+
 #[derive(Deserialize)]
 pub struct BundleBuyForm {
     csrf: Option<String>,
@@ -166,17 +183,13 @@ async fn buy_form(
             );
         };
         let quote = serde_json::to_string(&offer.quoted_price()).unwrap_or_default();
-        let mut fields = vec![("key", form.key.clone()), ("quote", quote)];
-        if let Some(csrf) = &form.csrf {
-            fields.push(("csrf", csrf.clone()));
-        }
         let action = format!(
             "/forms/t/{}/bundles/{}/buy",
             url_part(&tenant),
             url_part(&bundle)
         );
-        let main = confirm_page_main(&action, &offer.confirmation, &fields, &back);
-        return message_page(&door, StatusCode::OK, "Confirm", &main);
+        let confirm = (action.as_str(), offer.confirmation.as_str(), back.as_str());
+        return confirm_page(&door, confirm, &form.key, &form.csrf, ("quote", quote));
     };
     let confirmed: Option<Value> = serde_json::from_str(quote).ok();
     let body = json!({"bundle": bundle, "confirmedPrice": confirmed});
@@ -211,10 +224,6 @@ async fn cancel_form(
     }
     let back = Links::Live.subscriptions(&tenant);
     if form.confirmed.is_none() {
-        let mut fields = vec![("key", form.key.clone()), ("confirmed", "yes".into())];
-        if let Some(csrf) = &form.csrf {
-            fields.push(("csrf", csrf.clone()));
-        }
         let action = format!(
             "/forms/t/{}/bundle-subscriptions/{}/cancel",
             url_part(&tenant),
@@ -222,8 +231,14 @@ async fn cancel_form(
         );
         let sentence =
             "Cancel this bundle at the end of the period? All of its add-ons end together.";
-        let main = confirm_page_main(&action, sentence, &fields, &back);
-        return message_page(&door, StatusCode::OK, "Confirm", &main);
+        let confirm = (action.as_str(), sentence, back.as_str());
+        return confirm_page(
+            &door,
+            confirm,
+            &form.key,
+            &form.csrf,
+            ("confirmed", "yes".into()),
+        );
     }
     let response = bundles::cancel(
         State(door.clone()),

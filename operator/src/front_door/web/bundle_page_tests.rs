@@ -1,22 +1,10 @@
+use super::super::tests::viewer;
 use super::*;
 use crate::api::bundle::{BundleDiscount, BundleMemberStatus, BundleSubscriptionStatus};
 use crate::api::listing::BillingInterval;
 use crate::api::tenant_subscription::{BundleMembership, Phase};
 use crate::front_door::storefront::bundle_offers::OfferMember;
 use crate::front_door::storefront::detail::SubscriptionView;
-use crate::lifecycle::fixtures::ts;
-
-fn viewer(may_buy: bool) -> Viewer {
-    Viewer {
-        tenant: "acme".into(),
-        may_buy,
-        may_change: may_buy,
-        who_can_buy: "Only Acme's billing admins can add, change or cancel add-ons: ask Ann".into(),
-        now: ts("2026-12-03T00:00:00Z"),
-        links: Default::default(),
-        form: Default::default(),
-    }
-}
 
 fn offer() -> BundleOffer {
     let member = |listing: &str, name: &str, list: &str, price: &str| OfferMember {
@@ -190,7 +178,7 @@ fn a_member_row_says_it_ends_with_its_bundle_instead_of_a_cancel_button() {
     };
     let names = BTreeMap::from([("suite".to_string(), "Fleet suite".to_string())]);
     let html = super::super::subscriptions_page::render(
-        &[member.clone()],
+        std::slice::from_ref(&member),
         &BTreeMap::new(),
         &names,
         &viewer(true),

@@ -19,7 +19,7 @@ use crate::front_door::storefront::catalog::{
 use crate::front_door::storefront::detail::listing_detail;
 use crate::lifecycle::fixtures::{listing, tenant, ts};
 
-fn viewer(may_buy: bool) -> Viewer {
+pub(super) fn viewer(may_buy: bool) -> Viewer {
     Viewer {
         tenant: "acme".into(),
         may_buy,
