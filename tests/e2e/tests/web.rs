@@ -498,6 +498,7 @@ async fn the_storefront_in_a_real_browser() {
         &bundle_catalog,
     )
     .await;
+    bundles::without_javascript(&base, &tenant, &world.buyer, &bundle_catalog).await;
     eprintln!("web: bundles done after {:?}", started.elapsed());
 
     // Each page's HTML stays small (the issue asks under 100 kB).

@@ -137,7 +137,12 @@ fn buy_panel(offer: &BundleOffer, standing: &BundleStanding, viewer: &Viewer) ->
             );
         }
         BundleStanding::Available if !viewer.may_buy => {
-            out.push_str(&disabled_button("Buy bundle", &viewer.who_can_buy));
+            let _ = write!(
+                out,
+                "<p class=\"why\">{}.</p>{}",
+                escape(&viewer.who_can_buy),
+                disabled_button("Buy bundle", &viewer.who_can_buy)
+            );
         }
         BundleStanding::Available => {
             // Without JavaScript the form posts to /forms (a confirmation page, then the

@@ -2,26 +2,33 @@
 //! buy form; a billing admin opens it from the marketplace page, confirms the price in the
 //! dialog, buys it, sees the purchase with its members, finds it on My subscriptions (its
 //! members there say they end with the bundle) and cancels it, which cancels every member.
+//! Without JavaScript, the same forms post to `/forms` and confirm on a page of their own.
 
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use kube::Client as KubeClient;
 use kube::api::Api;
+use marketplace_e2e::api_process::Caller;
+use marketplace_e2e::eventually;
 use marketplace_e2e::storefront_world::listing;
 use marketplace_e2e::subscriptions::apply;
 use marketplace_e2e::unique_name;
 use marketplace_operator::api::{Bundle, Listing};
 use marketplace_operator::lifecycle::bundle::member_name;
-use serde_json::json;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 
+use super::no_script::{Plain, form};
 use super::{WAIT, browser, click, sign_in, wait_for, wait_for_text};
 
-/// The catalog of the scenario: two listings and the bundle selling them at 20% off.
+/// The catalog of the scenario: two listings and the bundle selling them at 20% off; and a
+/// second bundle of two other listings, bought and cancelled without JavaScript.
 pub struct BundleCatalog {
     pub bundle: String,
     pub planner: String,
     pub insights: String,
+    pub plain_bundle: String,
 }
 
 /// Applies the listings and the bundle (before the API starts, so its caches hold them).
@@ -58,10 +65,32 @@ pub async fn catalog(client: &KubeClient) -> BundleCatalog {
                 "discount": {"percentage": 20}}}),
     )
     .await;
+    let (alerts, exports) = (unique_name("alerts"), unique_name("exports"));
+    for (name, shown, feature) in [
+        (&alerts, "Driver Alerts", "driver_alerts"),
+        (&exports, "Data Exports", "data_exports"),
+    ] {
+        apply(
+            &listings,
+            listing(name, json!({"displayName": shown, "features": [feature]})),
+        )
+        .await;
+    }
+    let plain_bundle = unique_name("alerts-pack");
+    apply(
+        &Api::<Bundle>::all(client.clone()),
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Bundle",
+            "metadata": {"name": plain_bundle},
+            "spec": {"displayName": "Alerts pack",
+                "members": [{"listing": alerts, "plan": "pro"}, {"listing": exports, "plan": "pro"}],
+                "discount": {"amount": "8.00", "currency": "USD"}}}),
+    )
+    .await;
     BundleCatalog {
         bundle,
         planner,
         insights,
+        plain_bundle,
     }
 }
 
@@ -109,6 +138,7 @@ pub async fn buy_and_cancel_a_bundle(
     }
     wait_for(browser, &format!("{card} button[disabled]")).await;
     browser.goto(&page).await.expect("bundle page");
+    wait_for_text(browser, "#buy .why", "billing admins").await;
     let why = wait_for(browser, "#buy .disabled-wrap").await;
     let title = why.attr("title").await.expect("title").unwrap_or_default();
     assert!(title.contains("billing admins"), "{title}");
@@ -199,4 +229,83 @@ You save $11.80/mo on its add-ons' list total of $59.00/mo."
         "a cancelled bundle offers no second cancel"
     );
     browser::screenshot(browser, "bundle-cancelled").await;
+}
+
+/// The tenant's purchases of `bundle`, as the buyer's API sees them.
+async fn purchases_of(api: &Caller, tenant: &str, bundle: &str) -> Vec<Value> {
+    let (_, body) = api
+        .get(&format!("/v1/tenants/{tenant}/bundle-subscriptions"))
+        .await;
+    body["bundleSubscriptions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p["bundle"] == bundle)
+        .collect()
+}
+
+/// The same without JavaScript: the buy form's confirmation page, the purchase (a resubmitted
+/// form buys once), then the cancel form's confirmation page and the cancellation.
+pub async fn without_javascript(base: &str, tenant: &str, buyer: &str, catalog: &BundleCatalog) {
+    let bundle = &catalog.plain_bundle;
+    let plain = Plain::sign_in(base, buyer).await;
+    let api = Caller {
+        http: reqwest::Client::new(),
+        base: base.to_owned(),
+        token: buyer.to_owned(),
+    };
+    let page = plain.page(&format!("/t/{tenant}/bundles/{bundle}")).await;
+    let (action, hidden) = form(&page, "id=\"bundle-buy-form\"");
+    let (status, _, confirm) = plain.post(&action, &hidden).await;
+    assert_eq!(status, StatusCode::OK, "{confirm}");
+    assert!(
+        confirm.contains("Confirm addition of $90.00/mo to your bill for Alerts pack?"),
+        "{confirm}"
+    );
+    let (action, confirmed) = form(&confirm, "method=\"post\"");
+    for _ in 0..2 {
+        let (status, location, body) = plain.post(&action, &confirmed).await;
+        assert_eq!(
+            (status, location),
+            (
+                StatusCode::SEE_OTHER,
+                format!("/t/{tenant}/bundles/{bundle}#bundle-purchases")
+            ),
+            "{body}"
+        );
+    }
+    let bought = eventually("the purchase in the API's cache", WAIT, || async {
+        let bought = purchases_of(&api, tenant, bundle).await;
+        (!bought.is_empty()).then_some(bought)
+    })
+    .await;
+    assert_eq!(bought.len(), 1, "bought once: {bought:?}");
+    let name = bought[0]["name"].as_str().expect("name").to_owned();
+
+    let needle = format!("action=\"/forms/t/{tenant}/bundle-subscriptions/{name}/cancel\"");
+    let page = eventually("the bundle on My subscriptions", WAIT, || async {
+        let html = plain.page(&format!("/t/{tenant}/subscriptions")).await;
+        html.contains(&needle).then_some(html)
+    })
+    .await;
+    let (action, hidden) = form(&page, &needle);
+    let (status, _, confirm) = plain.post(&action, &hidden).await;
+    assert_eq!(status, StatusCode::OK, "{confirm}");
+    assert!(
+        confirm.contains("All of its add-ons end together"),
+        "{confirm}"
+    );
+    let (action, confirmed) = form(&confirm, "method=\"post\"");
+    let (status, location, body) = plain.post(&action, &confirmed).await;
+    assert_eq!(
+        (status, location),
+        (StatusCode::SEE_OTHER, format!("/t/{tenant}/subscriptions")),
+        "{body}"
+    );
+    eventually("the bundle cancelled", WAIT, || async {
+        let cancelled = purchases_of(&api, tenant, bundle).await;
+        cancelled[0]["cancellation"].is_object().then_some(())
+    })
+    .await;
 }
