@@ -3,13 +3,16 @@
 //! buttons that say who can buy; a listing whose Markdown carries a script renders it inert; a
 //! billing admin buys an in-app add-on and watches its card turn Installed without a reload;
 //! an integration's test connection fails, then succeeds, then it is bought; a partner listing
-//! opens the partner's site in a new tab. Screenshots go to target/web-screenshots/.
+//! opens the partner's site in a new tab; a bundle is bought at its confirmed price and
+//! cancelled with all its members. Screenshots go to target/web-screenshots/.
 //!
 //! One Chromium runs the scenarios one after another: cookies are per host, not per port, so
 //! browsers of different people would share the session cookie of 127.0.0.1 anyway.
 
 #[path = "web/browser.rs"]
 mod browser;
+#[path = "web/bundles.rs"]
+mod bundles;
 #[path = "web/no_script.rs"]
 mod no_script;
 
@@ -237,6 +240,8 @@ async fn the_storefront_in_a_real_browser() {
         ),
     )
     .await;
+
+let bundle_catalog = bundles::catalog(&world.operator.client).await;
 
     let mut settings = api_settings(Duration::from_secs(2), &world.operator.operator_namespace);
     settings.probe = ProbePolicy {
@@ -484,6 +489,17 @@ async fn the_storefront_in_a_real_browser() {
         "web: writes without JavaScript done after {:?}",
         started.elapsed()
     );
+
+    bundles::buy_and_cancel_a_bundle(
+        &browser,
+        &base,
+        &tenant,
+        (&world.buyer, &world.viewer),
+        &bundle_catalog,
+    )
+    .await;
+    bundles::without_javascript(&base, &tenant, &world.buyer, &bundle_catalog).await;
+    eprintln!("web: bundles done after {:?}", started.elapsed());
 
     // Each page's HTML stays small (the issue asks under 100 kB).
     let http = reqwest::Client::new();

@@ -521,7 +521,8 @@ pub fn operations() -> Vec<Operation> {
             .reply(error(400, "The Idempotency-Key is not 1 to 255 visible ASCII characters."))
             .reply(error(404, "No such tenant, or no such bundle for this tenant."))
             .reply(error(409, "The tenant already subscribes to a member listing \
-                (`AlreadySubscribed`).")
+                (`AlreadySubscribed`), or the bundle's price is not the `confirmedPrice` sent \
+                (`PriceChanged`: its message has the sentence to confirm again).")
             )
             .reply(error(422, "The body is not valid, or the Idempotency-Key was used for \
                 another bundle (`IdempotencyKeyReused`).")),
@@ -534,7 +535,8 @@ pub fn operations() -> Vec<Operation> {
             .reply(json(200, "The bundle purchase, its cancellation requested as the caller.",
                 named::<BundlePurchaseView>()))
             .reply(error(404, "No such tenant or bundle purchase."))
-            .reply(error(409, "The bundle is already being cancelled."))
+            .reply(error(409, "The bundle is already being cancelled (`AlreadyCancelling`), or \
+                every member has ended (`BundleEnded`)."))
             .reply(error(422, "The body is not valid.")),
         // ---- usage ----
         op(Post, "/v1/usage", "reportUsage", USAGE, "Report usage events of metered plans")

@@ -1,6 +1,6 @@
-//! Bundles in the storefront: the bundles a tenant may buy with their prices
-//! ([`bundle_offers`], pure), buying one (a BundleSubscription created as the caller; the
-//! operator creates its members) and cancelling one.
+//! Bundles in the storefront's JSON API: the bundles a tenant may buy with their prices, buying
+//! one (a BundleSubscription created as the caller; the operator creates its members) and
+//! cancelling one. The decisions are [`super::bundle_offers`]'s, shared with the web pages.
 
 use std::sync::Arc;
 
@@ -15,23 +15,22 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use super::bundle_offers::{
+    BundleOffer, bundle_offers, decide_bundle_cancel, decide_bundle_purchase, purchase_name,
+};
 use super::changes::CancelRequest;
-use super::price::plain_amount;
+use super::price::QuotedPrice;
 use super::routes::{apiserver_refusal, error, idempotency_key, parse, read_scope, scope};
 use crate::api::bundle::{BundleSubscription, BundleSubscriptionSpec, BundleSubscriptionStatus};
-use crate::api::listing::Listing;
 use crate::api::tenant::Tenant;
+use crate::api::tenant_subscription::CancellationRequest;
 use crate::api::tenant_subscription::TenantSubscription;
-use crate::api::{Bundle, tenant_subscription::CancellationRequest};
 use crate::controllers::tenant_rbac::namespace_name;
 use crate::front_door::auth::Access;
 use crate::front_door::read_limits::ReadClass;
 use crate::front_door::routes::{FrontDoor, rest_refusal, with_etag};
-use crate::lifecycle::bundle::{BundleQuote, quote};
-use crate::lifecycle::is_terminal;
-use crate::lifecycle::visibility::{Viewer, visible_to};
+use crate::lifecycle::visibility::Viewer;
 
 pub fn routes() -> Router<FrontDoor> {
     Router::new()
@@ -46,133 +45,8 @@ pub fn routes() -> Router<FrontDoor> {
         )
 }
 
-/// A member of a bundle on offer.
-#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct OfferMember {
-    pub listing: String,
-    pub display_name: String,
-    pub plan: String,
-    pub list_price: String,
-    pub price: String,
-}
-
-/// A bundle the tenant may buy.
-#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct BundleOffer {
-    pub name: String,
-    pub display_name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub members: Vec<OfferMember>,
-    pub currency: String,
-    /// `Month` or `Year`: every member is billed on it.
-    pub interval: String,
-    /// The members' list prices added up.
-    pub list_total: String,
-    /// What the bundle costs each interval.
-    pub price: String,
-    pub savings: String,
-}
-
-fn offer(bundle: &Bundle, quote: &BundleQuote) -> BundleOffer {
-    BundleOffer {
-        name: bundle.name_any(),
-        display_name: bundle.spec.display_name.clone(),
-        description: bundle.spec.description.clone(),
-        members: quote
-            .members
-            .iter()
-            .map(|m| OfferMember {
-                listing: m.listing.clone(),
-                display_name: m.display_name.clone(),
-                plan: m.plan.clone(),
-                list_price: plain_amount(m.list_price),
-                price: plain_amount(m.price),
-            })
-            .collect(),
-        currency: quote.currency.clone(),
-        interval: format!("{:?}", quote.interval),
-        list_total: plain_amount(quote.list_total),
-        price: plain_amount(quote.total),
-        savings: plain_amount(quote.savings()),
-    }
-}
-
-/// The bundles `tenant` may buy: every member listing visible to it and the bundle sellable
-/// (its quote holds), by display name.
-pub fn bundle_offers(
-    bundles: &[Arc<Bundle>],
-    listings: &[Arc<Listing>],
-    viewer: Viewer<'_>,
-) -> Vec<BundleOffer> {
-    let find = |name: &str| {
-        listings
-            .iter()
-            .find(|l| l.name_any() == name)
-            .map(|l| &l.spec)
-    };
-    let mut offers: Vec<BundleOffer> = bundles
-        .iter()
-        .filter(|b| {
-            b.spec
-                .members
-                .iter()
-                .all(|m| find(m.listing.as_str()).is_some_and(|l| visible_to(l, viewer)))
-        })
-        .filter_map(|b| Some(offer(b, &quote(&b.spec, find, |_| false).ok()?)))
-        .collect();
-    offers.sort_by(|a, b| (&a.display_name, &a.name).cmp(&(&b.display_name, &b.name)));
-    offers
-}
-
-/// Why `tenant` cannot buy bundle `name` now, as (HTTP status, code, message); else its offer.
-pub fn decide_bundle_purchase(
-    name: &str,
-    offers: &[BundleOffer],
-    subscriptions: &[&TenantSubscription],
-) -> Result<BundleOffer, (StatusCode, &'static str, String)> {
-    let Some(found) = offers.iter().find(|o| o.name == name) else {
-        return Err((
-            StatusCode::NOT_FOUND,
-            "BundleNotFound",
-            format!("there is no bundle {name:?} this tenant may buy"),
-        ));
-    };
-    let live = |listing: &str| {
-        subscriptions.iter().any(|s| {
-            s.spec.listing.as_str() == listing
-                && !s
-                    .status
-                    .as_ref()
-                    .and_then(|st| st.phase)
-                    .is_some_and(is_terminal)
-        })
-    };
-    if let Some(member) = found.members.iter().find(|m| live(&m.listing)) {
-        return Err((
-            StatusCode::CONFLICT,
-            "AlreadySubscribed",
-            format!(
-                "the tenant already subscribes to {} ({}); cancel that subscription before buying bundle {name:?}",
-                member.display_name, member.listing
-            ),
-        ));
-    }
-    Ok(found.clone())
-}
-
-/// The BundleSubscription's name for a purchase: the same for every retry with one
-/// Idempotency-Key, and at most 40 characters (its members' names must fit a label).
-pub fn purchase_name(bundle: &str, tenant: &str, key: &str) -> String {
-    let digest = Sha256::digest(format!("{tenant}\n{key}").as_bytes());
-    let suffix: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
-    let prefix: String = bundle.chars().take(40 - 11).collect();
-    format!("{}-{suffix}", prefix.trim_end_matches('-'))
-}
-
-fn offers_for(door: &FrontDoor, tenant_name: &str, tenant: &Tenant) -> Vec<BundleOffer> {
+/// The bundles on offer to `tenant_name` now.
+pub(crate) fn offers_for(door: &FrontDoor, tenant_name: &str, tenant: &Tenant) -> Vec<BundleOffer> {
     bundle_offers(
         &door.stores.bundles.store().state(),
         &door.stores.listings.store().state(),
@@ -180,7 +54,8 @@ fn offers_for(door: &FrontDoor, tenant_name: &str, tenant: &Tenant) -> Vec<Bundl
     )
 }
 
-fn purchases_in(door: &FrontDoor, tenant: &str) -> Vec<Arc<BundleSubscription>> {
+/// The tenant's bundle purchases, from the cache.
+pub(crate) fn purchases_in(door: &FrontDoor, tenant: &str) -> Vec<Arc<BundleSubscription>> {
     door.stores
         .bundle_subscriptions
         .in_namespace(&namespace_name(tenant))
@@ -254,7 +129,7 @@ pub struct BundlePurchased {
     pub offer: BundleOffer,
 }
 
-fn purchase_view(purchase: &BundleSubscription) -> BundlePurchaseView {
+pub(crate) fn purchase_view(purchase: &BundleSubscription) -> BundlePurchaseView {
     BundlePurchaseView {
         name: purchase.name_any(),
         bundle: purchase.spec.bundle.to_string(),
@@ -268,9 +143,13 @@ fn purchase_view(purchase: &BundleSubscription) -> BundlePurchaseView {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BundlePurchaseRequest {
     pub bundle: String,
+    /// The price the buyer saw (the offer's `price`, `currency` and `interval`); when sent, the
+    /// purchase goes through only at that price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_price: Option<QuotedPrice>,
 }
 
-async fn purchase(
+pub(crate) async fn purchase(
     State(door): State<FrontDoor>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
@@ -310,9 +189,17 @@ async fn purchase(
     }
     let subs: Vec<&TenantSubscription> = scope.subscriptions.iter().map(Arc::as_ref).collect();
     let offers = offers_for(&door, &tenant, &scope.tenant);
-    let offer = match decide_bundle_purchase(&request.bundle, &offers, &subs) {
+    let confirmed = request.confirmed_price.as_ref();
+    let offer = match decide_bundle_purchase(&request.bundle, &offers, &subs, confirmed) {
         Ok(offer) => offer,
-        Err((status, code, message)) => return error(status, code, Some("bundle"), &message),
+        Err((status, code, message)) => {
+            let field = if code == "PriceChanged" {
+                "confirmedPrice"
+            } else {
+                "bundle"
+            };
+            return error(status, code, Some(field), &message);
+        }
     };
     let mut object = BundleSubscription::new(
         &name,
@@ -335,7 +222,7 @@ async fn purchase(
     }
 }
 
-async fn cancel(
+pub(crate) async fn cancel(
     State(door): State<FrontDoor>,
     Path((tenant, name)): Path<(String, String)>,
     headers: HeaderMap,
@@ -360,17 +247,9 @@ async fn cancel(
             &format!("the tenant has no bundle subscription {name:?}"),
         );
     };
-    if found.spec.cancellation.is_some() {
-        return error(
-            StatusCode::CONFLICT,
-            "AlreadyCancelling",
-            None,
-            "the bundle is already being cancelled",
-        );
-    }
-    let cancellation = CancellationRequest {
-        reason: request.reason.clone(),
-        effective: request.effective,
+    let cancellation = match decide_bundle_cancel(&found, &request) {
+        Ok(cancellation) => cancellation,
+        Err((status, code, message)) => return error(status, code, None, &message),
     };
     let as_caller = match door.impersonator.client_for(&scope.caller.user) {
         Ok(client) => client,
@@ -385,7 +264,3 @@ async fn cancel(
         Err(e) => apiserver_refusal(e),
     }
 }
-
-#[cfg(test)]
-#[path = "bundles_tests.rs"]
-mod tests;

@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::catalog::{Card, TenantFacts, card_state};
 use super::price::{self, QuotedPrice};
 use crate::api::listing::{FaqEntry, Listing, PartnerRedirect, Release, Screenshot};
-use crate::api::tenant_subscription::{CancellationRequest, Phase, TenantSubscription};
+use crate::api::tenant_subscription::{
+    BundleMembership, CancellationRequest, Phase, TenantSubscription,
+};
 
 /// One plan, priced.
 #[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -97,6 +99,9 @@ pub struct SubscriptionView {
     /// An integration's field mapping: target field to source field.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub field_mapping: std::collections::BTreeMap<String, String>,
+    /// The bundle purchase this subscription is a member of: it ends only with the bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleMembership>,
 }
 
 /// One phase change.
@@ -128,6 +133,7 @@ pub fn subscription_view(sub: &TenantSubscription) -> SubscriptionView {
             .as_ref()
             .map(|c| c.field_mapping.clone())
             .unwrap_or_default(),
+        bundle: sub.spec.bundle.clone(),
         history: status
             .history
             .iter()

@@ -65,6 +65,15 @@ fn per(interval: BillingInterval) -> &'static str {
     }
 }
 
+/// A flat amount per interval as a tenant reads it (`"47.20"` → `$47.20/mo`), for bundle
+/// prices, which are totals rather than a plan's pricing.
+pub fn per_interval(amount: &str, currency: &str, interval: BillingInterval) -> String {
+    match parse_amount(amount) {
+        Some(minor) => format!("{}{}", money(minor, currency), per(interval)),
+        None => format!("{amount} {currency}"),
+    }
+}
+
 /// A plan's price as a tenant reads it: `$49.00/mo`, `$12.00 per vehicle/mo`, `Free`.
 pub fn describe(pricing: &Pricing) -> String {
     let Some(amount) = parse_amount(&pricing.amount) else {
@@ -219,6 +228,10 @@ mod tests {
         assert_eq!(describe(&free), "Free");
         assert_eq!(total(&unit, 5), "€60.00/yr (5 vehicles × €12.00)");
         assert_eq!(total(&unit, 1), "€12.00/yr (1 vehicle × €12.00)");
+        assert_eq!(
+            per_interval("1180.5", "USD", BillingInterval::Year),
+            "$1,180.50/yr"
+        );
     }
 
     #[test]

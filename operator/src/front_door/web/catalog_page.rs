@@ -244,8 +244,9 @@ fn filters(query: &CatalogQuery, viewer: &Viewer) -> String {
     out
 }
 
-/// The index page's content.
-pub fn render(page: &CatalogPage, query: &CatalogQuery, viewer: &Viewer) -> String {
+/// The index page's content; `bundles` (HTML, may be empty) follows the featured band on the
+/// first page when nothing is filtered.
+pub fn render(page: &CatalogPage, query: &CatalogQuery, bundles: &str, viewer: &Viewer) -> String {
     let mut out = String::from("<h1>Add-ons</h1>");
     // A static preview has no server to search with.
     if !viewer.links.is_static() {
@@ -259,6 +260,9 @@ pub fn render(page: &CatalogPage, query: &CatalogQuery, viewer: &Viewer) -> Stri
             out.push_str(&card_html(card, viewer, "featured-"));
         }
         out.push_str("</div></section>");
+    }
+    if !filtered && page.page == 1 {
+        out.push_str(bundles);
     }
     let _ = write!(
         out,

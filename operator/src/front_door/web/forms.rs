@@ -78,11 +78,16 @@ pub fn routes() -> Router<FrontDoor> {
 
 /// The form's CSRF field matches the session (requests without a session cookie come through
 /// a proxy's `Authorization`, and the middleware has checked their `Origin`).
-fn csrf_ok(headers: &HeaderMap, offered: Option<&str>) -> bool {
+pub(super) fn csrf_ok(headers: &HeaderMap, offered: Option<&str>) -> bool {
     session_token(headers).is_none_or(|token| csrf_matches(&token, offered.unwrap_or("")))
 }
 
-fn message_page(door: &FrontDoor, status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn message_page(
+    door: &FrontDoor,
+    status: StatusCode,
+    title: &str,
+    body: &str,
+) -> Response {
     let frame = Frame {
         theme: door.web.theme.clone(),
         ..Frame::default()
@@ -90,7 +95,7 @@ fn message_page(door: &FrontDoor, status: StatusCode, title: &str, body: &str) -
     respond(status, page(&frame, title, body))
 }
 
-fn csrf_refused(door: &FrontDoor) -> Response {
+pub(super) fn csrf_refused(door: &FrontDoor) -> Response {
     message_page(
         door,
         StatusCode::FORBIDDEN,
@@ -100,7 +105,7 @@ fn csrf_refused(door: &FrontDoor) -> Response {
 }
 
 /// The API's answer as the form's: 303 to `back` on success, else a page with its message.
-async fn answered(door: &FrontDoor, response: Response, back: &str) -> Response {
+pub(super) async fn answered(door: &FrontDoor, response: Response, back: &str) -> Response {
     let status = response.status();
     if status.is_success() {
         return Redirect::to(back).into_response();
@@ -125,7 +130,7 @@ async fn answered(door: &FrontDoor, response: Response, back: &str) -> Response 
 }
 
 /// The request as the API's handler receives it: with the form's key as `Idempotency-Key`.
-fn api_headers(headers: &HeaderMap, key: &str) -> HeaderMap {
+pub(super) fn api_headers(headers: &HeaderMap, key: &str) -> HeaderMap {
     let mut headers = headers.clone();
     headers.insert(
         header::CONTENT_TYPE,

@@ -12,19 +12,21 @@ use axum::routing::{get, post};
 use jiff::Timestamp;
 use serde_json::json;
 
+use super::bundle_handlers::{bundle_names, offers_with_standing, purchase_rows};
 use super::catalog_page::{self, Viewer};
 use super::forms::FormTokens;
 use super::html::{Frame, escape, page, respond, url_part};
 use super::links::Links;
 use super::session::{self, csrf_token, session_token};
 use super::subscriptions_page::{self, ListingFacts};
-use super::{assets, detail_page};
+use super::{assets, bundle_page, detail_page};
 use crate::api::listing::ListingType;
 use crate::api::tenant_subscription::Phase;
 use crate::front_door::FrontDoor;
 use crate::front_door::auth::Access;
 use crate::front_door::read_limits::ReadClass;
-use crate::front_door::storefront::catalog::{CatalogQuery, catalog_page, shown_to};
+use crate::front_door::storefront::bundles::purchases_in;
+use crate::front_door::storefront::catalog::{CatalogQuery, TenantFacts, catalog_page, shown_to};
 use crate::front_door::storefront::detail::{listing_detail, subscriptions_view};
 use crate::front_door::storefront::price::{QuotedPrice, promoted_confirmation, promoted_plan};
 use crate::front_door::storefront::routes::{TenantScope, read_scope, refs, rights, wizard_of};
@@ -46,6 +48,7 @@ pub fn routes() -> Router<FrontDoor> {
             get(confirm_sentence),
         )
         .route("/t/{tenant}/subscriptions", get(subscriptions))
+        .merge(super::bundle_handlers::routes())
         .merge(super::console_handlers::routes())
         .merge(super::forms::routes())
 }
@@ -79,7 +82,12 @@ pub(super) fn refused_page(door: &FrontDoor, refusal: Response, here: &str) -> R
 }
 
 /// The frame of a tenant's page for this caller.
-fn frame(door: &FrontDoor, headers: &HeaderMap, scope: &TenantScope, tenant: &str) -> Frame {
+pub(super) fn frame(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    scope: &TenantScope,
+    tenant: &str,
+) -> Frame {
     let suspended_addons = scope
         .subscriptions
         .iter()
@@ -102,7 +110,7 @@ fn frame(door: &FrontDoor, headers: &HeaderMap, scope: &TenantScope, tenant: &st
     }
 }
 
-async fn viewer(
+pub(super) async fn viewer(
     door: &FrontDoor,
     headers: &HeaderMap,
     scope: &TenantScope,
@@ -165,7 +173,9 @@ async fn index(
         &query,
         viewer.now,
     );
-    let main = catalog_page::render(&cards, &query, &viewer);
+    let bundles = offers_with_standing(&door, &scope, &tenant);
+    let bundles = bundle_page::offers_section(&bundles, &viewer);
+    let main = catalog_page::render(&cards, &query, &bundles, &viewer);
     html(page(
         &frame(&door, &headers, &scope, &tenant),
         "Add-ons",
@@ -298,12 +308,37 @@ async fn subscriptions(
     let viewer = viewer(&door, &headers, &scope, &tenant).await;
     let views = subscriptions_view(scope.subscriptions.iter().map(Arc::as_ref));
     let subs = refs(&scope.subscriptions);
-    let facts = scope.facts(&tenant, &subs);
-    let listings: BTreeMap<String, ListingFacts> = views
-        .iter()
-        .filter_map(|v| door.stores.listing(&v.listing))
+    let listings = listing_facts(
+        &door,
+        &scope.facts(&tenant, &subs),
+        views.iter().map(|v| v.listing.as_str()),
+        viewer.now,
+    );
+    let names = bundle_names(&door);
+    let purchases = purchase_rows(&purchases_in(&door, &tenant));
+    let mut main = subscriptions_page::render(&views, &listings, &names, &viewer);
+    main.push_str(&bundle_page::purchases_section(
+        &purchases, &names, &listings, &viewer,
+    ));
+    html(page(
+        &frame(&door, &headers, &scope, &tenant),
+        "My subscriptions",
+        &main,
+    ))
+}
+
+/// What the pages know of listings `names` (display name, plans priced for the tenant).
+pub(super) fn listing_facts<'a>(
+    door: &FrontDoor,
+    facts: &TenantFacts<'_>,
+    names: impl IntoIterator<Item = &'a str>,
+    now: Timestamp,
+) -> BTreeMap<String, ListingFacts> {
+    names
+        .into_iter()
+        .filter_map(|name| door.stores.listing(name))
         .map(|l| {
-            let detail = listing_detail(&l, &facts, viewer.now);
+            let detail = listing_detail(&l, facts, now);
             (
                 detail.card.name.clone(),
                 ListingFacts {
@@ -312,13 +347,7 @@ async fn subscriptions(
                 },
             )
         })
-        .collect();
-    let main = subscriptions_page::render(&views, &listings, &viewer);
-    html(page(
-        &frame(&door, &headers, &scope, &tenant),
-        "My subscriptions",
-        &main,
-    ))
+        .collect()
 }
 
 /// The start page: the marketplaces the caller may open (the first 50 tenants checked).

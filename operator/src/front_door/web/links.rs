@@ -37,6 +37,14 @@ impl Links {
         format!("listing-{}.html", url_part(listing))
     }
 
+    /// A bundle's page; a preview shows no bundles, so it points at the index.
+    pub fn bundle(self, tenant: &str, bundle: &str) -> String {
+        match self {
+            Links::Live => format!("/t/{}/bundles/{}", url_part(tenant), url_part(bundle)),
+            Links::Static => "index.html".into(),
+        }
+    }
+
     /// A tenant's subscriptions; a preview has none, so it points at the index.
     pub fn subscriptions(self, tenant: &str) -> String {
         match self {

@@ -6,17 +6,20 @@
 //! - [`html`], [`words`], [`markdown`], [`theme`], [`links`]: escaping, the tenant's words for
 //!   states, safe Markdown, the white-label theme ([`theme_file`]: from a file and flags), where
 //!   links point (the server, or a static preview's files). Pure.
-//! - [`catalog_page`], [`detail_page`], [`subscriptions_page`]: the pages, as pure functions of
-//!   plain view data; [`preview`] and [`changes_page`] render them as static files for
+//! - [`catalog_page`], [`detail_page`], [`subscriptions_page`], [`bundle_page`]: the pages, as
+//!   pure functions of plain view data; [`preview`] and [`changes_page`] render them as static files for
 //!   `marketplace catalog preview`.
 //! - [`oidc`] and [`oidc_flow`]: signing in through the OIDC provider (code flow + PKCE).
 //! - [`session`]: signing in (a bearer token in an HttpOnly cookie, or a proxy's
 //!   `Authorization`), CSRF checks on every state-changing request.
 //! - [`console_page`] and [`console_handlers`]: the superadmin console (`/admin`);
 //!   [`health_page`]: its tenant health and MRR page (`/admin/health`).
-//! - [`handlers`]: gather from the caches, render.
+//! - [`handlers`] and [`bundle_handlers`]: gather from the caches, ask the storefront's
+//!   deciders, render.
 
 pub mod assets;
+pub mod bundle_handlers;
+pub mod bundle_page;
 pub mod catalog_page;
 pub mod changes_page;
 pub mod console_handlers;

@@ -85,7 +85,10 @@ pub fn render_site(input: &PreviewInput<'_>) -> Vec<PreviewFile> {
         "<p class=\"note\">Preview of {}: <a href=\"changes.html\">what this change adds, changes and retires</a>.</p>",
         super::html::escape(&input.revisions.head)
     );
-    let index = format!("{notice}{}", catalog_page::render(&cards, &query, &viewer));
+    let index = format!(
+        "{notice}{}",
+        catalog_page::render(&cards, &query, "", &viewer)
+    );
     let mut files = vec![
         ("site.css".to_string(), assets::SITE_CSS.to_string()),
         ("index.html".to_string(), page(&frame, "Add-ons", &index)),

@@ -1,10 +1,12 @@
 //! My subscriptions (`/t/{tenant}/subscriptions`): each add-on's plan, state, next renewal or
 //! end, and what the person may do with it (cancel at the end of the period and undo, change
-//! plan or quantity), each with a confirmation.
+//! plan or quantity), each with a confirmation. A bundle's members say so instead: they end
+//! with their bundle ([`super::bundle_page`] draws the bundles).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::bundle_page::member_note;
 use super::catalog_page::{Viewer, disabled_button};
 use super::html::{escape, url_part};
 use super::words::{date, phase_words};
@@ -76,9 +78,20 @@ fn change_form(sub: &SubscriptionView, facts: &ListingFacts, viewer: &Viewer) ->
     out
 }
 
-fn actions(sub: &SubscriptionView, facts: &ListingFacts, viewer: &Viewer) -> String {
+fn actions(
+    sub: &SubscriptionView,
+    facts: &ListingFacts,
+    bundle_names: &BTreeMap<String, String>,
+    viewer: &Viewer,
+) -> String {
     if !in_service(sub.phase) {
         return String::new();
+    }
+    // A bundle's member ends (and changes) only with its bundle.
+    if let Some(bundle) = &sub.bundle {
+        let name = bundle.name.as_str();
+        let shown = bundle_names.get(name).map(String::as_str).unwrap_or(name);
+        return member_note(bundle.subscription.as_str(), shown);
     }
     let cancel_url = format!(
         "/v1/tenants/{}/subscriptions/{}/cancel",
@@ -137,10 +150,12 @@ pub fn mapping_note(sub: &SubscriptionView) -> String {
     )
 }
 
-/// The page's content: the tenant's subscriptions, newest first.
+/// The page's content: the tenant's subscriptions, newest first (`bundle_names`: the display
+/// names of the bundles their members belong to).
 pub fn render(
     subscriptions: &[SubscriptionView],
     listings: &BTreeMap<String, ListingFacts>,
+    bundle_names: &BTreeMap<String, String>,
     viewer: &Viewer,
 ) -> String {
     let mut out = String::from("<h1>My subscriptions</h1>");
@@ -190,7 +205,7 @@ pub fn render(
                 phase_words(sub.phase)
             },
             when = when(sub),
-            actions = actions(sub, &facts, viewer),
+            actions = actions(sub, &facts, bundle_names, viewer),
         );
     }
     out.push_str("</tbody></table></div>");

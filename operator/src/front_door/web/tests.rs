@@ -19,7 +19,7 @@ use crate::front_door::storefront::catalog::{
 use crate::front_door::storefront::detail::listing_detail;
 use crate::lifecycle::fixtures::{listing, tenant, ts};
 
-fn viewer(may_buy: bool) -> Viewer {
+pub(super) fn viewer(may_buy: bool) -> Viewer {
     Viewer {
         tenant: "acme".into(),
         may_buy,
@@ -91,7 +91,12 @@ fn tenants_read_their_own_words_for_every_pending_phase() {
         )
     })
     .collect();
-    let html = catalog_page::render(&one_page(cards), &CatalogQuery::default(), &viewer(true));
+    let html = catalog_page::render(
+        &one_page(cards),
+        &CatalogQuery::default(),
+        "",
+        &viewer(true),
+    );
     for words in ["Pending review", "Invoice issued", "Awaiting activation"] {
         assert!(html.contains(words), "{words}");
     }
@@ -128,7 +133,7 @@ fn an_empty_search_says_so() {
         q: Some("nothing".into()),
         ..CatalogQuery::default()
     };
-    let html = catalog_page::render(&one_page(Vec::new()), &query, &viewer(true));
+    let html = catalog_page::render(&one_page(Vec::new()), &query, "", &viewer(true));
     assert!(html.contains("No add-ons match"), "{html}");
 }
 
@@ -161,7 +166,12 @@ fn a_detail_page_with_many_listings_worth_of_text_stays_small() {
     let index = page(
         &Frame::default(),
         "Add-ons",
-        &catalog_page::render(&one_page(cards), &CatalogQuery::default(), &viewer(true)),
+        &catalog_page::render(
+            &one_page(cards),
+            &CatalogQuery::default(),
+            "",
+            &viewer(true),
+        ),
     );
     assert!(index.len() < 100_000, "{} bytes", index.len());
 }

@@ -167,6 +167,34 @@
     });
   }
 
+  // A bundle: the sentence and price were rendered with the page; the API refuses the
+  // purchase if the price changed since.
+  function bindBundleBuy(form) {
+    var idempotencyKey = null;
+    var submit = form.querySelector("#bundle-buy-submit");
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      confirmWith(form.dataset.confirm, form.dataset.note).then(function (yes) {
+        if (!yes) return;
+        idempotencyKey = idempotencyKey || key();
+        submit.disabled = true;
+        submit.setAttribute("aria-busy", "true");
+        var body = { bundle: form.dataset.bundle, confirmedPrice: JSON.parse(form.dataset.quote) };
+        return call("POST", form.dataset.url, body, idempotencyKey).then(function (res) {
+          submit.removeAttribute("aria-busy");
+          if (res.ok) {
+            idempotencyKey = null;
+            flash("Bought. Its add-ons are being set up; your purchase shows below.");
+            settle();
+          } else {
+            submit.disabled = false;
+            flash(errorText(res), true);
+          }
+        });
+      }).catch(function () { submit.disabled = false; flash("The marketplace did not answer; try again.", true); });
+    });
+  }
+
   function bindChange(form) {
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
@@ -225,6 +253,7 @@
     dropBrokenIcons();
     document.querySelectorAll("form[data-action-url]:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindStep(f); });
     document.querySelectorAll("#buy-form:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindBuy(f); });
+    document.querySelectorAll("#bundle-buy-form:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindBundleBuy(f); });
     document.querySelectorAll("form[data-change]:not([data-bound])").forEach(function (f) { f.dataset.bound = "1"; bindChange(f); });
     document.querySelectorAll("button[data-call]:not([data-bound])").forEach(function (b) {
       b.dataset.bound = "1";
