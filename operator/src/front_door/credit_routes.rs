@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::Timestamp;
-use serde_json::json;
 
 use super::console::routes::superadmin;
 use super::metering_routes::{metering_off, meters_of, unavailable};
 use super::routes::{FrontDoor, rest_refusal};
+use super::storefront::routes::error;
 use crate::credits::CreditStore;
 use crate::credits::grant::{GrantRequest, grant_of, same_grant};
 use crate::credits::view::{CreditsView, credits_view};
@@ -27,14 +27,6 @@ pub fn routes() -> Router<FrontDoor> {
             "/v1/admin/tenants/{tenant}/credits",
             get(admin_credits).post(grant_credits),
         )
-}
-
-fn error(status: StatusCode, code: &str, field: Option<&str>, message: &str) -> Response {
-    let mut body = json!({"code": code, "message": message});
-    if let Some(field) = field {
-        body["field"] = json!(field);
-    }
-    (status, axum::Json(body)).into_response()
 }
 
 /// The tenant's credits (`internal`: with who granted them), or the answer saying why not.

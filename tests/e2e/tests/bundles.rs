@@ -165,16 +165,26 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
     // share of the discount.
     let buy = format!("/v1/tenants/{acme}/bundle-subscriptions");
     let (status, _, body) = as_buyer
-        .post(&buy, Some("bundle-1"), json!({"bundle": suite}))
+        .post(&buy, Some("bundle-0"), json!({"bundle": suite}))
         .await;
+    assert_eq!(
+        (status, &body["code"], &body["field"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("PriceNotConfirmed"),
+            &json!("confirmedPrice")
+        ),
+        "a purchase without the price the buyer confirmed: {body}"
+    );
+    let confirmed = json!({"amount": "47.20", "currency": "USD", "interval": "Month"});
+    let order = json!({"bundle": suite, "confirmedPrice": confirmed});
+    let (status, _, body) = as_buyer.post(&buy, Some("bundle-1"), order.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let purchase = body["bundleSubscription"]["name"]
         .as_str()
         .expect("name")
         .to_owned();
-    let (status, _, again) = as_buyer
-        .post(&buy, Some("bundle-1"), json!({"bundle": suite}))
-        .await;
+    let (status, _, again) = as_buyer.post(&buy, Some("bundle-1"), order).await;
     assert_eq!(
         (status, &again["name"]),
         (StatusCode::OK, &json!(purchase)),

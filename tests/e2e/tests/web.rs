@@ -241,7 +241,7 @@ async fn the_storefront_in_a_real_browser() {
     )
     .await;
 
-let bundle_catalog = bundles::catalog(&world.operator.client).await;
+    let bundle_catalog = bundles::catalog(&world.operator.client).await;
 
     let mut settings = api_settings(Duration::from_secs(2), &world.operator.operator_namespace);
     settings.probe = ProbePolicy {

@@ -150,7 +150,7 @@ pub fn bundle_offers(
 }
 
 /// Why `tenant` cannot buy bundle `name` now; else its offer. `confirmed`, the price the buyer
-/// saw, must be the bundle's price now when it is given.
+/// saw, is required and must be the bundle's price now.
 pub fn decide_bundle_purchase(
     name: &str,
     offers: &[BundleOffer],
@@ -191,19 +191,26 @@ pub fn decide_bundle_purchase(
         interval: found.interval,
         unit: None,
     };
-    if let Some(quote) = confirmed
-        && !quote.matches(&now)
-    {
-        return Err((
+    match confirmed {
+        Some(quote) if quote.matches(&now) => Ok(found.clone()),
+        Some(_) => Err((
             StatusCode::CONFLICT,
             "PriceChanged",
             format!(
                 "the price is not the one confirmed; ask the buyer again: {}",
                 found.confirmation
             ),
-        ));
+        )),
+        // A bundle always costs something: no purchase without the price the buyer saw.
+        None => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "PriceNotConfirmed",
+            format!(
+                "send the price the buyer confirmed: {{amount: {:?}, currency: {:?}, interval: {:?}}} ({})",
+                found.price, found.currency, found.interval, found.confirmation
+            ),
+        )),
     }
-    Ok(found.clone())
 }
 
 /// The cancellation to write on bundle purchase `purchase`, or why not: one already asked for,
@@ -268,7 +275,12 @@ pub fn bundle_standing(
             purchase: purchase.name_any(),
         };
     }
-    match decide_bundle_purchase(name, offers, subscriptions, None) {
+    // Standing asks whether the tenant could buy at today's price, so that is the one confirmed.
+    let today = offers
+        .iter()
+        .find(|o| o.name == name)
+        .map(BundleOffer::quoted_price);
+    match decide_bundle_purchase(name, offers, subscriptions, today.as_ref()) {
         Ok(_) => BundleStanding::Available,
         Err((_, _, message)) => BundleStanding::Unavailable { message },
     }

@@ -65,6 +65,13 @@ fn a_purchase_goes_through_only_at_the_price_confirmed() {
         decide_bundle_purchase("suite", &offers, &[], Some(&old)).unwrap_err();
     assert_eq!((status, code), (StatusCode::CONFLICT, "PriceChanged"));
     assert!(message.contains("$36.00/mo"), "{message}");
+    // Unconfirmed: refused, naming the price to confirm.
+    let (status, code, message) = decide_bundle_purchase("suite", &offers, &[], None).unwrap_err();
+    assert_eq!(
+        (status, code),
+        (StatusCode::UNPROCESSABLE_ENTITY, "PriceNotConfirmed")
+    );
+    assert!(message.contains("$36.00/mo"), "{message}");
 }
 
 fn purchase(cancelling: bool, phase: Option<BundlePhase>) -> BundleSubscription {
@@ -141,8 +148,9 @@ fn a_tenant_with_a_member_listing_already_cannot_buy_the_bundle() {
         decide_bundle_purchase("suite", &offers, &[&mine], None).unwrap_err();
     assert_eq!((status, code), (StatusCode::CONFLICT, "AlreadySubscribed"));
     assert!(message.contains("Reports"), "{message}");
-    assert!(decide_bundle_purchase("suite", &offers, &[], None).is_ok());
-    let (status, ..) = decide_bundle_purchase("other", &offers, &[], None).unwrap_err();
+    let seen = offers[0].quoted_price();
+    assert!(decide_bundle_purchase("suite", &offers, &[], Some(&seen)).is_ok());
+    let (status, ..) = decide_bundle_purchase("other", &offers, &[], Some(&seen)).unwrap_err();
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 

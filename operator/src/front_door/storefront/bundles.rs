@@ -143,8 +143,9 @@ pub(crate) fn purchase_view(purchase: &BundleSubscription) -> BundlePurchaseView
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BundlePurchaseRequest {
     pub bundle: String,
-    /// The price the buyer saw (the offer's `price`, `currency` and `interval`); when sent, the
-    /// purchase goes through only at that price.
+    /// The price the buyer saw (the offer's `price`, `currency` and `interval`), required: the
+    /// purchase goes through only at that price (409 `PriceChanged` otherwise, 422
+    /// `PriceNotConfirmed` when it is missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmed_price: Option<QuotedPrice>,
 }
@@ -193,7 +194,7 @@ pub(crate) async fn purchase(
     let offer = match decide_bundle_purchase(&request.bundle, &offers, &subs, confirmed) {
         Ok(offer) => offer,
         Err((status, code, message)) => {
-            let field = if code == "PriceChanged" {
+            let field = if matches!(code, "PriceChanged" | "PriceNotConfirmed") {
                 "confirmedPrice"
             } else {
                 "bundle"

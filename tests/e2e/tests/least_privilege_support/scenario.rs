@@ -340,7 +340,8 @@ impl Scenario {
             .post(
                 &format!("/v1/tenants/{TENANT}/bundle-subscriptions"),
                 Some("kit-1"),
-                json!({"bundle": "kit"}),
+                // Two plans of 499.00 at 10% off.
+                json!({"bundle": "kit", "confirmedPrice": price("898.20")}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
