@@ -18,15 +18,15 @@
 //!                            [--orders BillFirst,EntitleFirst] [--no-rate-limits] [--restart]
 
 mod restart;
+mod tenant_pass;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
 use hubspot_sim::{FaultKind, FaultRule, SimConfig, Simulator};
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -41,7 +41,6 @@ use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
 };
 use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
-use marketplace_operator::controllers::tenant_rbac::TENANT_LABEL;
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::json;
 
@@ -518,48 +517,20 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     }
     config.billing_order.default = order;
     let concurrency = config.subscription_concurrency;
-    let operator_started = Instant::now();
+    let tenant_pass = tenant_pass::before(&client, &sim).await?;
     let operator = Operator::start(control_plane.config(), config.clone(), hubspot.clone())?;
     let ctx = operator.ctx.clone();
-    // Every tenant namespace, failing only when none appears for the stall timeout (10,000
-    // tenants take minutes). Names only, by the tenant label: a full list of 10,000 namespaces
-    // several times a second would load the apiserver being measured.
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let by_tenant = ListParams::default().labels(TENANT_LABEL);
-    let (mut seen, mut last_progress) = (0usize, Instant::now());
-    loop {
-        let have: HashSet<String> = namespaces
-            .list_metadata(&by_tenant)
-            .await?
-            .items
-            .iter()
-            .map(|n| n.name_any())
-            .collect();
-        let made = tenant_names
-            .iter()
-            .filter(|t| have.contains(&format!("tenant-{t}")))
-            .count();
-        if made == tenant_names.len() {
-            break;
-        }
-        if made > seen {
-            (seen, last_progress) = (made, Instant::now());
-        }
-        if last_progress.elapsed() > Duration::from_secs(args.stall_timeout_s) {
-            return Err(format!(
-                "tenant namespaces stalled at {made}/{} for {} s",
-                tenant_names.len(),
-                args.stall_timeout_s
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    println!(
-        "  {} tenant namespaces made in {:.1} s",
+    // Every Tenant Ready, failing only when none becomes Ready for the stall timeout (10,000
+    // tenants take minutes).
+    tenant_pass::wait_and_report(
+        &client,
+        &sim,
+        &ctx,
         tenant_names.len(),
-        operator_started.elapsed().as_secs_f64()
-    );
+        Duration::from_secs(args.stall_timeout_s),
+        tenant_pass,
+    )
+    .await?;
     // The operator's caches must know every tenant and listing before the first request
     // (otherwise a request could be refused as TenantNotFound/ListingNotFound).
     ctx.stores.wait_until_ready().await;
