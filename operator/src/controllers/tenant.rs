@@ -171,7 +171,12 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             reason,
             format!("{message}; HubSpot company {}", record.company_id),
         ),
-        None => (TRUE, reason, message),
+        // Upserted by an earlier reconcile: the same message, so an unchanged tenant's status
+        // is not rewritten (a restarted operator's first pass writes nothing).
+        None => match &status.hubspot_company_id {
+            Some(id) => (TRUE, reason, format!("{message}; HubSpot company {id}")),
+            None => (TRUE, reason, message),
+        },
     };
     let ready = NewCondition {
         type_: READY,

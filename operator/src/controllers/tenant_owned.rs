@@ -57,18 +57,14 @@ impl TenantOwnedCaches {
         );
     }
 
-    /// Objects held by the four caches: (count, approximate bytes as JSON).
-    pub fn size(&self) -> (usize, usize) {
-        let mut total = (0, 0);
-        let mut add = |(count, bytes): (usize, usize)| {
-            total.0 += count;
-            total.1 += bytes;
-        };
-        add(cache_size(&self.namespaces));
-        add(cache_size(&self.roles));
-        add(cache_size(&self.role_bindings));
-        add(cache_size(&self.cluster_role_bindings));
-        total
+    /// Objects held by each cache and their approximate bytes ([`SharedCache::size`]).
+    pub fn sizes(&self) -> Vec<(&'static str, (usize, usize))> {
+        vec![
+            ("namespaces", self.namespaces.size()),
+            ("roles", self.roles.size()),
+            ("rolebindings", self.role_bindings.size()),
+            ("clusterrolebindings", self.cluster_role_bindings.size()),
+        ]
     }
 
     /// The namespaces' changes that wake their Tenant.
@@ -106,26 +102,6 @@ impl TenantOwnedCaches {
             named(vec![o.catalog_binding], live)
         })
     }
-}
-
-/// A cache's object count and approximate size (each object as JSON).
-pub fn cache_size<K>(cache: &SharedCache<K>) -> (usize, usize)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let objects = cache.state();
-    let bytes = objects
-        .iter()
-        .map(|o| serde_json::to_vec(o.as_ref()).map_or(0, |v| v.len()))
-        .sum();
-    (objects.len(), bytes)
 }
 
 /// Whether a change of an object the Tenant controller made must wake its Tenant: it is gone

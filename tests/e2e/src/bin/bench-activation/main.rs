@@ -266,6 +266,28 @@ fn status_kib(field: &str) -> Option<u64> {
         .ok()
 }
 
+/// What the operator's caches hold: every object the operator keeps in memory, by kind, as
+/// (count, approximate bytes as JSON); the process's RSS also counts the simulator and the
+/// benchmark, this only the operator.
+fn operator_caches(ctx: &marketplace_operator::controllers::Context) -> String {
+    let mut sizes = ctx.stores.sizes();
+    if let Some(owned) = ctx.tenant_owned.get() {
+        sizes.extend(owned.sizes());
+    }
+    let objects: usize = sizes.iter().map(|(_, (n, _))| n).sum();
+    let bytes: usize = sizes.iter().map(|(_, (_, b))| b).sum();
+    let by_kind: Vec<String> = sizes
+        .iter()
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|(kind, (n, b))| format!("{kind} {n} ({:.1} MiB)", *b as f64 / 1048576.0))
+        .collect();
+    format!(
+        "{objects} objects, {:.1} MiB as JSON: {}",
+        bytes as f64 / 1048576.0,
+        by_kind.join(", ")
+    )
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -793,6 +815,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         ),
         None => println!("  peak RSS                  unknown (no /proc/self/status)"),
     }
+    println!("  the operator's caches: {}", operator_caches(&ctx));
     println!(
         "  rate-budget lower bound   {bound:>8.2} s  ({calls} calls ÷ {limit}/10 s); wall/bound {:.2}",
         wall.as_secs_f64() / bound.max(f64::EPSILON)
