@@ -20,6 +20,7 @@ pub mod status;
 pub mod subscription_action;
 pub mod subscription_billing;
 pub mod tenant;
+pub mod tenant_owned;
 pub mod tenant_rbac;
 pub mod tenant_subscription;
 pub mod usage_report;
@@ -57,7 +58,7 @@ pub struct Context {
     /// What webhooks and the drift audit learned about billing records, for the next reconcile.
     pub news: news::NewsBoard,
     /// Caches of the Tenant controller's objects, started with that controller.
-    pub tenant_owned: std::sync::OnceLock<tenant::TenantOwnedCaches>,
+    pub tenant_owned: std::sync::OnceLock<tenant_owned::TenantOwnedCaches>,
     /// Billing calls of entitled-first subscriptions, made outside the reconciles.
     pub billing_pool: billing_pool::BillingPool,
     /// The hash-chained record of every transition and billing call (disabled unless a path

@@ -3,9 +3,10 @@
 //! With billing configured, the tenant's HubSpot company and billing contact are upserted too.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -14,16 +15,15 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::applied::needs_apply;
 use super::status::{OPERATOR_MANAGER, apply_status_guarded};
+use super::tenant_owned::{TenantOwnedCaches, catalog_reader_check_needed};
 use super::tenant_rbac::{
-    CATALOG_READER_CLUSTER_ROLE, TENANT_LABEL, catalog_reader_cluster_role, desired_objects,
-    namespace_name,
+    CATALOG_READER_CLUSTER_ROLE, catalog_reader_cluster_role, desired_objects, namespace_name,
 };
 use super::{Context, Error, object_key};
 use crate::api::Tenant;
@@ -31,58 +31,24 @@ use crate::api::conditions::reasons::{HUBSPOT_COMPANY_FAILED, PROVISIONED, SUSPE
 use crate::api::conditions::types::READY;
 use crate::api::conditions::{FALSE, NewCondition, TRUE, find_condition, set_condition};
 use crate::billing::{CompanyRequest, ContactRequest};
-use crate::runtime::SharedCache;
+use crate::runtime::{SharedCache, spec_changes};
 
-/// Caches of what the Tenant controller makes (found by their tenant label), so a reconcile
-/// writes only what differs: a restarted operator's pass over every Tenant writes nothing.
-pub struct TenantOwnedCaches {
-    namespaces: SharedCache<Namespace>,
-    roles: SharedCache<Role>,
-    role_bindings: SharedCache<RoleBinding>,
-    cluster_role_bindings: SharedCache<ClusterRoleBinding>,
-    /// The shared catalog reader ClusterRole was found (or made) as wanted by this process.
-    catalog_reader_checked: AtomicBool,
-}
-
-impl TenantOwnedCaches {
-    fn start(client: &Client) -> Self {
-        let owned = || watcher::Config::default().labels(TENANT_LABEL);
-        TenantOwnedCaches {
-            namespaces: SharedCache::start_trimmed_with(Api::all(client.clone()), owned()),
-            roles: SharedCache::start_trimmed_with(Api::all(client.clone()), owned()),
-            role_bindings: SharedCache::start_trimmed_with(Api::all(client.clone()), owned()),
-            cluster_role_bindings: SharedCache::start_trimmed_with(
-                Api::all(client.clone()),
-                owned(),
-            ),
-            catalog_reader_checked: AtomicBool::new(false),
-        }
-    }
-
-    async fn wait_until_ready(&self) {
-        tokio::join!(
-            self.namespaces.wait_until_ready(),
-            self.roles.wait_until_ready(),
-            self.role_bindings.wait_until_ready(),
-            self.cluster_role_bindings.wait_until_ready(),
-        );
-    }
-}
-
-/// The Tenant controller, driven by the shared Tenant cache. Changes to the objects it made
-/// re-reconcile their Tenant, which restores them.
+/// The Tenant controller, driven by the shared Tenant cache: a Tenant is reconciled when its
+/// spec changes (its own status writes do not wake it), and when an object it made is deleted
+/// or drifts from what it wants, which the reconcile restores.
 pub fn controller(ctx: &Context) -> Controller<Tenant> {
     let owned = ctx
         .tenant_owned
         .get_or_init(|| TenantOwnedCaches::start(&ctx.client));
+    let tenants = ctx.stores.tenants.store().clone();
     Controller::for_shared_stream(
-        ctx.stores.tenants.changes(),
-        ctx.stores.tenants.store().clone(),
+        spec_changes(ctx.stores.tenants.changes(), tenants.clone()),
+        tenants.clone(),
     )
-    .owns_shared_stream(owned.namespaces.changes())
-    .owns_shared_stream(owned.roles.changes())
-    .owns_shared_stream(owned.role_bindings.changes())
-    .owns_shared_stream(owned.cluster_role_bindings.changes())
+    .owns_shared_stream(owned.namespace_wakes(tenants.clone()))
+    .owns_shared_stream(owned.role_wakes(tenants.clone()))
+    .owns_shared_stream(owned.role_binding_wakes(tenants.clone()))
+    .owns_shared_stream(owned.cluster_role_binding_wakes(tenants))
 }
 
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -99,43 +65,68 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
 
     // Act: server-side apply is idempotent, so restoring drift and keeping things as they are
     // are the same call; it is skipped when the cache shows the object as applied already.
-    let mut wrote = apply(
-        Api::<Namespace>::all(client.clone()),
-        cached(owned.map(|o| &o.namespaces), &objects.namespace),
-        &objects.namespace,
-    )
-    .await?;
+    // The namespace comes first (its Roles and bindings live in it); the tenant's HubSpot
+    // company does not depend on any of them, so it is upserted meanwhile, and the Roles and
+    // bindings are applied together: one round trip each, not one after another.
     let namespace = namespace_name(&tenant.name_any());
-    for role in &objects.roles {
-        wrote |= apply(
-            Api::<Role>::namespaced(client.clone(), &namespace),
-            cached(owned.map(|o| &o.roles), role),
-            role,
+    let previous = tenant.status.clone().unwrap_or_default();
+    // Upserted once per generation: the spec is all it depends on, and every reconcile of
+    // an unchanged Tenant (owned-object events, resyncs) would otherwise spend 2 calls.
+    let upserted = previous.hubspot_company_id.is_some()
+        && previous.observed_generation == tenant.metadata.generation
+        && find_condition(&previous.conditions, READY).is_some_and(|c| c.status == TRUE);
+    let rbac = async {
+        let wrote_namespace = apply(
+            Api::<Namespace>::all(client.clone()),
+            cached(owned.map(|o| &o.namespaces), &objects.namespace),
+            &objects.namespace,
         )
         .await?;
-    }
-    for binding in &objects.role_bindings {
-        wrote |= apply(
-            Api::<RoleBinding>::namespaced(client.clone(), &namespace),
-            cached(owned.map(|o| &o.role_bindings), binding),
-            binding,
-        )
-        .await?;
-    }
-    wrote |= apply(
-        Api::<ClusterRoleBinding>::all(client.clone()),
-        cached(
-            owned.map(|o| &o.cluster_role_bindings),
+        let roles = try_join_all(objects.roles.iter().map(|role| {
+            apply(
+                Api::<Role>::namespaced(client.clone(), &namespace),
+                cached(owned.map(|o| &o.roles), role),
+                role,
+            )
+        }));
+        let bindings = try_join_all(objects.role_bindings.iter().map(|binding| {
+            apply(
+                Api::<RoleBinding>::namespaced(client.clone(), &namespace),
+                cached(owned.map(|o| &o.role_bindings), binding),
+                binding,
+            )
+        }));
+        let catalog_binding = apply(
+            Api::<ClusterRoleBinding>::all(client.clone()),
+            cached(
+                owned.map(|o| &o.cluster_role_bindings),
+                &objects.catalog_binding,
+            ),
             &objects.catalog_binding,
-        ),
-        &objects.catalog_binding,
-    )
-    .await?;
-    // The shared cluster role (not watched: the operator may not list ClusterRoles): read and
-    // compared by the process's first Tenant reconcile, and again whenever a tenant's objects
-    // needed restoring (its deletion would have gone unseen).
+        );
+        let (roles, bindings, catalog_binding) =
+            futures::try_join!(roles, bindings, catalog_binding)?;
+        Ok::<bool, Error>(
+            wrote_namespace
+                || roles.into_iter().chain(bindings).any(|wrote| wrote)
+                || catalog_binding,
+        )
+    };
+    // HubSpot: the tenant's company and billing contact (idempotent; the id is kept in status
+    // so subscriptions and people can find the record).
+    let company = async {
+        match &ctx.billing {
+            Some(billing) if !upserted => {
+                Some(billing.ensure_company(&company_request(&tenant)).await)
+            }
+            _ => None,
+        }
+    };
+    let (wrote, company) = tokio::join!(rbac, company);
+    let wrote = wrote?;
+    // The shared cluster role (not watched: the operator may not list ClusterRoles).
     let checked_once = owned.is_some_and(|o| o.catalog_reader_checked.load(Ordering::Relaxed));
-    if wrote || !checked_once {
+    if catalog_reader_check_needed(checked_once, wrote, previous.namespace.is_some()) {
         let cluster_roles = Api::<ClusterRole>::all(client.clone());
         let live = cluster_roles.get_opt(CATALOG_READER_CLUSTER_ROLE).await?;
         apply(
@@ -148,19 +139,6 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             o.catalog_reader_checked.store(true, Ordering::Relaxed);
         }
     }
-
-    // HubSpot: the tenant's company and billing contact (idempotent; the id is kept in status
-    // so subscriptions and people can find the record).
-    let previous = tenant.status.clone().unwrap_or_default();
-    // Upserted once per generation: the spec is all it depends on, and every reconcile of
-    // an unchanged Tenant (owned-object events, resyncs) would otherwise spend 2 calls.
-    let upserted = previous.hubspot_company_id.is_some()
-        && previous.observed_generation == tenant.metadata.generation
-        && find_condition(&previous.conditions, READY).is_some_and(|c| c.status == TRUE);
-    let company = match &ctx.billing {
-        Some(billing) if !upserted => Some(billing.ensure_company(&company_request(&tenant)).await),
-        _ => None,
-    };
 
     // Report.
     let mut status = previous.clone();
@@ -193,7 +171,12 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             reason,
             format!("{message}; HubSpot company {}", record.company_id),
         ),
-        None => (TRUE, reason, message),
+        // Upserted by an earlier reconcile: the same message, so an unchanged tenant's status
+        // is not rewritten (a restarted operator's first pass writes nothing).
+        None => match &status.hubspot_company_id {
+            Some(id) => (TRUE, reason, format!("{message}; HubSpot company {id}")),
+            None => (TRUE, reason, message),
+        },
     };
     let ready = NewCondition {
         type_: READY,

@@ -172,6 +172,22 @@ where
     }
 }
 
+impl<K> SharedCache<K>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::Serialize + 'static,
+{
+    /// The objects held and their approximate size in bytes (each as compact JSON; the
+    /// in-memory form is of the same order): what the cache costs the process.
+    pub fn size(&self) -> (usize, usize) {
+        let objects = self.store.state();
+        let bytes = objects
+            .iter()
+            .map(|o| serde_json::to_vec(o.as_ref()).map_or(0, |v| v.len()))
+            .sum();
+        (objects.len(), bytes)
+    }
+}
+
 /// What a subscriber of [`SharedCache::updates`] is told.
 #[derive(Debug)]
 pub enum CacheUpdate<K> {

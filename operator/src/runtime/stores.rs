@@ -48,6 +48,19 @@ impl Stores {
         }
     }
 
+    /// Objects held by each cache and their approximate bytes ([`SharedCache::size`]).
+    pub fn sizes(&self) -> Vec<(&'static str, (usize, usize))> {
+        vec![
+            ("listings", self.listings.size()),
+            ("tenants", self.tenants.size()),
+            ("tenantsubscriptions", self.subscriptions.size()),
+            ("entitlements", self.entitlements.size()),
+            ("promotions", self.promotions.size()),
+            ("bundles", self.bundles.size()),
+            ("bundlesubscriptions", self.bundle_subscriptions.size()),
+        ]
+    }
+
     /// Caches that never fill, for tests that need no cluster data.
     #[cfg(test)]
     pub fn never_filled() -> Stores {

@@ -49,31 +49,39 @@ pub async fn apiserver_samples(client: &Client, metric: &str) -> Result<Vec<Samp
     Ok(parse_samples(&text, metric))
 }
 
-/// Writes counted by the apiserver, by (resource, subresource, verb).
+/// Requests counted by the apiserver, by (resource, subresource, verb).
 pub type WriteCounts = BTreeMap<(String, String, String), u64>;
 
 /// The writes (POST, PUT, PATCH, DELETE, APPLY) the apiserver has answered so far, Leases (the
 /// control plane's own heartbeats) left out.
 pub async fn apiserver_writes(client: &Client) -> Result<WriteCounts, kube::Error> {
+    let mut all = apiserver_requests(client).await?;
+    all.retain(|(_, _, verb), _| {
+        matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY")
+    });
+    Ok(all)
+}
+
+/// Every request the apiserver has answered so far, reads (GET, LIST, WATCH) included, by
+/// (resource, subresource, verb); Leases left out. Requests not for a resource (`/metrics`)
+/// have an empty resource.
+pub async fn apiserver_requests(client: &Client) -> Result<WriteCounts, kube::Error> {
     let mut out = WriteCounts::new();
     for s in apiserver_samples(client, "apiserver_request_total").await? {
-        let verb = s.label("verb");
-        if !matches!(verb, "POST" | "PUT" | "PATCH" | "DELETE" | "APPLY")
-            || s.label("resource") == "leases"
-        {
+        if s.label("resource") == "leases" {
             continue;
         }
         let key = (
             s.label("resource").to_string(),
             s.label("subresource").to_string(),
-            verb.to_string(),
+            s.label("verb").to_string(),
         );
         *out.entry(key).or_insert(0) += s.value as u64;
     }
     Ok(out)
 }
 
-/// The writes made between two counts (only those with any).
+/// The requests (or writes) made between two counts (only those with any).
 pub fn writes_between(before: &WriteCounts, after: &WriteCounts) -> WriteCounts {
     after
         .iter()

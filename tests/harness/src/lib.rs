@@ -42,7 +42,7 @@ mod wait;
 use std::sync::OnceLock;
 
 pub use apiserver_metrics::{
-    Sample, WriteCounts, apiserver_samples, apiserver_writes, writes_between,
+    Sample, WriteCounts, apiserver_requests, apiserver_samples, apiserver_writes, writes_between,
 };
 pub use binaries::{BIN_DIR_ENV, Binaries};
 pub use control_plane::{

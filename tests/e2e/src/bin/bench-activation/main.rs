@@ -18,15 +18,15 @@
 //!                            [--orders BillFirst,EntitleFirst] [--no-rate-limits] [--restart]
 
 mod restart;
+mod tenant_pass;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
 use hubspot_sim::{FaultKind, FaultRule, SimConfig, Simulator};
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -41,7 +41,6 @@ use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
 };
 use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
-use marketplace_operator::controllers::tenant_rbac::TENANT_LABEL;
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::json;
 
@@ -265,6 +264,28 @@ fn status_kib(field: &str) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// What the operator's caches hold: every object the operator keeps in memory, by kind, as
+/// (count, approximate bytes as JSON); the process's RSS also counts the simulator and the
+/// benchmark, this only the operator.
+fn operator_caches(ctx: &marketplace_operator::controllers::Context) -> String {
+    let mut sizes = ctx.stores.sizes();
+    if let Some(owned) = ctx.tenant_owned.get() {
+        sizes.extend(owned.sizes());
+    }
+    let objects: usize = sizes.iter().map(|(_, (n, _))| n).sum();
+    let bytes: usize = sizes.iter().map(|(_, (_, b))| b).sum();
+    let by_kind: Vec<String> = sizes
+        .iter()
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|(kind, (n, b))| format!("{kind} {n} ({:.1} MiB)", *b as f64 / 1048576.0))
+        .collect();
+    format!(
+        "{objects} objects, {:.1} MiB as JSON: {}",
+        bytes as f64 / 1048576.0,
+        by_kind.join(", ")
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -518,48 +539,20 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     }
     config.billing_order.default = order;
     let concurrency = config.subscription_concurrency;
-    let operator_started = Instant::now();
+    let tenant_pass = tenant_pass::before(&client, &sim).await?;
     let operator = Operator::start(control_plane.config(), config.clone(), hubspot.clone())?;
     let ctx = operator.ctx.clone();
-    // Every tenant namespace, failing only when none appears for the stall timeout (10,000
-    // tenants take minutes). Names only, by the tenant label: a full list of 10,000 namespaces
-    // several times a second would load the apiserver being measured.
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let by_tenant = ListParams::default().labels(TENANT_LABEL);
-    let (mut seen, mut last_progress) = (0usize, Instant::now());
-    loop {
-        let have: HashSet<String> = namespaces
-            .list_metadata(&by_tenant)
-            .await?
-            .items
-            .iter()
-            .map(|n| n.name_any())
-            .collect();
-        let made = tenant_names
-            .iter()
-            .filter(|t| have.contains(&format!("tenant-{t}")))
-            .count();
-        if made == tenant_names.len() {
-            break;
-        }
-        if made > seen {
-            (seen, last_progress) = (made, Instant::now());
-        }
-        if last_progress.elapsed() > Duration::from_secs(args.stall_timeout_s) {
-            return Err(format!(
-                "tenant namespaces stalled at {made}/{} for {} s",
-                tenant_names.len(),
-                args.stall_timeout_s
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    println!(
-        "  {} tenant namespaces made in {:.1} s",
+    // Every Tenant Ready, failing only when none becomes Ready for the stall timeout (10,000
+    // tenants take minutes).
+    tenant_pass::wait_and_report(
+        &client,
+        &sim,
+        &ctx,
         tenant_names.len(),
-        operator_started.elapsed().as_secs_f64()
-    );
+        Duration::from_secs(args.stall_timeout_s),
+        tenant_pass,
+    )
+    .await?;
     // The operator's caches must know every tenant and listing before the first request
     // (otherwise a request could be refused as TenantNotFound/ListingNotFound).
     ctx.stores.wait_until_ready().await;
@@ -822,6 +815,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         ),
         None => println!("  peak RSS                  unknown (no /proc/self/status)"),
     }
+    println!("  the operator's caches: {}", operator_caches(&ctx));
     println!(
         "  rate-budget lower bound   {bound:>8.2} s  ({calls} calls ÷ {limit}/10 s); wall/bound {:.2}",
         wall.as_secs_f64() / bound.max(f64::EPSILON)

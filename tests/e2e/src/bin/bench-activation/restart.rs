@@ -14,7 +14,7 @@ use marketplace_operator::controllers::ControllerConfig;
 use marketplace_e2e::controllers::reconciled;
 use marketplace_harness::{apiserver_writes, writes_between};
 
-use super::{Operator, Result, status_kib};
+use super::{Operator, Result, operator_caches, status_kib};
 
 /// Longest a first pass may take before the run fails.
 const FIRST_PASS_LIMIT: Duration = Duration::from_secs(1800);
@@ -63,6 +63,8 @@ pub async fn measure(
     let sim_after = sim.admin().counters();
     let written = writes_between(&writes_before, &apiserver_writes(client).await?);
     let peak = status_kib("VmHWM:").unwrap_or(0);
+    let rss_after = status_kib("VmRSS:").unwrap_or(0);
+    let caches = operator_caches(&operator.ctx);
     operator.stop().await;
 
     let calls = sim_after.total_requests - sim_before.total_requests;
@@ -86,9 +88,11 @@ pub async fn measure(
     );
     println!("    HubSpot calls during it           {calls:>8}");
     println!("    apiserver writes during it        {writes_total:>8}  {written:?}");
+    println!("    the fresh operator's caches after it: {caches}");
     println!(
-        "    RSS before {:.1} MiB; peak during it {:.1} MiB{}",
+        "    RSS before {:.1} MiB, after {:.1} MiB; peak during it {:.1} MiB{}",
         rss_before as f64 / 1024.0,
+        rss_after as f64 / 1024.0,
         peak as f64 / 1024.0,
         if peak_reset {
             ""
