@@ -95,8 +95,12 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
     let world = start_world("e2e-bundles").await;
     let client = world.operator.client.clone();
     let (acme, globex) = (unique_name("acme"), unique_name("globex"));
-    let (acme_ns, globex_ns) =
-        tokio::join!(world.tenant(&acme, false), world.tenant(&globex, false));
+    let smb = unique_name("smb");
+    let (acme_ns, globex_ns, smb_ns) = tokio::join!(
+        world.tenant(&acme, false),
+        world.tenant(&globex, false),
+        world.tenant_with(&smb, json!({"segment": "smb"}))
+    );
     let (routes, reports) = (unique_name("routes"), unique_name("reports"));
     let listings: Api<Listing> = Api::all(client.clone());
     apply(&listings, listing(&routes, json!({}))).await;
@@ -304,7 +308,8 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
         purchase
     );
 
-    bundle_promotion(&world, &as_buyer, &suite, &both, &acme).await;
+    let smb = (smb.as_str(), smb_ns.as_str());
+    bundle_promotion(&world.operator, &as_buyer, &suite, &both, smb, &acme).await;
     restarted.stop().await;
 }
 
@@ -319,16 +324,15 @@ fn at(offset: jiff::SignedDuration) -> String {
 /// regular price, end date), bought at the promoted price, recorded on the purchase and billed
 /// as each member's share of it on its HubSpot line item.
 async fn bundle_promotion(
-    world: &marketplace_e2e::storefront_world::StorefrontWorld,
+    operator: &controllers::OperatorWorld,
     as_buyer: &marketplace_e2e::api_process::Caller,
     suite: &str,
     both: &[&str; 2],
+    (smb, smb_ns): (&str, &str),
     outsider: &str,
 ) {
     use marketplace_operator::api::Promotion;
-    let client = world.operator.client.clone();
-    let smb = unique_name("smb");
-    let smb_ns = world.tenant_with(&smb, json!({"segment": "smb"})).await;
+    let client = operator.client.clone();
     let hour = jiff::SignedDuration::from_hours(1);
     let ends = at(hour);
     let promotions: Api<Promotion> = Api::all(client.clone());
@@ -369,7 +373,7 @@ async fn bundle_promotion(
         offers.into_iter().find(|b| b["name"] == suite)
     };
     let offered = eventually("the promoted bundle is offered", CONVERGED, || async {
-        offers(smb.clone())
+        offers(smb.to_owned())
             .await
             .filter(|o| o["promotion"].is_object())
     })
@@ -434,9 +438,9 @@ async fn bundle_promotion(
         .as_str()
         .expect("name")
         .to_owned();
-    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), &smb_ns);
+    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), smb_ns);
     let members = members_in(&subs, &purchase, both, Phase::Active).await;
-    let purchases: Api<BundleSubscription> = Api::namespaced(client.clone(), &smb_ns);
+    let purchases: Api<BundleSubscription> = Api::namespaced(client.clone(), smb_ns);
     let recorded = purchases
         .get(&purchase)
         .await
@@ -473,7 +477,7 @@ async fn bundle_promotion(
             Some(promo.as_str()),
             "the billed share is recorded, to end it after the kept periods"
         );
-        let item = line_item(&world.operator.sim, member);
+        let item = line_item(&operator.sim, member);
         assert_eq!(item["properties"]["price"], list, "{item}");
         assert_eq!(item["properties"]["discount"], discount, "{item}");
     }
