@@ -38,14 +38,22 @@ spec:
 "#;
 
 fn run(reports: &str, bundle: &str) -> LintReport {
-    let files = [
+    run_with(reports, bundle, &[])
+}
+
+/// The bundle's catalog with `promotions` (name, file text) beside it.
+fn run_with(reports: &str, bundle: &str, promotions: &[(&str, String)]) -> LintReport {
+    let mut files = vec![
         (
-            "listings/routes.yaml",
+            "listings/routes.yaml".to_owned(),
             listing("routes", "30.00", "USD", "Published"),
         ),
-        ("listings/reports.yaml", reports.to_owned()),
-        ("bundles/suite.yaml", bundle.to_owned()),
+        ("listings/reports.yaml".to_owned(), reports.to_owned()),
+        ("bundles/suite.yaml".to_owned(), bundle.to_owned()),
     ];
+    for (name, text) in promotions {
+        files.push((format!("promotions/{name}.yaml"), text.clone()));
+    }
     let files: Vec<SourceFile> = files
         .into_iter()
         .map(|(path, text)| SourceFile {
@@ -162,25 +170,7 @@ spec:
 
 /// The (rule, field) of every error of the promotions' files.
 fn promotion_errors(promotions: &[(&str, String)]) -> Vec<(Rule, String, String)> {
-    let mut files = vec![
-        (
-            "listings/routes.yaml".to_owned(),
-            listing("routes", "30.00", "USD", "Published"),
-        ),
-        ("listings/reports.yaml".to_owned(), published_reports()),
-        ("bundles/suite.yaml".to_owned(), SUITE.to_owned()),
-    ];
-    for (name, text) in promotions {
-        files.push((format!("promotions/{name}.yaml"), text.clone()));
-    }
-    let files: Vec<SourceFile> = files
-        .into_iter()
-        .map(|(path, text)| SourceFile {
-            path: path.into(),
-            contents: text.into_bytes(),
-        })
-        .collect();
-    lint(&files, &LintOptions::default())
+    run_with(&published_reports(), SUITE, promotions)
         .diagnostics
         .iter()
         .filter(|d| d.is_error())
