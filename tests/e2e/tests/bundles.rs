@@ -95,11 +95,12 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
     let world = start_world("e2e-bundles").await;
     let client = world.operator.client.clone();
     let (acme, globex) = (unique_name("acme"), unique_name("globex"));
-    let smb = unique_name("smb");
-    let (acme_ns, globex_ns, smb_ns) = tokio::join!(
+    let (smb, coded) = (unique_name("smb"), unique_name("coded"));
+    let (acme_ns, globex_ns, smb_ns, coded_ns) = tokio::join!(
         world.tenant(&acme, false),
         world.tenant(&globex, false),
-        world.tenant_with(&smb, json!({"segment": "smb"}))
+        world.tenant_with(&smb, json!({"segment": "smb"})),
+        world.tenant_with(&coded, json!({"region": "e2e-coded"}))
     );
     let (routes, reports) = (unique_name("routes"), unique_name("reports"));
     let listings: Api<Listing> = Api::all(client.clone());
@@ -310,6 +311,8 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
 
     let smb = (smb.as_str(), smb_ns.as_str());
     bundle_promotion(&world.operator, &as_buyer, &suite, &both, smb, &acme).await;
+    let coded = (coded.as_str(), coded_ns.as_str());
+    coded_bundle_promotion(&world.operator, &as_buyer, &suite, coded).await;
     restarted.stop().await;
 }
 
@@ -481,4 +484,60 @@ async fn bundle_promotion(
         assert_eq!(item["properties"]["price"], list, "{item}");
         assert_eq!(item["properties"]["discount"], discount, "{item}");
     }
+}
+
+/// A promotion behind a code: the bundle is offered at its regular price, and bought at the
+/// promoted one with the code, which the purchase records.
+async fn coded_bundle_promotion(
+    operator: &controllers::OperatorWorld,
+    as_buyer: &marketplace_e2e::api_process::Caller,
+    suite: &str,
+    (tenant, namespace): (&str, &str),
+) {
+    use marketplace_operator::api::Promotion;
+    let hour = jiff::SignedDuration::from_hours(1);
+    let promotions: Api<Promotion> = Api::all(operator.client.clone());
+    let name = unique_name("suite-code");
+    let code = format!("E2EB{}", std::process::id());
+    apply(
+        &promotions,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Promotion",
+            "metadata": {"name": name},
+            "spec": {"displayName": "Suite code", "bundles": [suite], "discount": {"price": "30.00"},
+                "startsAt": at(-hour), "endsAt": at(hour), "regions": ["e2e-coded"],
+                "code": code, "periods": 1}}),
+    )
+    .await;
+    let (_, body) = as_buyer.get(&format!("/v1/tenants/{tenant}/bundles")).await;
+    let offers = body["bundles"].as_array().cloned().unwrap_or_default();
+    let offer = offers.iter().find(|b| b["name"] == suite).expect("offered");
+    assert_eq!(offer["price"], "47.20", "without the code: {offer}");
+    let buy = format!("/v1/tenants/{tenant}/bundle-subscriptions");
+    let order = json!({"bundle": suite, "promotionCode": code.to_lowercase(),
+        "confirmedPrice": {"amount": "30.00", "currency": "USD", "interval": "Month"}});
+    let (status, _, body) = eventually("the code is on offer", CONVERGED, || async {
+        let answer = as_buyer.post(&buy, Some("coded-1"), order.clone()).await;
+        (answer.0 == StatusCode::CREATED).then_some(answer)
+    })
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let purchase = body["bundleSubscription"]["name"].as_str().expect("name");
+    let purchases: Api<BundleSubscription> = Api::namespaced(operator.client.clone(), namespace);
+    let recorded = eventually("the coded promotion is recorded", CONVERGED, || async {
+        purchases.get(purchase).await.ok()?.status?.promotion
+    })
+    .await;
+    assert_eq!(
+        (recorded.name.as_str(), recorded.price.as_str()),
+        (name.as_str(), "30.00")
+    );
+    assert_eq!(
+        purchases
+            .get(purchase)
+            .await
+            .expect("purchase")
+            .spec
+            .promotion_code,
+        Some(code)
+    );
 }
