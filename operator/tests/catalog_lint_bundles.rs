@@ -38,14 +38,22 @@ spec:
 "#;
 
 fn run(reports: &str, bundle: &str) -> LintReport {
-    let files = [
+    run_with(reports, bundle, &[])
+}
+
+/// The bundle's catalog with `promotions` (name, file text) beside it.
+fn run_with(reports: &str, bundle: &str, promotions: &[(&str, String)]) -> LintReport {
+    let mut files = vec![
         (
-            "listings/routes.yaml",
+            "listings/routes.yaml".to_owned(),
             listing("routes", "30.00", "USD", "Published"),
         ),
-        ("listings/reports.yaml", reports.to_owned()),
-        ("bundles/suite.yaml", bundle.to_owned()),
+        ("listings/reports.yaml".to_owned(), reports.to_owned()),
+        ("bundles/suite.yaml".to_owned(), bundle.to_owned()),
     ];
+    for (name, text) in promotions {
+        files.push((format!("promotions/{name}.yaml"), text.clone()));
+    }
     let files: Vec<SourceFile> = files
         .into_iter()
         .map(|(path, text)| SourceFile {
@@ -139,4 +147,74 @@ fn prices_must_agree_and_the_discount_leave_something_to_pay() {
         ),
     );
     assert_eq!(errors(&both)[0].0, Rule::Cel);
+}
+
+/// A promotion on bundle `target` for segment `smb` in March 2027.
+fn bundle_promotion(name: &str, target: &str, starts: &str) -> String {
+    format!(
+        r#"apiVersion: marketplace.dev/v1alpha1
+kind: Promotion
+metadata:
+  name: {name}
+spec:
+  displayName: Suite sale
+  bundles: [{target}]
+  discount: {{percentage: 20}}
+  startsAt: "{starts}"
+  endsAt: "2027-04-01T00:00:00Z"
+  segments: [smb]
+  periods: 3
+"#
+    )
+}
+
+/// The (rule, field) of every error of the promotions' files.
+fn promotion_errors(promotions: &[(&str, String)]) -> Vec<(Rule, String, String)> {
+    run_with(&published_reports(), SUITE, promotions)
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| (d.rule, d.field_path.clone(), d.message.clone()))
+        .collect()
+}
+
+#[test]
+fn promotions_on_bundles_name_known_bundles_and_do_not_overlap() {
+    let spring = bundle_promotion("spring", "suite", "2027-03-01T00:00:00Z");
+    assert_eq!(promotion_errors(&[("spring", spring.clone())]), vec![]);
+    let unknown = promotion_errors(&[(
+        "typo",
+        bundle_promotion("typo", "suit", "2027-03-01T00:00:00Z"),
+    )]);
+    assert_eq!(unknown.len(), 1, "{unknown:#?}");
+    assert_eq!(
+        (unknown[0].0, unknown[0].1.as_str()),
+        (Rule::PromotionTargetMissing, "spec.bundles[0]")
+    );
+    assert!(unknown[0].2.contains("bundle \"suit\""), "{unknown:#?}");
+    assert!(
+        unknown.iter().all(|e| e.0 != Rule::Cel),
+        "bundles alone satisfy the target rule"
+    );
+    let summer = bundle_promotion("summer", "suite", "2027-03-15T00:00:00Z");
+    let overlap = promotion_errors(&[("spring", spring.clone()), ("summer", summer.clone())]);
+    assert_eq!(overlap.len(), 2, "{overlap:#?}");
+    assert!(
+        overlap
+            .iter()
+            .all(|(rule, field, message)| *rule == Rule::PromotionOverlap
+                && field == "spec.bundles"
+                && message.contains("bundle suite"))
+    );
+    let other_segment = summer.replace("[smb]", "[enterprise]");
+    assert_eq!(
+        promotion_errors(&[("spring", spring), ("summer", other_segment)]),
+        vec![]
+    );
+    // Neither listings nor bundles: refused like at `kubectl apply`.
+    let nothing = bundle_promotion("empty", "suite", "2027-03-01T00:00:00Z")
+        .replace("  bundles: [suite]\n", "");
+    let refused = promotion_errors(&[("empty", nothing)]);
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0].0, Rule::Cel);
 }

@@ -132,6 +132,11 @@ pub struct BundleSubscriptionSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.bundle is immutable; cancel this bundle subscription and buy the other bundle"))]
     pub bundle: ObjectName,
 
+    /// A promotion code the buyer entered; the confirmed price is then the promoted one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub promotion_code: Option<String>,
+
     /// Set to cancel every member (each ends as its own cancellation says).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancellation: Option<CancellationRequest>,
@@ -172,6 +177,26 @@ pub struct BundleSubscriptionStatus {
     /// When every member was first in service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_since: Option<Time>,
+    /// The promotion the bundle was bought under, decided once at the purchase and kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<AppliedBundlePromotion>,
+}
+
+/// A promotion as a bundle purchase keeps it: the members' shares come from its `price` until
+/// `keptUntil`, then from the bundle's own discount.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedBundlePromotion {
+    /// Name of the Promotion.
+    pub name: ObjectName,
+    /// The bundle's price (its own discount taken off) when bought, e.g. "47.20".
+    pub list_price: String,
+    /// The promoted bundle price billed each period, e.g. "37.76".
+    pub price: String,
+    /// Billing periods the promoted price is kept for.
+    pub periods: i32,
+    /// When the promoted price ends (the purchase plus `periods` billing intervals).
+    pub kept_until: Time,
 }
 
 /// One member subscription as the bundle sees it.

@@ -1,4 +1,4 @@
-//! `Promotion`: a time-bound price cut on listing plans, limited to segments or regions and
+//! `Promotion`: a time-bound price cut on listing plans or bundles, limited to segments or regions and
 //! optionally behind a code (cluster-scoped, written by the catalog sync like Listings).
 
 use kube::{CustomResource, KubeSchema};
@@ -19,7 +19,7 @@ const TIMESTAMP_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:
     group = "marketplace.dev",
     version = "v1alpha1",
     kind = "Promotion",
-    doc = "A time-bound price cut on listing plans: a price override or a percentage or amount discount, for some segments or regions, optionally behind a code, kept for a number of billing periods.",
+    doc = "A time-bound price cut on listing plans or bundles: a price override or a percentage or amount discount, for some segments or regions, optionally behind a code, kept for a number of billing periods.",
     shortname = "promo",
     category = "marketplace",
     printcolumn(
@@ -48,6 +48,9 @@ const TIMESTAMP_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:
     validation = Rule::new("timestamp(self.endsAt) > timestamp(self.startsAt)")
         .message("spec.endsAt must be after spec.startsAt: the promotion's window would be empty")
         .field_path(".endsAt"),
+    validation = Rule::new("(has(self.targets) && size(self.targets) > 0) || (has(self.bundles) && size(self.bundles) > 0)")
+        .message("spec.targets or spec.bundles must name at least one listing or bundle the promotion lowers")
+        .field_path(".targets"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionSpec {
@@ -55,10 +58,19 @@ pub struct PromotionSpec {
     #[schemars(length(min = 1, max = 80))]
     pub display_name: String,
 
-    /// The listings (and plans) the promotion lowers the price of.
-    #[schemars(length(min = 1, max = 50))]
+    /// The listings (and plans) the promotion lowers the price of; with `bundles`, at least one
+    /// of the two is non-empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
     #[x_kube(validation = Rule::new("self.all(t, self.exists_one(u, u.listing == t.listing))").message("each listing may be targeted once; list its plans in one entry"))]
     pub targets: Vec<PromotionTarget>,
+
+    /// The Bundles whose price the promotion lowers (the cut applies to the bundle's price,
+    /// its own discount already taken off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = Rule::new("self.all(b, self.exists_one(c, c == b))").message("each bundle may be targeted once"))]
+    pub bundles: Vec<ObjectName>,
 
     /// The price cut: exactly one of percentage, amount or price.
     pub discount: PromotionDiscount,

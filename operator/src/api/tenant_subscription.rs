@@ -207,7 +207,8 @@ pub struct TenantSubscriptionStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Transition>,
     /// The promotion the subscription was bought under, recorded once and kept for its periods
-    /// even if the promotion later ends or leaves the catalog.
+    /// even if the promotion later ends or leaves the catalog. For a bundle member: its share of
+    /// the promotion its bundle was bought under (billed instead of `bundle` while kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<AppliedPromotion>,
     /// The bundle discount a member is billed with, recorded once from the catalog's Bundle

@@ -19,8 +19,9 @@ use super::status::apply_status;
 use super::{Context, Error, object_key};
 use crate::api::{Bundle, BundleSubscription, TenantSubscription};
 use crate::lifecycle::bundle::{
-    BUNDLE_SUBSCRIPTION_LABEL, MemberFact, PurchaseFacts, plan_members, quote,
+    BUNDLE_SUBSCRIPTION_LABEL, MemberFact, PurchaseFacts, plan_members, promotion_to_record, quote,
 };
+use crate::lifecycle::promotion::Buyer;
 use crate::runtime::spec_changes;
 
 /// The controller, driven by the shared caches: a purchase is reconciled when it changes, when
@@ -110,7 +111,27 @@ pub async fn reconcile(
             cancelling: s.spec.cancellation.is_some(),
         })
         .collect();
-    let previous = purchase.status.clone().unwrap_or_default();
+    let mut previous = purchase.status.clone().unwrap_or_default();
+    let tenant =
+        super::tenant_subscription::tenant_of(&namespace).and_then(|t| ctx.stores.tenant(t));
+    let created = purchase.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let promotion = match (&quoted, &tenant, created) {
+        (Ok(quoted), Some(tenant), Some(created)) => promotion_to_record(
+            purchase.spec.bundle.as_str(),
+            &previous,
+            quoted,
+            &Buyer::of(&tenant.spec),
+            ctx.stores.promotions().iter().map(|p| p.as_ref()),
+            purchase.spec.promotion_code.as_deref(),
+            created,
+        ),
+        _ => None,
+    };
+    // A promotion is recorded before the members exist: they read their share from it.
+    let record_first = promotion.is_some();
+    if record_first {
+        previous.promotion = promotion;
+    }
 
     // Decide.
     let facts = PurchaseFacts {
@@ -119,12 +140,15 @@ pub async fn reconcile(
         cancellation: purchase.spec.cancellation.as_ref(),
         status: &previous,
     };
-    let plan = plan_members(
+    let mut plan = plan_members(
         &facts,
         quoted.as_ref().map_err(String::as_str),
         &members,
         Timestamp::now(),
     );
+    if record_first {
+        plan.create.clear();
+    }
 
     // Act: members first, then the status that reports them.
     let subscriptions: Api<TenantSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -173,6 +197,9 @@ pub async fn reconcile(
     }
     // A purchase that waits on the catalog is woken by its Bundle, and looks again now and then
     // for listings it waits on; the rest is woken by its members.
+    if record_first {
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+    }
     if status.members.is_empty() {
         return Ok(Action::requeue(std::time::Duration::from_secs(30)));
     }

@@ -81,8 +81,9 @@ pub fn billing_request(i: &BillingInputs<'_>) -> Result<BillingRequest, String> 
         interval: frequency(plan.pricing.interval).to_string(),
         trial_days,
         start_date: i.started.to_zoned(TimeZone::UTC).date(),
-        discount: crate::lifecycle::bundle::line_discount(i.bundle, plan.name.as_str())
-            .or_else(|| line_discount(i.promotion, plan.name.as_str(), i.now)),
+        // A bundle member's promoted share while kept, then its bundle discount.
+        discount: line_discount(i.promotion, plan.name.as_str(), i.now)
+            .or_else(|| crate::lifecycle::bundle::line_discount(i.bundle, plan.name.as_str())),
     })
 }
 
@@ -148,11 +149,11 @@ pub async fn execute(
                     let mut ids = ids_of(&record, previous_ids);
                     ids.billed_plan = Some(request.plan.clone());
                     ids.billed_quantity = i32::try_from(request.quantity).ok();
-                    ids.billed_promotion = request
-                        .discount
-                        .as_ref()
-                        .and(inputs.promotion)
-                        .map(|p| p.name.to_string());
+                    // Only a discount the promotion set: a member's bundle discount never lapses.
+                    ids.billed_promotion =
+                        line_discount(inputs.promotion, &request.plan, inputs.now)
+                            .and(inputs.promotion)
+                            .map(|p| p.name.to_string());
                     out.ids = Some(ids);
                 }
                 Err(e) => {

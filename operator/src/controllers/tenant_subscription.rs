@@ -132,7 +132,8 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
     let mut status = sub.status.clone().unwrap_or_default();
     let plan = plan_of(listing_spec, &sub.spec);
     if sub.spec.bundle.is_some() {
-        // A bundle member is billed with its bundle's discount, never with a promotion too.
+        // A bundle member is billed with its bundle's discount, or its share of the promotion
+        // the bundle was bought under; never with a listing's promotion too.
         let membership = sub.spec.bundle.as_ref().map(|m| m.name.as_str());
         let bundle = membership.and_then(|name| ctx.stores.bundle(name));
         let owner = sub
@@ -145,12 +146,21 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
             .flat_map(|b| b.spec.members.iter())
             .filter_map(|m| ctx.stores.listing(m.listing.as_str()))
             .collect();
+        let purchase = owner.and_then(|o| {
+            let purchases = ctx.stores.bundle_subscriptions.in_namespace(&namespace);
+            purchases.into_iter().find(|p| p.name_any() == o)
+        });
+        let promotion = purchase
+            .as_ref()
+            .and_then(|p| p.status.as_ref())
+            .and_then(|s| s.promotion.as_ref());
         let found = crate::lifecycle::bundle::to_record(
             &sub.name_any(),
             &sub.spec,
             &status,
             owner,
             bundle.as_ref().map(|b| &b.spec),
+            promotion,
             |name| {
                 listings
                     .iter()
@@ -158,8 +168,9 @@ async fn reconcile_live(sub: &TenantSubscription, ctx: &Context) -> Result<Actio
                     .map(|l| &l.spec)
             },
         );
-        if found.is_some() {
-            status.bundle = found;
+        if let Some((applied, promoted)) = found {
+            status.bundle = Some(applied);
+            status.promotion = promoted;
         }
     } else if let (Some(created), Some(tenant)) = (created_at(sub), tenant.as_ref()) {
         let promotions = ctx.stores.promotions();

@@ -55,15 +55,6 @@ pub fn monthly_billing(
         .iter()
         .find(|p| p.name.as_str() == plan_name)?;
     let mut pricing = plan.pricing.clone();
-    // A promotion HubSpot bills now counts at its price, until billing returns to the list price.
-    let billed_promotion = billed.and_then(|h| h.billed_promotion.as_deref());
-    if let Some(kept) = status
-        .promotion
-        .as_ref()
-        .filter(|p| billed_promotion == Some(p.name.as_str()) && p.plan.as_str() == plan_name)
-    {
-        pricing.amount = kept.price.clone();
-    }
     // A bundle member is billed at its share of the bundle's price for the plan bought in it.
     if let Some(member) = status
         .bundle
@@ -71,6 +62,16 @@ pub fn monthly_billing(
         .filter(|b| b.plan.as_str() == plan_name)
     {
         pricing.amount = member.price.clone();
+    }
+    // A promotion HubSpot bills now counts at its price (a bundle member's share of its bundle's
+    // promotion too), until billing returns to the list (or bundle) price.
+    let billed_promotion = billed.and_then(|h| h.billed_promotion.as_deref());
+    if let Some(kept) = status
+        .promotion
+        .as_ref()
+        .filter(|p| billed_promotion == Some(p.name.as_str()) && p.plan.as_str() == plan_name)
+    {
+        pricing.amount = kept.price.clone();
     }
     Some(MonthlyBilling {
         listing: listing_name.to_string(),

@@ -390,3 +390,36 @@ fn csv_quotes_fields_and_defuses_formulas() {
         "a,\"'=cmd, Inc\",Starter,eu-west,smb,29,0,0,0,,,0,0,Healthy,,p"
     );
 }
+
+#[test]
+fn a_bundle_member_counts_at_its_promoted_share_while_billed_then_at_its_bundle_share() {
+    let catalog = [listing(
+        "routes",
+        json!([{"name": "pro", "displayName": "Pro",
+             "pricing": {"model": "Flat", "amount": "49.00", "currency": "USD", "interval": "Month"}}]),
+    )];
+    let find = |name: &str| {
+        catalog
+            .first()
+            .filter(|l| l.metadata.name.as_deref() == Some(name))
+            .cloned()
+    };
+    let member = |billed: Value| {
+        sub(
+            "routes",
+            "pro",
+            1,
+            json!({"phase": "Active",
+            "bundle": {"name": "suite", "plan": "pro", "listPrice": "49.00", "price": "39.20",
+                       "discountAmount": "9.80"},
+            "promotion": {"name": "suite-week", "plan": "pro", "listPrice": "49.00", "price": "31.36",
+                          "discountAmount": "17.64", "periods": 2, "keptUntil": "2026-08-01T00:00:00Z"},
+            "hubspot": billed}),
+        )
+    };
+    let amount = |s: &TenantSubscription| monthly_billing(s, find).map(|b| b.amount);
+    let promoted = member(json!({"billedPlan": "pro", "billedPromotion": "suite-week"}));
+    let lapsed = member(json!({"billedPlan": "pro"}));
+    assert_eq!(amount(&promoted), Some(31.36));
+    assert_eq!(amount(&lapsed), Some(39.20));
+}

@@ -7,10 +7,15 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::is_terminal;
-use crate::api::bundle::{BundleMemberStatus, BundlePhase, BundleSpec, BundleSubscriptionStatus};
+use super::promotion::{Buyer, applied_to_bundle, bundle_offer};
+use crate::api::bundle::{
+    AppliedBundlePromotion, BundleMemberStatus, BundlePhase, BundleSpec, BundleSubscriptionStatus,
+};
 use crate::api::listing::{BillingInterval, Lifecycle, ListingSpec, ListingType, Plan};
+use crate::api::promotion::Promotion;
 use crate::api::tenant_subscription::{
-    AppliedBundle, BundleMembership, CancellationRequest, Phase, TenantSubscriptionSpec,
+    AppliedBundle, AppliedPromotion, BundleMembership, CancellationRequest, Phase,
+    TenantSubscriptionSpec,
 };
 use crate::billing::LineDiscount;
 use crate::front_door::storefront::price::{Minor, parse_amount, plain_amount};
@@ -200,34 +205,25 @@ pub fn quote<'l>(
 type Priced<'a> = (&'a str, &'a ListingSpec, &'a Plan, Minor);
 
 /// Each member's price: the same percentage off each, or the amount shared in proportion to the
-/// list prices (rounded down, the remainder on the last paying member, so the shares add up).
+/// list prices ([`split`]).
 fn share(
     priced: &[Priced<'_>],
     percentage: Option<i32>,
     amount: Option<Minor>,
 ) -> Vec<MemberQuote> {
-    let list_total: Minor = priced.iter().map(|p| p.3).sum();
-    let last_paying = priced.iter().rposition(|p| p.3 > 0);
-    let mut given: Minor = 0;
+    let lists: Vec<Minor> = priced.iter().map(|p| p.3).collect();
+    let offs = amount.map(|amount| split(&lists, amount));
     priced
         .iter()
         .enumerate()
         .map(|(k, (name, listing, plan, list))| {
             let list = *list;
-            let (price, pct, off) = match (percentage, amount) {
+            let (price, pct, off) = match (percentage, &offs) {
                 (Some(p), _) if list > 0 => {
                     let p = Minor::from(p.clamp(1, 99));
                     ((list * (100 - p) + 50) / 100, Some(p as i32), None)
                 }
-                (_, Some(amount)) if list > 0 && list_total > 0 => {
-                    let off = if Some(k) == last_paying {
-                        (amount - given).min(list)
-                    } else {
-                        amount * list / list_total
-                    };
-                    given += off;
-                    (list - off, None, (off > 0).then_some(off))
-                }
+                (_, Some(offs)) => (list - offs[k], None, (offs[k] > 0).then_some(offs[k])),
                 _ => (list, None, None),
             };
             MemberQuote {
@@ -239,6 +235,49 @@ fn share(
                 discount_percentage: pct,
                 discount_amount: off,
             }
+        })
+        .collect()
+}
+
+/// `amount` shared among list prices `lists` in proportion to them (rounded down, the
+/// remainder on the last paying one, so the shares add up; none above its list price).
+fn split(lists: &[Minor], amount: Minor) -> Vec<Minor> {
+    let total: Minor = lists.iter().sum();
+    let last_paying = lists.iter().rposition(|l| *l > 0);
+    let mut given: Minor = 0;
+    lists
+        .iter()
+        .enumerate()
+        .map(|(k, list)| {
+            if *list <= 0 || total <= 0 {
+                return 0;
+            }
+            let off = if Some(k) == last_paying {
+                (amount - given).min(*list)
+            } else {
+                amount * list / total
+            };
+            given += off;
+            off
+        })
+        .collect()
+}
+
+/// Each member's price when the bundle is bought at `promoted` (a promotion's price for the
+/// whole bundle): the cut off the members' list total shared as an amount bundle's is.
+pub fn promoted_members(quote: &BundleQuote, promoted: Minor) -> Vec<MemberQuote> {
+    let lists: Vec<Minor> = quote.members.iter().map(|m| m.list_price).collect();
+    let off = (quote.list_total - promoted.max(0)).max(0);
+    let offs = split(&lists, off);
+    quote
+        .members
+        .iter()
+        .zip(offs)
+        .map(|(m, off)| MemberQuote {
+            price: m.list_price - off,
+            discount_percentage: None,
+            discount_amount: (off > 0).then_some(off),
+            ..m.clone()
         })
         .collect()
 }
@@ -363,6 +402,7 @@ pub fn plan_members(
             .clone()
             .or_else(|| (phase == BundlePhase::Active).then_some(Time(now))),
         members: statuses,
+        promotion: previous.promotion.clone(),
     };
     plan
 }
@@ -426,15 +466,18 @@ fn phase_of(
 
 /// The bundle discount a member records, if it has none yet: decided once, before anything is
 /// billed, from the catalog's Bundle. Only a member the bundle purchase made counts: named by
-/// [`member_name`] and owned by the BundleSubscription its spec names.
+/// [`member_name`] and owned by the BundleSubscription its spec names. With the purchase's
+/// `promotion`, the member also records its share of the promoted price as its promotion, kept
+/// until the purchase's `keptUntil` (then it is billed with the bundle discount).
 pub fn to_record<'l>(
     name: &str,
     spec: &TenantSubscriptionSpec,
     status: &crate::api::tenant_subscription::TenantSubscriptionStatus,
     owner: Option<&str>,
     bundle: Option<&'l BundleSpec>,
+    promotion: Option<&AppliedBundlePromotion>,
     listing: impl Fn(&str) -> Option<&'l ListingSpec>,
-) -> Option<AppliedBundle> {
+) -> Option<(AppliedBundle, Option<AppliedPromotion>)> {
     let membership = spec.bundle.as_ref()?;
     let undecided = status.bundle.is_none()
         && status.hubspot.is_none()
@@ -445,18 +488,51 @@ pub fn to_record<'l>(
         return None;
     }
     let quote = quote(bundle?, listing, |_| false).ok()?;
-    let member = quote
-        .members
-        .iter()
-        .find(|m| m.listing == spec.listing.as_str() && m.plan == spec.plan.as_str())?;
-    Some(AppliedBundle {
+    let is_this =
+        |m: &&MemberQuote| m.listing == spec.listing.as_str() && m.plan == spec.plan.as_str();
+    let member = quote.members.iter().find(is_this)?;
+    let applied = AppliedBundle {
         name: membership.name.clone(),
         plan: spec.plan.clone(),
         list_price: plain_amount(member.list_price),
         price: plain_amount(member.price),
         discount_percentage: member.discount_percentage,
         discount_amount: member.discount_amount.map(plain_amount),
-    })
+    };
+    let promoted = promotion.and_then(|p| {
+        let members = promoted_members(&quote, parse_amount(&p.price)?);
+        let share = members.iter().find(is_this)?;
+        Some(AppliedPromotion {
+            name: p.name.clone(),
+            plan: spec.plan.clone(),
+            list_price: plain_amount(share.list_price),
+            price: plain_amount(share.price),
+            discount_percentage: None,
+            discount_amount: share.discount_amount.map(plain_amount),
+            periods: p.periods,
+            kept_until: p.kept_until.clone(),
+        })
+    });
+    Some((applied, promoted))
+}
+
+/// The promotion a bundle purchase records, if it has decided none yet: once, before its
+/// members exist, from the catalog at the purchase's creation (the instant the buyer was
+/// quoted), so the storefront's quote, the purchase check and the record agree.
+pub fn promotion_to_record<'p>(
+    bundle: &str,
+    status: &BundleSubscriptionStatus,
+    quote: &BundleQuote,
+    buyer: &Buyer<'_>,
+    promotions: impl IntoIterator<Item = &'p Promotion>,
+    code: Option<&str>,
+    created: Timestamp,
+) -> Option<AppliedBundlePromotion> {
+    if status.promotion.is_some() || !status.members.is_empty() {
+        return None;
+    }
+    let found = bundle_offer(bundle, quote.total, buyer, promotions, code, created)?;
+    Some(applied_to_bundle(&found, quote.interval, created))
 }
 
 /// The line item discount a member is billed with for `plan`: its bundle's, for the plan bought.

@@ -248,7 +248,12 @@ fn only_the_purchase_own_members_record_the_discount() {
     let (name, spec) = &plan.create[0];
     let status = TenantSubscriptionStatus::default();
     let record = |name: &str, owner: Option<&str>| {
-        to_record(name, spec, &status, owner, Some(&b), |n| c.get(n))
+        to_record(name, spec, &status, owner, Some(&b), None, |n| c.get(n)).map(
+            |(applied, promoted)| {
+                assert_eq!(promoted, None, "bought without a promotion");
+                applied
+            },
+        )
     };
     let applied = record(name, Some("suite-1")).expect("the purchase's member");
     assert_eq!(
@@ -289,4 +294,117 @@ fn member_names_fit_a_label() {
         member_name(&"b".repeat(40), &"l".repeat(63)),
         "stable"
     );
+}
+
+/// A promotion of 25% off bundle `suite` for the `smb` segment in March 2026, kept 2 periods.
+fn spring_on_suite() -> Promotion {
+    let spec = serde_saphyr::from_str(
+        r#"
+displayName: Suite spring
+bundles: [suite]
+discount: {percentage: 25}
+startsAt: "2026-03-01T00:00:00Z"
+endsAt: "2026-04-01T00:00:00Z"
+segments: [smb]
+periods: 2
+"#,
+    )
+    .unwrap();
+    Promotion::new("suite-spring", spec)
+}
+
+const SMB: Buyer<'static> = Buyer {
+    segment: Some("smb"),
+    region: None,
+};
+
+#[test]
+fn a_bundle_purchase_records_the_promotion_open_when_it_was_made() {
+    let q = quoted(&bundle(SUITE), &catalog()).unwrap();
+    let spring = spring_on_suite();
+    let decide = |status: &BundleSubscriptionStatus, buyer: &Buyer<'_>, at: &str| {
+        promotion_to_record("suite", status, &q, buyer, [&spring], None, ts(at))
+    };
+    let none = BundleSubscriptionStatus::default();
+    // Purchases before the window, inside it, at its end; and by another segment.
+    assert_eq!(decide(&none, &SMB, "2026-02-28T23:59:59Z"), None);
+    let kept = decide(&none, &SMB, "2026-03-10T00:00:00Z").expect("open");
+    assert_eq!(
+        (kept.list_price.as_str(), kept.price.as_str()),
+        ("32.00", "24.00"),
+        "25% off the bundle's price (its own 8.00 already off)"
+    );
+    assert_eq!(kept.periods, 2);
+    assert_eq!(kept.kept_until.0, ts("2026-05-10T00:00:00Z"));
+    assert_eq!(decide(&none, &SMB, "2026-04-01T00:00:00Z"), None);
+    assert_eq!(
+        decide(&none, &Buyer::default(), "2026-03-10T00:00:00Z"),
+        None
+    );
+    // Decided once: a purchase with members or a promotion already keeps what it has.
+    let recorded = BundleSubscriptionStatus {
+        promotion: Some(kept.clone()),
+        ..Default::default()
+    };
+    assert_eq!(decide(&recorded, &SMB, "2026-03-11T00:00:00Z"), None);
+    let plan = plan_members(&purchase(&recorded, None), Ok(&q), &[], ts(NOW));
+    assert_eq!(plan.status.promotion, Some(kept), "kept in the status");
+}
+
+#[test]
+fn members_bill_their_share_of_the_promoted_price_until_it_lapses() {
+    let c = catalog();
+    let b = bundle(SUITE);
+    let q = quoted(&b, &c).unwrap();
+    let spring = spring_on_suite();
+    let bought = ts("2026-03-10T00:00:00Z");
+    let kept = promotion_to_record(
+        "suite",
+        &Default::default(),
+        &q,
+        &SMB,
+        [&spring],
+        None,
+        bought,
+    )
+    .unwrap();
+    let shares = promoted_members(&q, 240_000);
+    let prices: Vec<_> = shares.iter().map(|m| m.price).collect();
+    assert_eq!(
+        prices,
+        vec![180_000, 60_000],
+        "16.00 off 40.00, in proportion"
+    );
+    let plan = plan_members(&purchase(&Default::default(), None), Ok(&q), &[], ts(NOW));
+    let (name, spec) = &plan.create[0];
+    let status = TenantSubscriptionStatus::default();
+    let (applied, promoted) = to_record(
+        name,
+        spec,
+        &status,
+        Some("suite-1"),
+        Some(&b),
+        Some(&kept),
+        |n| c.get(n),
+    )
+    .unwrap();
+    let promoted = promoted.expect("the member's share of the promotion");
+    assert_eq!(
+        applied.price, "24.00",
+        "the bundle's own share stays recorded"
+    );
+    assert_eq!(
+        (promoted.name.as_str(), promoted.price.as_str()),
+        ("suite-spring", "18.00")
+    );
+    assert_eq!(promoted.discount_amount.as_deref(), Some("12.00"));
+    assert_eq!(promoted.kept_until, kept.kept_until);
+    // Billed: the promoted share while kept, the bundle's share once the kept periods are over.
+    let billed = |at: &str| {
+        super::super::promotion::line_discount(Some(&promoted), "pro", ts(at))
+            .or_else(|| line_discount(Some(&applied), "pro"))
+            .map(|d| d.net_unit_price)
+    };
+    assert_eq!(billed("2026-05-09T23:59:59Z").as_deref(), Some("18.00"));
+    assert_eq!(billed("2026-05-10T00:00:00Z").as_deref(), Some("24.00"));
 }

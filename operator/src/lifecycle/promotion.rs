@@ -9,7 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::period::add_intervals;
-use crate::api::listing::Plan;
+use crate::api::bundle::AppliedBundlePromotion;
+use crate::api::listing::{BillingInterval, Plan};
 use crate::api::promotion::{Promotion, PromotionSpec};
 use crate::api::tenant::TenantSpec;
 use crate::api::tenant_subscription::{
@@ -109,6 +110,40 @@ pub fn offer<'p>(
     now: Timestamp,
 ) -> Option<Offer> {
     let list = parse_amount(&plan.pricing.amount)?;
+    let lowers = |spec: &PromotionSpec| targets(spec, listing, plan.name.as_str());
+    let found = best(list, lowers, buyer, promotions, code, now)?;
+    // As the catalog writes it, so that what a subscription records reads like its plan.
+    Some(Offer {
+        list_price: plan.pricing.amount.clone(),
+        ..found
+    })
+}
+
+/// The best promotion bundle `bundle`, priced `price` (its own discount taken off), has for
+/// `buyer` at `now` with `code`: as [`offer`] for a plan. The offer's `list_price` is the
+/// bundle's price, its `price` the promoted one.
+pub fn bundle_offer<'p>(
+    bundle: &str,
+    price: Minor,
+    buyer: &Buyer<'_>,
+    promotions: impl IntoIterator<Item = &'p Promotion>,
+    code: Option<&str>,
+    now: Timestamp,
+) -> Option<Offer> {
+    let lowers = |spec: &PromotionSpec| spec.bundles.iter().any(|b| b.as_str() == bundle);
+    best(price, lowers, buyer, promotions, code, now)
+}
+
+/// The promotion giving the lowest price off `list` among those `lowers` accepts that are open
+/// at `now`, reach `buyer` and whose code (if any) is `code`; ties go to the first name.
+fn best<'p>(
+    list: Minor,
+    lowers: impl Fn(&PromotionSpec) -> bool,
+    buyer: &Buyer<'_>,
+    promotions: impl IntoIterator<Item = &'p Promotion>,
+    code: Option<&str>,
+    now: Timestamp,
+) -> Option<Offer> {
     let mut best: Option<(Minor, String, Offer)> = None;
     for promotion in promotions {
         let spec = &promotion.spec;
@@ -119,11 +154,8 @@ pub fn offer<'p>(
             None => true,
             Some(wanted) => code.is_some_and(|c| c.trim().eq_ignore_ascii_case(wanted)),
         };
-        let applies = starts <= now
-            && now < ends
-            && code_ok
-            && targets(spec, listing, plan.name.as_str())
-            && reaches(spec, buyer);
+        let applies =
+            starts <= now && now < ends && code_ok && lowers(spec) && reaches(spec, buyer);
         if !applies {
             continue;
         }
@@ -140,7 +172,7 @@ pub fn offer<'p>(
         let found = Offer {
             promotion: name.clone(),
             display_name: spec.display_name.clone(),
-            list_price: plan.pricing.amount.clone(),
+            list_price: plain_amount(list),
             price: plain_amount(price),
             discount_percentage: percentage,
             discount_amount: amount.map(plain_amount),
@@ -168,6 +200,22 @@ pub fn applied(offer: &Offer, plan: &Plan, bought: Timestamp) -> AppliedPromotio
             plan.pricing.interval,
             i64::from(offer.periods),
         )),
+    }
+}
+
+/// What a bundle purchase bought at `bought` under `offer` (from [`bundle_offer`]) records: the
+/// promoted bundle price, kept for the promised periods of the bundle's `interval`.
+pub fn applied_to_bundle(
+    offer: &Offer,
+    interval: BillingInterval,
+    bought: Timestamp,
+) -> AppliedBundlePromotion {
+    AppliedBundlePromotion {
+        name: offer.promotion.as_str().into(),
+        list_price: offer.list_price.clone(),
+        price: offer.price.clone(),
+        periods: offer.periods,
+        kept_until: Time(add_intervals(bought, interval, i64::from(offer.periods))),
     }
 }
 

@@ -199,3 +199,76 @@ fn a_billed_discount_lapses_when_the_kept_periods_end() {
         .is_none()
     );
 }
+
+#[test]
+fn a_bundle_promotion_lowers_the_bundle_price_for_its_buyers_and_code() {
+    let coded = promotion(
+        "suite-code",
+        r#"
+displayName: Suite code
+bundles: [suite]
+discount: {amount: "5.00"}
+startsAt: "2026-03-01T00:00:00Z"
+endsAt: "2026-04-01T00:00:00Z"
+regions: [eu]
+code: SUITE5
+periods: 1
+"#,
+    );
+    let spring = promotion("spring", SPRING);
+    let eu = Buyer {
+        segment: None,
+        region: Some("eu"),
+    };
+    let at = |buyer: &Buyer<'_>, code: Option<&str>, t: &str| {
+        bundle_offer("suite", 320_000, buyer, [&coded, &spring], code, ts(t))
+    };
+    let found = at(&eu, Some("suite5"), "2026-03-10T00:00:00Z").expect("code, region, window");
+    assert_eq!(
+        (found.list_price.as_str(), found.price.as_str()),
+        ("32.00", "27.00")
+    );
+    assert_eq!(found.ends_at, ts("2026-04-01T00:00:00Z"));
+    assert_eq!(
+        at(&eu, None, "2026-03-10T00:00:00Z"),
+        None,
+        "needs its code"
+    );
+    assert_eq!(
+        at(&NOBODY, Some("SUITE5"), "2026-03-10T00:00:00Z"),
+        None,
+        "other region"
+    );
+    assert_eq!(
+        at(&eu, Some("SUITE5"), "2026-04-01T00:00:00Z"),
+        None,
+        "closed"
+    );
+    assert_eq!(
+        bundle_offer(
+            "other",
+            320_000,
+            &eu,
+            [&coded],
+            Some("SUITE5"),
+            ts("2026-03-10T00:00:00Z")
+        ),
+        None,
+        "another bundle"
+    );
+    let plan = standard_plan();
+    assert_eq!(
+        offer(
+            "route-optimization",
+            &plan,
+            &eu,
+            [&coded],
+            Some("SUITE5"),
+            ts("2026-03-10T00:00:00Z")
+        ),
+        None,
+        "a bundle promotion does not lower its members bought alone"
+    );
+    let kept = applied_to_bundle(&found, BillingInterval::Year, ts("2026-03-10T00:00:00Z"));
+    assert_eq!(kept.kept_until.0, ts("2027-03-10T00:00:00Z"));
+}

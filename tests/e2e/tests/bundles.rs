@@ -3,7 +3,9 @@
 //! subscription per listing, each Active and billed with its share of the discount on its
 //! HubSpot line item; a member cannot be cancelled alone; reconciling again, or restarting the
 //! operator in the middle of creating the members, ends with exactly one member each; cancelling
-//! the bundle cancels every member. Bad bundles are refused at apply time naming the field.
+//! the bundle cancels every member. Bad bundles are refused at apply time naming the field. A
+//! promotion on the bundle is offered to its segment only, bought at the promoted price and
+//! billed as each member's share of it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -93,8 +95,13 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
     let world = start_world("e2e-bundles").await;
     let client = world.operator.client.clone();
     let (acme, globex) = (unique_name("acme"), unique_name("globex"));
-    let (acme_ns, globex_ns) =
-        tokio::join!(world.tenant(&acme, false), world.tenant(&globex, false));
+    let (smb, coded) = (unique_name("smb"), unique_name("coded"));
+    let (acme_ns, globex_ns, smb_ns, coded_ns) = tokio::join!(
+        world.tenant(&acme, false),
+        world.tenant(&globex, false),
+        world.tenant_with(&smb, json!({"segment": "smb"})),
+        world.tenant_with(&coded, json!({"region": "e2e-coded"}))
+    );
     let (routes, reports) = (unique_name("routes"), unique_name("reports"));
     let listings: Api<Listing> = Api::all(client.clone());
     apply(&listings, listing(&routes, json!({}))).await;
@@ -301,5 +308,236 @@ async fn a_bundle_is_bought_billed_with_its_discount_and_cancelled_as_one() {
         purchases.get(&purchase).await.expect("purchase").name_any(),
         purchase
     );
+
+    let smb = (smb.as_str(), smb_ns.as_str());
+    bundle_promotion(&world.operator, &as_buyer, &suite, &both, smb, &acme).await;
+    let coded = (coded.as_str(), coded_ns.as_str());
+    coded_bundle_promotion(&world.operator, &as_buyer, &suite, coded).await;
     restarted.stop().await;
+}
+
+fn at(offset: jiff::SignedDuration) -> String {
+    (jiff::Timestamp::now() + offset)
+        .round(jiff::Unit::Second)
+        .expect("rounds")
+        .to_string()
+}
+
+/// A promotion on the bundle for the `smb` segment: offered to that tenant only (promoted and
+/// regular price, end date), bought at the promoted price, recorded on the purchase and billed
+/// as each member's share of it on its HubSpot line item.
+async fn bundle_promotion(
+    operator: &controllers::OperatorWorld,
+    as_buyer: &marketplace_e2e::api_process::Caller,
+    suite: &str,
+    both: &[&str; 2],
+    (smb, smb_ns): (&str, &str),
+    outsider: &str,
+) {
+    use marketplace_operator::api::Promotion;
+    let client = operator.client.clone();
+    let hour = jiff::SignedDuration::from_hours(1);
+    let ends = at(hour);
+    let promotions: Api<Promotion> = Api::all(client.clone());
+    let promo = unique_name("suite-promo");
+    let promotion = |name: &str, extra: Value| {
+        let mut spec = json!({"displayName": "Suite week: 20% off", "bundles": [suite],
+            "discount": {"percentage": 20}, "periods": 2, "segments": ["smb"]});
+        for (k, v) in extra.as_object().expect("object") {
+            spec[k] = v.clone();
+        }
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Promotion",
+            "metadata": {"name": name}, "spec": spec})
+    };
+    apply(
+        &promotions,
+        promotion(&promo, json!({"startsAt": at(-hour), "endsAt": ends})),
+    )
+    .await;
+    // Not open yet: it must not apply.
+    apply(
+        &promotions,
+        promotion(
+            &unique_name("later"),
+            json!({"discount": {"price": "1.00"}, "startsAt": at(hour * 24), "endsAt": at(hour * 48)}),
+        ),
+    )
+    .await;
+    let empty = json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Promotion",
+        "metadata": {"name": unique_name("empty")},
+        "spec": {"displayName": "Nothing", "discount": {"percentage": 5}, "periods": 1,
+            "startsAt": at(-hour), "endsAt": ends}});
+    refused_naming(&promotions, empty, "spec.targets").await;
+
+    let offers = |tenant: String| async move {
+        let (status, body) = as_buyer.get(&format!("/v1/tenants/{tenant}/bundles")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let offers = body["bundles"].as_array().cloned().unwrap_or_default();
+        offers.into_iter().find(|b| b["name"] == suite)
+    };
+    let offered = eventually("the promoted bundle is offered", CONVERGED, || async {
+        offers(smb.to_owned())
+            .await
+            .filter(|o| o["promotion"].is_object())
+    })
+    .await;
+    assert_eq!(
+        (&offered["price"], &offered["regularPrice"]),
+        (&json!("37.76"), &json!("47.20")),
+        "{offered}"
+    );
+    assert_eq!(offered["promotion"]["name"], promo.as_str());
+    assert_eq!(offered["promotion"]["listPrice"], "$47.20/mo");
+    let quoted_end: jiff::Timestamp = offered["promotion"]["endsAt"]
+        .as_str()
+        .expect("endsAt")
+        .parse()
+        .expect("a timestamp");
+    assert_eq!(quoted_end, ends.parse::<jiff::Timestamp>().expect("ends"));
+    let other = offers(outsider.to_owned()).await.expect("offered");
+    assert_eq!(other["price"], "47.20", "another segment: {other}");
+    assert!(other.get("promotion").is_none(), "{other}");
+
+    // The purchase confirms the promoted price; a code no promotion has is refused.
+    let buy = format!("/v1/tenants/{smb}/bundle-subscriptions");
+    let price = |amount: &str| json!({"amount": amount, "currency": "USD", "interval": "Month"});
+    let (status, _, body) = as_buyer
+        .post(
+            &buy,
+            None,
+            json!({"bundle": suite, "confirmedPrice": price("47.20")}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::CONFLICT, &json!("PriceChanged")),
+        "{body}"
+    );
+    let (status, _, body) = as_buyer
+        .post(
+            &buy,
+            None,
+            json!({"bundle": suite, "confirmedPrice": price("37.76"), "promotionCode": "NOSUCH1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["code"], &body["field"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("PromotionCodeInvalid"),
+            &json!("promotionCode")
+        ),
+        "{body}"
+    );
+    let (status, _, body) = as_buyer
+        .post(
+            &buy,
+            Some("promo-1"),
+            json!({"bundle": suite, "confirmedPrice": price("37.76")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let purchase = body["bundleSubscription"]["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
+    let subs: Api<TenantSubscription> = Api::namespaced(client.clone(), smb_ns);
+    let members = members_in(&subs, &purchase, both, Phase::Active).await;
+    let purchases: Api<BundleSubscription> = Api::namespaced(client.clone(), smb_ns);
+    let recorded = purchases
+        .get(&purchase)
+        .await
+        .expect("purchase")
+        .status
+        .and_then(|s| s.promotion)
+        .expect("the purchase records its promotion");
+    assert_eq!(
+        (
+            recorded.name.as_str(),
+            recorded.price.as_str(),
+            recorded.periods
+        ),
+        (promo.as_str(), "37.76", 2)
+    );
+    // 21.24 off the list total of 59.00, shared in proportion to the list prices.
+    for (listing, list, discount, net) in [
+        (both[0], "49.00", "17.64", "31.36"),
+        (both[1], "10.00", "3.60", "6.40"),
+    ] {
+        let member = &members[listing];
+        let status = member.status.as_ref().expect("status");
+        let kept = status.promotion.as_ref().expect("the member's share");
+        assert_eq!(
+            (kept.name.as_str(), kept.price.as_str()),
+            (promo.as_str(), net)
+        );
+        assert_eq!(kept.kept_until, recorded.kept_until);
+        assert_eq!(
+            status
+                .hubspot
+                .as_ref()
+                .and_then(|h| h.billed_promotion.as_deref()),
+            Some(promo.as_str()),
+            "the billed share is recorded, to end it after the kept periods"
+        );
+        let item = line_item(&operator.sim, member);
+        assert_eq!(item["properties"]["price"], list, "{item}");
+        assert_eq!(item["properties"]["discount"], discount, "{item}");
+    }
+}
+
+/// A promotion behind a code: the bundle is offered at its regular price, and bought at the
+/// promoted one with the code, which the purchase records.
+async fn coded_bundle_promotion(
+    operator: &controllers::OperatorWorld,
+    as_buyer: &marketplace_e2e::api_process::Caller,
+    suite: &str,
+    (tenant, namespace): (&str, &str),
+) {
+    use marketplace_operator::api::Promotion;
+    let hour = jiff::SignedDuration::from_hours(1);
+    let promotions: Api<Promotion> = Api::all(operator.client.clone());
+    let name = unique_name("suite-code");
+    let code = format!("E2EB{}", std::process::id());
+    apply(
+        &promotions,
+        json!({"apiVersion": "marketplace.dev/v1alpha1", "kind": "Promotion",
+            "metadata": {"name": name},
+            "spec": {"displayName": "Suite code", "bundles": [suite], "discount": {"price": "30.00"},
+                "startsAt": at(-hour), "endsAt": at(hour), "regions": ["e2e-coded"],
+                "code": code, "periods": 1}}),
+    )
+    .await;
+    let (_, body) = as_buyer.get(&format!("/v1/tenants/{tenant}/bundles")).await;
+    let offers = body["bundles"].as_array().cloned().unwrap_or_default();
+    let offer = offers.iter().find(|b| b["name"] == suite).expect("offered");
+    assert_eq!(offer["price"], "47.20", "without the code: {offer}");
+    let buy = format!("/v1/tenants/{tenant}/bundle-subscriptions");
+    let order = json!({"bundle": suite, "promotionCode": code.to_lowercase(),
+        "confirmedPrice": {"amount": "30.00", "currency": "USD", "interval": "Month"}});
+    let (status, _, body) = eventually("the code is on offer", CONVERGED, || async {
+        let answer = as_buyer.post(&buy, Some("coded-1"), order.clone()).await;
+        (answer.0 == StatusCode::CREATED).then_some(answer)
+    })
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let purchase = body["bundleSubscription"]["name"].as_str().expect("name");
+    let purchases: Api<BundleSubscription> = Api::namespaced(operator.client.clone(), namespace);
+    let recorded = eventually("the coded promotion is recorded", CONVERGED, || async {
+        purchases.get(purchase).await.ok()?.status?.promotion
+    })
+    .await;
+    assert_eq!(
+        (recorded.name.as_str(), recorded.price.as_str()),
+        (name.as_str(), "30.00")
+    );
+    assert_eq!(
+        purchases
+            .get(purchase)
+            .await
+            .expect("purchase")
+            .spec
+            .promotion_code,
+        Some(code)
+    );
 }

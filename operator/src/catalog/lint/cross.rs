@@ -21,13 +21,14 @@ pub fn check(parsed: &[Parsed]) -> Vec<Diagnostic> {
     diagnostics.extend(cycles(parsed, &listings));
     diagnostics.extend(wizard_refs(parsed, &listings, &wizards, &unreadable));
     let promotions = by_name(parsed, CatalogKind::Promotion);
+    let bundles = by_name(parsed, CatalogKind::Bundle);
     diagnostics.extend(super::promotion::check(
         parsed,
         &listings,
+        &bundles,
         &promotions,
         &unreadable.listings,
     ));
-    let bundles = by_name(parsed, CatalogKind::Bundle);
     diagnostics.extend(super::bundle::check(
         parsed,
         &listings,

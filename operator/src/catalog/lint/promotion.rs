@@ -1,5 +1,5 @@
-//! Promotions against the catalog: every target is a listing (and plan) that exists, a price
-//! override lowers the price, and no two promotions offer the same plan to the same buyers at
+//! Promotions against the catalog: every target is a listing (and plan) or a bundle that exists, a price
+//! override lowers the price, and no two promotions offer the same plan or bundle to the same buyers at
 //! the same time (the buyer would get one of them by chance). The window's order is a CEL rule
 //! of the CRD, checked by the CEL stage like at `kubectl apply`.
 
@@ -20,6 +20,7 @@ type ByName<'a> = BTreeMap<&'a str, (usize, FileRef<'a>)>;
 pub fn check(
     parsed: &[Parsed],
     listings: &ByName<'_>,
+    bundles: &ByName<'_>,
     promotions: &ByName<'_>,
     unreadable_listings: &HashSet<String>,
 ) -> Vec<Diagnostic> {
@@ -34,6 +35,7 @@ pub fn check(
     let mut diagnostics = Vec::new();
     for (_, _, file, spec) in specs.iter().filter(|s| s.1) {
         diagnostics.extend(targets(file, spec, listings, unreadable_listings));
+        diagnostics.extend(bundle_targets(file, spec, bundles));
     }
     for (a, first) in specs.iter().enumerate() {
         for second in &specs[a + 1..] {
@@ -47,8 +49,13 @@ pub fn check(
                         other.0
                     );
                     let hint = "make the windows follow each other, or split the segments or regions between them".to_owned();
+                    let pointer = if plan.starts_with("bundle ") {
+                        "/spec/bundles"
+                    } else {
+                        "/spec/targets"
+                    };
                     diagnostics.push(this.2.error(
-                        "/spec/targets",
+                        pointer,
                         At::Auto,
                         Rule::PromotionOverlap,
                         message,
@@ -135,6 +142,34 @@ fn targets(
     diagnostics
 }
 
+/// Bundles that are not in the catalog.
+fn bundle_targets(
+    file: &FileRef<'_>,
+    spec: &PromotionSpec,
+    bundles: &ByName<'_>,
+) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    for (b, bundle) in spec.bundles.iter().enumerate() {
+        let name = bundle.as_str();
+        if bundles.contains_key(name) {
+            continue;
+        }
+        let message = format!("targets bundle {name:?}, which is not in the catalog");
+        let hint = match closest(name, bundles.keys().copied()) {
+            Some(guess) => format!("did you mean {guess:?}?"),
+            None => "name an existing bundle (its metadata.name)".to_owned(),
+        };
+        diagnostics.push(file.error(
+            &index("/spec/bundles", b),
+            At::Auto,
+            Rule::PromotionTargetMissing,
+            message,
+            hint,
+        ));
+    }
+    diagnostics
+}
+
 /// A listing's plans: name and list price.
 fn plans_of(listing: &Value) -> Vec<(String, Option<i128>)> {
     listing
@@ -153,8 +188,9 @@ fn plans_of(listing: &Value) -> Vec<(String, Option<i128>)> {
         .collect()
 }
 
-/// The plan two promotions both offer to the same buyers at the same time (with the same code),
-/// if any, as `listing/plan` (`listing` when both target all its plans).
+/// The plan or bundle two promotions both offer to the same buyers at the same time (with the
+/// same code), if any, as `listing/plan` (`listing` when both target all its plans) or
+/// `bundle <name>`.
 fn overlap(a: &PromotionSpec, b: &PromotionSpec) -> Option<String> {
     let (Some((a_start, a_end)), Some((b_start, b_end))) = (window(a), window(b)) else {
         return None;
@@ -169,6 +205,9 @@ fn overlap(a: &PromotionSpec, b: &PromotionSpec) -> Option<String> {
         && meet(&a.regions, &b.regions);
     if !together {
         return None;
+    }
+    if let Some(bundle) = a.bundles.iter().find(|x| b.bundles.contains(x)) {
+        return Some(format!("bundle {}", bundle.as_str()));
     }
     for x in &a.targets {
         for y in b.targets.iter().filter(|y| y.listing == x.listing) {

@@ -1,5 +1,5 @@
 //! Bundles as the storefront decides them, for the JSON API and the web pages alike: the bundles
-//! a tenant may buy with their prices and the sentence a buyer confirms ([`bundle_offers`]),
+//! a tenant may buy with their prices (promoted ones included) and the sentence a buyer confirms ([`bundle_offers`]),
 //! whether a purchase or a cancellation may go through ([`decide_bundle_purchase`],
 //! [`decide_bundle_cancel`]) and where a tenant stands with a bundle ([`bundle_standing`]).
 //! Pure: the catalog and the tenant's objects are arguments.
@@ -7,19 +7,23 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use jiff::Timestamp;
 use kube::ResourceExt;
 use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::changes::CancelRequest;
-use super::price::{QuotedPrice, per_interval, plain_amount};
+use super::detail::PromotionView;
+use super::price::{QuotedPrice, parse_amount, per_interval, plain_amount};
 use crate::api::Bundle;
 use crate::api::bundle::{BundleDiscount, BundlePhase, BundleSubscription};
 use crate::api::listing::{BillingInterval, Listing, ListingSpec, Pricing, PricingModel};
+use crate::api::promotion::Promotion;
 use crate::api::tenant_subscription::{CancellationRequest, TenantSubscription};
-use crate::lifecycle::bundle::{BundleQuote, quote};
+use crate::lifecycle::bundle::{BundleQuote, promoted_members, quote};
 use crate::lifecycle::is_terminal;
+use crate::lifecycle::promotion::{Buyer, bundle_offer};
 use crate::lifecycle::visibility::{Viewer, visible_to};
 
 /// Why a bundle purchase or cancellation is refused: HTTP status, stable code, message.
@@ -60,6 +64,21 @@ pub struct BundleOffer {
     /// The sentence the buyer confirms; send `price`, `currency` and `interval` back as
     /// `confirmedPrice` to buy at this price.
     pub confirmation: String,
+    /// The bundle's price without a promotion (its own discount taken off).
+    pub regular_price: String,
+    /// The promotion that sets `price` for this tenant now, with its end date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionView>,
+}
+
+/// The promotions a tenant's offers are priced with: the buyer, the catalog's promotions, the
+/// code entered and the instant quoted. The default prices without promotions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Promoting<'a> {
+    pub buyer: Buyer<'a>,
+    pub promotions: &'a [Arc<Promotion>],
+    pub code: Option<&'a str>,
+    pub now: Timestamp,
 }
 
 impl BundleOffer {
@@ -87,7 +106,8 @@ pub fn bundle_confirmation(display_name: &str, quote: &BundleQuote) -> String {
 
 fn offer<'l>(
     bundle: &Bundle,
-    quote: &BundleQuote,
+    regular: &BundleQuote,
+    promoting: &Promoting<'_>,
     find: impl Fn(&str) -> Option<&'l ListingSpec>,
 ) -> BundleOffer {
     let plan_name = |listing: &str, plan: &str| {
@@ -96,8 +116,28 @@ fn offer<'l>(
             .map(|p| p.display_name.clone())
             .unwrap_or_else(|| plan.to_string())
     };
+    let name = bundle.name_any();
+    let promotions = promoting.promotions.iter().map(|p| p.as_ref());
+    let found = bundle_offer(
+        &name,
+        regular.total,
+        &promoting.buyer,
+        promotions,
+        promoting.code,
+        promoting.now,
+    );
+    let promoted = found
+        .as_ref()
+        .and_then(|o| parse_amount(&o.price))
+        .map(|total| BundleQuote {
+            members: promoted_members(regular, total),
+            total,
+            ..regular.clone()
+        });
+    let quote = promoted.as_ref().unwrap_or(regular);
+    let words = |minor| per_interval(&plain_amount(minor), &quote.currency, quote.interval);
     BundleOffer {
-        name: bundle.name_any(),
+        name,
         display_name: bundle.spec.display_name.clone(),
         description: bundle.spec.description.clone(),
         members: quote
@@ -119,6 +159,14 @@ fn offer<'l>(
         savings: plain_amount(quote.savings()),
         discount: bundle.spec.discount.clone(),
         confirmation: bundle_confirmation(&bundle.spec.display_name, quote),
+        regular_price: plain_amount(regular.total),
+        promotion: found.map(|o| PromotionView {
+            name: o.promotion,
+            display_name: o.display_name,
+            list_price: words(regular.total),
+            ends_at: o.ends_at,
+            periods: o.periods,
+        }),
     }
 }
 
@@ -128,6 +176,7 @@ pub fn bundle_offers(
     bundles: &[Arc<Bundle>],
     listings: &[Arc<Listing>],
     viewer: Viewer<'_>,
+    promoting: &Promoting<'_>,
 ) -> Vec<BundleOffer> {
     let find = |name: &str| {
         listings
@@ -143,7 +192,10 @@ pub fn bundle_offers(
                 .iter()
                 .all(|m| find(m.listing.as_str()).is_some_and(|l| visible_to(l, viewer)))
         })
-        .filter_map(|b| Some(offer(b, &quote(&b.spec, find, |_| false).ok()?, find)))
+        .filter_map(|b| {
+            let regular = quote(&b.spec, find, |_| false).ok()?;
+            Some(offer(b, &regular, promoting, find))
+        })
         .collect();
     offers.sort_by(|a, b| (&a.display_name, &a.name).cmp(&(&b.display_name, &b.name)));
     offers
@@ -211,6 +263,29 @@ pub fn decide_bundle_purchase(
             ),
         )),
     }
+}
+
+/// Why promotion code `code` cannot be used on bundle `name`: no promotion with that code lowers
+/// it for this tenant now. `coded` are the tenant's offers priced with that code's promotions
+/// only.
+pub fn decide_bundle_code(
+    name: &str,
+    coded: &[BundleOffer],
+    code: &str,
+) -> Result<(), BundleRefusal> {
+    if coded
+        .iter()
+        .any(|o| o.name == name && o.promotion.is_some())
+    {
+        return Ok(());
+    }
+    Err((
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "PromotionCodeInvalid",
+        format!(
+            "promotion code {code:?} is not on offer for bundle {name:?} to this tenant now (unknown, expired, or for other bundles, segments or regions)"
+        ),
+    ))
 }
 
 /// The cancellation to write on bundle purchase `purchase`, or why not: one already asked for,

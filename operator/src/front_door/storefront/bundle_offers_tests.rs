@@ -25,7 +25,12 @@ fn suite() -> Arc<Bundle> {
 #[test]
 fn an_offer_shows_list_total_price_and_savings() {
     let acme = Tenant::new("acme", tenant("Professional"));
-    let offers = bundle_offers(&[suite()], &listings(), Viewer::of("acme", &acme));
+    let offers = bundle_offers(
+        &[suite()],
+        &listings(),
+        Viewer::of("acme", &acme),
+        &Promoting::default(),
+    );
     assert_eq!(offers.len(), 1);
     let o = &offers[0];
     assert_eq!(
@@ -44,7 +49,12 @@ fn an_offer_shows_list_total_price_and_savings() {
 
 fn offers() -> Vec<BundleOffer> {
     let acme = Tenant::new("acme", tenant("Professional"));
-    bundle_offers(&[suite()], &listings(), Viewer::of("acme", &acme))
+    bundle_offers(
+        &[suite()],
+        &listings(),
+        Viewer::of("acme", &acme),
+        &Promoting::default(),
+    )
 }
 
 #[test]
@@ -78,6 +88,7 @@ fn purchase(cancelling: bool, phase: Option<BundlePhase>) -> BundleSubscription 
     let mut p = BundleSubscription::new(
         "suite-1",
         BundleSubscriptionSpec {
+            promotion_code: None,
             bundle: "suite".into(),
             cancellation: cancelling.then(|| CancellationRequest {
                 reason: None,
@@ -135,13 +146,26 @@ fn a_bundle_with_a_hidden_member_is_not_offered() {
     let acme = Tenant::new("acme", tenant("Professional"));
     let mut hidden = listings();
     Arc::make_mut(&mut hidden[1]).spec.visibility = Visibility::Internal;
-    assert!(bundle_offers(&[suite()], &hidden, Viewer::of("acme", &acme)).is_empty());
+    assert!(
+        bundle_offers(
+            &[suite()],
+            &hidden,
+            Viewer::of("acme", &acme),
+            &Promoting::default()
+        )
+        .is_empty()
+    );
 }
 
 #[test]
 fn a_tenant_with_a_member_listing_already_cannot_buy_the_bundle() {
     let acme = Tenant::new("acme", tenant("Professional"));
-    let offers = bundle_offers(&[suite()], &listings(), Viewer::of("acme", &acme));
+    let offers = bundle_offers(
+        &[suite()],
+        &listings(),
+        Viewer::of("acme", &acme),
+        &Promoting::default(),
+    );
     let mut mine = TenantSubscription::new("r", subscription("{listing: reports, plan: pro}"));
     mine.metadata.namespace = Some("tenant-acme".into());
     let (status, code, message) =
@@ -160,4 +184,76 @@ fn purchase_names_are_stable_and_short() {
     assert!(name.len() <= 40, "{name}");
     assert_eq!(name, purchase_name(&"x".repeat(63), "acme", "key-1"));
     assert_ne!(name, purchase_name(&"x".repeat(63), "acme", "key-2"));
+}
+
+#[test]
+fn a_promoted_bundle_shows_its_promoted_and_regular_price_and_end() {
+    let acme = Tenant::new("acme", tenant("Professional"));
+    let spec = serde_saphyr::from_str(
+        r#"
+displayName: Suite week
+bundles: [suite]
+discount: {price: "30.00"}
+startsAt: "2026-03-01T00:00:00Z"
+endsAt: "2026-03-08T00:00:00Z"
+code: SUITE30
+periods: 3
+"#,
+    )
+    .unwrap();
+    let promotions = [Arc::new(Promotion::new("suite-week", spec))];
+    let priced = |code: Option<&'static str>, now: &str| {
+        let promoting = Promoting {
+            buyer: Buyer::of(&acme.spec),
+            promotions: &promotions,
+            code,
+            now: crate::lifecycle::fixtures::ts(now),
+        };
+        bundle_offers(
+            &[suite()],
+            &listings(),
+            Viewer::of("acme", &acme),
+            &promoting,
+        )
+    };
+    let offers = priced(Some("SUITE30"), "2026-03-02T00:00:00Z");
+    let o = &offers[0];
+    assert_eq!(
+        (
+            o.price.as_str(),
+            o.regular_price.as_str(),
+            o.savings.as_str()
+        ),
+        ("30.00", "36.00", "10.00")
+    );
+    let members: Vec<_> = o.members.iter().map(|m| m.price.as_str()).collect();
+    assert_eq!(members, ["22.50", "7.50"], "the promoted price shared");
+    let promotion = o.promotion.as_ref().expect("promoted");
+    assert_eq!(promotion.list_price, "$36.00/mo");
+    assert_eq!(
+        promotion.ends_at,
+        crate::lifecycle::fixtures::ts("2026-03-08T00:00:00Z")
+    );
+    assert!(
+        o.confirmation.starts_with("Confirm addition of $30.00/mo"),
+        "{}",
+        o.confirmation
+    );
+    assert!(decide_bundle_code("suite", &offers, "SUITE30").is_ok());
+    // The buyer confirmed the promoted price; without the code (or once closed) it is the
+    // regular one, so that confirmation is refused as a changed price.
+    let seen = o.quoted_price();
+    let plain = priced(None, "2026-03-02T00:00:00Z");
+    assert_eq!(plain[0].promotion, None);
+    let refused = decide_bundle_purchase("suite", &plain, &[], Some(&seen)).unwrap_err();
+    assert_eq!(refused.1, "PriceChanged");
+    let closed = priced(Some("SUITE30"), "2026-03-08T00:00:00Z");
+    assert_eq!(closed[0].price, "36.00");
+    assert_eq!(
+        decide_bundle_code("suite", &closed, "SUITE30")
+            .unwrap_err()
+            .1,
+        "PromotionCodeInvalid"
+    );
+    assert!(decide_bundle_purchase("suite", &offers, &[], Some(&seen)).is_ok());
 }

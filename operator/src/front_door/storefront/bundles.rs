@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::bundle_offers::{
-    BundleOffer, bundle_offers, decide_bundle_cancel, decide_bundle_purchase, purchase_name,
+    BundleOffer, Promoting, bundle_offers, decide_bundle_cancel, decide_bundle_code,
+    decide_bundle_purchase, purchase_name,
 };
 use super::changes::CancelRequest;
 use super::price::QuotedPrice;
@@ -30,6 +31,7 @@ use crate::controllers::tenant_rbac::namespace_name;
 use crate::front_door::auth::Access;
 use crate::front_door::read_limits::ReadClass;
 use crate::front_door::routes::{FrontDoor, rest_refusal, with_etag};
+use crate::lifecycle::promotion::Buyer;
 use crate::lifecycle::visibility::Viewer;
 
 pub fn routes() -> Router<FrontDoor> {
@@ -45,12 +47,39 @@ pub fn routes() -> Router<FrontDoor> {
         )
 }
 
-/// The bundles on offer to `tenant_name` now.
-pub(crate) fn offers_for(door: &FrontDoor, tenant_name: &str, tenant: &Tenant) -> Vec<BundleOffer> {
+/// The bundles on offer to `tenant_name` now, priced with the promotions it gets with `code`
+/// (or only with the promotions of that code, when `only_coded`).
+pub(crate) fn offers_for(
+    door: &FrontDoor,
+    tenant_name: &str,
+    tenant: &Tenant,
+    code: Option<&str>,
+) -> Vec<BundleOffer> {
+    offers_with(door, tenant_name, tenant, code, false)
+}
+
+fn offers_with(
+    door: &FrontDoor,
+    tenant_name: &str,
+    tenant: &Tenant,
+    code: Option<&str>,
+    only_coded: bool,
+) -> Vec<BundleOffer> {
+    let mut promotions = door.stores.promotions();
+    if only_coded {
+        promotions.retain(|p| p.spec.code.is_some() && p.spec.code.as_deref() == code);
+    }
+    let promoting = Promoting {
+        buyer: Buyer::of(&tenant.spec),
+        promotions: &promotions,
+        code,
+        now: jiff::Timestamp::now(),
+    };
     bundle_offers(
         &door.stores.bundles.store().state(),
         &door.stores.listings.store().state(),
         Viewer::of(tenant_name, tenant),
+        &promoting,
     )
 }
 
@@ -71,7 +100,7 @@ async fn list_bundles(
         Err(response) => return response,
     };
     let body = BundleList {
-        bundles: offers_for(&door, &tenant, &scope.tenant),
+        bundles: offers_for(&door, &tenant, &scope.tenant, None),
     };
     with_etag(&headers, &[], &body)
 }
@@ -148,6 +177,10 @@ pub struct BundlePurchaseRequest {
     /// `PriceNotConfirmed` when it is missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmed_price: Option<QuotedPrice>,
+    /// A promotion code the buyer entered; the confirmed price is then the promoted one (422
+    /// `PromotionCodeInvalid` when no promotion of that code lowers the bundle for the tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_code: Option<String>,
 }
 
 pub(crate) async fn purchase(
@@ -189,7 +222,17 @@ pub(crate) async fn purchase(
         return (StatusCode::OK, axum::Json(purchase_view(&existing))).into_response();
     }
     let subs: Vec<&TenantSubscription> = scope.subscriptions.iter().map(Arc::as_ref).collect();
-    let offers = offers_for(&door, &tenant, &scope.tenant);
+    let code = request
+        .promotion_code
+        .as_deref()
+        .map(|c| c.trim().to_ascii_uppercase());
+    if let Some(code) = code.as_deref() {
+        let coded = offers_with(&door, &tenant, &scope.tenant, Some(code), true);
+        if let Err((status, reason, message)) = decide_bundle_code(&request.bundle, &coded, code) {
+            return error(status, reason, Some("promotionCode"), &message);
+        }
+    }
+    let offers = offers_for(&door, &tenant, &scope.tenant, code.as_deref());
     let confirmed = request.confirmed_price.as_ref();
     let offer = match decide_bundle_purchase(&request.bundle, &offers, &subs, confirmed) {
         Ok(offer) => offer,
@@ -206,6 +249,7 @@ pub(crate) async fn purchase(
         &name,
         BundleSubscriptionSpec {
             bundle: request.bundle.as_str().into(),
+            promotion_code: code,
             cancellation: None,
         },
     );

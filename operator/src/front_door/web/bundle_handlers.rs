@@ -47,7 +47,7 @@ pub(super) fn offers_with_standing(
     scope: &TenantScope,
     tenant: &str,
 ) -> Vec<(BundleOffer, BundleStanding)> {
-    let offers = offers_for(door, tenant, &scope.tenant);
+    let offers = offers_for(door, tenant, &scope.tenant, None);
     let purchases = purchases_in(door, tenant);
     let purchases: Vec<&BundleSubscription> = purchases.iter().map(Arc::as_ref).collect();
     let subs = refs(&scope.subscriptions);
@@ -171,7 +171,7 @@ async fn buy_form(
             Ok(scope) => scope,
             Err(refusal) => return answered(&door, refusal, &back).await,
         };
-        let Some(offer) = offers_for(&door, &tenant, &scope.tenant)
+        let Some(offer) = offers_for(&door, &tenant, &scope.tenant, None)
             .into_iter()
             .find(|o| o.name == bundle)
         else {

@@ -37,10 +37,21 @@ pub fn discount_words(offer: &BundleOffer) -> String {
     }
 }
 
-/// The bundle's price, the members' list total and what it saves.
+/// The bundle's price (with its promotion and the price after it), the members' list total and
+/// what it saves.
 fn price_lines(offer: &BundleOffer) -> String {
+    let promotion = offer
+        .promotion
+        .as_ref()
+        .map(|p| {
+            format!(
+                "<p class=\"promotion\">{}</p>",
+                super::detail_page::promotion_words(p)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "<p class=\"price\">{price}</p><p class=\"list-total\">List total {list} · \
+        "<p class=\"price\">{price}</p>{promotion}<p class=\"list-total\">List total {list} · \
 <span class=\"saving\">You save {savings} ({discount})</span></p>",
         price = money(offer, &offer.price),
         list = money(offer, &offer.list_total),

@@ -34,6 +34,8 @@ fn offer() -> BundleOffer {
             currency: None,
         },
         confirmation: "Confirm addition of $36.00/mo to your bill for Fleet <b>suite</b>?".into(),
+        regular_price: "36.00".into(),
+        promotion: None,
     }
 }
 
@@ -194,4 +196,23 @@ fn a_member_row_says_it_ends_with_its_bundle_instead_of_a_cancel_button() {
     let html =
         super::super::subscriptions_page::render(&[alone], &BTreeMap::new(), &names, &viewer(true));
     assert!(html.contains("Cancel at end of period"), "{html}");
+}
+
+#[test]
+fn a_promoted_bundle_card_shows_the_promotion_end_and_the_price_after_it() {
+    let mut promoted = offer();
+    promoted.price = "30.00".into();
+    promoted.promotion = Some(crate::front_door::storefront::detail::PromotionView {
+        name: "suite-week".into(),
+        display_name: "Suite <week>".into(),
+        list_price: "$36.00/mo".into(),
+        ends_at: "2026-03-08T00:00:00Z".parse().unwrap(),
+        periods: 3,
+    });
+    let html = offer_card(&promoted, &BundleStanding::Available, &viewer(true));
+    assert!(html.contains("$30.00/mo"), "{html}");
+    assert!(
+        html.contains("Suite &lt;week&gt; until 2026-03-08, then $36.00/mo"),
+        "{html}"
+    );
 }

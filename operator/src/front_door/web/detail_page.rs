@@ -52,15 +52,18 @@ fn hero(detail: &ListingDetail, viewer: &Viewer) -> String {
 fn promotion_note(plan: &PlanView) -> String {
     plan.promotion
         .as_ref()
-        .map(|p| {
-            let until = p.ends_at.to_zoned(jiff::tz::TimeZone::UTC).date();
-            format!(
-                " · {} until {until}, then {}",
-                escape(&p.display_name),
-                escape(&p.list_price)
-            )
-        })
+        .map(|p| format!(" · {}", promotion_words(p)))
         .unwrap_or_default()
+}
+
+/// "Spring sale until 2027-04-01, then $49.00/mo", escaped: a promotion and the price after it.
+pub(super) fn promotion_words(p: &crate::front_door::storefront::detail::PromotionView) -> String {
+    let until = p.ends_at.to_zoned(jiff::tz::TimeZone::UTC).date();
+    format!(
+        "{} until {until}, then {}",
+        escape(&p.display_name),
+        escape(&p.list_price)
+    )
 }
 
 fn plan_choices(plans: &[PlanView]) -> String {
