@@ -571,7 +571,8 @@ impl Layout<'_> {
         Component::spawn(name, binary, &args, log, self.pid_file)
     }
 
-    /// envtest's etcd flags, with fsync off (tests do not need durability; it is much faster).
+    /// envtest's etcd flags, with fsync off (tests do not need durability; it is much faster) and
+    /// a larger space quota.
     fn etcd_args(&self, client_port: u16, peer_port: u16) -> Vec<String> {
         let client = format!("http://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
@@ -584,6 +585,9 @@ impl Layout<'_> {
             format!("--initial-advertise-peer-urls={peer}"),
             format!("--initial-cluster=default={peer}"),
             "--unsafe-no-fsync=true".to_owned(),
+            // The scale benchmark's 50,000 subscriptions (with their Entitlements, Events and
+            // revisions) outgrow etcd's default 2 GiB quota; production etcds commonly run 8.
+            "--quota-backend-bytes=8589934592".to_owned(),
             "--log-level=warn".to_owned(),
         ]
     }

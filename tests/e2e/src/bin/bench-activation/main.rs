@@ -1,6 +1,6 @@
 //! `bench-activation`: T tenants × S Instant InApp subscriptions activated end to end by the
 //! Tenant and TenantSubscription controllers (run in this process, with one shared Context),
-//! against a real control plane on 127.0.0.1 and the in-process HubSpot simulator with a latency
+//! against a real control plane on 127.0.0.1 and the HubSpot simulator (in a child process) with a latency
 //! fault on every request (so each HubSpot call costs about as much as a real network call).
 //!
 //! Prints the wall time, activations per second, the create → entitlements-Active latency
@@ -18,6 +18,7 @@
 //!                            [--orders BillFirst,EntitleFirst] [--no-rate-limits] [--restart]
 
 mod restart;
+mod sim_process;
 mod tenant_pass;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use hubspot_sim::{FaultKind, FaultRule, SimConfig, Simulator};
+use hubspot_sim::{FaultKind, FaultRule, SimConfig};
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -43,11 +44,15 @@ use marketplace_operator::api::{
 use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
 use marketplace_operator::controllers::{ControllerConfig, Enabled};
 use serde_json::json;
+use sim_process::{SimProcess, SimSettings};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Features per listing (each subscription must end with this many Active Entitlements).
 const FEATURES: usize = 2;
+
+/// Largest run whose watch timeline is kept (and the slowest subscription's printed).
+const TIMELINE_LIMIT: usize = 10_000;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -91,6 +96,19 @@ struct Args {
     /// Tenants and subscriptions created at once.
     #[arg(long, default_value_t = 16)]
     create_concurrency: usize,
+    /// Purchases per second: subscriptions are created at this steady rate instead of all at
+    /// once (the burst), to find the sustained rate the latency goal holds at.
+    #[arg(long, value_parser = parse_rate)]
+    create_rate: Option<f64>,
+}
+
+fn parse_rate(value: &str) -> std::result::Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{value:?}: a number of purchases per second above 0"
+        )),
+    }
 }
 
 fn parse_order(value: &str) -> std::result::Result<BillingOrder, String> {
@@ -127,8 +145,10 @@ struct Tracker {
     /// Every phase each subscription was seen in, in order (deduplicated).
     phases: HashMap<String, Vec<Option<Phase>>>,
     /// What the watches saw of each subscription and its Entitlements, when: the slowest
-    /// one's is printed, to tell where its time went.
+    /// one's is printed, to tell where its time went. Kept only when `record_timeline` (runs up
+    /// to [`TIMELINE_LIMIT`]): at scale it would weigh on the RSS measured.
     timeline: HashMap<String, Vec<(Instant, String)>>,
+    record_timeline: bool,
     watch_errors: Vec<String>,
 }
 
@@ -217,7 +237,9 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
                             .map(|c| format!("{} {}", c.status, c.reason))
                             .unwrap_or_default(),
                     );
-                    t.timeline.entry(key.clone()).or_default().push((now, seen));
+                    if t.record_timeline {
+                        t.timeline.entry(key.clone()).or_default().push((now, seen));
+                    }
                     let phases = t.phases.entry(key.clone()).or_default();
                     if phases.last() != Some(&status.phase) {
                         phases.push(status.phase);
@@ -234,10 +256,12 @@ fn watch(client: Client, tracker: Arc<Mutex<Tracker>>) -> tokio::task::JoinHandl
                         e.namespace().unwrap_or_default(),
                         e.spec.source_subscription
                     );
-                    t.timeline.entry(key.clone()).or_default().push((
-                        now,
-                        format!("Entitlement {} {:?}", e.name_any(), e.spec.state),
-                    ));
+                    if t.record_timeline {
+                        t.timeline.entry(key.clone()).or_default().push((
+                            now,
+                            format!("Entitlement {} {:?}", e.name_any(), e.spec.state),
+                        ));
+                    }
                     t.ents
                         .entry(key.clone())
                         .or_default()
@@ -256,7 +280,12 @@ fn peak_rss_kib() -> Option<u64> {
 
 /// A `/proc/self/status` memory figure in KiB (`VmHWM:` the peak RSS, `VmRSS:` the current).
 fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kib_of("/proc/self/status", field)
+}
+
+/// A memory figure in KiB from a `/proc/<pid>/status` file.
+fn status_kib_of(path: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
     status
         .lines()
         .find(|l| l.starts_with(field))?
@@ -267,8 +296,8 @@ fn status_kib(field: &str) -> Option<u64> {
 }
 
 /// What the operator's caches hold: every object the operator keeps in memory, by kind, as
-/// (count, approximate bytes as JSON); the process's RSS also counts the simulator and the
-/// benchmark, this only the operator.
+/// (count, approximate bytes as JSON); the process's RSS also counts the benchmark's
+/// bookkeeping, this only the operator.
 fn operator_caches(ctx: &marketplace_operator::controllers::Context) -> String {
     let mut sizes = ctx.stores.sizes();
     if let Some(owned) = ctx.tenant_owned.get() {
@@ -359,6 +388,10 @@ where
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(sim_process::CHILD_FLAG) {
+        return sim_process::serve(&argv[2..]).await;
+    }
     let args = Args::parse();
     // The operator's logs, when asked for (e.g. one subscription's reconciles:
     // RUST_LOG='warn,[reconcile{name=bench-listing-7}]=debug').
@@ -476,19 +509,14 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         .await?;
     let client = control_plane.client().await?;
     let version = client.apiserver_version().await?.git_version;
-    let mut sim_config = SimConfig {
-        listen: "127.0.0.1:0".into(),
+    let sim = SimProcess::start(SimSettings {
         tier: sim_tier,
         search_lag_ms: args.search_lag_ms,
-        ..SimConfig::default()
-    };
-    if args.no_rate_limits {
-        sim_config.ten_second_limit = Some(u32::MAX / 2);
-        sim_config.daily_limit = Some(u64::MAX / 2);
-    }
-    let sim = Simulator::start(sim_config).await?;
+        no_rate_limits: args.no_rate_limits,
+    })
+    .await?;
     if args.latency_ms > 0 {
-        sim.admin().add_fault(FaultRule {
+        sim.add_fault(&FaultRule {
             id: 0,
             method: None,
             path_contains: None,
@@ -497,7 +525,8 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
             },
             probability: 1.0,
             times: None,
-        });
+        })
+        .await?;
     }
     let hubspot = hubspot_for(sim.base_url(), tier, args.no_rate_limits).await?;
     let bootstrap_calls = hubspot.stats().requests;
@@ -564,11 +593,14 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     .await?;
 
     // 3. Watch, then create T×S subscriptions.
-    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let tracker = Arc::new(Mutex::new(Tracker {
+        record_timeline: total <= TIMELINE_LIMIT,
+        ..Tracker::default()
+    }));
     let watching = watch(client.clone(), tracker.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let writes_before = apiserver_writes(&client).await?;
-    let sim_before = sim.admin().counters();
+    let sim_before = sim.counters().await?;
     let client_before = hubspot.stats();
     let started = Instant::now();
     let creates: Vec<(String, String)> = tenant_names
@@ -578,11 +610,18 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
                 .map(move |i| (format!("tenant-{t}"), format!("bench-listing-{i}")))
         })
         .collect();
-    let results: Vec<Result<()>> = futures::stream::iter(creates)
-        .map(|(ns, listing)| {
+    let pace = args
+        .create_rate
+        .map(|rate| Duration::from_secs_f64(1.0 / rate));
+    let results: Vec<Result<()>> = futures::stream::iter(creates.into_iter().enumerate())
+        .map(|(i, (ns, listing))| {
             let client = client.clone();
             let tracker = tracker.clone();
+            let due = pace.map(|p| tokio::time::Instant::from_std(started) + p * i as u32);
             async move {
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due).await;
+                }
                 let api: Api<TenantSubscription> = Api::namespaced(client, &ns);
                 let object = subscription(&ns, &listing)?;
                 lock(&tracker)
@@ -647,12 +686,12 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     let wall = started.elapsed();
 
     let writes_at_done = apiserver_writes(&client).await?;
-    let sim_after = sim.admin().counters();
+    let sim_after = sim.counters().await?;
     let client_after = hubspot.stats();
     // Writes that still follow the last activation (e.g. a trailing status write).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let writes_settled = apiserver_writes(&client).await?;
-    let sim_settled = sim.admin().counters();
+    let sim_settled = sim.counters().await?;
 
     // 4. Figures.
     let (mut latencies, mut billed_latencies, phases, watch_errors) = {
@@ -698,7 +737,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         args.tenants, args.subscriptions
     );
     println!(
-        "  HubSpot: in-process simulator on {}, tier {} ({limit} req/10 s), +{} ms latency on every \
+        "  HubSpot: simulator (child process) on {}, tier {} ({limit} req/10 s), +{} ms latency on every \
          request, search lag {} ms; bootstrap {bootstrap_calls} calls (not counted below)",
         sim.base_url(),
         args.tier,
@@ -714,8 +753,11 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         }
     );
     println!(
-        "  subscriptions created     {total:>8}   (creates took {:.2} s)",
-        created_in.as_secs_f64()
+        "  subscriptions created     {total:>8}   (creates took {:.2} s{})",
+        created_in.as_secs_f64(),
+        args.create_rate
+            .map(|r| format!(", paced at {r} per second"))
+            .unwrap_or_default()
     );
     println!(
         "  total wall time           {:>8.2} s  (all usable after {:.2} s, all billed after {:.2} s)",
@@ -809,9 +851,11 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     );
     match peak_rss_kib() {
         Some(kib) => println!(
-            "  peak RSS (VmHWM)          {:>8.1} MiB  (this process: benchmark + operator controllers \
-             + HubSpot simulator; the apiserver and etcd are separate processes)",
-            kib as f64 / 1024.0
+            "  peak RSS (VmHWM)          {:>8.1} MiB  (this process: operator controllers + the \
+             benchmark's bookkeeping; the simulator ({:.1} MiB), apiserver and etcd are separate \
+             processes)",
+            kib as f64 / 1024.0,
+            sim.peak_rss_kib().unwrap_or(0) as f64 / 1024.0
         ),
         None => println!("  peak RSS                  unknown (no /proc/self/status)"),
     }
@@ -849,7 +893,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     // Warning Events the operator recorded (evidence of retries or refusals).
     let events_api: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    for e in events_api.list(&ListParams::default()).await?.items {
+    for e in list_all(&events_api).await? {
         if e.reporting_controller.as_deref()
             == Some(marketplace_operator::controllers::status::OPERATOR_MANAGER)
         {
@@ -883,7 +927,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         .await?;
     }
     println!("  load (/proc/loadavg): {}", loadavg());
-    sim.shutdown().await?;
+    sim.stop().await?;
     drop(control_plane);
     Ok(Summary {
         order,
@@ -899,6 +943,24 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     })
 }
 
+/// Every object of `api`, listed in pages (a scale run's 50,000 Events in one response would
+/// weigh on the RSS measured).
+async fn list_all<K>(api: &Api<K>) -> Result<Vec<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut items = Vec::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await?;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
+        }
+    }
+}
+
 /// Prints what the watches saw of the subscription that became usable last, from its create.
 fn print_slowest(tracker: &Arc<Mutex<Tracker>>) {
     let t = lock(tracker);
@@ -908,6 +970,13 @@ fn print_slowest(tracker: &Arc<Mutex<Tracker>>) {
     let Some(created) = t.created.get(key) else {
         return;
     };
+    if !t.record_timeline {
+        println!(
+            "  the last to become usable, {key} ({:.2} s); no timeline above {TIMELINE_LIMIT} subscriptions",
+            usable.as_secs_f64()
+        );
+        return;
+    }
     println!(
         "  the last to become usable, {key} ({:.2} s), as the watches saw it:",
         usable.as_secs_f64()

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use hubspot_sim::RunningSimulator;
+use super::sim_process::SimProcess;
 use kube::Client;
 use marketplace_operator::billing::HubSpotClient;
 use marketplace_operator::controllers::ControllerConfig;
@@ -22,7 +22,7 @@ const FIRST_PASS_LIMIT: Duration = Duration::from_secs(1800);
 pub async fn measure(
     client: &Client,
     kube_config: &kube::Config,
-    sim: &RunningSimulator,
+    sim: &SimProcess,
     hubspot: HubSpotClient,
     config: ControllerConfig,
     tenants: usize,
@@ -33,7 +33,7 @@ pub async fn measure(
     // is this operator's start-up peak on top of what the process already held.
     let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let writes_before = apiserver_writes(client).await?;
-    let sim_before = sim.admin().counters();
+    let sim_before = sim.counters().await?;
     let started = Instant::now();
     let operator = Operator::start(kube_config, config, hubspot)?;
     operator.ctx.stores.wait_until_ready().await;
@@ -60,7 +60,7 @@ pub async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let sim_after = sim.admin().counters();
+    let sim_after = sim.counters().await?;
     let written = writes_between(&writes_before, &apiserver_writes(client).await?);
     let peak = status_kib("VmHWM:").unwrap_or(0);
     let rss_after = status_kib("VmRSS:").unwrap_or(0);

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use hubspot_sim::RunningSimulator;
+use super::sim_process::SimProcess;
 use kube::Client;
 use marketplace_e2e::controllers::reconciled;
 use marketplace_harness::{apiserver_requests, writes_between};
@@ -22,10 +22,10 @@ pub struct Before {
     started: Instant,
 }
 
-pub async fn before(client: &Client, sim: &RunningSimulator) -> Result<Before> {
+pub async fn before(client: &Client, sim: &SimProcess) -> Result<Before> {
     Ok(Before {
         requests: apiserver_requests(client).await?,
-        hubspot_calls: sim.admin().counters().total_requests,
+        hubspot_calls: sim.counters().await?.total_requests,
         started: Instant::now(),
     })
 }
@@ -49,7 +49,7 @@ fn ready(ctx: &Context) -> usize {
 /// pass's figures.
 pub async fn wait_and_report(
     client: &Client,
-    sim: &RunningSimulator,
+    sim: &SimProcess,
     ctx: &Context,
     tenants: usize,
     stall: Duration,
@@ -75,7 +75,7 @@ pub async fn wait_and_report(
     }
     let took = before.started.elapsed();
     let requests = writes_between(&before.requests, &apiserver_requests(client).await?);
-    let calls = sim.admin().counters().total_requests - before.hubspot_calls;
+    let calls = sim.counters().await?.total_requests - before.hubspot_calls;
     let n = tenants as f64;
     let reconciles = reconciled(ctx, "Tenant");
     println!(
