@@ -114,7 +114,12 @@ pub fn render_site(input: &PreviewInput<'_>) -> Vec<PreviewFile> {
         });
         let main = format!(
             "{notice}{}",
-            detail_page::render(&detail, wizard.map(|w| &w.spec), &viewer)
+            detail_page::render(
+                &detail,
+                wizard.map(|w| &w.spec),
+                &viewer,
+                &Default::default(),
+            )
         );
         files.push((
             Links::detail_file(&name),
