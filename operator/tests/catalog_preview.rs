@@ -1,7 +1,8 @@
 //! `marketplace catalog preview` as a pull request's CI runs it: the real binary against a git
 //! repository made here with two commits (the repository's own catalog, then a change that
 //! raises a price, releases a version, archives one listing, deletes another and adds one).
-//! The output folder must hold static pages whose links all resolve to its own files.
+//! The output folder must hold static pages (the catalog's bundle's too) whose links all resolve
+//! to its own files.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -185,6 +186,18 @@ fn a_pull_request_previews_its_storefront_and_its_changes() {
         !index.contains("listing-gigsafe.html"),
         "archived: not in the storefront"
     );
+    // The catalog's bundle, on the index and on its own page, with its members and prices.
+    assert!(
+        index.contains("href=\"bundle-records-suite.html\""),
+        "{index}"
+    );
+    let suite = read(&out, "bundle-records-suite.html");
+    assert!(
+        suite.contains("<h1>Field operations suite</h1>")
+            && suite.contains("href=\"listing-mrn.html\"")
+            && suite.contains("What the bundle includes"),
+        "{suite}"
+    );
     let vault = read(&out, "listing-storage-vault.html");
     assert!(
         vault.contains("&lt;script&gt;alert"),
@@ -220,8 +233,9 @@ fn a_pull_request_previews_its_storefront_and_its_changes() {
             );
         }
     }
-    // The catalog's listings minus the deleted one plus the new one, index and changes.
-    assert_eq!(pages, 18 + 2);
+    // The catalog's listings minus the deleted one plus the new one, its bundle, index and
+    // changes.
+    assert_eq!(pages, 18 + 1 + 2);
     assert!(css.contains("--brand"), "the embedded stylesheet");
 }
 

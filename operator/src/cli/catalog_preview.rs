@@ -1,6 +1,7 @@
 //! `marketplace catalog preview`: a catalog folder as static storefront pages for a pull
 //! request's reviewers, with `changes.html` against the base revision. Reads and writes files;
-//! what to show is decided by [`crate::catalog::diff`] and [`crate::front_door::web::preview`].
+//! what to show is decided by [`crate::catalog::diff`] and [`crate::front_door::web::preview`]
+//! (listings, bundles and the promotions a tenant gets without a code).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use jiff::Timestamp;
 
 use super::CliError;
 use super::catalog::{base_files, collect};
-use crate::api::{Listing, WizardConfig};
+use crate::api::{Bundle, Listing, Promotion, WizardConfig};
 use crate::catalog::diff::diff;
 use crate::catalog::lint::{self, CatalogObject, LintOptions};
 use crate::catalog::report::{self, Format};
@@ -34,19 +35,26 @@ pub struct PreviewArgs {
     pub theme: ThemeArgs,
 }
 
-/// The typed listings and wizards of files that pass the linter.
-fn objects(report: lint::LintReport) -> (Vec<Listing>, Vec<WizardConfig>) {
-    let mut listings = Vec::new();
-    let mut wizards = Vec::new();
+/// The typed objects of files that pass the linter.
+#[derive(Default)]
+struct Objects {
+    listings: Vec<Listing>,
+    wizards: Vec<WizardConfig>,
+    bundles: Vec<Bundle>,
+    promotions: Vec<Promotion>,
+}
+
+fn objects(report: lint::LintReport) -> Objects {
+    let mut out = Objects::default();
     for object in report.objects {
         match object {
-            CatalogObject::Listing { listing, .. } => listings.push(*listing),
-            CatalogObject::WizardConfig { wizard, .. } => wizards.push(*wizard),
-            // The preview shows listings at their list price.
-            CatalogObject::Promotion { .. } | CatalogObject::Bundle { .. } => {}
+            CatalogObject::Listing { listing, .. } => out.listings.push(*listing),
+            CatalogObject::WizardConfig { wizard, .. } => out.wizards.push(*wizard),
+            CatalogObject::Bundle { bundle, .. } => out.bundles.push(*bundle),
+            CatalogObject::Promotion { promotion, .. } => out.promotions.push(*promotion),
         }
     }
-    (listings, wizards)
+    out
 }
 
 /// The revision the working tree is at, for the page's heading.
@@ -88,19 +96,26 @@ pub fn run(args: &PreviewArgs) -> Result<(), CliError> {
             summary: report::summary(&report),
         });
     }
-    let (listings, wizards) = objects(report);
+    let head = objects(report);
     // Base files with errors were the target branch's problem; what parses is compared.
-    let (base_listings, base_wizards) = base
+    let before = base
         .map(|files| objects(lint::lint(&files, &LintOptions::default())))
         .unwrap_or_default();
-    let changes = diff(&base_listings, &listings, &base_wizards, &wizards);
+    let changes = diff(
+        &before.listings,
+        &head.listings,
+        &before.wizards,
+        &head.wizards,
+    );
     let revisions = Revisions {
         base: args.base.clone(),
         head: head_label(&args.path),
     };
     let site = render_site(&PreviewInput {
-        listings: &listings,
-        wizards: &wizards,
+        listings: &head.listings,
+        wizards: &head.wizards,
+        bundles: &head.bundles,
+        promotions: &head.promotions,
         diff: &changes,
         revisions: &revisions,
         theme: &theme,
@@ -115,10 +130,11 @@ pub fn run(args: &PreviewArgs) -> Result<(), CliError> {
         std::fs::write(&path, contents).map_err(|source| CliError::Write { path, source })?;
     }
     println!(
-        "wrote {} files to {}: {} listing(s); {} added, {} changed, {} retired (open changes.html)",
+        "wrote {} files to {}: {} listing(s), {} bundle(s); {} added, {} changed, {} retired (open changes.html)",
         site.len(),
         args.out.display(),
-        listings.len(),
+        head.listings.len(),
+        head.bundles.len(),
         changes.added.len(),
         changes.changed.len(),
         changes.retired.len()

@@ -4,7 +4,8 @@
 //! billing admin buys an in-app add-on and watches its card turn Installed without a reload;
 //! an integration's test connection fails, then succeeds, then it is bought; a partner listing
 //! opens the partner's site in a new tab; a bundle is bought at its confirmed price and
-//! cancelled with all its members. Screenshots go to target/web-screenshots/.
+//! cancelled with all its members; a listing and a bundle are bought with a promotion code.
+//! Screenshots go to target/web-screenshots/.
 //!
 //! One Chromium runs the scenarios one after another: cookies are per host, not per port, so
 //! browsers of different people would share the session cookie of 127.0.0.1 anyway.
@@ -15,6 +16,8 @@ mod browser;
 mod bundles;
 #[path = "web/no_script.rs"]
 mod no_script;
+#[path = "web/promotion_codes.rs"]
+mod promotion_codes;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -165,7 +168,7 @@ async fn the_storefront_in_a_real_browser() {
     let control_plane = marketplace_e2e::control_plane().await;
     let world = start_world("e2e-web").await;
     let tenant = unique_name("web");
-    world.tenant(&tenant, false).await;
+    let tenant_ns = world.tenant(&tenant, false).await;
     let certs = tempfile::tempdir().expect("dir");
     let (service_port, ca, _service) = fake_service(certs.path()).await;
 
@@ -242,6 +245,7 @@ async fn the_storefront_in_a_real_browser() {
     .await;
 
     let bundle_catalog = bundles::catalog(&world.operator.client).await;
+    let coded_catalog = promotion_codes::catalog(&world.operator.client).await;
 
     let mut settings = api_settings(Duration::from_secs(2), &world.operator.operator_namespace);
     settings.probe = ProbePolicy {
@@ -500,6 +504,17 @@ async fn the_storefront_in_a_real_browser() {
     .await;
     bundles::without_javascript(&base, &tenant, &world.buyer, &bundle_catalog).await;
     eprintln!("web: bundles done after {:?}", started.elapsed());
+
+    promotion_codes::without_javascript(&base, &tenant, &world.buyer, &coded_catalog).await;
+    promotion_codes::buy_with_codes(
+        &browser,
+        (&base, &tenant, &tenant_ns),
+        &world.buyer,
+        &world.operator.client,
+        &coded_catalog,
+    )
+    .await;
+    eprintln!("web: promotion codes done after {:?}", started.elapsed());
 
     // Each page's HTML stays small (the issue asks under 100 kB).
     let http = reqwest::Client::new();

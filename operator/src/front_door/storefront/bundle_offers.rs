@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::changes::CancelRequest;
 use super::detail::PromotionView;
-use super::price::{QuotedPrice, parse_amount, per_interval, plain_amount};
+use super::price::{QuotedPrice, parse_amount, per_interval, plain_amount, promotion_terms};
 use crate::api::Bundle;
 use crate::api::bundle::{BundleDiscount, BundlePhase, BundleSubscription};
 use crate::api::listing::{BillingInterval, Listing, ListingSpec, Pricing, PricingModel};
@@ -158,7 +158,14 @@ fn offer<'l>(
         price: plain_amount(quote.total),
         savings: plain_amount(quote.savings()),
         discount: bundle.spec.discount.clone(),
-        confirmation: bundle_confirmation(&bundle.spec.display_name, quote),
+        confirmation: match &found {
+            Some(o) => format!(
+                "{} {}",
+                bundle_confirmation(&bundle.spec.display_name, quote),
+                promotion_terms(&o.display_name, o.periods, &words(regular.total))
+            ),
+            None => bundle_confirmation(&bundle.spec.display_name, quote),
+        },
         regular_price: plain_amount(regular.total),
         promotion: found.map(|o| PromotionView {
             name: o.promotion,

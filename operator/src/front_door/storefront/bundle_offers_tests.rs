@@ -234,10 +234,10 @@ periods: 3
         promotion.ends_at,
         crate::lifecycle::fixtures::ts("2026-03-08T00:00:00Z")
     );
-    assert!(
-        o.confirmation.starts_with("Confirm addition of $30.00/mo"),
-        "{}",
-        o.confirmation
+    assert_eq!(
+        o.confirmation,
+        "Confirm addition of $30.00/mo to your bill for Suite? You save $10.00/mo on its add-ons' list total of $40.00/mo. \
+Suite week: this price for 3 billing periods, then $36.00/mo."
     );
     assert!(decide_bundle_code("suite", &offers, "SUITE30").is_ok());
     // The buyer confirmed the promoted price; without the code (or once closed) it is the

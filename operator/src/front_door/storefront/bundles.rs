@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::bundle_offers::{
-    BundleOffer, Promoting, bundle_offers, decide_bundle_cancel, decide_bundle_code,
+    BundleOffer, BundleRefusal, Promoting, bundle_offers, decide_bundle_cancel, decide_bundle_code,
     decide_bundle_purchase, purchase_name,
 };
 use super::changes::CancelRequest;
@@ -56,6 +56,22 @@ pub(crate) fn offers_for(
     code: Option<&str>,
 ) -> Vec<BundleOffer> {
     offers_with(door, tenant_name, tenant, code, false)
+}
+
+/// The bundles on offer to `tenant_name` now priced with `code`; with a code, refused when no
+/// promotion of that code lowers bundle `bundle` for it ([`decide_bundle_code`]).
+pub(crate) fn offers_with_code(
+    door: &FrontDoor,
+    tenant_name: &str,
+    tenant: &Tenant,
+    bundle: &str,
+    code: Option<&str>,
+) -> Result<Vec<BundleOffer>, BundleRefusal> {
+    if let Some(code) = code {
+        let coded = offers_with(door, tenant_name, tenant, Some(code), true);
+        decide_bundle_code(bundle, &coded, code)?;
+    }
+    Ok(offers_for(door, tenant_name, tenant, code))
 }
 
 fn offers_with(
@@ -226,13 +242,18 @@ pub(crate) async fn purchase(
         .promotion_code
         .as_deref()
         .map(|c| c.trim().to_ascii_uppercase());
-    if let Some(code) = code.as_deref() {
-        let coded = offers_with(&door, &tenant, &scope.tenant, Some(code), true);
-        if let Err((status, reason, message)) = decide_bundle_code(&request.bundle, &coded, code) {
+    let offers = match offers_with_code(
+        &door,
+        &tenant,
+        &scope.tenant,
+        &request.bundle,
+        code.as_deref(),
+    ) {
+        Ok(offers) => offers,
+        Err((status, reason, message)) => {
             return error(status, reason, Some("promotionCode"), &message);
         }
-    }
-    let offers = offers_for(&door, &tenant, &scope.tenant, code.as_deref());
+    };
     let confirmed = request.confirmed_price.as_ref();
     let offer = match decide_bundle_purchase(&request.bundle, &offers, &subs, confirmed) {
         Ok(offer) => offer,

@@ -152,13 +152,19 @@ pub fn promoted_confirmation(plan: &Plan, quantity: i32, offer: Option<&Offer>) 
     match offer {
         None => sentence,
         Some(offer) => format!(
-            "{sentence} {}: this price for {} billing period{}, then {}.",
-            offer.display_name,
-            offer.periods,
-            if offer.periods == 1 { "" } else { "s" },
-            describe(&plan.pricing)
+            "{sentence} {}",
+            promotion_terms(&offer.display_name, offer.periods, &describe(&plan.pricing))
         ),
     }
+}
+
+/// "Spring sale: this price for 3 billing periods, then $49.00/mo.": what a promotion keeps,
+/// for how long and what follows, as the buyer confirms it.
+pub fn promotion_terms(display_name: &str, periods: i32, then: &str) -> String {
+    format!(
+        "{display_name}: this price for {periods} billing period{}, then {then}.",
+        if periods == 1 { "" } else { "s" }
+    )
 }
 
 /// The price a buyer saw and confirmed; a purchase goes through only if the plan still costs it.

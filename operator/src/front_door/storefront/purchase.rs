@@ -13,9 +13,10 @@ use sha2::{Digest, Sha256};
 
 use super::catalog::{TenantFacts, shown_to};
 use super::price::{self, QuotedPrice};
-use crate::api::listing::Listing;
+use crate::api::listing::{Listing, Plan};
 use crate::api::shared::SecretRef;
 use crate::api::tenant_subscription::{Connection, TenantSubscriptionSpec};
+use crate::lifecycle::promotion::{self, Buyer, Offer};
 use crate::lifecycle::validation::REQUEST_WINDOW;
 
 /// Annotation: the Idempotency-Key the subscription was created with.
@@ -118,6 +119,44 @@ pub fn valid_key(key: &str) -> bool {
     (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// A promotion code as a buyer typed it into a form: trimmed and upper-cased, as purchases
+/// record codes; none when left blank.
+pub fn entered_code(raw: Option<&str>) -> Option<String> {
+    raw.map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| !c.is_empty())
+}
+
+/// The promotion a purchase of `plan` of `listing` is priced with now: the best one on offer to
+/// the tenant, those of `code` included. With a code, refused (422 `PromotionCodeInvalid`, field
+/// `promotionCode`) when no promotion of that code is on offer for the plan to the tenant now.
+pub fn priced_offer(
+    listing: &str,
+    plan: &Plan,
+    facts: &TenantFacts<'_>,
+    code: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<Offer>, PurchaseRefusal> {
+    if let Some(code) = code {
+        let coded = facts
+            .promotions
+            .iter()
+            .filter(|p| p.spec.code.as_deref() == Some(code))
+            .map(|p| p.as_ref());
+        let buyer = Buyer::of(&facts.tenant.spec);
+        if promotion::offer(listing, plan, &buyer, coded, Some(code), now).is_none() {
+            return Err(PurchaseRefusal::Invalid {
+                code: "PromotionCodeInvalid".into(),
+                field: "promotionCode".into(),
+                message: format!(
+                    "promotion code {code:?} is not on offer for {listing}/{} to this tenant now (unknown, expired, or for other plans, segments or regions)",
+                    plan.name
+                ),
+            });
+        }
+    }
+    Ok(facts.offer(listing, plan, code, now))
+}
+
 /// Decides a purchase from the cached facts: the listing must be visible to the tenant, the
 /// subscription must pass the same rules admission applies, and the confirmed price must be
 /// the plan's price now.
@@ -194,28 +233,7 @@ pub fn decide_purchase(
         return Err(invalid("PlanNotFound", "plan", "no such plan".into()));
     };
     let code = spec.promotion_code.as_deref();
-    if let Some(code) = code {
-        let coded = facts
-            .promotions
-            .iter()
-            .filter(|p| p.spec.code.as_deref() == Some(code));
-        let buyer = crate::lifecycle::promotion::Buyer::of(&facts.tenant.spec);
-        let listing_name = request.listing.as_str();
-        let coded = coded.map(|p| p.as_ref());
-        if crate::lifecycle::promotion::offer(listing_name, plan, &buyer, coded, Some(code), now)
-            .is_none()
-        {
-            return Err(invalid(
-                "PromotionCodeInvalid",
-                "promotionCode",
-                format!(
-                    "promotion code {code:?} is not on offer for {}/{} to this tenant now (unknown, expired, or for other plans, segments or regions)",
-                    request.listing, request.plan
-                ),
-            ));
-        }
-    }
-    let offer = facts.offer(request.listing.as_str(), plan, code, now);
+    let offer = priced_offer(request.listing.as_str(), plan, facts, code, now)?;
     let priced = price::promoted_plan(plan, offer.as_ref());
     let confirmation = price::promoted_confirmation(plan, request.quantity, offer.as_ref());
     let free = price::is_free(&priced.pricing);

@@ -1,6 +1,9 @@
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use super::*;
+use crate::api::Promotion;
 use crate::api::tenant::Tenant;
 use crate::api::tenant_subscription::TenantSubscription;
 use crate::lifecycle::fixtures::{listing, subscription, tenant, ts};
@@ -16,6 +19,17 @@ fn decide(
     listing: &Listing,
     subs: &[&TenantSubscription],
 ) -> Result<Purchase, PurchaseRefusal> {
+    with_facts(&[], subs, |facts| {
+        decide_purchase(req, "route-abc", Some(listing), facts, ts(NOW))
+    })
+}
+
+/// `ask` of the facts of tenant acme with `promotions` in the catalog.
+fn with_facts<T>(
+    promotions: &[Arc<Promotion>],
+    subs: &[&TenantSubscription],
+    ask: impl FnOnce(&TenantFacts<'_>) -> T,
+) -> T {
     let acme = Tenant::new("acme", tenant("Professional"));
     let features = BTreeSet::new();
     let facts = TenantFacts {
@@ -23,9 +37,26 @@ fn decide(
         tenant: &acme,
         subscriptions: subs,
         entitled_features: &features,
-        promotions: &[],
+        promotions,
     };
-    decide_purchase(req, "route-abc", Some(listing), &facts, ts(NOW))
+    ask(&facts)
+}
+
+/// 20% off route's plans, open now, for buyers who enter SPRING26.
+fn coded_spring() -> Arc<Promotion> {
+    let spec: crate::api::promotion::PromotionSpec = serde_saphyr::from_str(
+        r#"
+displayName: Spring code
+targets: [{listing: route}]
+discount: {percentage: 20}
+startsAt: "2026-11-01T00:00:00Z"
+endsAt: "2027-01-01T00:00:00Z"
+periods: 3
+code: SPRING26
+"#,
+    )
+    .unwrap();
+    Arc::new(Promotion::new("spring-code", spec))
 }
 
 fn route() -> Listing {
@@ -130,4 +161,67 @@ fn idempotency_keys_name_one_object_per_tenant() {
     .unwrap();
     assert_eq!(request_hash(&one), request_hash(&same));
     assert_ne!(request_hash(&one), request_hash(&flat_request("49")));
+}
+
+#[test]
+fn a_code_typed_into_a_form_is_trimmed_and_upper_cased_and_blank_is_none() {
+    assert_eq!(
+        entered_code(Some(" spring26 ")).as_deref(),
+        Some("SPRING26")
+    );
+    assert_eq!(entered_code(Some("   ")), None);
+    assert_eq!(entered_code(Some("")), None);
+    assert_eq!(entered_code(None), None);
+}
+
+#[test]
+fn a_code_prices_the_plan_with_its_promotion_and_a_wrong_one_is_refused() {
+    let promotions = [coded_spring()];
+    let plan = listing("").plans[1].clone(); // flat, $49.00/yr
+    let priced = |code: Option<&str>| {
+        with_facts(&promotions, &[], |facts| {
+            priced_offer("route", &plan, facts, code, ts(NOW))
+        })
+    };
+    assert_eq!(priced(None), Ok(None), "a coded promotion needs its code");
+    let offer = priced(Some("SPRING26"))
+        .unwrap()
+        .expect("the code's promotion");
+    assert_eq!(offer.price, "39.20");
+    let Err(PurchaseRefusal::Invalid { code, field, .. }) = priced(Some("NOPE")) else {
+        panic!("expected Invalid");
+    };
+    assert_eq!(
+        (code.as_str(), field.as_str()),
+        ("PromotionCodeInvalid", "promotionCode")
+    );
+    // The sentence the buyer confirms names the promotion and the price after it.
+    assert_eq!(
+        price::promoted_confirmation(&plan, 1, Some(&offer)),
+        "Confirm addition of $39.20/yr to your bill? Spring code: this price for 3 billing periods, then $49.00/yr."
+    );
+}
+
+#[test]
+fn a_purchase_with_a_code_confirms_the_promoted_price() {
+    let promotions = [coded_spring()];
+    let buy = |code: &str, amount: &str| {
+        let req = request(serde_json::json!({
+            "listing": "route", "plan": "flat", "promotionCode": code,
+            "confirmedPrice": {"amount": amount, "currency": "USD", "interval": "Year"}
+        }));
+        with_facts(&promotions, &[], |facts| {
+            decide_purchase(&req, "route-abc", Some(&route()), facts, ts(NOW))
+        })
+    };
+    let bought = buy("spring26", "39.20").unwrap();
+    assert_eq!(bought.spec.promotion_code.as_deref(), Some("SPRING26"));
+    assert!(matches!(
+        buy("spring26", "49.00"),
+        Err(PurchaseRefusal::PriceChanged { .. })
+    ));
+    assert!(matches!(
+        buy("other", "39.20"),
+        Err(PurchaseRefusal::Invalid { ref code, .. }) if code == "PromotionCodeInvalid"
+    ));
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,9 +18,10 @@ use serde_json::{Value, json};
 
 use super::bundle_page::{self, PurchaseRow};
 use super::forms::{answered, api_headers, confirm_page_main, csrf_ok, csrf_refused, message_page};
-use super::handlers::{frame, html, listing_facts, refused_page, viewer};
-use super::html::{page, url_part};
+use super::handlers::{code_refused, frame, listing_facts, refused_page, viewer};
+use super::html::{page, respond, url_part};
 use super::links::Links;
+use super::promotion_code::CodeField;
 use crate::api::bundle::BundleSubscription;
 use crate::front_door::FrontDoor;
 use crate::front_door::read_limits::ReadClass;
@@ -29,11 +30,16 @@ use crate::front_door::storefront::bundle_offers::{
 };
 use crate::front_door::storefront::bundles::{self, offers_for, purchase_view, purchases_in};
 use crate::front_door::storefront::changes::CancelRequest;
+use crate::front_door::storefront::purchase::entered_code;
 use crate::front_door::storefront::routes::{TenantScope, read_scope, refs};
 
 pub fn routes() -> Router<FrontDoor> {
     Router::new()
         .route("/t/{tenant}/bundles/{bundle}", get(bundle_detail))
+        .route(
+            "/t/{tenant}/bundles/{bundle}/confirmation",
+            get(confirm_sentence),
+        )
         .route("/forms/t/{tenant}/bundles/{bundle}/buy", post(buy_form))
         .route(
             "/forms/t/{tenant}/bundle-subscriptions/{name}/cancel",
@@ -97,36 +103,103 @@ async fn bundle_detail(
     Path((tenant, bundle)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let here = Links::Live.bundle(&tenant, &bundle);
-    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Detail).await {
+    bundle_page_as(&door, &headers, (&tenant, &bundle), &CodeField::default()).await
+}
+
+/// A bundle's page for this caller, its buy form's promotion code field showing `code`: 200, or
+/// 422 when `code` says why a code was refused.
+async fn bundle_page_as(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    (tenant, bundle): (&str, &str),
+    code: &CodeField,
+) -> Response {
+    let here = Links::Live.bundle(tenant, bundle);
+    let scope = match read_scope(door, headers, tenant, ReadClass::Detail).await {
         Ok(scope) => scope,
-        Err(refusal) => return refused_page(&door, refusal, &here),
+        Err(refusal) => return refused_page(door, refusal, &here),
     };
-    let Some((offer, standing)) = offers_with_standing(&door, &scope, &tenant)
+    let Some((offer, standing)) = offers_with_standing(door, &scope, tenant)
         .into_iter()
         .find(|(o, _)| o.name == bundle)
     else {
-        return refused_page(&door, StatusCode::NOT_FOUND.into_response(), &here);
+        return refused_page(door, StatusCode::NOT_FOUND.into_response(), &here);
     };
-    let viewer = viewer(&door, &headers, &scope, &tenant).await;
-    let mine: Vec<Arc<BundleSubscription>> = purchases_in(&door, &tenant)
+    let viewer = viewer(door, headers, &scope, tenant).await;
+    let mine: Vec<Arc<BundleSubscription>> = purchases_in(door, tenant)
         .into_iter()
         .filter(|p| p.spec.bundle.as_str() == bundle)
         .collect();
     let subs = refs(&scope.subscriptions);
     let listings = listing_facts(
-        &door,
-        &scope.facts(&tenant, &subs),
+        door,
+        &scope.facts(tenant, &subs),
         offer.members.iter().map(|m| m.listing.as_str()),
         viewer.now,
     );
-    let main =
-        bundle_page::render_detail(&offer, &standing, &purchase_rows(&mine), &listings, &viewer);
-    html(page(
-        &frame(&door, &headers, &scope, &tenant),
-        &offer.display_name,
-        &main,
-    ))
+    let rows = purchase_rows(&mine);
+    let main = bundle_page::render_detail(&offer, &standing, &rows, &listings, &viewer, code);
+    let status = if code.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    respond(
+        status,
+        page(
+            &frame(door, headers, &scope, tenant),
+            &offer.display_name,
+            &main,
+        ),
+    )
+}
+
+/// Bundle `bundle` as offered to the tenant now with promotion code `code` (none: without one),
+/// or why the code is refused (the API's message).
+async fn offer_with(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    (tenant, bundle): (&str, &str),
+    code: Option<&str>,
+) -> Result<Result<Option<BundleOffer>, String>, Response> {
+    let scope = read_scope(door, headers, tenant, ReadClass::Browse).await?;
+    Ok(
+        bundles::offers_with_code(door, tenant, &scope.tenant, bundle, code)
+            .map(|offers| offers.into_iter().find(|o| o.name == bundle))
+            .map_err(|(_, _, message)| message),
+    )
+}
+
+#[derive(Deserialize)]
+struct ConfirmQuery {
+    #[serde(rename = "promotionCode")]
+    promotion_code: Option<String>,
+}
+
+/// `GET /t/{tenant}/bundles/{bundle}/confirmation?promotionCode=`: the sentence a buyer
+/// confirms and the price the purchase sends back, with the code's promotion; 422 naming
+/// `promotionCode` when the code does not lower this bundle for the tenant now.
+async fn confirm_sentence(
+    State(door): State<FrontDoor>,
+    Path((tenant, bundle)): Path<(String, String)>,
+    Query(query): Query<ConfirmQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let code = entered_code(query.promotion_code.as_deref());
+    match offer_with(&door, &headers, (&tenant, &bundle), code.as_deref()).await {
+        Err(refusal) => refusal,
+        Ok(Err(message)) => code_refused(&message),
+        Ok(Ok(Some(offer))) => {
+            axum::Json(json!({"confirmation": offer.confirmation, "quote": offer.quoted_price()}))
+                .into_response()
+        }
+        Ok(Ok(None)) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"code": "BundleNotFound", "field": "bundle",
+                "message": format!("there is no bundle {bundle:?} this tenant may buy")})),
+        )
+            .into_response(),
+    }
 }
 
 /// A form's confirmation page: `sentence`, and a form posting back to `action` with the form's
@@ -136,9 +209,10 @@ fn confirm_page(
     (action, sentence, back): (&str, &str, &str),
     key: &str,
     csrf: &Option<String>,
-    confirmed: (&str, String),
+    confirmed: Vec<(&str, String)>,
 ) -> Response {
-    let mut fields = vec![("key", key.to_string()), confirmed];
+    let mut fields = vec![("key", key.to_string())];
+    fields.extend(confirmed);
     if let Some(csrf) = csrf {
         fields.push(("csrf", csrf.clone()));
     }
@@ -152,6 +226,9 @@ pub struct BundleBuyForm {
     key: String,
     /// The price confirmed on the confirmation page (JSON of the offer's quoted price).
     quote: Option<String>,
+    /// The promotion code entered (blank: none); the price confirmed is then the code's.
+    #[serde(rename = "promotionCode")]
+    promotion_code: Option<String>,
 }
 
 /// `POST /forms/t/{tenant}/bundles/{bundle}/buy`: first the confirmation page with the offer's
@@ -166,21 +243,26 @@ async fn buy_form(
         return csrf_refused(&door);
     }
     let back = Links::Live.bundle(&tenant, &bundle);
+    let code = entered_code(form.promotion_code.as_deref());
     let Some(quote) = &form.quote else {
-        let scope = match read_scope(&door, &headers, &tenant, ReadClass::Browse).await {
-            Ok(scope) => scope,
+        let which = (tenant.as_str(), bundle.as_str());
+        let offer = match offer_with(&door, &headers, which, code.as_deref()).await {
+            Ok(Ok(Some(offer))) => offer,
+            Ok(Ok(None)) => {
+                return message_page(
+                    &door,
+                    StatusCode::NOT_FOUND,
+                    "Not done",
+                    "<h1>Not done</h1><p>There is no such bundle.</p>",
+                );
+            }
+            // The bundle's page again, the code kept and why it was refused next to it.
+            Ok(Err(why)) => {
+                let raw = form.promotion_code.as_deref().unwrap_or_default();
+                let field = CodeField::refused(raw, &why);
+                return bundle_page_as(&door, &headers, which, &field).await;
+            }
             Err(refusal) => return answered(&door, refusal, &back).await,
-        };
-        let Some(offer) = offers_for(&door, &tenant, &scope.tenant, None)
-            .into_iter()
-            .find(|o| o.name == bundle)
-        else {
-            return message_page(
-                &door,
-                StatusCode::NOT_FOUND,
-                "Not done",
-                "<h1>Not done</h1><p>There is no such bundle.</p>",
-            );
         };
         let quote = serde_json::to_string(&offer.quoted_price()).unwrap_or_default();
         let action = format!(
@@ -189,10 +271,17 @@ async fn buy_form(
             url_part(&bundle)
         );
         let confirm = (action.as_str(), offer.confirmation.as_str(), back.as_str());
-        return confirm_page(&door, confirm, &form.key, &form.csrf, ("quote", quote));
+        let mut confirmed = vec![("quote", quote)];
+        if let Some(code) = code {
+            confirmed.push(("promotionCode", code));
+        }
+        return confirm_page(&door, confirm, &form.key, &form.csrf, confirmed);
     };
     let confirmed: Option<Value> = serde_json::from_str(quote).ok();
-    let body = json!({"bundle": bundle, "confirmedPrice": confirmed});
+    let mut body = json!({"bundle": bundle, "confirmedPrice": confirmed});
+    if let Some(code) = code {
+        body["promotionCode"] = json!(code);
+    }
     let response = bundles::purchase(
         State(door.clone()),
         Path(tenant.clone()),
@@ -237,7 +326,7 @@ async fn cancel_form(
             confirm,
             &form.key,
             &form.csrf,
-            ("confirmed", "yes".into()),
+            vec![("confirmed", "yes".into())],
         );
     }
     let response = bundles::cancel(

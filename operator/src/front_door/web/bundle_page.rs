@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use super::catalog_page::{Viewer, disabled_button};
 use super::html::{escape, url_part};
+use super::promotion_code::{self, CodeField};
 use super::subscriptions_page::ListingFacts;
 use super::words::phase_words;
 use crate::api::bundle::BundlePhase;
@@ -127,7 +128,12 @@ pub fn offers_section(offers: &[(BundleOffer, BundleStanding)], viewer: &Viewer)
     out
 }
 
-fn buy_panel(offer: &BundleOffer, standing: &BundleStanding, viewer: &Viewer) -> String {
+fn buy_panel(
+    offer: &BundleOffer,
+    standing: &BundleStanding,
+    viewer: &Viewer,
+    code: &CodeField,
+) -> String {
     let mut out = String::from(
         "<section id=\"buy\" class=\"panel\" data-live aria-labelledby=\"buy-h\"><h2 id=\"buy-h\">Buy this bundle</h2>",
     );
@@ -157,16 +163,30 @@ fn buy_panel(offer: &BundleOffer, standing: &BundleStanding, viewer: &Viewer) ->
         }
         BundleStanding::Available => {
             // Without JavaScript the form posts to /forms (a confirmation page, then the
-            // purchase); with it, the page's dialog confirms the same sentence.
+            // purchase); with it, the page's dialog confirms the same sentence. With a
+            // promotion code, the sentence and price confirmed are the code's (the script asks
+            // the confirmation URL for them).
             let quote = serde_json::to_string(&offer.quoted_price()).unwrap_or_default();
+            // A static preview's form posts nowhere.
+            let no_script = if viewer.links.is_static() {
+                String::new()
+            } else {
+                format!(
+                    " method=\"post\" action=\"/forms/t/{}/bundles/{}/buy\"",
+                    url_part(&viewer.tenant),
+                    url_part(&offer.name)
+                )
+            };
             let _ = write!(
                 out,
-                "<form id=\"bundle-buy-form\" method=\"post\" action=\"/forms/t/{t}/bundles/{b}/buy\" \
+                "<form id=\"bundle-buy-form\"{no_script} \
 data-url=\"/v1/tenants/{t}/bundle-subscriptions\" data-bundle=\"{bundle}\" data-confirm=\"{confirm}\" \
-data-quote=\"{quote}\" data-note=\"Each add-on of the bundle is set up within a minute; the bundle is billed as one.\">{hidden}\
-<p>{price} for {count} add-ons, billed together.</p>\
+data-quote=\"{quote}\" data-confirm-url=\"/t/{t}/bundles/{b}/confirmation\" \
+data-note=\"Each add-on of the bundle is set up within a minute; the bundle is billed as one.\">{hidden}\
+<p>{price} for {count} add-ons, billed together.</p>{code}\
 <button type=\"submit\" class=\"primary\" id=\"bundle-buy-submit\">Buy bundle</button></form>",
                 t = url_part(&viewer.tenant),
+                code = promotion_code::render(code),
                 b = url_part(&offer.name),
                 bundle = escape(&offer.name),
                 confirm = escape(&offer.confirmation),
@@ -190,13 +210,15 @@ fn sentence(message: &str) -> String {
     }
 }
 
-/// A bundle's page: what it includes at what price, the buy form, and the tenant's purchases.
+/// A bundle's page: what it includes at what price, the buy form (its promotion code field
+/// showing `code`), and the tenant's purchases.
 pub fn render_detail(
     offer: &BundleOffer,
     standing: &BundleStanding,
     purchases: &[PurchaseRow],
     listings: &BTreeMap<String, ListingFacts>,
     viewer: &Viewer,
+    code: &CodeField,
 ) -> String {
     let mut out = format!(
         "<p class=\"crumbs\"><a href=\"{}\">All add-ons</a></p>\
@@ -228,7 +250,7 @@ pub fn render_detail(
         money(offer, &offer.list_total),
         money(offer, &offer.price),
     );
-    out.push_str(&buy_panel(offer, standing, viewer));
+    out.push_str(&buy_panel(offer, standing, viewer, code));
     let pending = purchases.iter().any(|p| is_moving(&p.view));
     let _ = write!(
         out,

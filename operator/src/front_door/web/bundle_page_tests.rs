@@ -1,3 +1,4 @@
+use super::super::promotion_code::CodeField;
 use super::super::tests::viewer;
 use super::*;
 use crate::api::bundle::{BundleDiscount, BundleMemberStatus, BundleSubscriptionStatus};
@@ -64,6 +65,7 @@ fn only_a_billing_admin_gets_the_buy_form() {
         &[],
         &BTreeMap::new(),
         &viewer(true),
+        &CodeField::default(),
     );
     assert!(admin.contains("id=\"bundle-buy-form\""), "{admin}");
     assert!(
@@ -82,6 +84,7 @@ fn only_a_billing_admin_gets_the_buy_form() {
         &[],
         &BTreeMap::new(),
         &viewer(false),
+        &CodeField::default(),
     );
     assert!(!viewer_page.contains("bundle-buy-form"), "{viewer_page}");
     assert!(viewer_page.contains("disabled aria-disabled=\"true\">Buy bundle"));
@@ -94,9 +97,52 @@ fn only_a_billing_admin_gets_the_buy_form() {
         &[],
         &BTreeMap::new(),
         &viewer(true),
+        &CodeField::default(),
     );
     assert!(!taken.contains("bundle-buy-form"));
     assert!(taken.contains("The tenant already subscribes to Routes (routes)."));
+}
+
+#[test]
+fn the_buy_form_takes_a_promotion_code_and_says_why_one_was_refused() {
+    let page = |code: &CodeField| {
+        render_detail(
+            &offer(),
+            &BundleStanding::Available,
+            &[],
+            &BTreeMap::new(),
+            &viewer(true),
+            code,
+        )
+    };
+    let blank = page(&CodeField::default());
+    let form = &blank[blank.find("id=\"bundle-buy-form\"").expect("form")..];
+    let form = &form[..form.find("</form>").expect("end")];
+    assert!(
+        form.contains("<label for=\"promotion-code\">Promotion code"),
+        "{form}"
+    );
+    assert!(form.contains("name=\"promotionCode\""), "{form}");
+    // The script asks here for the code's sentence and price.
+    assert!(
+        form.contains("data-confirm-url=\"/t/acme/bundles/suite/confirmation\""),
+        "{form}"
+    );
+    let refused = page(&CodeField::refused(
+        "\"><script>",
+        "promotion code \"NOPE\" is not on offer for bundle \"suite\"",
+    ));
+    assert!(!refused.contains("<script>"), "{refused}");
+    assert!(
+        refused.contains("value=\"&quot;&gt;&lt;script&gt;\""),
+        "{refused}"
+    );
+    assert!(
+        refused.contains(
+            "class=\"error\" aria-live=\"polite\">Promotion code &quot;NOPE&quot; is not on offer for bundle &quot;suite&quot;.</p>"
+        ),
+        "{refused}"
+    );
 }
 
 fn row(cannot_cancel: Option<&str>) -> PurchaseRow {

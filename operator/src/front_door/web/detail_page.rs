@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::catalog_page::{Viewer, action, card_notes, disabled_button, tile};
 use super::html::{escape, url_part};
 use super::markdown;
+use super::promotion_code::{self, CodeField};
 use super::words::{buy_verb, date, phase_words, pill};
 use crate::api::listing::{Activation, ListingType};
 use crate::api::tenant_subscription::Phase;
@@ -197,7 +198,12 @@ fn field_mapping(wizard: &WizardConfigSpec) -> String {
 }
 
 /// The buying flow of an available listing, by type.
-fn buy_panel(detail: &ListingDetail, wizard: Option<&WizardConfigSpec>, viewer: &Viewer) -> String {
+fn buy_panel(
+    detail: &ListingDetail,
+    wizard: Option<&WizardConfigSpec>,
+    viewer: &Viewer,
+    code: &CodeField,
+) -> String {
     let card = &detail.card;
     let mut out =
         String::from("<section id=\"buy\" class=\"panel\" data-live aria-labelledby=\"buy-h\">");
@@ -254,6 +260,7 @@ fn buy_panel(detail: &ListingDetail, wizard: Option<&WizardConfigSpec>, viewer: 
         hidden = viewer.form.hidden("buy"),
     );
     out.push_str(&plan_choices(&detail.plans));
+    out.push_str(&promotion_code::render(code));
     if let Some(w) = wizard {
         let _ = write!(
             out,
@@ -404,18 +411,19 @@ fn tabs(detail: &ListingDetail) -> String {
     out
 }
 
-/// The detail page's content.
+/// The detail page's content; the buy form's promotion code field shows `code`.
 pub fn render(
     detail: &ListingDetail,
     wizard: Option<&WizardConfigSpec>,
     viewer: &Viewer,
+    code: &CodeField,
 ) -> String {
     let mut out = format!(
         "<p class=\"crumbs\"><a href=\"{}\">All add-ons</a></p>",
         viewer.links.marketplace(&viewer.tenant)
     );
     out.push_str(&hero(detail, viewer));
-    out.push_str(&buy_panel(detail, wizard, viewer));
+    out.push_str(&buy_panel(detail, wizard, viewer, code));
     out.push_str(&requests(detail));
     out.push_str(&tabs(detail));
     out

@@ -15,12 +15,14 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::handlers::{purchase_terms, shown_plan};
+use super::handlers::{detail_page_as, purchase_terms, shown_plan};
 use super::html::{Frame, escape, page, respond, url_part};
 use super::links::Links;
+use super::promotion_code::CodeField;
 use super::session::{csrf_matches, csrf_token, session_token};
 use crate::front_door::FrontDoor;
 use crate::front_door::storefront::price::{QuotedPrice, confirmation};
+use crate::front_door::storefront::purchase::entered_code;
 
 /// What every form of a page carries besides its own fields.
 #[derive(Clone, Debug, Default)]
@@ -152,6 +154,9 @@ pub struct BuyForm {
     trial: Option<String>,
     /// The quote confirmed on the confirmation page (JSON of [`QuotedPrice`]).
     quote: Option<String>,
+    /// The promotion code entered (blank: none); the quote confirmed is then the code's price.
+    #[serde(rename = "promotionCode")]
+    promotion_code: Option<String>,
 }
 
 /// The confirmation page of a form purchase: the same sentence the script shows.
@@ -191,20 +196,31 @@ async fn buy(
     let back = Links::Live.detail(&tenant, &form.listing);
     let quantity = form.quantity.unwrap_or(1).max(1);
     let trial = form.trial.is_some();
+    let code = entered_code(form.promotion_code.as_deref());
     let Some(quote) = &form.quote else {
-        let plan = match shown_plan(&door, &headers, &tenant, &form.listing, &form.plan).await {
+        let listing = (tenant.as_str(), form.listing.as_str());
+        let plan = match shown_plan(&door, &headers, listing, &form.plan, code.as_deref()).await {
             Ok(plan) => plan,
             Err(refusal) => return answered(&door, refusal, &back).await,
         };
-        let Some((plan, offer)) = plan else {
-            return message_page(
-                &door,
-                StatusCode::NOT_FOUND,
-                "Not done",
-                "<h1>Not done</h1><p>There is no such plan.</p>",
-            );
+        let offer = match plan {
+            Some((plan, Ok(offer))) => (plan, offer),
+            // The listing's page again, the code kept and why it was refused next to it.
+            Some((_, Err(why))) => {
+                let raw = form.promotion_code.as_deref().unwrap_or_default();
+                let field = CodeField::refused(raw, &why);
+                return detail_page_as(&door, &headers, listing, &field).await;
+            }
+            None => {
+                return message_page(
+                    &door,
+                    StatusCode::NOT_FOUND,
+                    "Not done",
+                    "<h1>Not done</h1><p>There is no such plan.</p>",
+                );
+            }
         };
-        let (sentence, quote) = purchase_terms(&plan, offer.as_ref(), quantity);
+        let (sentence, quote) = purchase_terms(&offer.0, offer.1.as_ref(), quantity);
         let quote = serde_json::to_string(&quote).unwrap_or_default();
         let mut fields = vec![
             ("key", form.key.clone()),
@@ -219,13 +235,19 @@ async fn buy(
         if trial {
             fields.push(("trial", "on".into()));
         }
+        if let Some(code) = &code {
+            fields.push(("promotionCode", code.clone()));
+        }
         let action = format!("/forms/t/{}/buy", url_part(&tenant));
         let main = confirm_page_main(&action, &sentence, &fields, &back);
         return message_page(&door, StatusCode::OK, "Confirm", &main);
     };
     let confirmed: Option<Value> = serde_json::from_str(quote).ok();
-    let body = json!({"listing": form.listing, "plan": form.plan, "quantity": quantity,
+    let mut body = json!({"listing": form.listing, "plan": form.plan, "quantity": quantity,
         "trial": trial, "confirmedPrice": confirmed});
+    if let Some(code) = code {
+        body["promotionCode"] = json!(code);
+    }
     let response = crate::front_door::storefront::routes::purchase(
         State(door.clone()),
         Path(tenant.clone()),
@@ -318,7 +340,7 @@ async fn subscription_step(
                     form.listing.clone().unwrap_or_default(),
                     form.plan.clone().unwrap_or_default(),
                 );
-                match shown_plan(&door, &headers, &tenant, &listing, &plan).await {
+                match shown_plan(&door, &headers, (&tenant, &listing), &plan, None).await {
                     Ok(Some((plan, _))) => (
                         confirmation(&plan, quantity),
                         serde_json::to_string(&QuotedPrice::of(&plan.pricing)).unwrap_or_default(),

@@ -17,6 +17,7 @@ use super::catalog_page::{self, Viewer};
 use super::forms::FormTokens;
 use super::html::{Frame, escape, page, respond, url_part};
 use super::links::Links;
+use super::promotion_code::CodeField;
 use super::session::{self, csrf_token, session_token};
 use super::subscriptions_page::{self, ListingFacts};
 use super::{assets, bundle_page, detail_page};
@@ -29,6 +30,7 @@ use crate::front_door::storefront::bundles::purchases_in;
 use crate::front_door::storefront::catalog::{CatalogQuery, TenantFacts, catalog_page, shown_to};
 use crate::front_door::storefront::detail::{listing_detail, subscriptions_view};
 use crate::front_door::storefront::price::{QuotedPrice, promoted_confirmation, promoted_plan};
+use crate::front_door::storefront::purchase::{PurchaseRefusal, entered_code, priced_offer};
 use crate::front_door::storefront::routes::{TenantScope, read_scope, refs, rights, wizard_of};
 use crate::lifecycle::promotion::Offer;
 
@@ -188,52 +190,71 @@ async fn detail(
     Path((tenant, listing)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let here = Links::Live.detail(&tenant, &listing);
-    let scope = match read_scope(&door, &headers, &tenant, ReadClass::Detail).await {
+    detail_page_as(&door, &headers, (&tenant, &listing), &CodeField::default()).await
+}
+
+/// A listing's page for this caller, its buy form's promotion code field showing `code`: 200,
+/// or 422 when `code` says why a code was refused.
+pub(super) async fn detail_page_as(
+    door: &FrontDoor,
+    headers: &HeaderMap,
+    (tenant, listing): (&str, &str),
+    code: &CodeField,
+) -> Response {
+    let here = Links::Live.detail(tenant, listing);
+    let scope = match read_scope(door, headers, tenant, ReadClass::Detail).await {
         Ok(scope) => scope,
-        Err(refusal) => return refused_page(&door, refusal, &here),
+        Err(refusal) => return refused_page(door, refusal, &here),
     };
     let subs = refs(&scope.subscriptions);
-    let facts = scope.facts(&tenant, &subs);
-    let Some(found) = door
-        .stores
-        .listing(&listing)
-        .filter(|l| shown_to(l, &facts))
-    else {
-        return refused_page(&door, StatusCode::NOT_FOUND.into_response(), &here);
+    let facts = scope.facts(tenant, &subs);
+    let Some(found) = door.stores.listing(listing).filter(|l| shown_to(l, &facts)) else {
+        return refused_page(door, StatusCode::NOT_FOUND.into_response(), &here);
     };
-    let viewer = viewer(&door, &headers, &scope, &tenant).await;
+    let viewer = viewer(door, headers, &scope, tenant).await;
     let detail = listing_detail(&found, &facts, viewer.now);
     let wizard = if detail.card.type_ == ListingType::Integration {
-        wizard_of(&door, &facts, &listing)
-            .await
-            .ok()
-            .map(|w| w.spec)
+        wizard_of(door, &facts, listing).await.ok().map(|w| w.spec)
     } else {
         None
     };
-    let main = detail_page::render(&detail, wizard.as_ref(), &viewer);
-    html(page(
-        &frame(&door, &headers, &scope, &tenant),
-        &detail.card.display_name,
-        &main,
-    ))
+    let main = detail_page::render(&detail, wizard.as_ref(), &viewer, code);
+    let status = if code.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    respond(
+        status,
+        page(
+            &frame(door, headers, &scope, tenant),
+            &detail.card.display_name,
+            &main,
+        ),
+    )
 }
 
 #[derive(serde::Deserialize)]
 struct ConfirmQuery {
     plan: String,
     quantity: Option<i32>,
+    #[serde(rename = "promotionCode")]
+    promotion_code: Option<String>,
 }
 
-/// Plan `plan` of `listing`, if the caller may read the tenant and the tenant sees the listing.
+/// The promotion a purchase is priced with ([`priced_offer`]), or why the code entered was
+/// refused (the API's message).
+pub(super) type Priced = Result<Option<Offer>, String>;
+
+/// Plan `plan` of `listing`, if the caller may read the tenant and the tenant sees the listing,
+/// with the promotion a purchase of it with `code` is priced with now.
 pub(super) async fn shown_plan(
     door: &FrontDoor,
     headers: &HeaderMap,
-    tenant: &str,
-    listing: &str,
+    (tenant, listing): (&str, &str),
     plan: &str,
-) -> Result<Option<(crate::api::listing::Plan, Option<Offer>)>, Response> {
+    code: Option<&str>,
+) -> Result<Option<(crate::api::listing::Plan, Priced)>, Response> {
     let scope = read_scope(door, headers, tenant, ReadClass::Browse).await?;
     let subs = refs(&scope.subscriptions);
     let facts = scope.facts(tenant, &subs);
@@ -248,10 +269,14 @@ pub(super) async fn shown_plan(
                 .find(|p| p.name.as_str() == plan)
                 .cloned()
         });
-    // A purchase now is priced by the promotion on offer to the tenant, if any.
+    // A purchase now is priced by the promotion on offer to the tenant (with the code), if any.
     Ok(found.map(|plan| {
-        let offer = facts.offer(listing, &plan, None, Timestamp::now());
-        (plan, offer)
+        let priced = priced_offer(listing, &plan, &facts, code, Timestamp::now());
+        let priced = priced.map_err(|refusal| match refusal {
+            PurchaseRefusal::Invalid { message, .. } => message,
+            other => format!("{other:?}"),
+        });
+        (plan, priced)
     }))
 }
 
@@ -276,16 +301,26 @@ async fn confirm_sentence(
     Query(query): Query<ConfirmQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let plan = match shown_plan(&door, &headers, &tenant, &listing, &query.plan).await {
+    let code = entered_code(query.promotion_code.as_deref());
+    let plan = match shown_plan(
+        &door,
+        &headers,
+        (&tenant, &listing),
+        &query.plan,
+        code.as_deref(),
+    )
+    .await
+    {
         Ok(plan) => plan,
         Err(refusal) => return refusal,
     };
     match plan {
-        Some((plan, offer)) => {
+        Some((plan, Ok(offer))) => {
             let (sentence, quote) =
                 purchase_terms(&plan, offer.as_ref(), query.quantity.unwrap_or(1));
             axum::Json(json!({"confirmation": sentence, "quote": quote})).into_response()
         }
+        Some((_, Err(message))) => code_refused(&message),
         None => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"code": "PlanNotFound", "field": "plan",
@@ -293,6 +328,18 @@ async fn confirm_sentence(
         )
             .into_response(),
     }
+}
+
+/// 422 `PromotionCodeInvalid` naming field `promotionCode`, as the JSON API answers it.
+pub(super) fn code_refused(message: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(
+            json!({"code": "PromotionCodeInvalid", "field": "promotionCode",
+            "message": message}),
+        ),
+    )
+        .into_response()
 }
 
 async fn subscriptions(

@@ -37,12 +37,17 @@ impl Links {
         format!("listing-{}.html", url_part(listing))
     }
 
-    /// A bundle's page; a preview shows no bundles, so it points at the index.
+    /// A bundle's page.
     pub fn bundle(self, tenant: &str, bundle: &str) -> String {
         match self {
             Links::Live => format!("/t/{}/bundles/{}", url_part(tenant), url_part(bundle)),
-            Links::Static => "index.html".into(),
+            Links::Static => Self::bundle_file(bundle),
         }
+    }
+
+    /// The file a static preview writes a bundle's page to.
+    pub fn bundle_file(bundle: &str) -> String {
+        format!("bundle-{}.html", url_part(bundle))
     }
 
     /// A tenant's subscriptions; a preview has none, so it points at the index.

@@ -9,6 +9,7 @@
 //! - [`catalog_page`], [`detail_page`], [`subscriptions_page`], [`bundle_page`]: the pages, as
 //!   pure functions of plain view data; [`preview`] and [`changes_page`] render them as static files for
 //!   `marketplace catalog preview`.
+//! - [`promotion_code`]: the promotion code field of the buy forms.
 //! - [`oidc`] and [`oidc_flow`]: signing in through the OIDC provider (code flow + PKCE).
 //! - [`session`]: signing in (a bearer token in an HttpOnly cookie, or a proxy's
 //!   `Authorization`), CSRF checks on every state-changing request.
@@ -34,6 +35,7 @@ pub mod markdown;
 pub mod oidc;
 pub mod oidc_flow;
 pub mod preview;
+pub mod promotion_code;
 pub mod session;
 pub mod subscriptions_page;
 #[cfg(test)]

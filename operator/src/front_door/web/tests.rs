@@ -153,7 +153,7 @@ fn a_detail_page_with_many_listings_worth_of_text_stays_small() {
         listing("description: \"# Routes\\n\\n<script>alert(1)</script>\""),
     );
     let detail = listing_detail(&l, &facts, ts("2026-12-03T00:00:00Z"));
-    let main = detail_page::render(&detail, None, &viewer(true));
+    let main = detail_page::render(&detail, None, &viewer(true), &Default::default());
     assert!(!main.contains("<script>"), "{main}");
     let cards = (0..100)
         .map(|i| {
@@ -174,6 +174,56 @@ fn a_detail_page_with_many_listings_worth_of_text_stays_small() {
         ),
     );
     assert!(index.len() < 100_000, "{} bytes", index.len());
+}
+
+#[test]
+fn the_buy_form_takes_a_promotion_code_and_says_next_to_it_why_one_was_refused() {
+    use super::promotion_code::CodeField;
+    let acme = Tenant::new("acme", tenant("Professional"));
+    let features = BTreeSet::new();
+    let facts = TenantFacts {
+        name: "acme",
+        tenant: &acme,
+        subscriptions: &[],
+        entitled_features: &features,
+        promotions: &[],
+    };
+    let detail = listing_detail(
+        &Listing::new("route", listing("")),
+        &facts,
+        ts("2026-12-03T00:00:00Z"),
+    );
+    let buy_form = |html: &str| {
+        let start = html.find("<form id=\"buy-form\"").expect("a buy form");
+        let end = start + html[start..].find("</form>").expect("its end");
+        html[start..end].to_string()
+    };
+    let blank = buy_form(&detail_page::render(
+        &detail,
+        None,
+        &viewer(true),
+        &CodeField::default(),
+    ));
+    assert!(
+        blank.contains("<label for=\"promotion-code\">Promotion code"),
+        "{blank}"
+    );
+    assert!(blank.contains("name=\"promotionCode\""), "{blank}");
+    let refused = buy_form(&detail_page::render(
+        &detail,
+        None,
+        &viewer(true),
+        &CodeField::refused("<i>nope", "promotion code \"<I>NOPE\" is not on offer"),
+    ));
+    assert!(refused.contains("value=\"&lt;i&gt;nope\""), "{refused}");
+    assert!(refused.contains("aria-invalid=\"true\""), "{refused}");
+    assert!(
+        refused.contains("Promotion code &quot;&lt;I&gt;NOPE&quot; is not on offer.</p>"),
+        "{refused}"
+    );
+    assert!(!refused.contains("<i>"), "{refused}");
+    let watching = detail_page::render(&detail, None, &viewer(false), &CodeField::default());
+    assert!(!watching.contains("promotion-code"), "no form, no field");
 }
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

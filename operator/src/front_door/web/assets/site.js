@@ -103,8 +103,31 @@
     return out;
   }
 
+  // The promotion code a form carries (blank: none).
+  function codeOf(form) {
+    var field = form.querySelector('[name="promotionCode"]');
+    return field ? field.value.trim() : "";
+  }
+
+  // Says next to the code field why its code was refused (the field is described by it), or
+  // clears that; true when there was something to say.
+  function codeRefused(form, answer) {
+    var field = form.querySelector('[name="promotionCode"]');
+    var out = form.querySelector("#promotion-code-error");
+    var refused = !!(answer && answer.field === "promotionCode");
+    if (!field || !out) return refused;
+    var text = refused ? String(answer.message || "This code cannot be used here.").replace(/\.?$/, ".") : "";
+    out.textContent = text.charAt(0).toUpperCase() + text.slice(1);
+    if (refused) { field.setAttribute("aria-invalid", "true"); field.focus(); }
+    else field.removeAttribute("aria-invalid");
+    return refused;
+  }
+
+  // The sentence to confirm and the quote to send back, with the form's promotion code.
   function priced(form, values) {
     var url = form.dataset.confirmUrl + "?plan=" + encodeURIComponent(values.plan) + "&quantity=" + values.quantity;
+    var code = codeOf(form);
+    if (code) url += "&promotionCode=" + encodeURIComponent(code);
     return fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); });
   }
 
@@ -115,7 +138,9 @@
       ev.preventDefault();
       if (!form.reportValidity()) return;
       var values = formValues(form);
+      var code = codeOf(form);
       priced(form, values).then(function (price) {
+        if (codeRefused(form, price)) return;
         if (!price.confirmation) { flash(price.message || "This plan cannot be priced.", true); return; }
         return confirmWith(price.confirmation, form.dataset.note).then(function (yes) {
           if (!yes) return;
@@ -123,6 +148,7 @@
           idempotencyKey = idempotencyKey || key();
           var body = { listing: form.dataset.listing, plan: values.plan, quantity: values.quantity,
             trial: values.trial, confirmedPrice: price.quote };
+          if (code) body.promotionCode = code;
           if (form.hasAttribute("data-wizard")) {
             body.connection = connection(form);
             body.fieldMapping = mapping(form);
@@ -138,7 +164,7 @@
                 settle();
               } else {
                 submit.disabled = false;
-                flash(errorText(res), true);
+                if (!codeRefused(form, res.data)) flash(errorText(res), true);
               }
             });
         });
@@ -167,29 +193,39 @@
     });
   }
 
-  // A bundle: the sentence and price were rendered with the page; the API refuses the
-  // purchase if the price changed since.
+  // A bundle: the sentence and price were rendered with the page (with a promotion code, they
+  // are asked for); the API refuses the purchase if the price changed since.
   function bindBundleBuy(form) {
     var idempotencyKey = null;
     var submit = form.querySelector("#bundle-buy-submit");
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      confirmWith(form.dataset.confirm, form.dataset.note).then(function (yes) {
-        if (!yes) return;
-        idempotencyKey = idempotencyKey || key();
-        submit.disabled = true;
-        submit.setAttribute("aria-busy", "true");
-        var body = { bundle: form.dataset.bundle, confirmedPrice: JSON.parse(form.dataset.quote) };
-        return call("POST", form.dataset.url, body, idempotencyKey).then(function (res) {
-          submit.removeAttribute("aria-busy");
-          if (res.ok) {
-            idempotencyKey = null;
-            flash("Bought. Its add-ons are being set up; your purchase shows below.");
-            settle();
-          } else {
-            submit.disabled = false;
-            flash(errorText(res), true);
-          }
+      var code = codeOf(form);
+      var terms = code
+        ? fetch(form.dataset.confirmUrl + "?promotionCode=" + encodeURIComponent(code), { credentials: "same-origin" })
+          .then(function (r) { return r.json(); })
+        : Promise.resolve({ confirmation: form.dataset.confirm, quote: JSON.parse(form.dataset.quote) });
+      terms.then(function (price) {
+        if (codeRefused(form, price)) return;
+        if (!price.confirmation) { flash(price.message || "This bundle cannot be priced.", true); return; }
+        return confirmWith(price.confirmation, form.dataset.note).then(function (yes) {
+          if (!yes) return;
+          idempotencyKey = idempotencyKey || key();
+          submit.disabled = true;
+          submit.setAttribute("aria-busy", "true");
+          var body = { bundle: form.dataset.bundle, confirmedPrice: price.quote };
+          if (code) body.promotionCode = code;
+          return call("POST", form.dataset.url, body, idempotencyKey).then(function (res) {
+            submit.removeAttribute("aria-busy");
+            if (res.ok) {
+              idempotencyKey = null;
+              flash("Bought. Its add-ons are being set up; your purchase shows below.");
+              settle();
+            } else {
+              submit.disabled = false;
+              if (!codeRefused(form, res.data)) flash(errorText(res), true);
+            }
+          });
         });
       }).catch(function () { submit.disabled = false; flash("The marketplace did not answer; try again.", true); });
     });
