@@ -139,13 +139,8 @@ async fn bundle_page_as(
     );
     let rows = purchase_rows(&mine);
     let main = bundle_page::render_detail(&offer, &standing, &rows, &listings, &viewer, code);
-    let status = if code.error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
     respond(
-        status,
+        code.page_status(),
         page(
             &frame(door, headers, &scope, tenant),
             &offer.display_name,

@@ -219,13 +219,8 @@ pub(super) async fn detail_page_as(
         None
     };
     let main = detail_page::render(&detail, wizard.as_ref(), &viewer, code);
-    let status = if code.error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
     respond(
-        status,
+        code.page_status(),
         page(
             &frame(door, headers, &scope, tenant),
             &detail.card.display_name,

@@ -19,6 +19,15 @@ impl CodeField {
             error: Some(sentence(why)),
         }
     }
+
+    /// The status of the page showing the field: 422 when its code was refused.
+    pub fn page_status(&self) -> axum::http::StatusCode {
+        if self.error.is_some() {
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            axum::http::StatusCode::OK
+        }
+    }
 }
 
 /// An API message ("promotion code ... is not on offer ...") as a sentence on a page.

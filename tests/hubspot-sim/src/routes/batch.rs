@@ -120,7 +120,10 @@ fn all_set() -> Selection {
 
 /// Runs `f` for each input. With trace ids (contract §4: 207 "only when objectWriteTraceId is
 /// supplied") failures are reported per item; without, the first failure rejects the whole batch
-/// and nothing is written (the state is restored).
+/// and nothing is written (the state is restored). Each input's write is atomic on its own
+/// (validated before anything is written), so only the inputs before a failing one need undoing:
+/// a batch of one takes no snapshot (copying the whole portal per call made a single upsert
+/// cost O(records)).
 fn run_items<T>(
     st: &mut SimState,
     items: &[T],
@@ -128,7 +131,7 @@ fn run_items<T>(
     mut f: impl FnMut(&mut SimState, &T) -> ApiResult<Value>,
 ) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
     let partial = items.iter().any(|i| trace(i).is_some());
-    let snapshot = (!partial).then(|| st.clone());
+    let snapshot = (!partial && items.len() > 1).then(|| st.clone());
     let mut results = Vec::new();
     let mut errors = Vec::new();
     for item in items {
@@ -354,12 +357,15 @@ pub async fn archive(
     let ids: Vec<String> = input.inputs.iter().map(IdRef::as_string).collect();
     reject_duplicates(&ids)?;
     let mut st = lock(&sim);
-    let snapshot = st.clone();
+    // As in `run_items`: one archive is atomic on its own.
+    let snapshot = (ids.len() > 1).then(|| st.clone());
     for id in &ids {
         if let Ok(n) = id.parse::<u64>()
             && let Err(e) = st.archive(t, n, ChangeSource::Integration)
         {
-            *st = snapshot;
+            if let Some(snapshot) = snapshot {
+                *st = snapshot;
+            }
             return Err(e);
         }
     }

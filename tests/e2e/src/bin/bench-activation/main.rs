@@ -893,20 +893,23 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     // Warning Events the operator recorded (evidence of retries or refusals).
     let events_api: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    for e in list_all(&events_api).await? {
-        if e.reporting_controller.as_deref()
-            == Some(marketplace_operator::controllers::status::OPERATOR_MANAGER)
-        {
-            let count = e.series.as_ref().map_or(1, |s| s.count.max(1) as u64);
-            *reasons
-                .entry(format!(
-                    "{} {}",
-                    e.type_.unwrap_or_default(),
-                    e.reason.unwrap_or_default()
-                ))
-                .or_default() += count;
+    for_each_page(&events_api, |page| {
+        for e in page {
+            if e.reporting_controller.as_deref()
+                == Some(marketplace_operator::controllers::status::OPERATOR_MANAGER)
+            {
+                let count = e.series.as_ref().map_or(1, |s| s.count.max(1) as u64);
+                *reasons
+                    .entry(format!(
+                        "{} {}",
+                        e.type_.unwrap_or_default(),
+                        e.reason.unwrap_or_default()
+                    ))
+                    .or_default() += count;
+            }
         }
-    }
+    })
+    .await?;
     println!("  operator Events by type and reason: {reasons:?}");
 
     // 5. Stop (restarting first, when asked).
@@ -943,20 +946,20 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     })
 }
 
-/// Every object of `api`, listed in pages (a scale run's 50,000 Events in one response would
-/// weigh on the RSS measured).
-async fn list_all<K>(api: &Api<K>) -> Result<Vec<K>>
+/// Every object of `api`, listed and handed to `f` a page at a time (a scale run's 50,000
+/// Events held at once would weigh on the RSS measured).
+async fn for_each_page<K>(api: &Api<K>, mut f: impl FnMut(Vec<K>)) -> Result<()>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let mut items = Vec::new();
     let mut params = ListParams::default().limit(500);
     loop {
         let page = api.list(&params).await?;
-        items.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        f(page.items);
+        match next {
             Some(token) => params = params.continue_token(&token),
-            None => return Ok(items),
+            None => return Ok(()),
         }
     }
 }
