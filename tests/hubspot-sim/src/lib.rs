@@ -21,6 +21,7 @@ pub mod routes;
 pub mod search;
 pub mod server;
 pub mod state;
+pub mod value_index;
 pub mod webhooks;
 
 pub use admin::SimHandle;

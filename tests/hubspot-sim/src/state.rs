@@ -11,6 +11,7 @@ use crate::properties::{self, Invalid, Registry};
 use crate::ratelimit::{Counters, RateLimiter};
 use crate::rng::SimRng;
 use crate::search::SearchIndex;
+use crate::value_index::ValueIndex;
 use crate::webhooks::{ChangeSource, EventInput, EventKind, WebhookState};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -81,6 +82,8 @@ pub struct SimState {
     pub rng: SimRng,
     pub next_id: u64,
     pub objects: BTreeMap<ObjectType, BTreeMap<u64, CrmObject>>,
+    /// Live records by property value; every write of `objects` keeps it current.
+    pub value_index: ValueIndex,
     /// (type, id, property) → [(value, timestamp, source)], for `propertiesWithHistory`.
     pub history: BTreeMap<HistoryKey, Vec<HistoryEntry>>,
     pub registry: Registry,
@@ -116,6 +119,7 @@ impl SimState {
             // Numeric ids in the range HubSpot uses for new portals' records.
             next_id: 10_000_000_000,
             objects: BTreeMap::new(),
+            value_index: ValueIndex::default(),
             history: BTreeMap::new(),
             registry,
             assoc: AssocStore::default(),
@@ -189,20 +193,10 @@ impl SimState {
         )))
     }
 
+    /// The lowest id of a live record of type `t` whose `prop` is `value` (a contact's email
+    /// compared ignoring ASCII case).
     pub fn find_by_value(&self, t: ObjectType, prop: &str, value: &str) -> Option<u64> {
-        let ci = t == ObjectType::Contacts && prop == "email";
-        self.live(t)
-            .find(|o| {
-                o.properties.get(prop).is_some_and(|v| {
-                    !v.is_empty()
-                        && if ci {
-                            v.eq_ignore_ascii_case(value)
-                        } else {
-                            v == value
-                        }
-                })
-            })
-            .map(|o| o.id)
+        self.value_index.find(self.objects.get(&t), t, prop, value)
     }
 
     /// Resolves a path/batch id, honouring `idProperty` (contract §2.3). `Ok(None)` = not found.
@@ -592,6 +586,7 @@ impl SimState {
             archived_at: None,
         };
         self.search.record(&obj, now);
+        self.value_index.record(t, id, None, Some(&obj));
         self.objects.entry(t).or_default().insert(id, obj);
         self.record_history(t, id, &props, now, source);
         if !self.skip_inline_associations {
@@ -695,6 +690,7 @@ impl SimState {
         self.record_history(t, id, &changes, now, source);
         if let Some(obj) = self.get_any(t, id).cloned() {
             self.search.record(&obj, now);
+            self.value_index.record(t, id, Some(&before), Some(&obj));
             if t == ObjectType::Subscriptions {
                 billing::after_update(self, &before, &obj);
             }
@@ -716,6 +712,7 @@ impl SimState {
             billing::check_delete(obj)?;
         }
         let now = self.now();
+        let before = obj.clone();
         if let Some(obj) = self.objects.get_mut(&t).and_then(|m| m.get_mut(&id)) {
             obj.archived = true;
             obj.archived_at = Some(now);
@@ -723,6 +720,7 @@ impl SimState {
         }
         if let Some(obj) = self.get_any(t, id).cloned() {
             self.search.record(&obj, now);
+            self.value_index.record(t, id, Some(&before), Some(&obj));
         }
         self.emit(EventKind::Deletion, t, id, None, source);
         Ok(())
