@@ -371,9 +371,12 @@ fn charge(st: &mut SimState, sub_id: u64, due: i64) -> bool {
 
 /// Runs every billing event due at the current simulated time.
 pub fn run_cycles(st: &mut SimState) {
+    // Only subscriptions with something due are copied and walked below (a copy of every
+    // subscription per request made each request cost O(subscriptions)).
+    let now = st.now();
     let ids: Vec<u64> = st
         .live(ObjectType::Subscriptions)
-        .filter(|o| is_billable(o))
+        .filter(|o| is_billable(o) && cycle_due(st, o, now))
         .map(|o| o.id)
         .collect();
     for id in ids {
@@ -414,6 +417,25 @@ pub fn run_cycles(st: &mut SimState) {
                 _ => break,
             }
         }
+    }
+}
+
+/// Whether the cycle walk below would change `sub` at `now`: it expires, starts, is charged
+/// or retried. The same tests as the walk's first step, read without copying the record.
+fn cycle_due(st: &SimState, sub: &CrmObject, now: i64) -> bool {
+    let today = clock::midnight_utc(now);
+    if date_ms(sub, "hs_recurring_billing_end_date").is_some_and(|end| end <= today)
+        && !TERMINAL.contains(&status(sub))
+    {
+        return true;
+    }
+    let Some(due) = date_ms(sub, "hs_next_payment_due_date") else {
+        return false;
+    };
+    match status(sub) {
+        "scheduled" | "active" => due <= now,
+        "past_due" | "unpaid" => st.billing.retry_at.get(&sub.id).copied().unwrap_or(due) <= now,
+        _ => false,
     }
 }
 
