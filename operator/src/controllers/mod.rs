@@ -31,19 +31,20 @@ use std::time::Duration;
 
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::{Client, Resource, ResourceExt};
 use tracing::warn;
 
 use crate::api::{CatalogSource, SubscriptionAction};
-use crate::runtime::{SharedCache, Shutdown, Stores};
+use crate::runtime::event_recorder::Reporter;
+use crate::runtime::{EventRecorder, SharedCache, Shutdown, Stores};
 use backoff::Backoff;
 
 /// What every reconciler gets.
 pub struct Context {
     pub client: Client,
     /// Shared by all reconciles so repeated Events aggregate into series.
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub backoff: Backoff,
     pub config: ControllerConfig,
     /// Cached git repositories of CatalogSources.
@@ -174,7 +175,7 @@ impl Context {
         let metrics = Arc::new(crate::server::Metrics::new());
         metrics.observe_stores(&stores);
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: EventRecorder::new(client.clone(), reporter),
             operator_stores: OperatorStores::start(&client, &config.namespace),
             stores,
             client,

@@ -319,6 +319,8 @@ fn trim<K: Resource>(object: &mut K) {
 /// Passes only the changes that matter to a dependent: a new object, a changed `generation`
 /// (a spec edit, not a status write), a changed finalizer list (kube's finalizer helper waits
 /// for its own addition to come back) and a deletion (the object is no longer in `store`).
+/// What it remembers of each object is its `namespace/name` and two numbers: at 100,000
+/// Entitlements a full object reference and a copy of the finalizers were tens of MiB.
 pub fn spec_changes<K>(
     changes: impl Stream<Item = Arc<K>> + Send + 'static,
     store: Store<K>,
@@ -326,20 +328,30 @@ pub fn spec_changes<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    type Signature = (Option<i64>, Option<Vec<String>>);
-    let mut seen: HashMap<ObjectRef<K>, Signature> = HashMap::new();
+    let mut seen: HashMap<String, (Option<i64>, u64)> = HashMap::new();
     changes.filter(move |object| {
-        let key = ObjectRef::from_obj(object.as_ref());
         let meta = object.meta();
-        let signature = (meta.generation, meta.finalizers.clone());
-        let pass = if store.get(&key).is_none() {
+        let key = format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        );
+        let signature = (meta.generation, finalizers_fingerprint(&meta.finalizers));
+        let pass = if store.get(&ObjectRef::from_obj(object.as_ref())).is_none() {
             seen.remove(&key);
             true
         } else {
-            seen.insert(key, signature.clone()) != Some(signature)
+            seen.insert(key, signature) != Some(signature)
         };
         futures::future::ready(pass)
     })
+}
+
+fn finalizers_fingerprint(finalizers: &Option<Vec<String>>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    finalizers.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[cfg(test)]
