@@ -371,13 +371,24 @@ fn charge(st: &mut SimState, sub_id: u64, due: i64) -> bool {
 
 /// Runs every billing event due at the current simulated time.
 pub fn run_cycles(st: &mut SimState) {
-    // Only subscriptions with something due are copied and walked below (a copy of every
-    // subscription per request made each request cost O(subscriptions)).
+    // Only subscriptions with something due are read, from the index of due times (reading
+    // every subscription per request made each request cost O(subscriptions)).
     let now = st.now();
+    if !st.cycle_index.is_built() {
+        let entries: Vec<(u64, Option<i64>)> = st
+            .live(ObjectType::Subscriptions)
+            .map(|o| (o.id, next_cycle_at(&st.billing, o)))
+            .collect();
+        st.cycle_index.rebuild(entries);
+    }
     let ids: Vec<u64> = st
-        .live(ObjectType::Subscriptions)
-        .filter(|o| is_billable(o) && cycle_due(st, o, now))
-        .map(|o| o.id)
+        .cycle_index
+        .due(now)
+        .into_iter()
+        .filter(|id| {
+            st.get(ObjectType::Subscriptions, *id)
+                .is_some_and(|o| is_billable(o) && cycle_due(st, o, now))
+        })
         .collect();
     for id in ids {
         for _ in 0..500 {
@@ -417,6 +428,34 @@ pub fn run_cycles(st: &mut SimState) {
                 _ => break,
             }
         }
+    }
+}
+
+/// The earliest time at which [`cycle_due`] holds for `sub` as it stands (none: never, until
+/// it changes): its expiry (the first midnight on or after its end date), its start or charge,
+/// or the retry of a failed payment.
+pub fn next_cycle_at(billing: &BillingState, sub: &CrmObject) -> Option<i64> {
+    if sub.archived || !is_billable(sub) {
+        return None;
+    }
+    let expires = date_ms(sub, "hs_recurring_billing_end_date")
+        .filter(|_| !TERMINAL.contains(&status(sub)))
+        .map(|end| {
+            let midnight = clock::midnight_utc(end);
+            if midnight == end {
+                end
+            } else {
+                midnight + DAY_MS
+            }
+        });
+    let cycle = date_ms(sub, "hs_next_payment_due_date").and_then(|due| match status(sub) {
+        "scheduled" | "active" => Some(due),
+        "past_due" | "unpaid" => Some(billing.retry_at.get(&sub.id).copied().unwrap_or(due)),
+        _ => None,
+    });
+    match (expires, cycle) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -539,4 +578,87 @@ pub fn lifecycle(st: &mut SimState, id: u64, action: Lifecycle) -> ApiResult<()>
         ChangeSource::Integration,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(id: u64, props: &[(&str, &str)]) -> CrmObject {
+        CrmObject {
+            id,
+            object_type: ObjectType::Subscriptions,
+            properties: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            created_at: 0,
+            updated_at: 0,
+            archived: false,
+            archived_at: None,
+        }
+    }
+
+    /// The index's time is exact: due at `now` exactly when the walk's first step would act.
+    #[test]
+    fn next_cycle_at_agrees_with_cycle_due_at_every_moment() {
+        let mut st = SimState::new(crate::config::SimConfig::default());
+        st.billing
+            .retry_at
+            .insert(4, clock::parse_ymd("2026-03-20").unwrap() + 3_600_000);
+        let on = ("hs_invoice_creation", "on");
+        let due = ("hs_next_payment_due_date", "2026-03-10");
+        let cases = [
+            sub(1, &[on, due, ("hs_status", "scheduled")]),
+            sub(
+                2,
+                &[
+                    on,
+                    due,
+                    ("hs_status", "active"),
+                    ("hs_recurring_billing_end_date", "2026-03-05"),
+                ],
+            ),
+            sub(3, &[on, due, ("hs_status", "past_due")]),
+            sub(4, &[on, due, ("hs_status", "unpaid")]),
+            sub(
+                5,
+                &[
+                    on,
+                    due,
+                    ("hs_status", "canceled"),
+                    ("hs_recurring_billing_end_date", "2026-03-05"),
+                ],
+            ),
+            sub(
+                6,
+                &[("hs_invoice_creation", "off"), due, ("hs_status", "active")],
+            ),
+            sub(
+                7,
+                &[
+                    on,
+                    ("hs_status", "active"),
+                    ("hs_recurring_billing_end_date", "2026-03-15"),
+                ],
+            ),
+        ];
+        let start = clock::parse_ymd("2026-03-01").unwrap();
+        for case in &cases {
+            let next = next_cycle_at(&st.billing, case);
+            // Every 6 hours over 30 days, and each side of the computed time.
+            let mut moments: Vec<i64> = (0..120).map(|i| start + i * 6 * 3_600_000).collect();
+            if let Some(at) = next {
+                moments.extend([at - 1, at, at + 1]);
+            }
+            for now in moments {
+                assert_eq!(
+                    next.is_some_and(|at| at <= now),
+                    is_billable(case) && cycle_due(&st, case, now),
+                    "subscription {} at {now}",
+                    case.id
+                );
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod associations;
 pub mod billing;
 pub mod clock;
 pub mod config;
+pub mod cycle_index;
 pub mod delivery;
 pub mod error;
 pub mod faults;

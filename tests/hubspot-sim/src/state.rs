@@ -4,6 +4,7 @@ use crate::associations::AssocStore;
 use crate::billing::{self, BillingState};
 use crate::clock::{self, SimClock};
 use crate::config::{ContactConflictShape, SimConfig, UniqueViolationShape};
+use crate::cycle_index::CycleIndex;
 use crate::error::{ApiError, ApiResult};
 use crate::faults::{Faults, ValidationRule};
 use crate::model::{CrmObject, ObjectType};
@@ -84,6 +85,8 @@ pub struct SimState {
     pub objects: BTreeMap<ObjectType, BTreeMap<u64, CrmObject>>,
     /// Live records by property value; every write of `objects` keeps it current.
     pub value_index: ValueIndex,
+    /// Billable subscriptions by when something is next due; every write of one keeps it current.
+    pub cycle_index: CycleIndex,
     /// (type, id, property) → [(value, timestamp, source)], for `propertiesWithHistory`.
     pub history: BTreeMap<HistoryKey, Vec<HistoryEntry>>,
     pub registry: Registry,
@@ -120,6 +123,7 @@ impl SimState {
             next_id: 10_000_000_000,
             objects: BTreeMap::new(),
             value_index: ValueIndex::default(),
+            cycle_index: CycleIndex::default(),
             history: BTreeMap::new(),
             registry,
             assoc: AssocStore::default(),
@@ -587,6 +591,7 @@ impl SimState {
         };
         self.search.record(&obj, now);
         self.value_index.record(t, id, None, Some(&obj));
+        self.reindex_cycle(&obj);
         self.objects.entry(t).or_default().insert(id, obj);
         self.record_history(t, id, &props, now, source);
         if !self.skip_inline_associations {
@@ -691,12 +696,21 @@ impl SimState {
         if let Some(obj) = self.get_any(t, id).cloned() {
             self.search.record(&obj, now);
             self.value_index.record(t, id, Some(&before), Some(&obj));
+            self.reindex_cycle(&obj);
             if t == ObjectType::Subscriptions {
                 billing::after_update(self, &before, &obj);
             }
         }
         for (k, v) in changed {
             self.emit(EventKind::PropertyChange, t, id, Some((&k, &v)), source);
+        }
+    }
+
+    /// Keeps the cycle index current after a write of `obj` (only subscriptions are indexed).
+    fn reindex_cycle(&mut self, obj: &CrmObject) {
+        if obj.object_type == ObjectType::Subscriptions {
+            let next = billing::next_cycle_at(&self.billing, obj);
+            self.cycle_index.update(obj.id, next);
         }
     }
 
@@ -721,6 +735,7 @@ impl SimState {
         if let Some(obj) = self.get_any(t, id).cloned() {
             self.search.record(&obj, now);
             self.value_index.record(t, id, Some(&before), Some(&obj));
+            self.reindex_cycle(&obj);
         }
         self.emit(EventKind::Deletion, t, id, None, source);
         Ok(())
