@@ -36,7 +36,7 @@ pub async fn measure(client: &Client, count: usize, concurrency: usize) -> Resul
                     "metadata": {"name": format!("write-rate-{i}")},
                     "spec": {
                         "tenant": "bench-write-rate",
-                        "feature": "write-rate",
+                        "feature": "write_rate",
                         "state": "Active",
                         "startsAt": "2026-01-01T00:00:00Z",
                         "sourceSubscription": format!("write-rate-{i}"),
