@@ -585,18 +585,7 @@ mod tests {
     use super::*;
 
     fn sub(id: u64, props: &[(&str, &str)]) -> CrmObject {
-        CrmObject {
-            id,
-            object_type: ObjectType::Subscriptions,
-            properties: props
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            created_at: 0,
-            updated_at: 0,
-            archived: false,
-            archived_at: None,
-        }
+        CrmObject::test_record(id, ObjectType::Subscriptions, props)
     }
 
     /// The index's time is exact: due at `now` exactly when the walk's first step would act.

@@ -106,3 +106,22 @@ pub struct CrmObject {
     pub archived: bool,
     pub archived_at: Option<i64>,
 }
+
+#[cfg(test)]
+impl CrmObject {
+    /// A live record holding `props`, for unit tests.
+    pub fn test_record(id: u64, object_type: ObjectType, props: &[(&str, &str)]) -> Self {
+        CrmObject {
+            id,
+            object_type,
+            properties: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            created_at: 0,
+            updated_at: 0,
+            archived: false,
+            archived_at: None,
+        }
+    }
+}

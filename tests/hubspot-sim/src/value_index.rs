@@ -120,16 +120,8 @@ mod tests {
 
     fn record(id: u64, t: ObjectType, props: &[(&str, &str)], archived: bool) -> CrmObject {
         CrmObject {
-            id,
-            object_type: t,
-            properties: props
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            created_at: 0,
-            updated_at: 0,
             archived,
-            archived_at: None,
+            ..CrmObject::test_record(id, t, props)
         }
     }
 
