@@ -179,33 +179,49 @@ impl EventRecorder {
                 let series = serde_json::json!({
                     "series": EventSeries { count, last_observed_time: MicroTime(now) }
                 });
-                Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
+                let patched = Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&series))
-                    .await?;
-                Remembered {
-                    namespace,
-                    name,
-                    count,
-                    last: now,
+                    .await;
+                match patched {
+                    Ok(_) => Remembered {
+                        namespace,
+                        name,
+                        count,
+                        last: now,
+                    },
+                    // The first one is gone (the apiserver keeps Events an hour; an admin may
+                    // delete them): a new Event says it again rather than nothing.
+                    Err(kube::Error::Api(status)) if status.is_not_found() => {
+                        self.create(event, regarding, now).await?
+                    }
+                    Err(error) => return Err(error),
                 }
             }
-            Publication::Create => {
-                let new = self.new_event(event, regarding, now);
-                let namespace = new.metadata.namespace.clone().unwrap_or_default();
-                let created = Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
-                    .create(&PostParams::default(), &new)
-                    .await?;
-                Remembered {
-                    namespace,
-                    name: created.metadata.name.unwrap_or_default(),
-                    count: 1,
-                    last: now,
-                }
-            }
+            Publication::Create => self.create(event, regarding, now).await?,
         };
         self.recent()
             .remember(key, remembered, SERIES_WINDOW, MAX_REMEMBERED);
         Ok(())
+    }
+
+    /// Creates a new Event; what a repeat of it will patch.
+    async fn create(
+        &self,
+        event: &Event,
+        regarding: &ObjectReference,
+        now: Timestamp,
+    ) -> Result<Remembered, kube::Error> {
+        let new = self.new_event(event, regarding, now);
+        let namespace = new.metadata.namespace.clone().unwrap_or_default();
+        let created = Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
+            .create(&PostParams::default(), &new)
+            .await?;
+        Ok(Remembered {
+            namespace,
+            name: created.metadata.name.unwrap_or_default(),
+            count: 1,
+            last: now,
+        })
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, RecentEvents> {

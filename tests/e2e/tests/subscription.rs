@@ -602,6 +602,28 @@ async fn provisioning_failure_and_rollback(env: &Env) {
             .then_some(())
     })
     .await;
+    // Each retry says the same: one Event, its series counting the repeats.
+    let failed = |e: &Event| e.reason.as_deref() == Some("ProvisioningFailed");
+    let repeated = eventually("the Warning repeated as a series", CONVERGED, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| failed(e) && e.series.as_ref().is_some_and(|s| s.count >= 2))
+    })
+    .await;
+    // Gone (the apiserver keeps Events an hour), the next repeat is a new Event, not lost.
+    events
+        .delete(&repeated.name_any(), &DeleteParams::default())
+        .await
+        .expect("delete the Event");
+    eventually("a new ProvisioningFailed Event", CONVERGED, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| failed(e) && e.name_any() != repeated.name_any())
+            .then_some(())
+    })
+    .await;
     let (result, message) = act(
         env,
         &namespace,
