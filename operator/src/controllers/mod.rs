@@ -58,8 +58,8 @@ pub struct Context {
     pub billing: Option<crate::billing::HubSpotClient>,
     /// What webhooks and the drift audit learned about billing records, for the next reconcile.
     pub news: news::NewsBoard,
-    /// Caches of the Tenant controller's objects, started with that controller.
-    pub tenant_owned: std::sync::OnceLock<tenant_owned::TenantOwnedCaches>,
+    /// What the Tenant controller knows of the objects it made, started with that controller.
+    pub tenant_owned: std::sync::OnceLock<tenant_owned::TenantOwnedRecords>,
     /// Billing calls of entitled-first subscriptions, made outside the reconciles.
     pub billing_pool: billing_pool::BillingPool,
     /// The hash-chained record of every transition and billing call (disabled unless a path

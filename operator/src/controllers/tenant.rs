@@ -14,14 +14,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::applied::needs_apply;
 use super::status::{OPERATOR_MANAGER, apply_status_guarded};
-use super::tenant_owned::{TenantOwnedCaches, catalog_reader_check_needed};
+use super::tenant_owned::{TenantOwnedRecords, catalog_reader_check_needed};
 use super::tenant_rbac::{
     CATALOG_READER_CLUSTER_ROLE, catalog_reader_cluster_role, desired_objects, namespace_name,
 };
@@ -31,7 +30,7 @@ use crate::api::conditions::reasons::{HUBSPOT_COMPANY_FAILED, PROVISIONED, SUSPE
 use crate::api::conditions::types::READY;
 use crate::api::conditions::{FALSE, NewCondition, TRUE, find_condition, set_condition};
 use crate::billing::{CompanyRequest, ContactRequest};
-use crate::runtime::{SharedCache, spec_changes};
+use crate::runtime::spec_changes;
 
 /// The Tenant controller, driven by the shared Tenant cache: a Tenant is reconciled when its
 /// spec changes (its own status writes do not wake it), and when an object it made is deleted
@@ -39,16 +38,13 @@ use crate::runtime::{SharedCache, spec_changes};
 pub fn controller(ctx: &Context) -> Controller<Tenant> {
     let owned = ctx
         .tenant_owned
-        .get_or_init(|| TenantOwnedCaches::start(&ctx.client));
+        .get_or_init(|| TenantOwnedRecords::start(&ctx.client, &ctx.stores.tenants));
     let tenants = ctx.stores.tenants.store().clone();
     Controller::for_shared_stream(
         spec_changes(ctx.stores.tenants.changes(), tenants.clone()),
         tenants.clone(),
     )
-    .owns_shared_stream(owned.namespace_wakes(tenants.clone()))
-    .owns_shared_stream(owned.role_wakes(tenants.clone()))
-    .owns_shared_stream(owned.role_binding_wakes(tenants.clone()))
-    .owns_shared_stream(owned.cluster_role_binding_wakes(tenants))
+    .reconcile_on(owned.wakes(tenants))
 }
 
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -78,30 +74,30 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     let rbac = async {
         let wrote_namespace = apply(
             Api::<Namespace>::all(client.clone()),
-            cached(owned.map(|o| &o.namespaces), &objects.namespace),
+            owned.is_none_or(|o| o.namespaces.needs_apply(&objects.namespace)),
             &objects.namespace,
         )
         .await?;
         let roles = try_join_all(objects.roles.iter().map(|role| {
             apply(
                 Api::<Role>::namespaced(client.clone(), &namespace),
-                cached(owned.map(|o| &o.roles), role),
+                owned.is_none_or(|o| o.roles.needs_apply(role)),
                 role,
             )
         }));
         let bindings = try_join_all(objects.role_bindings.iter().map(|binding| {
             apply(
                 Api::<RoleBinding>::namespaced(client.clone(), &namespace),
-                cached(owned.map(|o| &o.role_bindings), binding),
+                owned.is_none_or(|o| o.role_bindings.needs_apply(binding)),
                 binding,
             )
         }));
         let catalog_binding = apply(
             Api::<ClusterRoleBinding>::all(client.clone()),
-            cached(
-                owned.map(|o| &o.cluster_role_bindings),
-                &objects.catalog_binding,
-            ),
+            owned.is_none_or(|o| {
+                o.cluster_role_bindings
+                    .needs_apply(&objects.catalog_binding)
+            }),
             &objects.catalog_binding,
         );
         let (roles, bindings, catalog_binding) =
@@ -128,13 +124,9 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     let checked_once = owned.is_some_and(|o| o.catalog_reader_checked.load(Ordering::Relaxed));
     if catalog_reader_check_needed(checked_once, wrote, previous.namespace.is_some()) {
         let cluster_roles = Api::<ClusterRole>::all(client.clone());
+        let wanted = catalog_reader_cluster_role();
         let live = cluster_roles.get_opt(CATALOG_READER_CLUSTER_ROLE).await?;
-        apply(
-            cluster_roles,
-            live.map(Arc::new),
-            &catalog_reader_cluster_role(),
-        )
-        .await?;
+        apply(cluster_roles, needs_apply(live.as_ref(), &wanted), &wanted).await?;
         if let Some(o) = owned {
             o.catalog_reader_checked.store(true, Ordering::Relaxed);
         }
@@ -223,14 +215,14 @@ pub fn company_request(tenant: &Tenant) -> CompanyRequest {
     }
 }
 
-/// Applies `object` unless `live` (from a cache, or read) shows it applied already; returns
-/// whether it wrote. A cache that lags costs at most a no-op apply; a change it has not seen yet
-/// re-reconciles the Tenant once it has.
-async fn apply<K>(api: Api<K>, live: Option<Arc<K>>, object: &K) -> Result<bool, Error>
+/// Applies `object` when `needed` (it is not known to be applied already); returns whether it
+/// wrote. A record that lags costs at most a no-op apply; a change it has not seen yet wakes
+/// the Tenant again once it has.
+async fn apply<K>(api: Api<K>, needed: bool, object: &K) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
-    if !needs_apply(live.as_deref(), object) {
+    if !needed {
         return Ok(false);
     }
     api.patch(
@@ -240,12 +232,4 @@ where
     )
     .await?;
     Ok(true)
-}
-
-/// What `cache` holds of `object` (none without a cache).
-fn cached<K>(cache: Option<&SharedCache<K>>, object: &K) -> Option<Arc<K>>
-where
-    K: Resource<DynamicType = ()> + Clone,
-{
-    cache.and_then(|c| c.get(&ObjectRef::from_obj(object)))
 }

@@ -1,48 +1,70 @@
-//! What the Tenant controller makes (namespace, Roles, bindings), cached and watched by the
-//! tenant label, and which changes of them wake their Tenant: only a deletion or a drift from
-//! what the Tenant wants. The controller's own creates and applies come back as watch events
-//! too; waking the Tenant for each of them (six per new tenant) made every tenant reconcile
-//! four or five times, each after a lagging cache re-applied the same objects.
+//! What the Tenant controller makes (namespace, Roles, bindings), watched by the tenant label
+//! and remembered as a verdict per object ([`OwnedState`]), and which changes of them wake their
+//! Tenant: only a deletion or a drift from what the Tenant wants. The controller's own creates
+//! and applies come back as watch events too; waking the Tenant for each of them (six per new
+//! tenant) made every tenant reconcile four or five times, each after a lagging cache
+//! re-applied the same objects.
 
-use std::sync::Arc;
+mod records;
+
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::AtomicBool;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
+use kube::Resource;
 use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::applied::needs_apply;
-use super::tenant_rbac::{TENANT_LABEL, TenantObjects, desired_objects};
+use super::tenant_rbac::TENANT_LABEL;
 use crate::api::Tenant;
 use crate::runtime::SharedCache;
+pub use records::{OwnedRecords, Pick};
 
-/// Caches of what the Tenant controller makes (found by their tenant label), so a reconcile
-/// writes only what differs: a restarted operator's pass over every Tenant writes nothing.
-pub struct TenantOwnedCaches {
-    pub(super) namespaces: SharedCache<Namespace>,
-    pub(super) roles: SharedCache<Role>,
-    pub(super) role_bindings: SharedCache<RoleBinding>,
-    pub(super) cluster_role_bindings: SharedCache<ClusterRoleBinding>,
+/// What the Tenant controller knows of each object it made, so a reconcile writes only what
+/// differs: a restarted operator's pass over every Tenant writes nothing.
+pub struct TenantOwnedRecords {
+    pub(super) namespaces: OwnedRecords<Namespace>,
+    pub(super) roles: OwnedRecords<Role>,
+    pub(super) role_bindings: OwnedRecords<RoleBinding>,
+    pub(super) cluster_role_bindings: OwnedRecords<ClusterRoleBinding>,
     /// The shared catalog reader ClusterRole was found (or made) as wanted by this process.
     pub(super) catalog_reader_checked: AtomicBool,
 }
 
-impl TenantOwnedCaches {
-    pub(super) fn start(client: &Client) -> Self {
+impl TenantOwnedRecords {
+    /// Starts the four watches; each judges what it sees against the Tenant in `tenants`.
+    pub(super) fn start(client: &kube::Client, tenants: &SharedCache<Tenant>) -> Self {
         let owned = || watcher::Config::default().labels(TENANT_LABEL);
-        TenantOwnedCaches {
-            namespaces: SharedCache::start_trimmed_with(Api::all(client.clone()), owned()),
-            roles: SharedCache::start_trimmed_with(Api::all(client.clone()), owned()),
-            role_bindings: SharedCache::start_trimmed_with(Api::all(client.clone()), owned()),
-            cluster_role_bindings: SharedCache::start_trimmed_with(
+        let tenants = || tenants.clone();
+        TenantOwnedRecords {
+            namespaces: OwnedRecords::start(
                 Api::all(client.clone()),
                 owned(),
+                tenants(),
+                |wanted, _| Some(wanted.namespace),
+            ),
+            roles: OwnedRecords::start(
+                Api::all(client.clone()),
+                owned(),
+                tenants(),
+                |wanted, live| named(wanted.roles, live),
+            ),
+            role_bindings: OwnedRecords::start(
+                Api::all(client.clone()),
+                owned(),
+                tenants(),
+                |wanted, live| named(wanted.role_bindings, live),
+            ),
+            cluster_role_bindings: OwnedRecords::start(
+                Api::all(client.clone()),
+                owned(),
+                tenants(),
+                |wanted, live| named(vec![wanted.catalog_binding], live),
             ),
             catalog_reader_checked: AtomicBool::new(false),
         }
@@ -57,64 +79,63 @@ impl TenantOwnedCaches {
         );
     }
 
-    /// Objects held by each cache and their approximate bytes ([`SharedCache::size`]).
+    /// Objects remembered of each kind and about the bytes their records take.
     pub fn sizes(&self) -> Vec<(&'static str, (usize, usize))> {
         vec![
-            ("namespaces", self.namespaces.size()),
-            ("roles", self.roles.size()),
-            ("rolebindings", self.role_bindings.size()),
-            ("clusterrolebindings", self.cluster_role_bindings.size()),
+            ("namespace records", self.namespaces.size()),
+            ("role records", self.roles.size()),
+            ("rolebinding records", self.role_bindings.size()),
+            (
+                "clusterrolebinding records",
+                self.cluster_role_bindings.size(),
+            ),
         ]
     }
 
-    /// The namespaces' changes that wake their Tenant.
-    pub(super) fn namespace_wakes(
+    /// The Tenants to reconcile because an object they made was deleted or drifted.
+    pub(super) fn wakes(
         &self,
         tenants: Store<Tenant>,
-    ) -> impl Stream<Item = Arc<Namespace>> + Send + 'static {
-        drift_changes(&self.namespaces, tenants, |o, _| Some(o.namespace))
-    }
-
-    /// The Roles' changes that wake their Tenant.
-    pub(super) fn role_wakes(
-        &self,
-        tenants: Store<Tenant>,
-    ) -> impl Stream<Item = Arc<Role>> + Send + 'static {
-        drift_changes(&self.roles, tenants, |o, live| named(o.roles, live))
-    }
-
-    /// The RoleBindings' changes that wake their Tenant.
-    pub(super) fn role_binding_wakes(
-        &self,
-        tenants: Store<Tenant>,
-    ) -> impl Stream<Item = Arc<RoleBinding>> + Send + 'static {
-        drift_changes(&self.role_bindings, tenants, |o, live| {
-            named(o.role_bindings, live)
-        })
-    }
-
-    /// The ClusterRoleBindings' changes that wake their Tenant.
-    pub(super) fn cluster_role_binding_wakes(
-        &self,
-        tenants: Store<Tenant>,
-    ) -> impl Stream<Item = Arc<ClusterRoleBinding>> + Send + 'static {
-        drift_changes(&self.cluster_role_bindings, tenants, |o, live| {
-            named(vec![o.catalog_binding], live)
-        })
+    ) -> impl Stream<Item = ObjectRef<Tenant>> + Send + 'static {
+        futures::stream::select_all([
+            self.namespaces.wakes(tenants.clone()).boxed(),
+            self.roles.wakes(tenants.clone()).boxed(),
+            self.role_bindings.wakes(tenants.clone()).boxed(),
+            self.cluster_role_bindings.wakes(tenants).boxed(),
+        ])
     }
 }
 
-/// Whether a change of an object the Tenant controller made must wake its Tenant: it is gone
-/// (`live` none: deleted), its Tenant's wish for it is unknown (`desired` none: no such Tenant
-/// cached yet, or an object the Tenant no longer wants), or it differs from that wish.
-pub fn owned_change_wakes_tenant<K: Resource + Serialize>(
-    live: Option<&K>,
-    desired: Option<&K>,
-) -> bool {
-    match (live, desired) {
-        (Some(live), Some(desired)) => needs_apply(Some(live), desired),
-        _ => true,
+/// What is known of an object the Tenant controller made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnedState {
+    /// It holds every field of the wish with this fingerprint ([`wish_fingerprint`]).
+    Holds(u64),
+    /// It differs from its Tenant's wish, is being deleted, or that wish was unknown when it
+    /// was seen (no such Tenant cached, or an object the Tenant no longer wants).
+    Differs,
+}
+
+/// Judges `live` against what its Tenant wants of it (`desired`; none if unknown). A Tenant
+/// is woken by every object not judged [`OwnedState::Holds`], and a reconcile applies every
+/// wish an object is not known to hold.
+pub fn owned_state<K: Resource + Serialize>(live: &K, desired: Option<&K>) -> OwnedState {
+    match desired {
+        Some(desired) if !needs_apply(Some(live), desired) => {
+            OwnedState::Holds(wish_fingerprint(desired))
+        }
+        _ => OwnedState::Differs,
     }
+}
+
+/// A fingerprint of a wish (its JSON): a reconcile whose wish has the fingerprint an object
+/// was judged to hold need not apply it. Only compared within one process.
+pub fn wish_fingerprint<K: Serialize>(desired: &K) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_vec(desired)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Whether the shared catalog reader ClusterRole must be read (and applied if it differs): by
@@ -129,38 +150,6 @@ pub fn catalog_reader_check_needed(
     !checked_once || (wrote && provisioned_before)
 }
 
-/// The changes of `cache` that wake their Tenant ([`owned_change_wakes_tenant`]); `pick` finds
-/// the object's counterpart among what its Tenant wants.
-fn drift_changes<K>(
-    cache: &SharedCache<K>,
-    tenants: Store<Tenant>,
-    pick: fn(TenantObjects, &K) -> Option<K>,
-) -> impl Stream<Item = Arc<K>> + Send + 'static
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let store = cache.store().clone();
-    cache.changes().filter(move |object| {
-        let live = store.get(&ObjectRef::from_obj(object.as_ref()));
-        let desired = object
-            .labels()
-            .get(TENANT_LABEL)
-            .and_then(|name| tenants.get(&ObjectRef::new(name)))
-            .and_then(|tenant| {
-                let owner = tenant.controller_owner_ref(&())?;
-                pick(desired_objects(&tenant, owner), object)
-            });
-        futures::future::ready(owned_change_wakes_tenant(live.as_deref(), desired.as_ref()))
-    })
-}
-
 /// The object among `objects` with `like`'s name and namespace.
 fn named<K: Resource>(objects: Vec<K>, like: &K) -> Option<K> {
     objects
@@ -171,7 +160,10 @@ fn named<K: Resource>(objects: Vec<K>, like: &K) -> Option<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::tenant_rbac::{TenantObjects, desired_objects};
     use k8s_openapi::api::rbac::v1::Subject;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
 
     fn tenant() -> Tenant {
         let mut tenant: Tenant = serde_json::from_value(serde_json::json!({
@@ -194,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn the_controllers_own_writes_coming_back_do_not_wake_the_tenant() {
+    fn the_controllers_own_writes_coming_back_hold_the_wish() {
         let wanted = wanted();
         // As stored: the server adds fields of its own (uid, a default label, status).
         let mut namespace = wanted.namespace.clone();
@@ -204,22 +196,25 @@ mod tests {
             .labels
             .get_or_insert_default()
             .insert("kubernetes.io/metadata.name".into(), "tenant-acme".into());
-        assert!(!owned_change_wakes_tenant(
-            Some(&namespace),
-            Some(&wanted.namespace)
-        ));
+        assert_eq!(
+            owned_state(&namespace, Some(&wanted.namespace)),
+            OwnedState::Holds(wish_fingerprint(&wanted.namespace))
+        );
         let binding = &wanted.role_bindings[0];
-        assert!(!owned_change_wakes_tenant(Some(binding), Some(binding)));
+        assert_eq!(
+            owned_state(binding, Some(binding)),
+            OwnedState::Holds(wish_fingerprint(binding))
+        );
     }
 
     #[test]
-    fn a_deletion_a_drift_or_an_unknown_wish_wakes_the_tenant() {
+    fn a_drift_a_deletion_under_way_or_an_unknown_wish_differs() {
         let wanted = wanted();
         let binding = wanted.role_bindings[0].clone();
-        assert!(owned_change_wakes_tenant(None, Some(&binding)), "deleted");
-        assert!(
-            owned_change_wakes_tenant(Some(&binding), None),
-            "no Tenant cached"
+        assert_eq!(
+            owned_state(&binding, None),
+            OwnedState::Differs,
+            "no Tenant"
         );
         let mut edited = binding.clone();
         edited.subjects = Some(vec![Subject {
@@ -228,16 +223,33 @@ mod tests {
             api_group: Some("rbac.authorization.k8s.io".into()),
             namespace: None,
         }]);
-        assert!(
-            owned_change_wakes_tenant(Some(&edited), Some(&binding)),
-            "edited"
-        );
+        assert_eq!(owned_state(&edited, Some(&binding)), OwnedState::Differs);
         let mut unowned = wanted.namespace.clone();
         unowned.metadata.owner_references = None;
-        assert!(owned_change_wakes_tenant(
-            Some(&unowned),
-            Some(&wanted.namespace)
-        ));
+        assert_eq!(
+            owned_state(&unowned, Some(&wanted.namespace)),
+            OwnedState::Differs
+        );
+        let mut deleting = binding.clone();
+        deleting.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        assert_eq!(owned_state(&deleting, Some(&binding)), OwnedState::Differs);
+    }
+
+    #[test]
+    fn a_verdict_holds_for_the_wish_it_was_judged_against_only() {
+        // A Tenant's people changed: its binding's wish changed, so the object last judged to
+        // hold the old wish is applied again, though nothing was seen of it since.
+        let before = wanted().role_bindings[0].clone();
+        let mut tenant = tenant();
+        tenant.spec.billing_admins[0].name = "erin".into();
+        let after = desired_objects(&tenant, tenant.controller_owner_ref(&()).unwrap())
+            .role_bindings[0]
+            .clone();
+        let OwnedState::Holds(held) = owned_state(&before, Some(&before)) else {
+            panic!("the binding holds its own wish");
+        };
+        assert_eq!(held, wish_fingerprint(&before));
+        assert_ne!(held, wish_fingerprint(&after));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use marketplace_e2e::controllers;
 use marketplace_e2e::{control_plane, dynamic_api, eventually, example, unique_name};
 use marketplace_harness::{apiserver_writes, writes_between};
@@ -177,6 +177,31 @@ async fn a_tenant_gets_a_namespace_where_only_billing_admins_can_purchase() {
     eventually("dana to be able to purchase again", CONVERGED, || {
         let (as_dana, second) = (as_dana.clone(), second.clone());
         async move { as_dana.create(&PostParams::default(), &second).await.ok() }
+    })
+    .await;
+
+    // Drift: a binding edited by hand (mallory added as its only subject) is put back.
+    let wanted = bindings
+        .get("marketplace-billing-admin")
+        .await
+        .expect("the restored binding")
+        .subjects;
+    bindings
+        .patch(
+            "marketplace-billing-admin",
+            &PatchParams::default(),
+            &Patch::Merge(json!({
+                "subjects": [{ "kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io" }]
+            })),
+        )
+        .await
+        .expect("edited by hand");
+    eventually("the edited binding to be put back", CONVERGED, || {
+        let (bindings, wanted) = (bindings.clone(), wanted.clone());
+        async move {
+            let live = bindings.get("marketplace-billing-admin").await.ok()?;
+            (live.subjects == wanted).then_some(())
+        }
     })
     .await;
 

@@ -387,51 +387,65 @@ pub fn run_cycles(st: &mut SimState) {
         .into_iter()
         .filter(|id| {
             st.get(ObjectType::Subscriptions, *id)
-                .is_some_and(|o| is_billable(o) && cycle_due(st, o, now))
+                .is_some_and(|o| is_billable(o) && cycle_step(&st.billing, o, now).is_some())
         })
         .collect();
     for id in ids {
         for _ in 0..500 {
-            let Some(sub) = st.get(ObjectType::Subscriptions, id).cloned() else {
-                break;
-            };
             let now = st.now();
-            let today = clock::midnight_utc(now);
-            if let Some(end) = date_ms(&sub, "hs_recurring_billing_end_date")
-                && end <= today
-                && !TERMINAL.contains(&status(&sub))
-            {
-                let mut c = BTreeMap::new();
-                c.insert("hs_status".to_string(), "expired".to_string());
-                st.apply_changes(ObjectType::Subscriptions, id, c, ChangeSource::Billing);
-                break;
-            }
-            let Some(due) = date_ms(&sub, "hs_next_payment_due_date") else {
-                break;
+            let step = st
+                .get(ObjectType::Subscriptions, id)
+                .and_then(|sub| cycle_step(&st.billing, sub, now));
+            let status = match step {
+                None => break,
+                Some(CycleStep::Charge { due }) => {
+                    charge(st, id, due);
+                    continue;
+                }
+                Some(CycleStep::Expire) => "expired",
+                Some(CycleStep::Start) => "active",
             };
-            match status(&sub) {
-                "scheduled" if due <= now => {
-                    let mut c = BTreeMap::new();
-                    c.insert("hs_status".to_string(), "active".to_string());
-                    st.apply_changes(ObjectType::Subscriptions, id, c, ChangeSource::Billing);
-                }
-                "active" if due <= now => {
-                    charge(st, id, due);
-                }
-                "past_due" | "unpaid" => {
-                    let retry = st.billing.retry_at.get(&id).copied().unwrap_or(due);
-                    if retry > now {
-                        break;
-                    }
-                    charge(st, id, due);
-                }
-                _ => break,
+            let mut c = BTreeMap::new();
+            c.insert("hs_status".to_string(), status.to_string());
+            st.apply_changes(ObjectType::Subscriptions, id, c, ChangeSource::Billing);
+            if status == "expired" {
+                break;
             }
         }
     }
 }
 
-/// The earliest time at which [`cycle_due`] holds for `sub` as it stands (none: never, until
+/// What the cycle walk does next to a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CycleStep {
+    /// Its end date has passed: it expires (and nothing follows).
+    Expire,
+    /// A scheduled subscription's start date has come.
+    Start,
+    /// A payment is due (or its retry is): charged for the period from `due`.
+    Charge { due: i64 },
+}
+
+/// The walk's next step for `sub` at `now`, if any; the walk repeats it until there is none.
+fn cycle_step(billing: &BillingState, sub: &CrmObject, now: i64) -> Option<CycleStep> {
+    let today = clock::midnight_utc(now);
+    if date_ms(sub, "hs_recurring_billing_end_date").is_some_and(|end| end <= today)
+        && !TERMINAL.contains(&status(sub))
+    {
+        return Some(CycleStep::Expire);
+    }
+    let due = date_ms(sub, "hs_next_payment_due_date")?;
+    match status(sub) {
+        "scheduled" if due <= now => Some(CycleStep::Start),
+        "active" if due <= now => Some(CycleStep::Charge { due }),
+        "past_due" | "unpaid" if billing.retry_at.get(&sub.id).copied().unwrap_or(due) <= now => {
+            Some(CycleStep::Charge { due })
+        }
+        _ => None,
+    }
+}
+
+/// The earliest time at which the walk has a step for `sub` as it stands ([`cycle_step`]) (none: never, until
 /// it changes): its expiry (the first midnight on or after its end date), its start or charge,
 /// or the retry of a failed payment.
 pub fn next_cycle_at(billing: &BillingState, sub: &CrmObject) -> Option<i64> {
@@ -456,25 +470,6 @@ pub fn next_cycle_at(billing: &BillingState, sub: &CrmObject) -> Option<i64> {
     match (expires, cycle) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-/// Whether the cycle walk below would change `sub` at `now`: it expires, starts, is charged
-/// or retried. The same tests as the walk's first step, read without copying the record.
-fn cycle_due(st: &SimState, sub: &CrmObject, now: i64) -> bool {
-    let today = clock::midnight_utc(now);
-    if date_ms(sub, "hs_recurring_billing_end_date").is_some_and(|end| end <= today)
-        && !TERMINAL.contains(&status(sub))
-    {
-        return true;
-    }
-    let Some(due) = date_ms(sub, "hs_next_payment_due_date") else {
-        return false;
-    };
-    match status(sub) {
-        "scheduled" | "active" => due <= now,
-        "past_due" | "unpaid" => st.billing.retry_at.get(&sub.id).copied().unwrap_or(due) <= now,
-        _ => false,
     }
 }
 
@@ -590,7 +585,7 @@ mod tests {
 
     /// The index's time is exact: due at `now` exactly when the walk's first step would act.
     #[test]
-    fn next_cycle_at_agrees_with_cycle_due_at_every_moment() {
+    fn next_cycle_at_is_when_the_walk_first_has_a_step() {
         let mut st = SimState::new(crate::config::SimConfig::default());
         st.billing
             .retry_at
@@ -643,7 +638,7 @@ mod tests {
             for now in moments {
                 assert_eq!(
                     next.is_some_and(|at| at <= now),
-                    is_billable(case) && cycle_due(&st, case, now),
+                    is_billable(case) && cycle_step(&st.billing, case, now).is_some(),
                     "subscription {} at {now}",
                     case.id
                 );
