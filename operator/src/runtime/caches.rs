@@ -125,6 +125,11 @@ where
         let _ = synced.wait_for(|synced| *synced).await;
     }
 
+    /// Whether the cache holds its first full list (see [`Self::wait_until_ready`]).
+    pub fn is_ready(&self) -> bool {
+        *self.synced.borrow()
+    }
+
     /// The objects in `namespace` now.
     pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
         read(&self.namespaces)

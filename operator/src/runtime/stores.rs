@@ -88,6 +88,17 @@ impl Stores {
         );
     }
 
+    /// Whether every cache holds its first full list now.
+    pub fn is_ready(&self) -> bool {
+        self.listings.is_ready()
+            && self.tenants.is_ready()
+            && self.subscriptions.is_ready()
+            && self.entitlements.is_ready()
+            && self.promotions.is_ready()
+            && self.bundles.is_ready()
+            && self.bundle_subscriptions.is_ready()
+    }
+
     pub fn listing(&self, name: &str) -> Option<Arc<Listing>> {
         self.listings.get(&ObjectRef::new(name))
     }

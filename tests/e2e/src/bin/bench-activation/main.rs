@@ -1,12 +1,14 @@
 //! `bench-activation`: T tenants × S Instant InApp subscriptions activated end to end by the
-//! Tenant and TenantSubscription controllers (run in this process, with one shared Context),
-//! against a real control plane on 127.0.0.1 and the HubSpot simulator (in a child process) with a latency
-//! fault on every request (so each HubSpot call costs about as much as a real network call).
+//! Tenant and TenantSubscription controllers (an operator in a child process, with one shared
+//! Context), against a real control plane on 127.0.0.1 and the HubSpot simulator (in another
+//! child process) with a latency fault on every request (so each HubSpot call costs about as
+//! much as a real network call).
 //!
 //! Prints the wall time, activations per second, the create → entitlements-Active latency
 //! percentiles, the apiserver writes per activation (from the apiserver's own
 //! `apiserver_request_total`, split by resource), HubSpot calls and 429s per activation, the
-//! process's peak RSS, and the wall time against the lower bound set by the HubSpot rate budget.
+//! operator process's peak RSS, and the wall time against the lower bound set by the HubSpot
+//! rate budget.
 //!
 //! Each billing order runs on its own control plane: BillFirst (entitlements once billed) and
 //! EntitleFirst (entitlements at once, billing right after; the create → Billed percentiles say
@@ -17,6 +19,7 @@
 //!   scripts/bench-activation [--tenants T] [--subscriptions S] [--latency-ms MS] [--tier TIER]
 //!                            [--orders BillFirst,EntitleFirst] [--no-rate-limits] [--restart]
 
+mod operator_process;
 mod restart;
 mod sim_process;
 mod tenant_pass;
@@ -32,7 +35,6 @@ use hubspot_sim::{FaultKind, FaultRule, SimConfig};
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use marketplace_e2e::controllers;
 use marketplace_harness::{ControlPlane, ControlPlaneOptions};
 use marketplace_harness::{apiserver_writes, writes_between};
 use marketplace_operator::api::conditions::find_condition;
@@ -43,7 +45,7 @@ use marketplace_operator::api::{
     Entitlement, EntitlementState, Listing, Tenant, TenantSubscription,
 };
 use marketplace_operator::billing::{ApiToken, HubSpotClient, HubSpotConfig, Tier};
-use marketplace_operator::controllers::{ControllerConfig, Enabled};
+use operator_process::{OperatorProcess, OperatorSettings};
 use serde_json::json;
 use sim_process::{SimProcess, SimSettings};
 
@@ -378,35 +380,21 @@ fn subscription(namespace: &str, listing: &str) -> Result<TenantSubscription> {
     }))?)
 }
 
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out after {timeout:?} waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(sim_process::CHILD_FLAG) {
         return sim_process::serve(&argv[2..]).await;
     }
-    let args = Args::parse();
-    // The operator's logs, when asked for (e.g. one subscription's reconciles:
-    // RUST_LOG='warn,[reconcile{name=bench-listing-7}]=debug').
-    if std::env::var_os("RUST_LOG").is_some() {
-        marketplace_operator::runtime::logging::init(Default::default());
+    if argv.get(1).map(String::as_str) == Some(operator_process::CHILD_FLAG) {
+        // The operator's logs, when asked for (e.g. one subscription's reconciles:
+        // RUST_LOG='warn,[reconcile{name=bench-listing-7}]=debug'); stderr, not the pipe.
+        if std::env::var_os("RUST_LOG").is_some() {
+            marketplace_operator::runtime::logging::init(Default::default());
+        }
+        return operator_process::serve(&argv[2..]).await;
     }
+    let args = Args::parse();
     let mut summaries = Vec::new();
     for order in &args.orders {
         summaries.push(run(&args, *order).await?);
@@ -453,59 +441,6 @@ async fn hubspot_for(sim_url: String, tier: Tier, unlimited: bool) -> Result<Hub
     Ok(hubspot)
 }
 
-/// The operator's controllers on a runtime of their own: stopping that runtime (a restart)
-/// ends every task of that operator, its caches' watches included.
-struct Operator {
-    /// Taken when stopping; dropping an Operator (an early error) stops it too.
-    runtime: Option<tokio::runtime::Runtime>,
-    ctx: Arc<marketplace_operator::controllers::Context>,
-    running: Option<controllers::RunningControllers>,
-}
-
-impl Operator {
-    /// Starts the controllers with a client of their own, made on their runtime, as the
-    /// operator's process has: its requests share no connection pool or request queue with the
-    /// benchmark's creates and watches.
-    fn start(
-        kube_config: &kube::Config,
-        config: ControllerConfig,
-        hubspot: HubSpotClient,
-    ) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        let (ctx, running) = {
-            let _inside = runtime.enter();
-            let client = Client::try_from(kube_config.clone())?;
-            let ctx =
-                Arc::new(controllers::context(&client, config, "bench").with_billing(hubspot));
-            let running = controllers::start(ctx.clone(), Enabled::TENANTS_AND_SUBSCRIPTIONS);
-            (ctx, running)
-        };
-        Ok(Operator {
-            runtime: Some(runtime),
-            ctx,
-            running: Some(running),
-        })
-    }
-
-    async fn stop(mut self) {
-        if let Some(running) = self.running.take() {
-            running.stop().await;
-        }
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        // A runtime may not be dropped inside another one's tasks; shutting it down in the
-        // background may.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     let (tier, sim_tier) = marketplace_e2e::subscriptions::tiers(&args.tier)?;
     let limit = u64::from(tier.ten_second_limit());
@@ -537,8 +472,15 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         })
         .await?;
     }
-    let hubspot = hubspot_for(sim.base_url(), tier, args.no_rate_limits).await?;
-    let bootstrap_calls = hubspot.stats().requests;
+    let settings = OperatorSettings {
+        kubeconfig: control_plane.kubeconfig_path().to_path_buf(),
+        sim_url: sim.base_url(),
+        tier: args.tier.clone(),
+        no_rate_limits: args.no_rate_limits,
+        subscription_concurrency: args.subscription_concurrency,
+        tenant_concurrency: args.tenant_concurrency,
+        billing_order: order,
+    };
 
     // 2. Listings, tenants, controllers; wait for the tenant namespaces.
     let listings: Api<Listing> = Api::all(client.clone());
@@ -565,41 +507,43 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         .collect()
         .await;
     created.into_iter().collect::<Result<Vec<()>>>()?;
-    let mut config = ControllerConfig {
-        git_cache_dir: std::env::temp_dir().join("bench-activation-git-cache"),
-        ..ControllerConfig::default()
-    };
-    if let Some(c) = args.subscription_concurrency {
-        config.subscription_concurrency = c;
-    }
-    if let Some(c) = args.tenant_concurrency {
-        config.tenant_concurrency = c;
-    }
-    config.billing_order.default = order;
+    let config = settings.controller_config();
     let concurrency = config.subscription_concurrency;
+    // The child makes its HubSpot client (the bootstrap calls are not counted below), then
+    // starts its controllers when told.
+    let mut operator = OperatorProcess::spawn(&settings).await?;
+    let bootstrap_calls = operator.bootstrap_calls;
     let tenant_pass = tenant_pass::before(&client, &sim).await?;
-    let operator = Operator::start(control_plane.config(), config.clone(), hubspot.clone())?;
-    let ctx = operator.ctx.clone();
+    operator.start_controllers().await?;
     // Every Tenant Ready, failing only when none becomes Ready for the stall timeout (10,000
     // tenants take minutes).
     tenant_pass::wait_and_report(
         &client,
         &sim,
-        &ctx,
+        &mut operator,
+        config.tenant_concurrency,
         tenant_names.len(),
         Duration::from_secs(args.stall_timeout_s),
         tenant_pass,
     )
     .await?;
     // The operator's caches must know every tenant and listing before the first request
-    // (otherwise a request could be refused as TenantNotFound/ListingNotFound).
-    ctx.stores.wait_until_ready().await;
-    wait_until("the operator's caches", Duration::from_secs(30), || async {
-        Ok(tenant_names.iter().all(|t| ctx.stores.tenant(t).is_some())
-            && (0..args.subscriptions)
-                .all(|i| ctx.stores.listing(&format!("bench-listing-{i}")).is_some()))
-    })
-    .await?;
+    // (otherwise a request could be refused as TenantNotFound/ListingNotFound); the
+    // benchmark makes no others.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = operator.status().await?;
+        if status.caches_ready
+            && status.tenants >= tenant_names.len()
+            && status.listings >= args.subscriptions
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the operator's caches after 30 s: {status:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // 3. Watch, then create T×S subscriptions.
     let tracker = Arc::new(Mutex::new(Tracker {
@@ -610,7 +554,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let writes_before = apiserver_writes(&client).await?;
     let sim_before = sim.counters().await?;
-    let client_before = hubspot.stats();
+    let client_before = operator.status().await?;
     let started = Instant::now();
     let creates: Vec<(String, String)> = tenant_names
         .iter()
@@ -682,7 +626,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         }
         if last_progress.elapsed() > stall {
             stalled_report(&tracker, activated, total, stall);
-            operator.stop().await;
+            operator.stop().await?;
             return Err(format!(
                 "activations stalled at {activated}/{total} active, {billed}/{total} billed"
             )
@@ -694,7 +638,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
 
     let writes_at_done = apiserver_writes(&client).await?;
     let sim_after = sim.counters().await?;
-    let client_after = hubspot.stats();
+    let client_after = operator.status().await?;
     // Writes that still follow the last activation (e.g. a trailing status write).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let writes_settled = apiserver_writes(&client).await?;
@@ -752,7 +696,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         args.search_lag_ms
     );
     println!(
-        "  operator: Tenant + TenantSubscription controllers in this process, subscription concurrency {concurrency}, billing order {order:?}{}",
+        "  operator: Tenant + TenantSubscription controllers in a child process, subscription concurrency {concurrency}, billing order {order:?}{}",
         if args.no_rate_limits {
             ", HubSpot rate limits lifted (simulator and client)"
         } else {
@@ -830,8 +774,8 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     println!(
         "  HubSpot calls             {calls:>8}  ({:.2}/activation; client counted {}, retries {})",
         calls as f64 / n,
-        client_after.requests - client_before.requests,
-        client_after.retries - client_before.retries
+        client_after.hubspot_requests - client_before.hubspot_requests,
+        client_after.hubspot_retries - client_before.hubspot_retries
     );
     let mut routes: Vec<(String, u64)> = sim_after
         .requests_per_route
@@ -853,20 +797,18 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
     }
     println!(
         "  429s received             {rejected:>8}  (client saw {}); max requests in any 10 s: {} (limit {limit})",
-        client_after.rate_limited - client_before.rate_limited,
+        client_after.hubspot_rate_limited - client_before.hubspot_rate_limited,
         sim_after.max_requests_in_any_10s_window
     );
-    match peak_rss_kib() {
-        Some(kib) => println!(
-            "  peak RSS (VmHWM)          {:>8.1} MiB  (this process: operator controllers + the \
-             benchmark's bookkeeping; the simulator ({:.1} MiB), apiserver and etcd are separate \
-             processes)",
-            kib as f64 / 1024.0,
-            sim.peak_rss_kib().unwrap_or(0) as f64 / 1024.0
-        ),
-        None => println!("  peak RSS                  unknown (no /proc/self/status)"),
-    }
-    println!("  the operator's caches: {}", operator_caches(&ctx));
+    let mib = |kib: Option<u64>| kib.unwrap_or(0) as f64 / 1024.0;
+    println!(
+        "  operator peak RSS (VmHWM) {:>8.1} MiB  (its own process; the benchmark's bookkeeping \
+         {:.1} MiB, the simulator {:.1} MiB, apiserver and etcd are other processes)",
+        mib(operator.peak_rss_kib()),
+        mib(peak_rss_kib()),
+        mib(sim.peak_rss_kib())
+    );
+    println!("  the operator's caches: {}", operator.caches().await?);
     println!(
         "  rate-budget lower bound   {bound:>8.2} s  ({calls} calls ÷ {limit}/10 s); wall/bound {:.2}",
         wall.as_secs_f64() / bound.max(f64::EPSILON)
@@ -921,8 +863,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
 
     // 5. Stop (restarting first, when asked).
     watching.abort();
-    drop(ctx);
-    operator.stop().await;
+    operator.stop().await?;
     if order == BillingOrder::EntitleFirst
         && let (Some(usable), Some(at_usable)) = (usable_wall, writes_at_usable)
     {
@@ -941,17 +882,7 @@ async fn run(args: &Args, order: BillingOrder) -> Result<Summary> {
         );
     }
     if args.restart {
-        let hubspot = hubspot_for(sim.base_url(), tier, args.no_rate_limits).await?;
-        restart::measure(
-            &client,
-            control_plane.config(),
-            &sim,
-            hubspot,
-            config,
-            args.tenants,
-            total,
-        )
-        .await?;
+        restart::measure(&client, &sim, &settings, args.tenants, total).await?;
     }
     println!("  load (/proc/loadavg): {}", loadavg());
     sim.stop().await?;
