@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::conditions::conditions_schema;
 
+/// Label on everything made for a tenant (its namespace, RBAC, Entitlements), naming it.
+pub const TENANT_LABEL: &str = "marketplace.dev/tenant";
+
 /// A customer organisation. The operator gives each tenant a namespace `tenant-<name>` where its
 /// subscriptions and entitlements live, with RBAC for its people.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

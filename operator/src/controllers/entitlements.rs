@@ -8,13 +8,10 @@ use std::collections::BTreeMap;
 
 use super::status::OPERATOR_MANAGER;
 use super::{Context, Error};
-use crate::api::entitlement::{Entitlement, EntitlementSpec};
+use crate::api::entitlement::{Entitlement, EntitlementSpec, labels_of, spec_labels};
 use crate::lifecycle::DesiredEntitlement;
 
-/// Label naming the subscription an Entitlement comes from.
-pub const SUBSCRIPTION_LABEL: &str = "marketplace.dev/subscription";
-/// Label naming the feature, so product code can select by it.
-pub const FEATURE_LABEL: &str = "marketplace.dev/feature";
+pub use crate::api::entitlement::{FEATURE_LABEL, SUBSCRIPTION_LABEL};
 
 /// The Entitlement object for `desired`.
 pub fn entitlement_object(
@@ -24,42 +21,26 @@ pub fn entitlement_object(
     subscription: &str,
     owner: &OwnerReference,
 ) -> Entitlement {
+    let spec = EntitlementSpec {
+        tenant: tenant.into(),
+        feature: desired.feature.as_str().into(),
+        state: desired.state,
+        starts_at: Time(desired.starts_at),
+        ends_at: desired.ends_at.map(Time),
+        source_subscription: subscription.to_string(),
+    };
     Entitlement {
         metadata: ObjectMeta {
             name: Some(desired.name.clone()),
             namespace: Some(namespace.to_string()),
-            labels: Some(BTreeMap::from([
-                (SUBSCRIPTION_LABEL.to_string(), label_value(subscription)),
-                (FEATURE_LABEL.to_string(), label_value(&desired.feature)),
-                (
-                    super::tenant_rbac::TENANT_LABEL.to_string(),
-                    tenant.to_string(),
-                ),
-            ])),
+            labels: Some(spec_labels(&spec)),
             owner_references: Some(vec![owner.clone()]),
             ..ObjectMeta::default()
         },
-        spec: EntitlementSpec {
-            tenant: tenant.into(),
-            feature: desired.feature.as_str().into(),
-            state: desired.state,
-            starts_at: Time(desired.starts_at),
-            ends_at: desired.ends_at.map(Time),
-            source_subscription: subscription.to_string(),
-        },
+        spec,
         // The status (usage) is the API's; server-side apply leaves it alone.
         status: None,
     }
-}
-
-/// Label values are at most 63 characters.
-fn label_value(value: &str) -> String {
-    value
-        .chars()
-        .take(63)
-        .collect::<String>()
-        .trim_end_matches(['-', '.', '_'])
-        .to_string()
 }
 
 /// The Entitlements among `wanted` that must be applied: those missing from `live`, being
@@ -84,7 +65,7 @@ pub fn entitlements_to_apply<'a>(
             let unchanged = live.get(object.name_any().as_str()).is_some_and(|live| {
                 live.spec == object.spec
                     && live.metadata.deletion_timestamp.is_none()
-                    && live.labels() == object.labels()
+                    && labels_of(live).as_ref() == object.labels()
             });
             !unchanged
         })
@@ -160,6 +141,15 @@ mod tests {
         let both = [eta.clone(), maps.clone()];
         let live = vec![Arc::new(eta.clone()), Arc::new(maps.clone())];
         assert!(entitlements_to_apply(&both, &live).is_empty(), "in sync");
+        // As the shared cache holds them: labels kept compact are the same labels.
+        let compacted = |e: &Entitlement| {
+            let mut e = e.clone();
+            crate::api::entitlement::compact_labels(&mut e);
+            assert_eq!(e.metadata.labels, Some(BTreeMap::new()));
+            Arc::new(e)
+        };
+        let live = vec![compacted(&eta), compacted(&maps)];
+        assert!(entitlements_to_apply(&both, &live).is_empty(), "compact");
 
         // Missing (never made, or deleted by hand and seen by the cache): applied.
         let only_eta = vec![Arc::new(eta.clone())];

@@ -7,7 +7,6 @@
 
 mod records;
 
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::AtomicBool;
 
 use futures::{Stream, StreamExt};
@@ -22,7 +21,7 @@ use serde::Serialize;
 use super::applied::needs_apply;
 use super::tenant_rbac::TENANT_LABEL;
 use crate::api::Tenant;
-use crate::runtime::SharedCache;
+use crate::runtime::{SharedCache, fingerprint};
 pub use records::{OwnedRecords, Pick};
 
 /// What the Tenant controller knows of each object it made, so a reconcile writes only what
@@ -131,11 +130,7 @@ pub fn owned_state<K: Resource + Serialize>(live: &K, desired: Option<&K>) -> Ow
 /// A fingerprint of a wish (its JSON): a reconcile whose wish has the fingerprint an object
 /// was judged to hold need not apply it. Only compared within one process.
 pub fn wish_fingerprint<K: Serialize>(desired: &K) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_vec(desired)
-        .unwrap_or_default()
-        .hash(&mut hasher);
-    hasher.finish()
+    fingerprint(&serde_json::to_vec(desired).unwrap_or_default())
 }
 
 /// Whether the shared catalog reader ClusterRole must be read (and applied if it differs): by

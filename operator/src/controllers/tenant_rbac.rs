@@ -11,8 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use crate::api::tenant::{Subject as TenantSubject, SubjectKind, Tenant};
 
-/// Label on everything made for a tenant, naming it.
-pub const TENANT_LABEL: &str = "marketplace.dev/tenant";
+pub use crate::api::tenant::TENANT_LABEL;
 /// Role of billing admins in the tenant namespace: buy, change and cancel.
 pub const BILLING_ADMIN_ROLE: &str = "marketplace-billing-admin";
 /// Role of admins and viewers in the tenant namespace: read only.

@@ -22,14 +22,17 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, watch};
 
+use super::fingerprint;
+
 /// Changes buffered per subscriber before it is considered behind and re-sent everything.
 const CHANGE_BUFFER: usize = 4096;
 
 /// The annotation `kubectl apply` keeps a whole copy of the object in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// The cached objects of each namespace, by name.
-type ByNamespace<K> = HashMap<String, HashMap<String, Arc<K>>>;
+/// The cached objects of each namespace. A list, not a map by name: a namespace holds few
+/// objects, and at 150,000 objects a second copy of every name was some 15 MB.
+type ByNamespace<K> = HashMap<String, Vec<Arc<K>>>;
 
 /// A watched, always-current cache of one kind, readable as a [`Store`] (through `Deref`) and
 /// subscribable as a stream of changes.
@@ -94,9 +97,18 @@ where
 
     /// [`Self::start_trimmed`] with a narrower watch (e.g. a label selector).
     pub fn start_trimmed_with(api: Api<K>, config: watcher::Config) -> Self {
+        Self::start_trimmed_by(api, config, |_| {})
+    }
+
+    /// [`Self::start_trimmed_with`], then `compact` applied to every object: a kind's own way
+    /// of keeping less (its readers must know it; see `api::entitlement::compact_labels`).
+    pub fn start_trimmed_by(api: Api<K>, config: watcher::Config, compact: fn(&mut K)) -> Self {
         let events = watcher(api, config.any_semantic())
             .default_backoff()
-            .modify(trim);
+            .modify(move |object| {
+                trim(object);
+                compact(object);
+            });
         Self::from_events(events)
     }
 
@@ -134,7 +146,7 @@ where
     pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
         read(&self.namespaces)
             .get(namespace)
-            .map(|objects| objects.values().cloned().collect())
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -274,13 +286,15 @@ where
             return;
         };
         let mut namespaces = write(&self.namespaces);
+        let named = |o: &Arc<K>| o.meta().name.as_ref() == Some(name);
         if present {
-            namespaces
-                .entry(namespace.clone())
-                .or_default()
-                .insert(name.clone(), object.clone());
+            let objects = namespaces.entry(namespace.clone()).or_default();
+            match objects.iter_mut().find(|o| named(o)) {
+                Some(slot) => *slot = object.clone(),
+                None => objects.push(object.clone()),
+            }
         } else if let Some(objects) = namespaces.get_mut(namespace) {
-            objects.remove(name);
+            objects.retain(|o| !named(o));
             if objects.is_empty() {
                 namespaces.remove(namespace);
             }
@@ -292,8 +306,8 @@ where
         let mut fresh: ByNamespace<K> = HashMap::new();
         for object in self.store.state() {
             let meta = object.meta();
-            if let (Some(namespace), Some(name)) = (meta.namespace.clone(), meta.name.clone()) {
-                fresh.entry(namespace).or_default().insert(name, object);
+            if let (Some(namespace), Some(_)) = (meta.namespace.clone(), &meta.name) {
+                fresh.entry(namespace).or_default().push(object);
             }
         }
         *write(&self.namespaces) = fresh;
@@ -327,8 +341,10 @@ fn trim<K: Resource>(object: &mut K) {
 /// Passes only the changes that matter to a dependent: a new object, a changed `generation`
 /// (a spec edit, not a status write), a changed finalizer list (kube's finalizer helper waits
 /// for its own addition to come back) and a deletion (the object is no longer in `store`).
-/// What it remembers of each object is its `namespace/name` and two numbers: at 100,000
-/// Entitlements a full object reference and a copy of the finalizers were tens of MiB.
+/// What it remembers of each object is three numbers (a hash of its namespace and name, its
+/// generation, a hash of its finalizers): at 100,000 Entitlements a full object reference and a
+/// copy of the finalizers were tens of MiB. Two objects' keys colliding (odds about 1 in 10^9
+/// at 200,000 objects) would only let a change of one through as a change of the other.
 pub fn spec_changes<K>(
     changes: impl Stream<Item = Arc<K>> + Send + 'static,
     store: Store<K>,
@@ -336,15 +352,11 @@ pub fn spec_changes<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    let mut seen: HashMap<String, (Option<i64>, u64)> = HashMap::new();
+    let mut seen: HashMap<u64, (Option<i64>, u64)> = HashMap::new();
     changes.filter(move |object| {
         let meta = object.meta();
-        let key = format!(
-            "{}/{}",
-            meta.namespace.as_deref().unwrap_or_default(),
-            meta.name.as_deref().unwrap_or_default()
-        );
-        let signature = (meta.generation, finalizers_fingerprint(&meta.finalizers));
+        let key = fingerprint(&(&meta.namespace, &meta.name));
+        let signature = (meta.generation, fingerprint(&meta.finalizers));
         let pass = if store.get(&ObjectRef::from_obj(object.as_ref())).is_none() {
             seen.remove(&key);
             true
@@ -353,13 +365,6 @@ where
         };
         futures::future::ready(pass)
     })
-}
-
-fn finalizers_fingerprint(finalizers: &Option<Vec<String>>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    finalizers.hash(&mut hasher);
-    hasher.finish()
 }
 
 #[cfg(test)]

@@ -8,9 +8,7 @@
 //! recent Event and where to patch it are kept, at most [`MAX_REMEMBERED`] of them, swept in
 //! time order. What to do is decided by [`plan`], a pure function of what was remembered.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -132,16 +130,16 @@ impl RecentEvents {
 
 /// What identifies "the same Event": the object (by uid when it has one) and what is said.
 pub fn fingerprint(event: &Event, regarding: &ObjectReference) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    regarding.uid.hash(&mut hasher);
-    regarding.kind.hash(&mut hasher);
-    regarding.namespace.hash(&mut hasher);
-    regarding.name.hash(&mut hasher);
-    matches!(event.type_, EventType::Warning).hash(&mut hasher);
-    event.reason.hash(&mut hasher);
-    event.action.hash(&mut hasher);
-    event.note.hash(&mut hasher);
-    hasher.finish()
+    super::fingerprint(&(
+        &regarding.uid,
+        &regarding.kind,
+        &regarding.namespace,
+        &regarding.name,
+        matches!(event.type_, EventType::Warning),
+        &event.reason,
+        &event.action,
+        &event.note,
+    ))
 }
 
 /// Publishes Events for the controllers; clones share what they remember.

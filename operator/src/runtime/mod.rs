@@ -17,3 +17,12 @@ pub use event_recorder::EventRecorder;
 pub use leader::{LeaderOutcome, LeaseSettings};
 pub use shutdown::Shutdown;
 pub use stores::Stores;
+
+/// A 64-bit hash of `value`, the same for equal values within one process (never stored or
+/// sent): what the caches and the Event recorder remember instead of whole keys or objects.
+pub fn fingerprint(value: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}

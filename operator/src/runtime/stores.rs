@@ -6,7 +6,8 @@
 //! Start them once per process with [`Stores::start`], wait for [`Stores::wait_until_ready`],
 //! then clone freely: every clone reads the same caches. They hold objects without managed
 //! fields ([`SharedCache::start_trimmed`]): nothing here reads them, and they were most of the
-//! memory of a process caching a large cluster.
+//! memory of a process caching a large cluster. Entitlements whose labels are the ones their
+//! spec makes keep them as an empty map: read them with `api::entitlement::labels_of`.
 
 use std::sync::Arc;
 
@@ -41,7 +42,11 @@ impl Stores {
             listings: SharedCache::start_trimmed(Api::all(client.clone())),
             tenants: SharedCache::start_trimmed(Api::all(client.clone())),
             subscriptions: SharedCache::start_trimmed(Api::all(client.clone())),
-            entitlements: SharedCache::start_trimmed(Api::all(client.clone())),
+            entitlements: SharedCache::start_trimmed_by(
+                Api::all(client.clone()),
+                Default::default(),
+                crate::api::entitlement::compact_labels,
+            ),
             promotions: SharedCache::start_trimmed(Api::all(client.clone())),
             bundles: SharedCache::start_trimmed(Api::all(client.clone())),
             bundle_subscriptions: SharedCache::start_trimmed(Api::all(client.clone())),

@@ -88,7 +88,18 @@ impl OperatorProcess {
     /// Spawns the child, which makes its HubSpot client and then waits for
     /// [`Self::start_controllers`]: what the parent counts from there on is the controllers'.
     pub async fn spawn(settings: &OperatorSettings) -> Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
+        // A profiler may wrap the child (e.g. BENCH_OPERATOR_WRAPPER=heaptrack); its peak
+        // RSS is then the wrapper's, not the operator's.
+        let wrapper = std::env::var_os("BENCH_OPERATOR_WRAPPER");
+        let mut command = match &wrapper {
+            Some(wrapper) => {
+                let mut command = Command::new(wrapper);
+                command.arg(std::env::current_exe()?);
+                command
+            }
+            None => Command::new(std::env::current_exe()?),
+        };
+        let mut child = command
             .arg(CHILD_FLAG)
             .arg(serde_json::to_string(settings)?)
             .stdin(Stdio::piped())
@@ -109,7 +120,13 @@ impl OperatorProcess {
             stdout: BufReader::new(stdout).lines(),
             bootstrap_calls: 0,
         };
-        let hello: serde_json::Value = serde_json::from_str(&process.answer().await?)?;
+        // A wrapper may print first; the child's first line is a JSON object.
+        let hello: serde_json::Value = loop {
+            let line = process.answer().await?;
+            if line.starts_with('{') {
+                break serde_json::from_str(&line)?;
+            }
+        };
         process.bootstrap_calls = hello["bootstrapCalls"]
             .as_u64()
             .ok_or_else(|| format!("the operator child said {hello}, not its bootstrap"))?;
