@@ -190,20 +190,8 @@ async fn follow<K>(
             }
             watcher::Event::InitDone => {
                 let fresh = std::mem::take(&mut relisted);
-                let mut woken: Vec<Box<str>> = fresh
-                    .values()
-                    .filter(|r| !matches!(r.state, OwnedState::Holds(_)))
-                    .map(|r| r.tenant.clone())
-                    .collect();
-                let before = std::mem::replace(&mut *write(&records), fresh);
-                let now = read(&records);
-                woken.extend(
-                    before
-                        .into_iter()
-                        .filter(|(key, _)| !now.contains_key(key))
-                        .map(|(_, gone)| gone.tenant),
-                );
-                drop(now);
+                let woken = relist_wakes(&read(&records), &fresh);
+                *write(&records) = fresh;
                 woken.iter().for_each(|tenant| wake(tenant));
                 synced.send_replace(true);
             }
@@ -221,6 +209,19 @@ async fn follow<K>(
             }
         }
     }
+}
+
+/// The Tenants a finished (re)list wakes: those of the objects that differ from their wish, and
+/// of the objects it no longer holds (deleted while the watch was away).
+fn relist_wakes(before: &Records, fresh: &Records) -> Vec<Box<str>> {
+    let differing = fresh
+        .values()
+        .filter(|record| !matches!(record.state, OwnedState::Holds(_)));
+    let gone = before
+        .iter()
+        .filter(|(key, _)| !fresh.contains_key(*key))
+        .map(|(_, record)| record);
+    differing.chain(gone).map(|r| r.tenant.clone()).collect()
 }
 
 /// What the object's Tenant (by its label) wants of it now: none when that Tenant is not
@@ -242,4 +243,41 @@ fn key<K: Resource>(object: &K) -> String {
         meta.namespace.as_deref().unwrap_or_default(),
         meta.name.as_deref().unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(entries: &[(&str, &str, OwnedState)]) -> Records {
+        entries
+            .iter()
+            .map(|(key, tenant, state)| {
+                let record = Record {
+                    tenant: (*tenant).into(),
+                    state: *state,
+                };
+                ((*key).to_string(), record)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_relist_wakes_the_tenants_of_objects_that_differ_or_are_gone() {
+        let before = records(&[
+            ("tenant-a/reader", "a", OwnedState::Holds(1)),
+            ("tenant-b/reader", "b", OwnedState::Holds(2)),
+            ("tenant-c/reader", "c", OwnedState::Differs),
+        ]);
+        let fresh = records(&[
+            ("tenant-a/reader", "a", OwnedState::Holds(1)),
+            ("tenant-c/reader", "c", OwnedState::Holds(3)),
+            ("tenant-d/reader", "d", OwnedState::Differs),
+        ]);
+        let mut woken = relist_wakes(&before, &fresh);
+        woken.sort();
+        // d differs; b's object was deleted while the watch was away; a and c hold their wish.
+        assert_eq!(woken, vec![Box::from("b"), Box::from("d")]);
+        assert!(relist_wakes(&fresh, &fresh).iter().all(|t| &**t == "d"));
+    }
 }
