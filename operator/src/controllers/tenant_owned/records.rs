@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::{OwnedState, owned_state, wish_fingerprint};
 use crate::api::Tenant;
+use crate::controllers::object_key;
 use crate::controllers::tenant_rbac::{TENANT_LABEL, TenantObjects, desired_objects};
 use crate::runtime::SharedCache;
 use crate::runtime::caches::{read, write};
@@ -26,6 +27,24 @@ use crate::runtime::caches::{read, write};
 /// Tenants woken and not yet taken by the controller before it is considered behind (it is
 /// then handed every Tenant instead).
 const WAKE_BUFFER: usize = 4096;
+
+/// A kind the Tenant controller makes (namespace, Role, binding), as its records need it.
+pub trait OwnedKind:
+    Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static
+{
+}
+
+impl<K> OwnedKind for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// Finds the object among what a Tenant wants that a live object is the counterpart of.
 pub type Pick<K> = fn(TenantObjects, &K) -> Option<K>;
@@ -51,17 +70,7 @@ pub struct OwnedRecords<K> {
     kind: PhantomData<fn() -> K>,
 }
 
-impl<K> OwnedRecords<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
+impl<K: OwnedKind> OwnedRecords<K> {
     /// Starts the watch of `api` (narrowed by `config`) on the current runtime.
     pub fn start(
         api: Api<K>,
@@ -92,7 +101,7 @@ where
     /// A record that lags costs at most a no-op apply.
     pub fn needs_apply(&self, desired: &K) -> bool {
         let held = read(&self.records)
-            .get(&key(desired))
+            .get(&object_key(desired))
             .map(|record| record.state);
         held != Some(OwnedState::Holds(wish_fingerprint(desired)))
     }
@@ -139,7 +148,7 @@ where
 }
 
 /// The watch task: judges each object as it arrives and wakes the Tenants that must act.
-async fn follow<K>(
+async fn follow<K: OwnedKind>(
     api: Api<K>,
     config: watcher::Config,
     tenants: SharedCache<Tenant>,
@@ -147,16 +156,7 @@ async fn follow<K>(
     records: Arc<RwLock<Records>>,
     wakes: broadcast::Sender<Box<str>>,
     synced: Arc<watch::Sender<bool>>,
-) where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) {
     tenants.wait_until_ready().await;
     let judge = |object: &K| Record {
         tenant: object
@@ -186,7 +186,7 @@ async fn follow<K>(
         match event {
             watcher::Event::Init => relisted.clear(),
             watcher::Event::InitApply(object) => {
-                relisted.insert(key(&object), judge(&object));
+                relisted.insert(object_key(&object), judge(&object));
             }
             watcher::Event::InitDone => {
                 let fresh = std::mem::take(&mut relisted);
@@ -200,10 +200,10 @@ async fn follow<K>(
                 if !matches!(record.state, OwnedState::Holds(_)) {
                     wake(&record.tenant);
                 }
-                write(&records).insert(key(&object), record);
+                write(&records).insert(object_key(&object), record);
             }
             watcher::Event::Delete(object) => {
-                if let Some(gone) = write(&records).remove(&key(&object)) {
+                if let Some(gone) = write(&records).remove(&object_key(&object)) {
                     wake(&gone.tenant);
                 }
             }
@@ -234,15 +234,6 @@ fn wish<K: Resource<DynamicType = ()>>(
     let tenant = tenants.get(&ObjectRef::new(object.labels().get(TENANT_LABEL)?))?;
     let owner = tenant.controller_owner_ref(&())?;
     pick(desired_objects(&tenant, owner), object)
-}
-
-fn key<K: Resource>(object: &K) -> String {
-    let meta = object.meta();
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or_default(),
-        meta.name.as_deref().unwrap_or_default()
-    )
 }
 
 #[cfg(test)]
